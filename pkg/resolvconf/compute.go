@@ -129,13 +129,11 @@ func Compute(pod *corev1.Pod, p *NodeProfile) (Result, error) {
 		return Result{}, p.hostErr
 	}
 	var res Result
+	// cfg may share storage with the profile until the end of this function,
+	// where every list is made the result's own before limits cut it in place.
 	cfg := &res.Config
 	if p.host != nil {
-		// Copies: kubelet reads the file anew for every pod and the limits
-		// below cut slices in place.
-		cfg.Nameservers = cloneStrings(p.host.Nameservers)
-		cfg.Searches = cloneStrings(p.host.Searches)
-		cfg.Options = cloneStrings(p.host.Options)
+		*cfg = Config{Nameservers: p.host.Nameservers, Searches: p.host.Searches, Options: p.host.Options}
 	}
 
 	typ, known := podDNSType(pod)
@@ -147,41 +145,43 @@ func Compute(pod *corev1.Pod, p *NodeProfile) (Result, error) {
 		*cfg = Config{}
 	case dnsCluster:
 		if len(p.clusterDNS) > 0 {
-			cfg.Nameservers = cloneStrings(p.clusterDNS)
+			cfg.Nameservers = p.clusterDNS
 			cfg.Searches = clusterSearches(cfg.Searches, pod.Namespace, p.config.ClusterDomain)
-			cfg.Options = []string{"ndots:5"}
+			cfg.Options = clusterOptions
 			break
 		}
 		res.Events = append(res.Events,
 			Event{Object: ObjectNode, Type: EventTypeWarning, Reason: ReasonMissingClusterDNS, Message: missingClusterDNS},
 			Event{Object: ObjectPod, Type: EventTypeWarning, Reason: ReasonMissingClusterDNS,
-				Message: fmt.Sprintf("pod: %q. %s", fmt.Sprintf("%s_%s(%s)", pod.Name, pod.Namespace, pod.UID), missingClusterDNS)},
+				Message: fmt.Sprintf("pod: %q. %s", pod.Name+"_"+pod.Namespace+"("+string(pod.UID)+")", missingClusterDNS)},
 		)
 		fallthrough
 	case dnsHost:
 		if p.config.ResolvConf == "" {
-			for _, ip := range p.nodeIPs {
-				if isIPv6(ip) {
-					cfg.Nameservers = append(cfg.Nameservers, "::1")
-				} else {
-					cfg.Nameservers = append(cfg.Nameservers, "127.0.0.1")
-				}
-			}
-			if len(cfg.Nameservers) == 0 {
-				cfg.Nameservers = append(cfg.Nameservers, "127.0.0.1")
-			}
-			cfg.Searches = []string{"."}
+			cfg.Nameservers = p.noFileNameservers
+			cfg.Searches = noFileSearches
 		}
 	}
 
 	if dc := pod.Spec.DNSConfig; dc != nil {
+		// These build new lists.
 		cfg.Nameservers = appendUnique(cfg.Nameservers, dc.Nameservers)
 		cfg.Searches = appendUnique(cfg.Searches, dc.Searches)
 		cfg.Options = mergeOptions(cfg.Options, dc.Options)
+	} else {
+		cfg.Nameservers = cloneStrings(cfg.Nameservers)
+		cfg.Searches = cloneStrings(cfg.Searches)
+		cfg.Options = cloneStrings(cfg.Options)
 	}
 	fitLimits(&res)
 	return res, nil
 }
+
+// Shared read-only lists; Compute copies them before handing them out.
+var (
+	clusterOptions = []string{"ndots:5"}
+	noFileSearches = []string{"."}
+)
 
 // clusterSearches puts the cluster's own domains before the node's search
 // list, without duplicates (first occurrence wins). Without a cluster domain

@@ -39,11 +39,12 @@ type NodeConfig struct {
 type NodeProfile struct {
 	config     NodeConfig
 	clusterDNS []string
-	nodeIPs    []net.IP
-	host       *File
-	hostErr    error // what GetPodDNS fails with
-	checkErr   error // what the start-up check reports
-	logs       []string
+	// noFileNameservers are what host-DNS pods get when ResolvConf is "".
+	noFileNameservers []string
+	host              *File
+	hostErr           error // what GetPodDNS fails with
+	checkErr          error // what the start-up check reports
+	logs              []string
 }
 
 // NewNodeProfile parses cfg as kubelet does when it starts. Its error is for a
@@ -65,7 +66,18 @@ func NewNodeProfile(cfg NodeConfig) (*NodeProfile, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.nodeIPs = ips
+	// With --resolv-conf="", host-DNS pods get one loopback address per node
+	// IP, by family, or 127.0.0.1 when there is none.
+	for _, ip := range ips {
+		if isIPv6(ip) {
+			p.noFileNameservers = append(p.noFileNameservers, "::1")
+		} else {
+			p.noFileNameservers = append(p.noFileNameservers, "127.0.0.1")
+		}
+	}
+	if len(p.noFileNameservers) == 0 {
+		p.noFileNameservers = []string{"127.0.0.1"}
+	}
 	if cfg.ResolvConf != "" {
 		p.readHost()
 	}
