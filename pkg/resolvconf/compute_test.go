@@ -209,6 +209,7 @@ func TestComputeNoResolvConf(t *testing.T) {
 		{"dual-stack comma-separated", []string{"192.0.2.7, 2001:db8::7"}, []string{"127.0.0.1", "::1"}},
 		{"IPv4-mapped counts as IPv4", []string{"::ffff:192.0.2.7"}, []string{"127.0.0.1"}},
 		{"unparsable entries ignored", []string{"nope,192.0.2.7"}, []string{"127.0.0.1"}},
+		{"only unparsable entries", []string{"nope"}, []string{"127.0.0.1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,8 +224,12 @@ func TestComputeNoResolvConf(t *testing.T) {
 			}
 		})
 	}
+	p := mustProfile(t, NodeConfig{NodeIPs: []string{"nope, 192.0.2.7"}})
+	if want := []string{`Could not parse some node IP(s), ignoring them ["nope"]`}; !reflect.DeepEqual(p.Logs(), want) {
+		t.Errorf("Logs() = %q, want %q", p.Logs(), want)
+	}
 	// Cluster pods ignore the missing file: no host searches, ndots:5 only.
-	p := mustProfile(t, NodeConfig{ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"}})
+	p = mustProfile(t, NodeConfig{ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"}})
 	res, _ := Compute(pod(corev1.DNSClusterFirst, false, nil), p)
 	assertConfig(t, res.Config, Config{Nameservers: []string{"10.96.0.10"}, Searches: []string{"shop.svc.cluster.local", "svc.cluster.local", "cluster.local"}, Options: []string{"ndots:5"}})
 	// Missing cluster DNS with no file: MissingClusterDNS, then 127.0.0.1 / search .

@@ -62,9 +62,12 @@ func NewNodeProfile(cfg NodeConfig) (*NodeProfile, error) {
 		}
 		p.clusterDNS = append(p.clusterDNS, ip.String())
 	}
-	ips, err := parseNodeIPs(cfg.NodeIPs)
+	ips, invalid, err := parseNodeIPs(cfg.NodeIPs)
 	if err != nil {
 		return nil, err
+	}
+	if len(invalid) > 0 {
+		p.logs = append(p.logs, fmt.Sprintf("Could not parse some node IP(s), ignoring them %q", invalid))
 	}
 	// With --resolv-conf="", host-DNS pods get one loopback address per node
 	// IP, by family, or 127.0.0.1 when there is none.
@@ -113,24 +116,26 @@ func (p *NodeProfile) readHost() {
 // parseNodeIPs follows kubelet's --node-ip handling: comma-separated entries,
 // white space trimmed, unparsable entries ignored, at most one address per
 // family.
-func parseNodeIPs(entries []string) ([]net.IP, error) {
+func parseNodeIPs(entries []string) (ips []net.IP, invalid []string, err error) {
 	joined := strings.Join(entries, ",")
 	if joined == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var ips []net.IP
 	for s := range strings.SplitSeq(joined, ",") {
-		if ip := parseIPSloppy(strings.TrimSpace(s)); ip != nil {
+		s = strings.TrimSpace(s)
+		if ip := parseIPSloppy(s); ip != nil {
 			ips = append(ips, ip)
+		} else {
+			invalid = append(invalid, s)
 		}
 	}
 	switch {
 	case len(ips) > 2 || (len(ips) == 2 && isIPv6(ips[0]) == isIPv6(ips[1])):
-		return nil, fmt.Errorf("bad --node-ip %q: must contain either a single IP or a dual-stack pair of IPs", joined)
+		return nil, invalid, fmt.Errorf("bad --node-ip %q: must contain either a single IP or a dual-stack pair of IPs", joined)
 	case len(ips) == 2 && (ips[0].IsUnspecified() || ips[1].IsUnspecified()):
-		return nil, fmt.Errorf("bad --node-ip %q: dual-stack node IP cannot include '0.0.0.0' or '::'", joined)
+		return nil, invalid, fmt.Errorf("bad --node-ip %q: dual-stack node IP cannot include '0.0.0.0' or '::'", joined)
 	}
-	return ips, nil
+	return ips, invalid, nil
 }
 
 func isIPv6(ip net.IP) bool { return ip != nil && ip.To4() == nil }
