@@ -1,0 +1,88 @@
+# poddns — build, test and developer targets. `make` (or `make help`) lists them.
+# `make test` is THE test command: README and CI (.ci/run) run exactly it.
+
+GO       ?= go
+FUZZTIME ?= 20s
+
+# Absolute, so tests find the binaries from any package directory.
+ENVTEST_ASSETS := $(CURDIR)/bin/envtest
+
+SHELL       := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+# deps must finish before envtest-assets looks for etcd; keep every goal in order.
+.NOTPARALLEL:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+
+# Go test files outside bin/, .git/ and testdata/ (for the fuzz and golden finders).
+FIND_TEST_GO = grep -rlE --include='*_test.go' --exclude-dir=.git --exclude-dir=bin --exclude-dir=testdata
+
+.PHONY: help
+help: ## List the targets
+	@echo 'usage: make <target>   (variables: GO=$(GO) FUZZTIME=$(FUZZTIME))'
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the programs into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: run
+run: build ## Build, then render the example pods offline with bin/webhook
+	bin/webhook render -f testdata/pods/examples.yaml
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (apt-get; instant when present)
+	hack/install-deps.sh
+
+.PHONY: envtest-assets
+envtest-assets: ## Build/link kube-apiserver and etcd into bin/envtest (cached in ~/.cache/poddns)
+	GO=$(GO) hack/envtest-assets.sh
+
+.PHONY: test
+test: deps envtest-assets ## THE test command (README, CI): every test against real parts
+	$(GO) build ./...
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 ./...
+	@# ---- example policy suite --------------------------------------------
+	@# Run the example policies' fixture suite here once `webhook test` exists,
+	@# e.g.:  $(GO) run ./cmd/webhook test testdata/...
+	@# -----------------------------------------------------------------------
+
+.PHONY: e2e
+e2e: deps envtest-assets ## Only the end-to-end tests with real clients (needs root)
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -run 'E2E' ./...
+
+.PHONY: bench
+bench: ## Benchmarks of ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+.PHONY: fuzz
+fuzz: ## Run every Fuzz* target under ./pkg for FUZZTIME each
+	@dirs=$$($(FIND_TEST_GO) '^func Fuzz[A-Za-z0-9_]*\(' pkg | xargs -r -n1 dirname | sort -u); \
+	if [ -z "$$dirs" ]; then echo 'fuzz: no Fuzz* targets under ./pkg'; exit 0; fi; \
+	for d in $$dirs; do \
+		list=$$($(GO) test -list '^Fuzz' ./$$d); \
+		targets=$$(grep -E '^Fuzz' <<<"$$list" || true); \
+		for f in $$targets; do \
+			echo "== fuzz ./$$d $$f for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./$$d; \
+		done; \
+	done
+
+.PHONY: lint
+lint: ## gofmt must list nothing; go vet
+	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path './bin/*' -not -path '*/testdata/*'); \
+	unformatted=$$(gofmt -l $$files); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l lists (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: update-golden
+update-golden: ## Rewrite golden files (go test -args -update, in packages defining -update)
+	@pkgs=$$($(FIND_TEST_GO) 'flag\.Bool(Var)?\(.*"update"' . | xargs -r -n1 dirname | sort -u); \
+	if [ -z "$$pkgs" ]; then echo 'update-golden: no package defines -update'; exit 0; fi; \
+	echo "update-golden: $$pkgs"; \
+	$(GO) test -count=1 $$pkgs -run . -args -update
+
+.PHONY: clean
+clean: ## Remove bin/ (the kube-apiserver cache in ~/.cache/poddns stays)
+	rm -rf bin/

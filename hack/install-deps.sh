@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# install-deps.sh installs, with apt-get, the Debian packages the tests need on
+# a fresh Debian 12 machine: etcd for envtest, real DNS clients (dig, kdig,
+# dnsperf), musl-gcc for the musl stub-resolver test, ip and unshare for
+# network and mount namespaces, make and gcc.
+#
+# Idempotent: it checks for each program first and exits at once when all are
+# present. apt-get update runs only when something is missing. When not root
+# and something is missing, it prints the apt-get command to run and fails.
+set -euo pipefail
+
+# program -> Debian package that provides it.
+deps=(
+	etcd:etcd-server
+	dig:dnsutils
+	kdig:knot-dnsutils
+	musl-gcc:musl-tools
+	ip:iproute2
+	unshare:util-linux
+	flock:util-linux
+	dnsperf:dnsperf
+	make:make
+	gcc:gcc
+)
+
+# ip lives in /usr/sbin or /sbin, which a non-root PATH may lack.
+search_path="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+missing=()
+for d in "${deps[@]}"; do
+	prog=${d%%:*} pkg=${d#*:}
+	if ! PATH="$search_path" command -v "$prog" >/dev/null 2>&1; then
+		case " ${missing[*]-} " in
+		*" $pkg "*) ;;
+		*) missing+=("$pkg") ;;
+		esac
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "install-deps: missing Debian packages: ${missing[*]}" >&2
+install=(apt-get install -y --no-install-recommends "${missing[@]}")
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: not root; run:" >&2
+	echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive ${install[*]}" >&2
+	exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "install-deps: apt-get not found; install the equivalent of: ${missing[*]}" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+"${install[@]}"
+
+# Check again: a package name that does not provide the program is a bug here.
+for d in "${deps[@]}"; do
+	prog=${d%%:*} pkg=${d#*:}
+	if ! PATH="$search_path" command -v "$prog" >/dev/null 2>&1; then
+		echo "install-deps: $prog still missing after installing $pkg" >&2
+		exit 1
+	fi
+done
+echo "install-deps: installed ${missing[*]}" >&2
