@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poddns/poddns/pkg/manifest"
+	"github.com/poddns/poddns/pkg/nodeprofile"
+	"github.com/poddns/poddns/pkg/render"
+)
+
+// renderOptions are the flags of `webhook render`.
+type renderOptions struct {
+	filenames []string
+	output    string
+	node      nodeprofile.Options
+}
+
+func newRenderCommand(s streams) *cobra.Command {
+	var o renderOptions
+	cmd := &cobra.Command{
+		Use:   "render -f FILE|DIR|- [-o text|json] [node profile flags]",
+		Short: "Show the resolv.conf each pod in the manifests gets",
+		Long: `render reads pods from manifests (Pod, and the pod templates of Deployment,
+StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob and
+PodTemplate, also inside Lists) and reports for each one what a cluster does
+with its DNS settings: the API server's defaulting, validation errors and
+warnings and, for a pod it accepts, the /etc/resolv.conf that kubelet and
+containerd give it on a node of the given profile, with kubelet's events or
+its error.
+
+The node profile is built from defaults (cluster domain cluster.local,
+cluster DNS 10.96.0.10, a typical cloud node's /etc/resolv.conf), then a
+--profile or --kubelet-config file, then the kubelet-style flags, later ones
+winning.
+
+Exit status: 0 when every pod would run with a resolv.conf, 1 when some pod
+would be rejected by the API server or fail in kubelet, 2 when the command
+fails (bad flags, unreadable or malformed manifests).`,
+		Example: `  webhook render -f testdata/pods/examples.yaml
+  kubectl get pods -A -o yaml | webhook render -f - -o json
+  webhook render -f deploy/ --kubelet-config /var/lib/kubelet/config.yaml
+  webhook render -f pod.yaml --cluster-dns 10.96.0.10,fd00::a --resolv-conf=""`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(s)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringArrayVarP(&o.filenames, "filename", "f", nil, `manifest file, directory (its .yaml, .yml and .json files) or "-" for stdin; repeatable`)
+	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json (one object per line)")
+	o.node.AddFlags(fs)
+	return cmd
+}
+
+func (o *renderOptions) run(s streams) error {
+	if len(o.filenames) == 0 {
+		return errors.New("render: no manifests: give -f FILE, -f DIR or -f -")
+	}
+	write := render.WriteText
+	switch o.output {
+	case "text":
+	case "json":
+		write = render.WriteJSON
+	default:
+		return fmt.Errorf("render: unknown output format %q: want text or json", o.output)
+	}
+	profile, warnings, err := o.node.NodeProfile()
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(s.err, "warning: %s\n", w)
+	}
+	for _, n := range render.NodeNotes(profile) {
+		fmt.Fprintln(s.err, n)
+	}
+
+	set, readErr := manifest.Read(o.filenames, s.in)
+	for _, n := range set.Notes {
+		fmt.Fprintf(s.err, "note: %s\n", n)
+	}
+	if len(set.Pods) == 0 && readErr == nil {
+		fmt.Fprintln(s.err, "note: no pods in the manifests")
+	}
+	reports := render.Pods(set.Pods, profile)
+	if err := write(s.out, reports); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	failed := countFailed(reports)
+	if failed > 0 {
+		fmt.Fprintf(s.err, "%d of %d pods would not run: rejected by the API server or failed in kubelet\n", failed, len(reports))
+	}
+	if readErr != nil {
+		bad := leaves(readErr)
+		for _, err := range bad {
+			fmt.Fprintf(s.err, "error: %v\n", err)
+		}
+		return fmt.Errorf("render: %d manifest files or documents could not be read", len(bad))
+	}
+	if failed > 0 {
+		return errPodsFailed
+	}
+	return nil
+}
+
+// leaves flattens the errors joined by errors.Join.
+func leaves(err error) []error {
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range joined.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
+}
+
+func countFailed(reports []render.Report) int {
+	n := 0
+	for i := range reports {
+		if reports[i].Failed() {
+			n++
+		}
+	}
+	return n
+}

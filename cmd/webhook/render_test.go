@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestRenderGolden runs `webhook render` in-process from the repository root,
+// as `make run` does, and compares its exit status, stdout and stderr with
+// testdata/<name>.golden. Run with -update to rewrite the files, then read
+// them: each output must be what kubelet v1.37.2 produces
+// (shared/reference/resolvconf.md).
+func TestRenderGolden(t *testing.T) {
+	const td = "cmd/webhook/testdata/"
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+	}{
+		{name: "examples_text", args: []string{"render", "-f", "testdata/pods/examples.yaml"}},
+		{name: "examples_json", args: []string{"render", "-f", "testdata/pods/examples.yaml", "-o", "json"}},
+		{name: "invalid", args: []string{"render", "-f", td + "invalid.yaml"}},
+		{name: "malformed", args: []string{"render", "-f", td + "malformed.yaml", "-o", "json"}},
+		{name: "missing_resolv_conf", args: []string{"render", "-f", "testdata/pods/examples.yaml", "--resolv-conf", td + "missing.conf"}},
+		{name: "no_resolv_conf", args: []string{"render", "-f", "testdata/pods/examples.yaml", "--resolv-conf=", "--node-ip", "192.0.2.10,2001:db8::10"}},
+		{name: "no_cluster_dns", args: []string{"render", "-f", "testdata/pods/examples.yaml", "--cluster-dns="}},
+		{name: "kubelet_config", args: []string{"render", "-f", "testdata/pods/examples.yaml", "--kubelet-config", td + "kubelet.yaml"}},
+		{name: "profile", args: []string{"render", "-f", "testdata/pods/examples.yaml", "--profile", td + "profile.yaml", "--cluster-domain", "prod.example"}},
+		{
+			name:  "stdin",
+			args:  []string{"render", "-f", "-", "-o", "json"},
+			stdin: `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "from-stdin", "namespace": "tools"}, "spec": {"dnsPolicy": "Default", "containers": [{"name": "c", "image": "busybox"}]}}`,
+		},
+		{name: "usage_error", args: []string{"render", "-o", "yaml", "-f", "testdata/pods/examples.yaml"}},
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goldenDir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, strings.NewReader(tt.stdin), &stdout, &stderr)
+			got := fmt.Sprintf("$ webhook %s\nexit status: %d\n--- stdout\n%s--- stderr\n%s",
+				strings.Join(tt.args, " "), code, stdout.String(), stderr.String())
+			path := filepath.Join(goldenDir, tt.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("Read golden file (run go test -update to create it): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("Output differs from %s (run go test -update and review the diff):\n got:\n%s\nwant:\n%s", path, got, want)
+			}
+		})
+	}
+}
+
+// TestRenderExitStatus checks the exit status contract independently of the
+// golden files.
+func TestRenderExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	ok := write("ok.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c}]}\n")
+	rejected := write("rejected.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {dnsPolicy: None, containers: [{name: c}]}\n")
+	broken := write("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n")
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"valid pods", []string{"render", "-f", ok}, exitOK},
+		{"valid pods, json", []string{"render", "-f", ok, "-o", "json"}, exitOK},
+		{"rejected pod", []string{"render", "-f", ok, "-f", rejected}, exitFailed},
+		{"kubelet error", []string{"render", "-f", ok, "--resolv-conf", filepath.Join(dir, "missing")}, exitFailed},
+		{"malformed manifest", []string{"render", "-f", ok, "-f", broken}, exitError},
+		{"missing manifest", []string{"render", "-f", filepath.Join(dir, "missing.yaml")}, exitError},
+		{"no manifest", []string{"render"}, exitError},
+		{"unknown flag", []string{"render", "-f", ok, "--no-such-flag"}, exitError},
+		{"positional argument", []string{"render", ok}, exitError},
+		{"bad node IP", []string{"render", "-f", ok, "--node-ip", "192.0.2.1,192.0.2.2"}, exitError},
+		{"help", []string{"render", "--help"}, exitOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if got := run(tt.args, strings.NewReader(""), &stdout, &stderr); got != tt.want {
+				t.Errorf("Exit status = %d, want %d\nstdout:\n%s\nstderr:\n%s", got, tt.want, stdout.String(), stderr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1 // some pod would be rejected or fail
+	exitError  = 2 // the command could not do its job
+)
+
+// errPodsFailed is returned by a command whose output is complete but which
+// found pods that would not run; it has already said so.
+var errPodsFailed = errors.New("some pods would not run")
+
+// streams are a command's standard input and outputs.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// run executes the webhook command line args and returns the exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCommand(streams{in: stdin, out: stdout, err: stderr})
+	root.SetArgs(args)
+	err := root.Execute()
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errPodsFailed):
+		return exitFailed
+	default:
+		fmt.Fprintf(stderr, "webhook: %v\n", err)
+		return exitError
+	}
+}
+
+func newRootCommand(s streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "webhook",
+		Short: "poddns pod DNS policy webhook and its offline tools",
+		Long: `webhook is poddns's pod DNS policy webhook. Its offline subcommands show what
+the API server and kubelet do with pods' DNS settings, without a cluster.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+	})
+	root.AddCommand(newRenderCommand(s))
+	return root
+}

@@ -1,0 +1,132 @@
+package nodeprofile
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/poddns/poddns/pkg/resolvconf"
+)
+
+// Options are the node-profile flags of a command. Bind them with AddFlags,
+// parse the flag set, then call NodeConfig or NodeProfile.
+type Options struct {
+	profile       string
+	kubeletConfig string
+	clusterDNS    listFlag
+	nodeIPs       listFlag
+	clusterDomain stringFlag
+	resolvConf    stringFlag
+}
+
+// AddFlags binds the node-profile flags to fs. The kubelet flags keep kubelet's
+// names and syntax so that a node's command line can be pasted:
+//
+//	--cluster-dns IP[,IP]   repeatable; an explicit empty value means none
+//	--cluster-domain NAME
+//	--resolv-conf PATH      read from disk; --resolv-conf="" means no file
+//	--node-ip IP[,IP]       repeatable
+//	--profile FILE          a NodeProfile file
+//	--kubelet-config FILE   a KubeletConfiguration file
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.profile, "profile", "", "node profile file (apiVersion: "+APIVersion+", kind: "+Kind+"); flags override it")
+	fs.StringVar(&o.kubeletConfig, "kubelet-config", "", "kubelet configuration file (KubeletConfiguration) to take the node profile from; flags override it")
+	fs.Var(&o.clusterDNS, "cluster-dns", "kubelet --cluster-dns: cluster DNS server IPs, comma-separated or repeated; an empty value means none (default "+DefaultClusterDNS+")")
+	fs.Var(&o.clusterDomain, "cluster-domain", "kubelet --cluster-domain (default "+DefaultClusterDomain+")")
+	fs.Var(&o.resolvConf, "resolv-conf", `kubelet --resolv-conf: the node's resolver file, read from disk; --resolv-conf="" means none (default: a built-in typical node file shown as `+resolvconf.DefaultResolvConf+")")
+	fs.Var(&o.nodeIPs, "node-ip", "kubelet --node-ip: the node's IPs, comma-separated or repeated; used only with --resolv-conf=\"\"")
+}
+
+// NodeConfig layers the built-in defaults, the --profile or --kubelet-config
+// file and the flags, later ones winning field by field. It returns the
+// warnings met on the way (a kubelet config decoded leniently).
+func (o *Options) NodeConfig() (resolvconf.NodeConfig, []string, error) {
+	var warnings []string
+	cfg := Defaults()
+	switch {
+	case o.profile != "" && o.kubeletConfig != "":
+		return cfg, nil, errors.New("--profile and --kubelet-config are mutually exclusive")
+	case o.profile != "":
+		f, err := ReadFile(o.profile)
+		if err != nil {
+			return cfg, nil, err
+		}
+		f.Apply(&cfg)
+	case o.kubeletConfig != "":
+		kc, w, err := ReadKubeletConfig(o.kubeletConfig)
+		if err != nil {
+			return cfg, nil, err
+		}
+		warnings = w
+		cfg = KubeletNodeConfig(kc)
+	}
+	if o.clusterDomain.set {
+		cfg.ClusterDomain = o.clusterDomain.value
+	}
+	if o.clusterDNS.set {
+		cfg.ClusterDNS = append([]string{}, o.clusterDNS.values...)
+	}
+	if o.nodeIPs.set {
+		cfg.NodeIPs = append([]string{}, o.nodeIPs.values...)
+	}
+	if o.resolvConf.set {
+		cfg.ResolvConf = o.resolvConf.value
+		cfg.ResolvConfData = nil
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConfData = nil
+	}
+	return cfg, warnings, nil
+}
+
+// NodeProfile is NodeConfig followed by resolvconf.NewNodeProfile.
+func (o *Options) NodeProfile() (*resolvconf.NodeProfile, []string, error) {
+	cfg, warnings, err := o.NodeConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := resolvconf.NewNodeProfile(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node profile: %w", err)
+	}
+	return p, warnings, nil
+}
+
+// stringFlag is a string flag that remembers whether it was given, so that an
+// explicit empty value (--resolv-conf="") differs from an absent flag.
+type stringFlag struct {
+	value string
+	set   bool
+}
+
+func (f *stringFlag) Set(s string) error {
+	f.value, f.set = s, true
+	return nil
+}
+
+func (f *stringFlag) String() string { return f.value }
+func (f *stringFlag) Type() string   { return "string" }
+
+// listFlag is a repeatable flag whose every value is a comma-separated list,
+// like kubelet's StringSlice flags: --cluster-dns a,b --cluster-dns c gives
+// [a b c], and an empty value (--cluster-dns="") gives an explicit empty list.
+type listFlag struct {
+	values []string
+	set    bool
+}
+
+func (f *listFlag) Set(s string) error {
+	f.set = true
+	if s == "" {
+		return nil
+	}
+	for item := range strings.SplitSeq(s, ",") {
+		f.values = append(f.values, strings.TrimSpace(item))
+	}
+	return nil
+}
+
+func (f *listFlag) String() string { return strings.Join(f.values, ",") }
+func (f *listFlag) Type() string   { return "strings" }
