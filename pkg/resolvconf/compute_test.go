@@ -228,6 +228,11 @@ func TestComputeNoResolvConf(t *testing.T) {
 	if want := []string{`Could not parse some node IP(s), ignoring them ["nope"]`}; !reflect.DeepEqual(p.Logs(), want) {
 		t.Errorf("Logs() = %q, want %q", p.Logs(), want)
 	}
+	// kubelet logs bad node IPs before bad cluster DNS entries.
+	p = mustProfile(t, NodeConfig{ClusterDNS: []string{"garbage"}, NodeIPs: []string{"x"}})
+	if want := []string{`Could not parse some node IP(s), ignoring them ["x"]`, `Invalid clusterDNS IP "garbage"`}; !reflect.DeepEqual(p.Logs(), want) {
+		t.Errorf("Logs() = %q, want %q", p.Logs(), want)
+	}
 	// Cluster pods ignore the missing file: no host searches, ndots:5 only.
 	p = mustProfile(t, NodeConfig{ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"}})
 	res, _ := Compute(pod(corev1.DNSClusterFirst, false, nil), p)

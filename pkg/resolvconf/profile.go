@@ -54,6 +54,14 @@ type NodeProfile struct {
 // and HostError reports it.
 func NewNodeProfile(cfg NodeConfig) (*NodeProfile, error) {
 	p := &NodeProfile{config: cfg}
+	// kubelet parses --node-ip (RunKubelet) before --cluster-dns (NewMainKubelet).
+	ips, invalid, err := parseNodeIPs(cfg.NodeIPs)
+	if err != nil {
+		return nil, err
+	}
+	if len(invalid) > 0 {
+		p.logs = append(p.logs, fmt.Sprintf("Could not parse some node IP(s), ignoring them %q", invalid))
+	}
 	for _, entry := range cfg.ClusterDNS {
 		ip := parseIPSloppy(entry)
 		if ip == nil {
@@ -61,13 +69,6 @@ func NewNodeProfile(cfg NodeConfig) (*NodeProfile, error) {
 			continue
 		}
 		p.clusterDNS = append(p.clusterDNS, ip.String())
-	}
-	ips, invalid, err := parseNodeIPs(cfg.NodeIPs)
-	if err != nil {
-		return nil, err
-	}
-	if len(invalid) > 0 {
-		p.logs = append(p.logs, fmt.Sprintf("Could not parse some node IP(s), ignoring them %q", invalid))
 	}
 	// With --resolv-conf="", host-DNS pods get one loopback address per node
 	// IP, by family, or 127.0.0.1 when there is none.
