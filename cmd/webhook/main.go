@@ -1,13 +1,15 @@
-// Command webhook is poddns's pod DNS policy webhook. This version has one
-// subcommand, render, which shows offline the /etc/resolv.conf that pods in
-// manifest files get on a node of a given profile:
+// Command webhook is poddns's pod DNS policy webhook. This version has the
+// offline subcommands, which need no cluster:
 //
-//	webhook render -f testdata/pods/examples.yaml
-//	webhook render -f pods/ -o json --cluster-dns 10.96.0.10 --resolv-conf /etc/resolv.conf
+//	webhook render -f testdata/pods/examples.yaml          # resolv.conf per pod
+//	webhook render -p testdata/policies -f testdata/pods/  # through the DNS policies
+//	webhook explain -p testdata/policies -f testdata/pods/ --pod default/web
+//	webhook test testdata/policies/suite                   # a policy test suite, for CI
 //
-// Exit status: 0 when every pod would run with a resolv.conf, 1 when some pod
-// would be rejected by the API server or fail in kubelet, 2 when the command
-// itself fails (bad flags, unreadable or malformed input).
+// Exit status: 0 when every pod would run with a resolv.conf (test: every
+// expectation holds), 1 when some pod would be rejected by the API server or
+// fail in kubelet (test: some expectation does not hold), 2 when the command
+// itself fails (bad flags, unreadable or malformed input or policies).
 package main
 
 import "os"

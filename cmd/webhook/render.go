@@ -8,6 +8,7 @@ import (
 
 	"github.com/poddns/poddns/pkg/manifest"
 	"github.com/poddns/poddns/pkg/nodeprofile"
+	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/render"
 )
 
@@ -16,12 +17,13 @@ type renderOptions struct {
 	filenames []string
 	output    string
 	node      nodeprofile.Options
+	policy    policyOptions
 }
 
 func newRenderCommand(s streams) *cobra.Command {
 	var o renderOptions
 	cmd := &cobra.Command{
-		Use:   "render -f FILE|DIR|- [-o text|json] [node profile flags]",
+		Use:   "render -f FILE|DIR|- [-p POLICIES] [-o text|json] [node profile flags]",
 		Short: "Show the resolv.conf each pod in the manifests gets",
 		Long: `render reads pods from manifests (Pod, and the pod templates of Deployment,
 StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob and
@@ -30,6 +32,15 @@ with its DNS settings: the API server's defaulting, validation errors and
 warnings and, for a pod it accepts, the /etc/resolv.conf that kubelet and
 containerd give it on a node of the given profile, with kubelet's events or
 its error.
+
+With -p, the pods first go through the DNS policies as the webhook would
+admit them (Namespace documents in the manifests supply the namespace labels
+the policies select on): the text output is then a YAML stream of the patched
+pods, each preceded by comments saying which policies applied, what they
+changed, what audit policies would change, which were skipped and why, and
+the resolv.conf; the JSON objects keep the seven keys, which then describe the
+patched pod, and add applied, audit, skipped, changed, exempt, policyWarnings and
+patchedPod.
 
 The node profile is built from defaults (cluster domain cluster.local,
 cluster DNS 10.96.0.10, a typical cloud node's /etc/resolv.conf), then a
@@ -40,6 +51,7 @@ Exit status: 0 when every pod would run with a resolv.conf, 1 when some pod
 would be rejected by the API server or fail in kubelet, 2 when the command
 fails (bad flags, unreadable or malformed manifests).`,
 		Example: `  webhook render -f testdata/pods/examples.yaml
+  webhook render -p testdata/policies -f testdata/pods/
   kubectl get pods -A -o yaml | webhook render -f - -o json
   webhook render -f deploy/ --kubelet-config /var/lib/kubelet/config.yaml
   webhook render -f pod.yaml --cluster-dns 10.96.0.10,fd00::a --resolv-conf=""`,
@@ -51,6 +63,7 @@ fails (bad flags, unreadable or malformed manifests).`,
 	fs := cmd.Flags()
 	fs.StringArrayVarP(&o.filenames, "filename", "f", nil, `manifest file, directory (its .yaml, .yml and .json files) or "-" for stdin; repeatable`)
 	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json (one object per line)")
+	o.policy.addFlags(fs)
 	o.node.AddFlags(fs)
 	return cmd
 }
@@ -60,6 +73,9 @@ func (o *renderOptions) run(s streams) error {
 		return errors.New("render: no manifests: give -f FILE, -f DIR or -f -")
 	}
 	write := render.WriteText
+	if len(o.policy.paths) > 0 {
+		write = render.WritePolicyText
+	}
 	switch o.output {
 	case "text":
 	case "json":
@@ -78,6 +94,13 @@ func (o *renderOptions) run(s streams) error {
 		fmt.Fprintln(s.err, n)
 	}
 
+	var engine *policy.Engine
+	if len(o.policy.paths) > 0 {
+		if engine, err = o.policy.engine(profile, s.err); err != nil {
+			return fmt.Errorf("render: %w", err)
+		}
+	}
+
 	set, readErr := manifest.Read(o.filenames, s.in)
 	for _, n := range set.Notes {
 		fmt.Fprintf(s.err, "note: %s\n", n)
@@ -85,7 +108,12 @@ func (o *renderOptions) run(s streams) error {
 	if len(set.Pods) == 0 && readErr == nil {
 		fmt.Fprintln(s.err, "note: no pods in the manifests")
 	}
-	reports := render.Pods(set.Pods, profile)
+	var reports []render.Report
+	if engine != nil {
+		reports = render.PodsWithPolicies(set.Pods, engine, render.NamespaceLabels(set.Namespaces))
+	} else {
+		reports = render.Pods(set.Pods, profile)
+	}
 	if err := write(s.out, reports); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}

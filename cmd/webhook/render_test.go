@@ -40,36 +40,44 @@ func TestRenderGolden(t *testing.T) {
 		},
 		{name: "usage_error", args: []string{"render", "-o", "yaml", "-f", "testdata/pods/examples.yaml"}},
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkGolden(t, tt.name, tt.args, tt.stdin)
+		})
 	}
+}
+
+// checkGolden runs the webhook command line args in-process from the
+// repository root and compares its exit status, stdout and stderr with
+// testdata/<name>.golden, or rewrites that file with -update.
+func checkGolden(t *testing.T, name string, args []string, stdin string) {
+	t.Helper()
 	goldenDir, err := filepath.Abs("testdata")
 	if err != nil {
 		t.Fatal(err)
 	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Chdir(root)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tt.args, strings.NewReader(tt.stdin), &stdout, &stderr)
-			got := fmt.Sprintf("$ webhook %s\nexit status: %d\n--- stdout\n%s--- stderr\n%s",
-				strings.Join(tt.args, " "), code, stdout.String(), stderr.String())
-			path := filepath.Join(goldenDir, tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("Read golden file (run go test -update to create it): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("Output differs from %s (run go test -update and review the diff):\n got:\n%s\nwant:\n%s", path, got, want)
-			}
-		})
+	var stdout, stderr bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &stdout, &stderr)
+	got := fmt.Sprintf("$ webhook %s\nexit status: %d\n--- stdout\n%s--- stderr\n%s",
+		strings.Join(args, " "), code, stdout.String(), stderr.String())
+	path := filepath.Join(goldenDir, name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("Read golden file (run go test -update to create it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("Output differs from %s (run go test -update and review the diff):\n got:\n%s\nwant:\n%s", path, got, want)
 	}
 }
 

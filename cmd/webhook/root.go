@@ -11,7 +11,7 @@ import (
 // Exit statuses.
 const (
 	exitOK     = 0
-	exitFailed = 1 // some pod would be rejected or fail
+	exitFailed = 1 // some pod would be rejected or fail; a test suite failed
 	exitError  = 2 // the command could not do its job
 )
 
@@ -33,7 +33,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errPodsFailed):
+	case errors.Is(err, errPodsFailed), errors.Is(err, errSuiteFailed):
 		return exitFailed
 	default:
 		fmt.Fprintf(stderr, "webhook: %v\n", err)
@@ -46,7 +46,8 @@ func newRootCommand(s streams) *cobra.Command {
 		Use:   "webhook",
 		Short: "poddns pod DNS policy webhook and its offline tools",
 		Long: `webhook is poddns's pod DNS policy webhook. Its offline subcommands show what
-the API server and kubelet do with pods' DNS settings, without a cluster.`,
+the DNS policies, the API server and kubelet do with pods' DNS settings,
+without a cluster: render, explain, and test for policy suites in CI.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -57,6 +58,6 @@ the API server and kubelet do with pods' DNS settings, without a cluster.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newRenderCommand(s))
+	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s))
 	return root
 }

@@ -6,7 +6,11 @@
 //
 // It exists to keep the offline CLI's output one contract: [Report] is what
 // `webhook render -o json` prints, one object per line, and the text form is
-// the same data for people. The package is pure apart from writing to the
-// io.Writer it is handed; all Kubernetes knowledge lives in resolvconf, and
-// reading manifests in manifest.
+// the same data for people. With DNS policies ([PodWithPolicies]), a report
+// describes the pod as the webhook would admit it and adds the policy keys
+// ([PolicyReport]) after the seven of the contract; [WritePolicyText] prints
+// the patched pods as a YAML stream and [WriteExplanation] what each policy
+// did. The package is pure apart from writing to the io.Writer it is handed;
+// all Kubernetes knowledge lives in resolvconf, policy decisions in policy,
+// and reading manifests in manifest.
 package render

@@ -9,6 +9,7 @@ import (
 
 // Report is the outcome for one pod. Its JSON form is the contract of
 // `webhook render -o json`: all seven keys always present, lists never null.
+// With policies (`webhook render -p`), the keys of PolicyReport follow them.
 type Report struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace"`
@@ -29,6 +30,9 @@ type Report struct {
 	// form and not part of the JSON contract.
 	Kind     string            `json:"-"`
 	Location manifest.Location `json:"-"`
+	// PolicyReport is set when the pod went through policies
+	// (PodWithPolicies); its keys then follow the seven above.
+	*PolicyReport
 }
 
 // Failed reports whether the pod would not run with a resolv.conf: the API

@@ -32,11 +32,16 @@ var standardNode = resolvconf.NodeConfig{
 
 func items(t *testing.T, yaml string) []manifest.Item {
 	t.Helper()
+	return decode(t, yaml).Pods
+}
+
+func decode(t *testing.T, yaml string) *manifest.Set {
+	t.Helper()
 	set, err := manifest.Decode(strings.NewReader(yaml), "pods.yaml")
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	return set.Pods
+	return set
 }
 
 func TestPodJSON(t *testing.T) {

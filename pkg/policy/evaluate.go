@@ -1,0 +1,395 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/poddns/poddns/pkg/resolvconf"
+)
+
+// Outcome is what a policy did to a pod.
+type Outcome string
+
+const (
+	// OutcomeApplied: the policy matched and changed the pod.
+	OutcomeApplied Outcome = "applied"
+	// OutcomeUnchanged: the policy matched but the pod already was as it
+	// wants, or the pod's own settings won.
+	OutcomeUnchanged Outcome = "unchanged"
+	// OutcomeAudit: the policy matched in audit mode; Changes are what it
+	// would change. Nothing was changed.
+	OutcomeAudit Outcome = "audit"
+	// OutcomeSkipped: the policy matched, but its result for this pod would
+	// be rejected by the API server or truncated by kubelet, so it was not
+	// applied (Reason says why). The other policies still apply.
+	OutcomeSkipped Outcome = "skipped"
+	// OutcomeNotMatched: the policy does not select the pod (Reason says
+	// which criterion failed).
+	OutcomeNotMatched Outcome = "not-matched"
+)
+
+// Change is one field a policy changes.
+type Change struct {
+	// Field is spec.dnsPolicy, spec.dnsConfig (a None switch),
+	// spec.dnsConfig.nameservers, spec.dnsConfig.searches or
+	// spec.dnsConfig.options[NAME].
+	Field string `json:"field"`
+	// From and To are the values before and after, as the pod's resolver
+	// sees them; "" is unset.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Reason explains a change that is not literally in the policy (a switch
+	// to None).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Kept is a setting the pod made itself that a policy without override: true
+// left alone.
+type Kept struct {
+	Field  string `json:"field"`
+	Pod    string `json:"pod"`
+	Policy string `json:"policy"`
+}
+
+// Result is what one policy did to one pod.
+type Result struct {
+	Policy   string  `json:"policy"`
+	Priority int32   `json:"priority"`
+	Mode     Mode    `json:"mode"` // the effective mode (global override applied)
+	Outcome  Outcome `json:"outcome"`
+	// Changes are what the policy changed (audit: would change; skipped:
+	// would have changed), field by field, in the order made.
+	Changes []Change `json:"changes,omitempty"`
+	// Kept are the pod's own settings the policy did not override.
+	Kept []Kept `json:"kept,omitempty"`
+	// Reason says why a policy did not match or was skipped.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Decision is the outcome of evaluating one pod.
+type Decision struct {
+	// Exempt, when not empty, says why no policy was evaluated for the pod:
+	// the opt-out annotation, a mirror pod, a Windows pod.
+	Exempt string `json:"exempt,omitempty"`
+	// Results has one entry per policy of the Set, in precedence order
+	// (none for an exempt pod).
+	Results []Result `json:"results"`
+	// DNSPolicy and DNSConfig are the pod's DNS fields after the applied
+	// policies (the submitted ones, defaulted, when none changed anything).
+	DNSPolicy corev1.DNSPolicy     `json:"dnsPolicy"`
+	DNSConfig *corev1.PodDNSConfig `json:"dnsConfig,omitempty"`
+	// Changed reports whether DNSPolicy or DNSConfig differ from the pod's.
+	Changed bool `json:"changed"`
+	// ResolvConf is the file kubelet gives the pod with the new fields on the
+	// engine's node profile, with kubelet's Events; PreviewError is kubelet's
+	// error instead when it fails the sandbox.
+	ResolvConf   string             `json:"resolvConf"`
+	Events       []resolvconf.Event `json:"events,omitempty"`
+	PreviewError string             `json:"previewError,omitempty"`
+	// Warnings are for the client (admission warnings): skipped policies and
+	// what audit policies would change.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Annotation kubelet puts on the mirror pods of static pods.
+const annotationMirror = corev1.MirrorPodAnnotationKey
+
+// exemption returns why pod is exempt from every policy, or "".
+func exemption(pod *corev1.Pod) string {
+	switch {
+	case pod.Annotations[AnnotationSkip] == "true":
+		return "the pod opts out with the annotation " + AnnotationSkip + `: "true"`
+	case pod.Annotations[annotationMirror] != "":
+		return "mirror pod of a static pod: kubelet ignores changes made at admission"
+	case pod.Spec.OS != nil && pod.Spec.OS.Name == corev1.Windows:
+		return "Windows pod: kubelet's Windows DNS differs from what poddns models"
+	}
+	return ""
+}
+
+// Applied returns the names of the policies that changed the pod, in order.
+func (d *Decision) Applied() []string { return d.names(OutcomeApplied) }
+
+// Skipped returns the results of the policies skipped for this pod.
+func (d *Decision) Skipped() []Result { return d.filter(OutcomeSkipped) }
+
+// Audited returns the results of the matched audit-mode policies.
+func (d *Decision) Audited() []Result { return d.filter(OutcomeAudit) }
+
+// Matched returns the results of every policy that selected the pod.
+func (d *Decision) Matched() []Result {
+	var out []Result
+	for _, r := range d.Results {
+		if r.Outcome != OutcomeNotMatched {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (d *Decision) filter(o Outcome) []Result {
+	var out []Result
+	for _, r := range d.Results {
+		if r.Outcome == o {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (d *Decision) names(o Outcome) []string {
+	var out []string
+	for _, r := range d.Results {
+		if r.Outcome == o {
+			out = append(out, r.Policy)
+		}
+	}
+	return out
+}
+
+// Apply writes the decision's DNS fields into pod (a deep copy of DNSConfig).
+func (d *Decision) Apply(pod *corev1.Pod) {
+	pod.Spec.DNSPolicy = d.DNSPolicy
+	pod.Spec.DNSConfig = d.DNSConfig.DeepCopy()
+}
+
+// Evaluate decides what the policies do to pod, a pod being created in the
+// namespace pod.Namespace — the admission handler sets it from the request,
+// as pods of controllers may come without one — whose Namespace has
+// namespaceLabels (kubernetes.io/metadata.name is added when missing). pod
+// is not modified; an empty dnsPolicy is taken as ClusterFirst, as the API
+// server defaults it. A pod with the annotation poddns.io/skip: "true", a
+// mirror pod or a Windows pod is exempt (Decision.Exempt). Evaluate is pure
+// and never fails: what cannot be done is in the Decision; Decision.Patch
+// applies it.
+func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) Decision {
+	set := e.Set()
+	ev := newEvaluation(e, pod)
+	nsLabels := labels.Set(withMetadataName(namespaceLabels, pod.Namespace))
+	podLabels := labels.Set(pod.Labels)
+
+	d := Decision{Exempt: exemption(pod)}
+	if d.Exempt == "" {
+		d.Results = make([]Result, 0, len(set.policies))
+	}
+	for _, c := range set.policies {
+		if d.Exempt != "" {
+			break
+		}
+		r := Result{Policy: c.name, Priority: c.priority, Mode: e.effectiveMode(c)}
+		if reason := c.mismatch(ev, nsLabels, podLabels); reason != "" {
+			r.Outcome, r.Reason = OutcomeNotMatched, reason
+			d.Results = append(d.Results, r)
+			continue
+		}
+		ev.evaluate(c, &r)
+		d.Results = append(d.Results, r)
+		switch {
+		case r.Outcome == OutcomeSkipped && r.Mode == ModeAudit:
+			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: policy %q (audit) would not be applied: %s", c.name, r.Reason))
+		case r.Outcome == OutcomeSkipped:
+			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: policy %q not applied: %s", c.name, r.Reason))
+		case r.Outcome == OutcomeAudit && len(r.Changes) > 0:
+			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: policy %q (audit) would change %s", c.name, describeChanges(r.Changes)))
+		}
+	}
+	d.DNSPolicy = ev.cur.policy
+	d.DNSConfig = ev.cur.config.DeepCopy()
+	d.Changed = d.DNSPolicy != ev.orig.policy || !equality.Semantic.DeepEqual(d.DNSConfig, ev.orig.config)
+	res, err := resolvconf.Compute(ev.cur.pod(ev), e.profile)
+	if err != nil {
+		d.PreviewError = err.Error()
+	} else {
+		d.ResolvConf = res.Config.Render()
+		d.Events = res.Events
+	}
+	return d
+}
+
+func (e *Engine) effectiveMode(c *compiled) Mode {
+	switch e.mode {
+	case GlobalEnforce:
+		return ModeEnforce
+	case GlobalAudit:
+		return ModeAudit
+	}
+	return c.mode
+}
+
+// describeChanges is "F from A to B; ..." for a warning.
+func describeChanges(cs []Change) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%s from %s to %s", c.Field, orUnset(c.From), orUnset(c.To))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func orUnset(s string) string {
+	if s == "" {
+		return "(unset)"
+	}
+	return s
+}
+
+// mismatch returns why c does not select the pod, or "". The texts are
+// prepared at compile time (compileReasons): 200 policies are checked per pod.
+func (c *compiled) mismatch(ev *evaluation, nsLabels, podLabels labels.Set) string {
+	if slices.Contains(c.excluded, ev.namespace) {
+		return c.reasons.excluded
+	}
+	if c.hostNetwork != nil && *c.hostNetwork != ev.hostNetwork {
+		return c.reasons.hostNetwork
+	}
+	if c.dnsPolicies != nil && !slices.Contains(c.dnsPolicies, ev.orig.policy) {
+		return "dnsPolicy is " + string(ev.orig.policy) + c.reasons.dnsPolicies
+	}
+	if c.nsSelector != nil && !c.nsSelector.Matches(nsLabels) {
+		return c.reasons.nsSelector
+	}
+	if c.podSelector != nil && !c.podSelector.Matches(podLabels) {
+		return c.reasons.podSelector
+	}
+	return ""
+}
+
+// reasons are the texts of mismatch.
+type reasons struct {
+	excluded, hostNetwork, dnsPolicies, nsSelector, podSelector string
+}
+
+func (c *compiled) compileReasons() {
+	c.reasons.excluded = fmt.Sprintf("the namespace is in excludedNamespaces %v", c.excluded)
+	if c.hostNetwork != nil {
+		c.reasons.hostNetwork = fmt.Sprintf("hostNetwork is %t, the policy wants %t", !*c.hostNetwork, *c.hostNetwork)
+	}
+	c.reasons.dnsPolicies = fmt.Sprintf(", the policy wants one of %v", c.dnsPolicies)
+	if c.nsSelector != nil {
+		c.reasons.nsSelector = fmt.Sprintf("namespaceSelector %q does not match the namespace's labels", c.nsSelector.String())
+	}
+	if c.podSelector != nil {
+		c.reasons.podSelector = fmt.Sprintf("podSelector %q does not match the pod's labels", c.podSelector.String())
+	}
+}
+
+// state is a pod's DNS fields while policies apply.
+type state struct {
+	policy corev1.DNSPolicy
+	config *corev1.PodDNSConfig
+}
+
+func (s state) clone() state { return state{policy: s.policy, config: s.config.DeepCopy()} }
+
+// pod is a minimal pod with s's DNS fields for resolvconf.
+func (s state) pod(ev *evaluation) *corev1.Pod {
+	p := &corev1.Pod{}
+	p.Name, p.Namespace, p.UID = ev.name, ev.namespace, ev.uid
+	p.Spec.HostNetwork = ev.hostNetwork
+	p.Spec.DNSPolicy = s.policy
+	p.Spec.DNSConfig = s.config
+	return p
+}
+
+// evaluation is one Evaluate call: the pod as submitted and as the policies
+// leave it so far, with the API errors and kubelet truncation events of that
+// state, so each policy is blamed only for what it adds.
+type evaluation struct {
+	e           *Engine
+	name        string
+	namespace   string
+	uid         types.UID
+	hostNetwork bool
+	orig        state // as submitted, defaulted
+	cur         state // after the policies applied so far
+	curErrs     []string
+	curForming  []string
+}
+
+func newEvaluation(e *Engine, pod *corev1.Pod) *evaluation {
+	ev := &evaluation{
+		e:           e,
+		name:        pod.Name,
+		namespace:   pod.Namespace,
+		uid:         pod.UID,
+		hostNetwork: pod.Spec.HostNetwork,
+		orig:        state{policy: pod.Spec.DNSPolicy, config: pod.Spec.DNSConfig},
+	}
+	if ev.orig.policy == "" {
+		ev.orig.policy = corev1.DNSClusterFirst
+	}
+	ev.cur = ev.orig.clone()
+	ev.curErrs, ev.curForming = ev.check(ev.cur)
+	return ev
+}
+
+// check returns the API errors of s and kubelet's DNSConfigForming messages.
+func (ev *evaluation) check(s state) (errs, forming []string) {
+	spec := corev1.PodSpec{DNSPolicy: s.policy, DNSConfig: s.config, HostNetwork: ev.hostNetwork}
+	fieldErrs, _ := resolvconf.ValidatePodSpec(&spec, field.NewPath("spec"))
+	for _, fe := range fieldErrs {
+		errs = append(errs, fe.Error())
+	}
+	if len(fieldErrs) > 0 {
+		return errs, nil
+	}
+	res, err := resolvconf.Compute(s.pod(ev), ev.e.profile)
+	if err != nil {
+		return errs, nil
+	}
+	for _, event := range res.Events {
+		if event.Reason == resolvconf.ReasonDNSConfigForming {
+			forming = append(forming, event.Message)
+		}
+	}
+	return errs, forming
+}
+
+// evaluate applies c to the current state and fills r; the state moves on
+// only when c is enforced and valid.
+func (ev *evaluation) evaluate(c *compiled, r *Result) {
+	next := ev.cur.clone()
+	a := applier{ev: ev, c: c, st: &next}
+	if reason := a.apply(); reason != "" {
+		r.Outcome, r.Reason, r.Changes, r.Kept = OutcomeSkipped, reason, a.changes, a.kept
+		return
+	}
+	r.Changes, r.Kept = a.changes, a.kept
+	if len(a.changes) == 0 {
+		r.Outcome = OutcomeUnchanged
+		return
+	}
+	errs, forming := ev.check(next)
+	if added := newItems(errs, ev.curErrs); len(added) > 0 {
+		r.Outcome = OutcomeSkipped
+		r.Reason = "the API server would reject the result: " + strings.Join(added, "; ")
+		return
+	}
+	if added := newItems(forming, ev.curForming); len(added) > 0 {
+		r.Outcome = OutcomeSkipped
+		r.Reason = "kubelet would truncate the result: " + strings.Join(added, "; ")
+		return
+	}
+	if r.Mode == ModeAudit {
+		r.Outcome = OutcomeAudit
+		return
+	}
+	r.Outcome = OutcomeApplied
+	ev.cur, ev.curErrs, ev.curForming = next, errs, forming
+}
+
+func newItems(list, before []string) []string {
+	var out []string
+	for _, s := range list {
+		if !slices.Contains(before, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

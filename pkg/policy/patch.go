@@ -1,0 +1,42 @@
+package policy
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Annotations poddns reads and writes on pods (DESIGN.md conventions).
+const (
+	// AnnotationSkip set to "true" on a pod opts it out of every policy; the
+	// admission handler checks it before evaluating.
+	AnnotationSkip = "poddns.io/skip"
+	// AnnotationApplied lists the policies that changed the pod,
+	// comma-separated, in the order applied.
+	AnnotationApplied = "poddns.io/applied"
+	// AnnotationResolvConf is the resolv.conf preview of the changed pod.
+	AnnotationResolvConf = "poddns.io/resolv-conf"
+)
+
+// Patch makes pod what the webhook admits: when the decision changed the DNS
+// fields, they are written with the annotations AnnotationApplied and
+// AnnotationResolvConf (the latter only when kubelet gives a file); when
+// nothing changed — no policy applied, audit only, or a pod mutated before
+// (reinvocation) — pod is left exactly as it is. It reports whether pod
+// changed.
+func (d *Decision) Patch(pod *corev1.Pod) bool {
+	if !d.Changed {
+		return false
+	}
+	d.Apply(pod)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[AnnotationApplied] = strings.Join(d.Applied(), ",")
+	if d.PreviewError == "" {
+		pod.Annotations[AnnotationResolvConf] = d.ResolvConf
+	} else {
+		delete(pod.Annotations, AnnotationResolvConf)
+	}
+	return true
+}
