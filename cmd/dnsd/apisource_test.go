@@ -1,0 +1,53 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+)
+
+// TestKubeconfigSource runs dnsd with --kubeconfig against a real API
+// server: /ready fails until the watch has synced, then a Service created
+// through the API is answered.
+func TestKubeconfigSource(t *testing.T) {
+	env := testenv.Start(t)
+	user, err := env.Environment.ControlPlane.AddUser(envtest.User{Name: "dnsd", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "default"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.7.7", Ports: []corev1.ServicePort{{Name: "https", Port: 443}}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonArgs(t, "--kubeconfig", writeFile(t, "kubeconfig", string(kc)))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, _ := get(t, "http://"+d.httpAddr["health"]+"/ready"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/ready not OK after 30s")
+		}
+		time.Sleep(20 * time.Millisecond) // polling the initial sync, bounded above
+	}
+	c := dnstest.Case{Qname: "api.default.svc.cluster.local.", Qtype: dns.TypeA,
+		Answer: dnstest.RRs("api.default.svc.cluster.local. 30 IN A 10.96.7.7")}
+	dnstest.Check(t, c, dnstest.Exchange(t, d.dns.Addr(), "udp", c.Msg()))
+	// The kubernetes Service the API server makes itself is there too.
+	k := dnstest.Exchange(t, d.dns.Addr(), "tcp", dnstest.Query("kubernetes.default.svc.cluster.local.", dns.TypeA, 0))
+	if k.Rcode != dns.RcodeSuccess || len(k.Answer) != 1 {
+		t.Errorf("kubernetes.default: %v", k)
+	}
+}

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/apisource"
+	"github.com/poddns/poddns/pkg/serve/cluster"
+	"github.com/poddns/poddns/pkg/serve/filesource"
+	"github.com/poddns/poddns/pkg/serve/metrics"
+	"github.com/poddns/poddns/pkg/serve/store"
+)
+
+// run is dnsd: it parses args, starts serving, and handles signals until a
+// shutdown. It returns the exit status.
+func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Signal) int {
+	f := newFlagSet()
+	f.fs.SetOutput(stderr)
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if f.fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "dnsd: unexpected arguments %q\n", f.fs.Args())
+		return 2
+	}
+	cfg, err := f.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "dnsd: %v\n", err)
+		return 2
+	}
+	level := new(slog.LevelVar)
+	lv, _ := logLevel(cfg.LogLevel)
+	level.Set(lv)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// client-go logs through klog: send it to the same structured log.
+	klog.SetSlogLogger(log.With("component", "client-go"))
+
+	d, err := newDaemon(cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := d.start(); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.shutdown(0)
+			return 0
+		case err := <-d.failed:
+			log.Error("listener stopped", "err", err)
+			d.shutdown(0)
+			return 1
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				newCfg, err := f.load()
+				if err == nil {
+					err = d.reload(newCfg)
+				}
+				if err != nil {
+					log.Error("reload failed, keeping the last good configuration", "err", err)
+					continue
+				}
+				if l, err := logLevel(newCfg.LogLevel); err == nil {
+					level.Set(l)
+				}
+				log.Info("reloaded", "config", f.config)
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "lameduck", d.lameduck().String())
+			done := make(chan struct{})
+			go func() { d.shutdown(d.lameduck()); close(done) }()
+			select {
+			case <-done:
+			case <-sigs:
+				log.Info("second signal, stopping now")
+			}
+			return 0
+		}
+	}
+}
+
+// daemon is one running dnsd.
+type daemon struct {
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	store *store.Store
+
+	cfg      atomic.Pointer[Config]
+	inner    *serve.Atomic // the part of the chain a reload replaces
+	metrics  *metrics.Metrics
+	dns      *serve.Server
+	http     []*http.Server
+	httpAddr map[string]string // "health"/"metrics" -> bound address
+	stopping atomic.Bool
+	failed   chan error
+
+	ctx    context.Context // ends at shutdown; stops the API watch
+	cancel context.CancelFunc
+	api    *apisource.Source
+}
+
+func newDaemon(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*daemon, error) {
+	d := &daemon{log: log, reg: reg, store: store.New(), httpAddr: map[string]string{}, failed: make(chan error, 4)}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.cfg.Store(&cfg)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.inner = serve.NewAtomic(serve.Refused)
+	inner, err := buildInner(cfg, d.store, d.inner)
+	if err != nil {
+		return nil, err
+	}
+	d.inner.Store(inner)
+	c, _ := inner.(*cluster.Cluster)
+	d.metrics, err = metrics.New(metrics.Options{Registerer: reg, Zones: append(c.Zones(), cluster.ReverseZones...), Store: d.store}, d.inner)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// buildInner builds the handlers behind metrics, in their one order
+// (outermost first):
+//
+//  1. metrics (built once in newDaemon, not here: its counters outlive
+//     reloads) sees every query and the final rcode, so it comes first.
+//  2. cluster answers the cluster zones and the reverse zones of cluster
+//     IPs from the store; it hands everything else on.
+//  3. the end of the chain refuses: dnsd is not an open resolver, and
+//     forwarding and caching come later (search completion will go before
+//     cluster, cache before cluster, forward last).
+//
+// upstream is where cluster resolves ExternalName targets outside its zones:
+// this very part of the chain, so that they get the cache and forwarder once
+// those exist (today the end of the chain refuses, and the CNAME is answered
+// alone).
+func buildInner(cfg Config, st *store.Store, upstream serve.Handler) (serve.Handler, error) {
+	o := cfg.clusterOptions(st)
+	o.Next = serve.Refused
+	o.Upstream = upstream
+	return cluster.New(o)
+}
+
+func (d *daemon) config() Config { return *d.cfg.Load() }
+
+func (d *daemon) lameduck() time.Duration {
+	if l := d.config().Lameduck; l != nil {
+		return l.Duration
+	}
+	return 0
+}
+
+// loadSource fills the store from the configured source: the objects file
+// at once, or the API server in the background (the store is synced, and
+// /ready succeeds, once the initial lists are in).
+func (d *daemon) loadSource(cfg Config) error {
+	if cfg.Source.File == "" {
+		rc, err := apisource.RESTConfig(cfg.Source.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		d.api, err = apisource.Start(d.ctx, apisource.Options{Config: rc, Store: d.store, Pods: cfg.Pods == string(cluster.PodsVerified), Logger: d.log, Registerer: d.reg})
+		if err != nil {
+			return err
+		}
+		d.log.Info("watching the API server", "host", rc.Host, "pods", cfg.Pods == string(cluster.PodsVerified))
+		return nil
+	}
+	res, err := filesource.LoadFile(cfg.Source.File)
+	if err != nil {
+		return err
+	}
+	d.store.Replace(res.Objects)
+	n := d.store.Snapshot().Counts()
+	d.log.Info("objects loaded", "file", cfg.Source.File, "services", n.Services, "endpointslices", n.EndpointSlices,
+		"pods", n.Pods, "namespaces", n.Namespaces, "skipped", res.Skipped)
+	return nil
+}
+
+// start loads the objects and starts the DNS and HTTP listeners.
+func (d *daemon) start() error {
+	cfg := d.config()
+	if err := d.loadSource(cfg); err != nil {
+		return err
+	}
+	srv, err := serve.NewServer(serve.Options{Addr: cfg.Listen, Handler: d.metrics, UDPSockets: cfg.UDPSockets, OnError: d.onError})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	d.dns = srv
+	go func() {
+		if err := srv.Wait(); err != nil && !d.stopping.Load() {
+			d.failed <- err
+		}
+	}()
+	if err := d.startHTTP(cfg); err != nil {
+		d.shutdown(0)
+		return err
+	}
+	d.log.Info("serving DNS", "listen", srv.Addr(), "zones", cfg.Zones, "ttl", *cfg.TTL, "pods", cfg.Pods,
+		"health", d.httpAddr["health"], "metrics", d.httpAddr["metrics"])
+	return nil
+}
+
+func (d *daemon) startHTTP(cfg Config) error {
+	health := http.NewServeMux()
+	health.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		// OK during the lame-duck period too: the process is alive.
+		io.WriteString(w, "OK")
+	})
+	health.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case d.stopping.Load():
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		case !d.store.Synced():
+			http.Error(w, "store not synced", http.StatusServiceUnavailable)
+		default:
+			io.WriteString(w, "OK")
+		}
+	})
+	metricsHandler := promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg})
+	if cfg.MetricsListen == cfg.HealthListen {
+		health.Handle("/metrics", metricsHandler)
+		return d.listenHTTP(cfg.HealthListen, health, "health", "metrics")
+	}
+	if err := d.listenHTTP(cfg.HealthListen, health, "health"); err != nil {
+		return err
+	}
+	m := http.NewServeMux()
+	m.Handle("/metrics", metricsHandler)
+	return d.listenHTTP(cfg.MetricsListen, m, "metrics")
+}
+
+func (d *daemon) listenHTTP(addr string, h http.Handler, names ...string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s for %v: %w", addr, names, err)
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	d.http = append(d.http, s)
+	for _, n := range names {
+		d.httpAddr[n] = l.Addr().String()
+	}
+	go func() {
+		if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.failed <- err
+		}
+	}()
+	return nil
+}
+
+// reload applies a new configuration: the handlers are rebuilt and swapped
+// in, and the objects file is read again. Listen addresses and the source
+// kind need a restart; changing them is an error that keeps everything as
+// it was.
+func (d *daemon) reload(cfg Config) error {
+	old := d.config()
+	if cfg.Listen != old.Listen || cfg.HealthListen != old.HealthListen || cfg.MetricsListen != old.MetricsListen || cfg.UDPSockets != old.UDPSockets {
+		return errors.New("listen addresses and udpSockets change only with a restart")
+	}
+	if !equalStrings(cfg.Zones, old.Zones) {
+		return errors.New("zones change only with a restart (metrics label them)")
+	}
+	if (cfg.Source.File == "") != (old.Source.File == "") || cfg.Source.Kubeconfig != old.Source.Kubeconfig {
+		return errors.New("switching between the objects file and the API server needs a restart")
+	}
+	if cfg.Source.File == "" && (cfg.Pods == string(cluster.PodsVerified)) != (old.Pods == string(cluster.PodsVerified)) {
+		return errors.New("turning verified pod records on or off with the API server source needs a restart (it starts or stops the pod watch)")
+	}
+	inner, err := buildInner(cfg, d.store, d.inner)
+	if err != nil {
+		return err
+	}
+	if cfg.Source.File != "" {
+		res, err := filesource.LoadFile(cfg.Source.File)
+		if err != nil {
+			return err
+		}
+		d.store.Replace(res.Objects)
+	}
+	d.inner.Store(inner)
+	d.cfg.Store(&cfg)
+	return nil
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// shutdown fails /ready, keeps serving for lameduck, then stops every
+// listener (waiting at most 5s for queries in flight).
+func (d *daemon) shutdown(lameduck time.Duration) {
+	d.stopping.Store(true)
+	if lameduck > 0 {
+		time.Sleep(lameduck)
+	}
+	d.cancel()
+	if d.api != nil {
+		d.api.Shutdown()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if d.dns != nil {
+		if err := d.dns.Shutdown(ctx); err != nil {
+			d.log.Error("dns shutdown", "err", err)
+		}
+	}
+	for _, s := range d.http {
+		if err := s.Shutdown(ctx); err != nil {
+			d.log.Error("http shutdown", "err", err)
+		}
+	}
+}
+
+// onError logs a handler's error at debug level only (the metrics handler
+// counts it): a query-driven error must not turn into a log line per query.
+func (d *daemon) onError(err error) {
+	d.log.Debug("handler error", "err", err)
+}
+
+// noSource stands in for the store when a configuration is only checked.
+type noSource struct{}
+
+func (noSource) Snapshot() *store.Snapshot { return nil }
+func (noSource) Synced() bool              { return false }

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+)
+
+const exampleCluster = "../../testdata/cluster.yaml"
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func loadArgs(t *testing.T, args ...string) (Config, error) {
+	t.Helper()
+	f := newFlagSet()
+	f.fs.SetOutput(io.Discard)
+	if err := f.fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	return f.load()
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := writeFile(t, "dnsd.yaml", `
+apiVersion: poddns.io/v1alpha1
+kind: DNSDConfig
+listen: 127.0.0.1:1053
+zones: [example.internal]
+ttl: 10
+pods: verified
+source: {file: /from/file.yaml}
+lameduck: 2s
+`)
+	cfg, err := loadArgs(t, "--config", file, "--listen", "127.0.0.1:2053", "--source", exampleCluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flags win; the file wins over defaults; defaults fill the rest.
+	if cfg.Listen != "127.0.0.1:2053" || cfg.Source.File != exampleCluster {
+		t.Errorf("flags did not override: listen %q source %+v", cfg.Listen, cfg.Source)
+	}
+	if *cfg.TTL != 10 || cfg.Pods != "verified" || cfg.Zones[0] != "example.internal" || cfg.Lameduck.Duration != 2*time.Second {
+		t.Errorf("file values lost: %+v", cfg)
+	}
+	if cfg.HealthListen != DefaultHealthListen || cfg.MetricsListen != DefaultMetricsListen || cfg.LogLevel != "info" {
+		t.Errorf("defaults lost: %+v", cfg)
+	}
+	// Flags alone, with their defaults.
+	cfg, err = loadArgs(t, "--source", exampleCluster, "--zone", "a.test", "--zone", "b.test", "--ttl", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != DefaultListen || len(cfg.Zones) != 2 || *cfg.TTL != 0 || cfg.Pods != DefaultPods {
+		t.Errorf("flags only: %+v", cfg)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	header := "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
+	for _, tc := range []struct {
+		name string
+		file string // config file content, "" for none
+		args []string
+		want string
+	}{
+		{"unknown field", header + "lissten: x\n", nil, "unknown field"},
+		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: Policy\n", nil, "kind"},
+		{"empty file", "\n", nil, "empty"},
+		{"both sources", header + "source: {file: a, kubeconfig: b}\n", nil, "not both"},
+		{"pods", "", []string{"--source", "x", "--pods", "maybe"}, "pods"},
+		{"ttl", "", []string{"--source", "x", "--ttl", "4000"}, "ttl"},
+		{"listen", "", []string{"--source", "x", "--listen", "nope"}, "listen"},
+		{"log level", "", []string{"--source", "x", "--log-level", "loud"}, "logLevel"},
+		{"zone", "", []string{"--source", "x", "--zone", "a..b"}, "zone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append(args, "--config", writeFile(t, "c.yaml", tc.file))
+			}
+			if _, err := loadArgs(t, args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// startDaemon runs a daemon on loopback ports chosen by the kernel.
+func startDaemon(t *testing.T, source string) *daemon {
+	t.Helper()
+	return startDaemonArgs(t, "--source", source)
+}
+
+// startDaemonArgs runs a daemon with args on loopback ports chosen by the
+// kernel.
+func startDaemonArgs(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	cfg, err := loadArgs(t, append(args, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
+		"--metrics-listen", "127.0.0.1:0", "--udp-sockets", "2")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.shutdown(0) })
+	return d
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestQuickStart is the README's quick start: the example cluster served,
+// and the dig it shows answered, over UDP and TCP.
+func TestQuickStart(t *testing.T) {
+	d := startDaemon(t, exampleCluster)
+	addr := d.dns.Addr()
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, c := range []dnstest.Case{
+			{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
+			{Qname: "dual.default.svc.cluster.local.", Qtype: dns.TypeAAAA, Answer: dnstest.RRs("dual.default.svc.cluster.local. 30 IN AAAA fd00:10:96::30")},
+			{Qname: "_postgres._tcp.db.default.svc.cluster.local.", Qtype: dns.TypeSRV,
+				Answer: dnstest.RRs("_postgres._tcp.db.default.svc.cluster.local. 30 IN SRV 0 50 5432 db-0.db.default.svc.cluster.local.",
+					"_postgres._tcp.db.default.svc.cluster.local. 30 IN SRV 0 50 5432 db-1.db.default.svc.cluster.local."),
+				Extra: dnstest.RRs("db-0.db.default.svc.cluster.local. 30 IN A 10.244.1.20", "db-1.db.default.svc.cluster.local. 30 IN A 10.244.2.21")},
+			{Qname: "20.1.244.10.in-addr.arpa.", Qtype: dns.TypePTR, Answer: dnstest.RRs("20.1.244.10.in-addr.arpa. 30 IN PTR db-0.db.default.svc.cluster.local.")},
+			{Qname: "www.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs(
+				"www.default.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.", "web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
+			{Qname: "example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused, NoAA: true},
+		} {
+			dnstest.Check(t, c, dnstest.Exchange(t, addr, proto, c.Msg()))
+		}
+	}
+	if code, body := get(t, "http://"+d.httpAddr["health"]+"/health"); code != 200 || body != "OK" {
+		t.Errorf("/health = %d %q", code, body)
+	}
+	if code, _ := get(t, "http://"+d.httpAddr["health"]+"/ready"); code != 200 {
+		t.Errorf("/ready = %d, want 200", code)
+	}
+	_, body := get(t, "http://"+d.httpAddr["metrics"]+"/metrics")
+	for _, want := range []string{
+		`poddns_dns_requests_total{family="1",proto="udp",type="A",zone="cluster.local."}`,
+		`poddns_dns_responses_total{rcode="REFUSED",zone="."} 2`,
+		`poddns_dns_store_objects{kind="services"} 9`,
+		"poddns_dns_request_duration_seconds_bucket",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+}
+
+func TestReload(t *testing.T) {
+	src := writeFile(t, "objects.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
+	d := startDaemon(t, src)
+	q := dnstest.Case{Qname: "new.default.svc.cluster.local.", Qtype: dns.TypeA}
+	if m := dnstest.Exchange(t, d.dns.Addr(), "udp", q.Msg()); m.Rcode != dns.RcodeNameError {
+		t.Fatalf("before reload: %s, want NXDOMAIN", dns.RcodeToString[m.Rcode])
+	}
+	if err := os.WriteFile(src, []byte(`
+apiVersion: v1
+kind: Service
+metadata: {name: new, namespace: default}
+spec: {clusterIP: 10.96.9.9}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := d.config()
+	ttl := uint32(7)
+	cfg.TTL = &ttl
+	if err := d.reload(cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	q.Answer = dnstest.RRs("new.default.svc.cluster.local. 7 IN A 10.96.9.9")
+	dnstest.Check(t, q, dnstest.Exchange(t, d.dns.Addr(), "udp", q.Msg()))
+
+	// Bad reloads keep the last good configuration and objects.
+	bad := cfg
+	bad.Listen = "127.0.0.1:1"
+	if err := d.reload(bad); err == nil {
+		t.Error("reload moving the listener succeeded")
+	}
+	if err := os.WriteFile(src, []byte("kind: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.reload(cfg); err == nil {
+		t.Error("reload of a malformed objects file succeeded")
+	}
+	dnstest.Check(t, q, dnstest.Exchange(t, d.dns.Addr(), "udp", q.Msg()))
+}
+
+func TestLameduck(t *testing.T) {
+	d := startDaemon(t, exampleCluster)
+	done := make(chan struct{})
+	go func() { d.shutdown(time.Second); close(done) }()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		code, _ := get(t, "http://"+d.httpAddr["health"]+"/ready")
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/ready did not fail during lame duck")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a state change, bounded above
+	}
+	if code, _ := get(t, "http://"+d.httpAddr["health"]+"/health"); code != 200 {
+		t.Errorf("/health = %d during lame duck, want 200", code)
+	}
+	m := dnstest.Exchange(t, d.dns.Addr(), "udp", dnstest.Query("web.default.svc.cluster.local.", dns.TypeA, 0))
+	if len(m.Answer) != 1 {
+		t.Errorf("DNS not served during lame duck: %v", m)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not finish")
+	}
+}
+
+func TestRun(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--bogus"}, &stderr, nil); code != 2 {
+		t.Errorf("bad flag: exit %d, want 2", code)
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"--kubeconfig", "/nonexistent"}, &stderr, nil); code != 1 || !strings.Contains(stderr.String(), "kubeconfig /nonexistent") {
+		t.Errorf("--kubeconfig: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if code := run(context.Background(), nil, &stderr, nil); code != 1 || !strings.Contains(stderr.String(), "in-cluster") {
+		t.Errorf("no source outside a cluster: exit %d, stderr %q", code, stderr.String())
+	}
+	sigs := make(chan os.Signal, 2)
+	sigs <- syscall.SIGHUP
+	sigs <- syscall.SIGTERM
+	stderr.Reset()
+	code := run(context.Background(), []string{"--source", exampleCluster, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
+		"--metrics-listen", "127.0.0.1:0", "--lameduck", "0s"}, &stderr, sigs)
+	if code != 0 {
+		t.Errorf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{`msg="serving DNS"`, "msg=reloaded", `msg="shutting down"`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log has no %s:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// TestExampleConfig loads the example configuration file of the README.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := loadArgs(t, "--config", "../../testdata/dnsd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:5353" || cfg.Source.File != "testdata/cluster.yaml" || cfg.Pods != "insecure" || *cfg.TTL != 30 {
+		t.Errorf("testdata/dnsd.yaml: %+v", cfg)
+	}
+}

@@ -1,0 +1,33 @@
+// Command dnsd is poddns's cluster DNS server: it answers the cluster
+// domain (Services, endpoints, pods, reverse lookups) per the Kubernetes DNS
+// specification from a record store, over UDP and TCP.
+//
+//	dnsd --source testdata/cluster.yaml --listen 127.0.0.1:5353
+//	dnsd --kubeconfig ~/.kube/config --listen 127.0.0.1:5353
+//	dnsd --config /etc/poddns/dnsd.yaml
+//
+// Configuration comes from a versioned file (apiVersion poddns.io/v1alpha1,
+// kind DNSDConfig) and flags, which override the file. SIGHUP reloads the
+// file and the objects file, keeping the last good configuration when the
+// new one is invalid; SIGTERM or SIGINT starts the lame-duck period (DNS is
+// still served, /ready fails) and then stops; a second signal stops at once.
+//
+// Objects come from a file (--source) or from the API server (--kubeconfig,
+// or the pod's service account when neither is given).
+//
+// Exit status: 0 after a clean shutdown, 1 when serving failed, 2 for a
+// bad command line or configuration.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	os.Exit(run(context.Background(), os.Args[1:], os.Stderr, sigs))
+}

@@ -1,0 +1,232 @@
+// Package dnstest is the test vocabulary of pkg/serve handlers: a real
+// server on an ephemeral loopback port that is serving when StartServer
+// returns (no sleeps), a client exchange with a bounded timeout, record
+// builders from zone-file text, a Case that states a whole expected reply,
+// and a ResponseWriter that records what a handler writes, for fuzz targets
+// and benchmarks that skip the sockets.
+//
+// It exists so that every handler test asserts exact replies (rcode, AA, TC,
+// every section, TTLs included) the same way, over real UDP and TCP. It is
+// test support: only _test.go files import it (test/layout holds that).
+package dnstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/poddns/poddns/pkg/serve"
+)
+
+// Timeout bounds every exchange of Exchange.
+const Timeout = 3 * time.Second
+
+// StartServer serves h on 127.0.0.1 on a free port, over UDP (two
+// SO_REUSEPORT sockets) and TCP, and returns the address once every socket
+// is serving. The server stops when the test ends.
+func StartServer(tb testing.TB, h serve.Handler) string {
+	tb.Helper()
+	s, err := serve.NewServer(serve.Options{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 2})
+	if err != nil {
+		tb.Fatalf("NewServer: %v", err)
+	}
+	if err := s.Start(); err != nil {
+		tb.Fatalf("Start: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			tb.Errorf("Shutdown: %v", err)
+		}
+	})
+	return s.Addr()
+}
+
+// Exchange sends m to addr over proto ("udp" or "tcp") and returns the
+// reply; it fails the test on a network error. The client reads UDP replies
+// of any size, so a reply that should be truncated must be by the server.
+func Exchange(tb testing.TB, addr, proto string, m *dns.Msg) *dns.Msg {
+	tb.Helper()
+	c := &dns.Client{Net: proto, Timeout: Timeout, UDPSize: dns.MaxMsgSize}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		tb.Fatalf("exchange %s %s over %s: %v", m.Question[0].Name, dns.TypeToString[m.Question[0].Qtype], proto, err)
+	}
+	return r
+}
+
+// Query makes a query for name and type qtype with RD set, as dig sends it;
+// bufsize > 0 adds an OPT record with that buffer size.
+func Query(name string, qtype uint16, bufsize uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if bufsize > 0 {
+		m.SetEdns0(bufsize, false)
+	}
+	return m
+}
+
+// RR parses one record in zone-file syntax ("a.b. 30 IN A 10.0.0.1"); it
+// panics on a syntax error, which is a bug in the test.
+func RR(s string) dns.RR {
+	r, err := dns.NewRR(s)
+	if err != nil || r == nil {
+		panic(fmt.Sprintf("dnstest.RR(%q): %v", s, err))
+	}
+	return r
+}
+
+// RRs parses several records; see RR.
+func RRs(ss ...string) []dns.RR {
+	out := make([]dns.RR, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, RR(s))
+	}
+	return out
+}
+
+// Case is the whole expected reply to one question.
+type Case struct {
+	Qname string
+	Qtype uint16
+
+	Rcode     int
+	NoAA      bool // the reply is expected without AA
+	Truncated bool
+	Answer    []dns.RR
+	Ns        []dns.RR
+	Extra     []dns.RR // OPT records are not compared
+}
+
+// Msg is the query of the case, with RD set and no EDNS0.
+func (c Case) Msg() *dns.Msg { return Query(c.Qname, c.Qtype, 0) }
+
+// Check compares the reply m with c: rcode, AA, TC, the question kept as
+// asked, and every section as a set of records (order ignored, TTLs and
+// owner-name case compared). It reports every difference with t.Errorf.
+func Check(tb testing.TB, c Case, m *dns.Msg) {
+	tb.Helper()
+	if m == nil {
+		tb.Errorf("%s %s: no reply", c.Qname, dns.TypeToString[c.Qtype])
+		return
+	}
+	prefix := c.Qname + " " + dns.TypeToString[c.Qtype] + ": "
+	if m.Rcode != c.Rcode {
+		tb.Errorf("%srcode = %s, want %s", prefix, dns.RcodeToString[m.Rcode], dns.RcodeToString[c.Rcode])
+	}
+	if m.Authoritative == c.NoAA {
+		tb.Errorf("%sAA = %v, want %v", prefix, m.Authoritative, !c.NoAA)
+	}
+	if m.Truncated != c.Truncated {
+		tb.Errorf("%sTC = %v, want %v", prefix, m.Truncated, c.Truncated)
+	}
+	if !m.Response {
+		tb.Errorf("%sQR not set", prefix)
+	}
+	if len(m.Question) != 1 || m.Question[0].Name != c.Qname || m.Question[0].Qtype != c.Qtype {
+		tb.Errorf("%squestion = %v, want the question as asked", prefix, m.Question)
+	}
+	for _, s := range []struct {
+		name      string
+		got, want []dns.RR
+	}{{"answer", m.Answer, c.Answer}, {"authority", m.Ns, c.Ns}, {"additional", m.Extra, c.Extra}} {
+		if d := Diff(s.got, s.want); d != "" {
+			tb.Errorf("%s%s section differs (-got +want):\n%s", prefix, s.name, d)
+		}
+	}
+}
+
+// Diff compares two record sets, ignoring order and OPT records, and
+// returns "" when they are equal, else the records only in got (-) and only
+// in want (+).
+func Diff(got, want []dns.RR) string {
+	g, w := Strings(got), Strings(want)
+	var b strings.Builder
+	for _, s := range g {
+		if !slices.Contains(w, s) {
+			fmt.Fprintf(&b, "  - %s\n", s)
+		}
+	}
+	for _, s := range w {
+		if !slices.Contains(g, s) {
+			fmt.Fprintf(&b, "  + %s\n", s)
+		}
+	}
+	if b.Len() == 0 && len(g) != len(w) {
+		fmt.Fprintf(&b, "  %d records, want %d (duplicates)\n", len(g), len(w))
+	}
+	return b.String()
+}
+
+// Strings renders records in zone-file syntax, sorted, without OPT records.
+func Strings(rrs []dns.RR) []string {
+	out := make([]string, 0, len(rrs))
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		out = append(out, strings.ReplaceAll(rr.String(), "\t", " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Recorder is a dns.ResponseWriter that keeps the last message written, for
+// calling a handler without sockets. Its client is 10.240.0.1 over UDP, or
+// over TCP when TCP is set.
+type Recorder struct {
+	TCP    bool
+	Msg    *dns.Msg
+	Writes int
+}
+
+// LocalAddr implements dns.ResponseWriter.
+func (r *Recorder) LocalAddr() net.Addr {
+	if r.TCP {
+		return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+	}
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+}
+
+// RemoteAddr implements dns.ResponseWriter.
+func (r *Recorder) RemoteAddr() net.Addr {
+	if r.TCP {
+		return &net.TCPAddr{IP: net.IPv4(10, 240, 0, 1), Port: 40212}
+	}
+	return &net.UDPAddr{IP: net.IPv4(10, 240, 0, 1), Port: 40212}
+}
+
+// WriteMsg records m.
+func (r *Recorder) WriteMsg(m *dns.Msg) error {
+	r.Msg = m
+	r.Writes++
+	return nil
+}
+
+// Write records a packed message.
+func (r *Recorder) Write(b []byte) (int, error) {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		return 0, err
+	}
+	return len(b), r.WriteMsg(m)
+}
+
+// Close implements dns.ResponseWriter.
+func (r *Recorder) Close() error { return nil }
+
+// TsigStatus implements dns.ResponseWriter.
+func (r *Recorder) TsigStatus() error { return nil }
+
+// TsigTimersOnly implements dns.ResponseWriter.
+func (r *Recorder) TsigTimersOnly(bool) {}
+
+// Hijack implements dns.ResponseWriter.
+func (r *Recorder) Hijack() {}

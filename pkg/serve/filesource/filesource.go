@@ -1,0 +1,144 @@
+// Package filesource reads Kubernetes objects from a YAML or JSON file —
+// the output of `kubectl get svc,endpointslices,pods,ns -A -o yaml`, a v1
+// List, several `---`-separated documents or a JSON stream — and turns them
+// into the store's slim records, so dnsd can serve a cluster without one:
+// for a quick start, for debugging a real cluster's objects offline, and in
+// tests.
+//
+// Objects are decoded into the k8s.io/api types (Service, discovery.k8s.io/v1
+// EndpointSlice, Pod, Namespace) and converted with the store's To*
+// functions, exactly as the API source converts what it watches, so both
+// sources serve the same answers for the same objects. Other kinds (v1
+// Endpoints, Deployments, ...) are counted as skipped, not errors. Unknown
+// fields are tolerated, as kubectl output from a newer server may carry
+// some. The package does not import client-go.
+package filesource
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/poddns/poddns/pkg/serve/store"
+)
+
+// Result is what a file held.
+type Result struct {
+	Objects store.Objects
+	// Skipped counts the objects of other kinds, by "apiVersion/kind".
+	Skipped map[string]int
+}
+
+// LoadFile reads the objects in the file at path.
+func LoadFile(path string) (*Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open objects file: %w", err)
+	}
+	defer f.Close()
+	return Read(f, path)
+}
+
+// Read reads the objects in r, naming the input name in errors. A
+// malformed document is an error: a partial cluster would answer NXDOMAIN
+// for names that exist.
+func Read(r io.Reader, name string) (*Result, error) {
+	res := &Result{Skipped: map[string]int{}}
+	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
+	for doc := 1; ; doc++ {
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return res, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+		if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+			continue
+		}
+		if err := res.add(raw, 0); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", name, doc, err)
+		}
+	}
+}
+
+type header struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Items      []json.RawMessage `json:"items"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+// maxListDepth bounds Lists inside Lists.
+const maxListDepth = 4
+
+func (res *Result) add(raw json.RawMessage, depth int) error {
+	var h header
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return fmt.Errorf("not a Kubernetes object: %w", err)
+	}
+	if h.Kind == "" {
+		return errors.New("not a Kubernetes object: no kind")
+	}
+	if strings.HasSuffix(h.Kind, "List") {
+		if depth >= maxListDepth {
+			return fmt.Errorf("%s nested more than %d deep", h.Kind, maxListDepth)
+		}
+		for i, item := range h.Items {
+			if err := res.add(item, depth+1); err != nil {
+				return fmt.Errorf("%s item %d: %w", h.Kind, i, err)
+			}
+		}
+		return nil
+	}
+	what := fmt.Sprintf("%s %s/%s", h.Kind, h.Metadata.Namespace, h.Metadata.Name)
+	switch h.APIVersion + "/" + h.Kind {
+	case "v1/Service":
+		var o corev1.Service
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if s, ok := store.ToService(&o); ok {
+			res.Objects.Services = append(res.Objects.Services, s)
+		}
+	case "discovery.k8s.io/v1/EndpointSlice":
+		var o discoveryv1.EndpointSlice
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if s, ok := store.ToEndpointSlice(&o); ok {
+			res.Objects.EndpointSlices = append(res.Objects.EndpointSlices, s)
+		}
+	case "v1/Pod":
+		var o corev1.Pod
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if p, ok := store.ToPod(&o); ok {
+			res.Objects.Pods = append(res.Objects.Pods, p)
+		}
+	case "v1/Namespace":
+		var o corev1.Namespace
+		if err := json.Unmarshal(raw, &o); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if n, ok := store.ToNamespace(&o); ok {
+			res.Objects.Namespaces = append(res.Objects.Namespaces, n)
+		}
+	default:
+		res.Skipped[h.APIVersion+"/"+h.Kind]++
+	}
+	return nil
+}

@@ -1,0 +1,293 @@
+// Package metrics is the outermost handler of dnsd's chain: it counts every
+// query and its reply and times it, under the Prometheus namespace poddns,
+// subsystem dns, with CoreDNS's label names so that dashboards built for
+// coredns_dns_* port by renaming the metric:
+//
+//	poddns_dns_requests_total{zone,proto,family,type}   queries received
+//	poddns_dns_responses_total{zone,rcode}               replies by rcode
+//	poddns_dns_request_duration_seconds{zone,type}       time in the chain
+//	                                                     (buckets 0.25ms..8s)
+//	poddns_dns_errors_total{handler}                     errors handlers returned
+//	poddns_dns_store_objects{kind}                       objects in the record
+//	                                                     store (services,
+//	                                                     endpointslices,
+//	                                                     endpoints, pods,
+//	                                                     namespaces)
+//	poddns_dns_store_synced                              1 once the store synced
+//	poddns_dns_programming_duration_seconds{service_kind}
+//	                                                     EndpointSlice change to
+//	                                                     servable (registered by
+//	                                                     package apisource)
+//
+// Queries that never reach the chain (malformed, not a standard query:
+// answered by serve.Handle itself) are not counted yet; CoreDNS counts them
+// under zone "dropped".
+//
+// zone is the served zone the name is in (a cluster zone, in-addr.arpa.,
+// ip6.arpa.) or "." for anything else; type is one of the common qtypes or
+// "other", so label values stay a small fixed set. Metrics go to an injected
+// prometheus.Registerer, never to a global one.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/store"
+)
+
+const (
+	namespace = "poddns"
+	subsystem = "dns"
+)
+
+// Options configure the metrics handler.
+type Options struct {
+	// Registerer receives the metrics; required.
+	Registerer prometheus.Registerer
+	// Zones are the zones used as label values, fully qualified lower case.
+	Zones []string
+	// Store, if set, is exported as poddns_dns_store_objects and _synced.
+	Store interface {
+		Snapshot() *store.Snapshot
+		Synced() bool
+	}
+}
+
+// Metrics is the metrics handler.
+type Metrics struct {
+	Next      serve.Handler
+	zones     []string
+	requests  *prometheus.CounterVec
+	responses *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	errors    *prometheus.CounterVec
+
+	// The series of the hot path, looked up once: label lookups hash the
+	// values and take a lock shared by every core.
+	reqCells  []cell[prometheus.Counter]  // [zone][proto][family][type]
+	respCells []cell[prometheus.Counter]  // [zone][rcode 0..maxRcode]
+	durCells  []cell[prometheus.Observer] // [zone][type]
+}
+
+// cell holds one series, created on first use.
+type cell[T any] struct{ p atomic.Pointer[T] }
+
+func (c *cell[T]) get(create func() T) T {
+	if p := c.p.Load(); p != nil {
+		return *p
+	}
+	v := create()
+	c.p.Store(&v) // a race creates the same series twice: harmless
+	return v
+}
+
+// Label value sets, as indexes.
+var (
+	protos   = []string{"udp", "tcp"}
+	families = []string{"1", "2"}
+	types    = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeMX, dns.TypeSOA, dns.TypeCNAME, dns.TypePTR,
+		dns.TypeTXT, dns.TypeNS, dns.TypeSRV, dns.TypeDS, dns.TypeDNSKEY, dns.TypeRRSIG, dns.TypeNSEC,
+		dns.TypeNSEC3, dns.TypeHTTPS, dns.TypeIXFR, dns.TypeAXFR, dns.TypeANY} // CoreDNS's list; then "other"
+	maxRcode = 23 // BADCOOKIE; larger rcodes are looked up each time
+)
+
+func typeIndex(t uint16) int {
+	for i, k := range types {
+		if k == t {
+			return i
+		}
+	}
+	return len(types)
+}
+
+func typeLabelAt(i int) string {
+	if i == len(types) {
+		return "other"
+	}
+	return dns.TypeToString[types[i]]
+}
+
+// New registers the metrics and returns the handler; next gets every query.
+func New(o Options, next serve.Handler) (*Metrics, error) {
+	if o.Registerer == nil {
+		return nil, errors.New("metrics: no registerer")
+	}
+	m := &Metrics{
+		Next:  next,
+		zones: o.Zones,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "requests_total",
+			Help: "DNS queries received, by zone, transport, client address family and query type.",
+		}, []string{"zone", "proto", "family", "type"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "responses_total",
+			Help: "DNS replies sent, by zone and rcode.",
+		}, []string{"zone", "rcode"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "request_duration_seconds",
+			Help:    "Time to answer a DNS query, by zone and query type.",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
+		}, []string{"zone", "type"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "errors_total",
+			Help: "Errors returned by DNS handlers, by handler.",
+		}, []string{"handler"}),
+	}
+	nz := len(m.zones) + 1 // the zones, then "."
+	nt := len(types) + 1
+	m.reqCells = make([]cell[prometheus.Counter], nz*len(protos)*len(families)*nt)
+	m.respCells = make([]cell[prometheus.Counter], nz*(maxRcode+1))
+	m.durCells = make([]cell[prometheus.Observer], nz*nt)
+	cs := []prometheus.Collector{m.requests, m.responses, m.duration, m.errors}
+	if s := o.Store; s != nil {
+		objects := prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, "store_objects"),
+			"Objects in the record store, by kind.", []string{"kind"}, nil)
+		synced := prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, "store_synced"),
+			"1 once the record store has synced with its source.", nil, nil)
+		cs = append(cs, storeCollector{s, objects, synced})
+	}
+	for _, c := range cs {
+		if err := o.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: register: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Name implements serve.Handler.
+func (m *Metrics) Name() string { return "metrics" }
+
+// ServeDNS counts and times the query, then hands it to Next.
+func (m *Metrics) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	start := time.Now()
+	req := serve.NewRequest(w, r)
+	zone := m.zoneIndex(req.Name())
+	qtype := typeIndex(req.QType())
+	proto := 0
+	if req.Proto() == "tcp" {
+		proto = 1
+	}
+	family := req.Family() - 1
+	nt := len(types) + 1
+	i := ((zone*len(protos)+proto)*len(families)+family)*nt + qtype
+	m.reqCells[i].get(func() prometheus.Counter {
+		return m.requests.WithLabelValues(m.zoneLabel(zone), protos[proto], families[family], typeLabelAt(qtype))
+	}).Inc()
+
+	rec := &recorder{ResponseWriter: w, m: m, zone: zone, qtype: qtype, start: start}
+	rcode, err := serve.NextOrFailure(ctx, m.Name(), m.Next, rec, r)
+	if err != nil {
+		m.countError(err)
+	}
+	if !rec.written {
+		// serve.Handle writes the reply after this returns.
+		written := rcode
+		if serve.ClientWrite(rcode) {
+			written = dns.RcodeServerFailure // what serve.Handle writes for a broken handler
+		}
+		rec.done(written)
+	}
+	return rcode, err
+}
+
+// countError counts an error a handler returned, under the handler's name.
+func (m *Metrics) countError(err error) {
+	name := "unknown"
+	var he *serve.Error
+	if errors.As(err, &he) {
+		name = he.Handler
+	}
+	m.errors.WithLabelValues(name).Inc()
+}
+
+// zoneIndex is the index in m.zones of the zone qname (lower case) is in,
+// or len(m.zones) for ".".
+func (m *Metrics) zoneIndex(qname string) int {
+	for i, z := range m.zones {
+		if qname == z || (strings.HasSuffix(qname, z) && qname[len(qname)-len(z)-1] == '.') {
+			return i
+		}
+	}
+	return len(m.zones)
+}
+
+func (m *Metrics) zoneLabel(i int) string {
+	if i == len(m.zones) {
+		return "."
+	}
+	return m.zones[i]
+}
+
+// recorder counts the reply and the time taken when the reply is written,
+// before it is sent: a client that has its answer finds it counted.
+type recorder struct {
+	dns.ResponseWriter
+	m           *Metrics
+	zone, qtype int
+	start       time.Time
+	written     bool
+}
+
+func (r *recorder) WriteMsg(m *dns.Msg) error {
+	if !r.written {
+		r.written = true
+		r.done(m.Rcode)
+	}
+	return r.ResponseWriter.WriteMsg(m)
+}
+
+func (r *recorder) done(rcode int) {
+	m := r.m
+	if rcode < 0 || rcode > maxRcode {
+		m.responses.WithLabelValues(m.zoneLabel(r.zone), rcodeLabel(rcode)).Inc()
+	} else {
+		m.respCells[r.zone*(maxRcode+1)+rcode].get(func() prometheus.Counter {
+			return m.responses.WithLabelValues(m.zoneLabel(r.zone), rcodeLabel(rcode))
+		}).Inc()
+	}
+	m.durCells[r.zone*(len(types)+1)+r.qtype].get(func() prometheus.Observer {
+		return m.duration.WithLabelValues(m.zoneLabel(r.zone), typeLabelAt(r.qtype))
+	}).Observe(time.Since(r.start).Seconds())
+}
+
+func rcodeLabel(rcode int) string {
+	if s, ok := dns.RcodeToString[rcode]; ok {
+		return s
+	}
+	return strconv.Itoa(rcode)
+}
+
+type storeCollector struct {
+	s interface {
+		Snapshot() *store.Snapshot
+		Synced() bool
+	}
+	objects, synced *prometheus.Desc
+}
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.objects; ch <- c.synced }
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.s.Snapshot().Counts()
+	for _, kv := range []struct {
+		kind string
+		n    int
+	}{{"services", n.Services}, {"endpointslices", n.EndpointSlices}, {"endpoints", n.Endpoints}, {"pods", n.Pods}, {"namespaces", n.Namespaces}} {
+		ch <- prometheus.MustNewConstMetric(c.objects, prometheus.GaugeValue, float64(kv.n), kv.kind)
+	}
+	v := 0.0
+	if c.s.Synced() {
+		v = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.synced, prometheus.GaugeValue, v)
+}
