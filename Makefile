@@ -27,9 +27,13 @@ help: ## List the targets
 build: ## Build the programs into bin/
 	$(GO) build -o bin/ ./cmd/...
 
+DNSD_LISTEN ?= 127.0.0.1:5353
+
 .PHONY: run
-run: build ## Build, then render the example pods offline with bin/webhook
-	bin/webhook render -f testdata/pods/examples.yaml
+run: build ## Build, render the example pods offline, then serve testdata/cluster.yaml with bin/dnsd (foreground; Ctrl-C stops)
+	bin/webhook render -p testdata/policies -f testdata/pods/examples.yaml -f testdata/pods/namespaces.yaml
+	@echo "dnsd: serving testdata/cluster.yaml on $(DNSD_LISTEN); try: dig @$(firstword $(subst :, ,$(DNSD_LISTEN))) -p $(lastword $(subst :, ,$(DNSD_LISTEN))) web.default.svc.cluster.local"
+	bin/dnsd --source testdata/cluster.yaml --listen $(DNSD_LISTEN)
 
 .PHONY: deps
 deps: ## Install the Debian packages the tests need (apt-get; instant when present)
@@ -43,14 +47,18 @@ envtest-assets: ## Build/link kube-apiserver and etcd into bin/envtest (cached i
 test: deps envtest-assets ## THE test command (README, CI): every test against real parts
 	$(GO) build ./...
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory kubelet-diff
 	@# ---- example policy suite --------------------------------------------
-	@# Run the example policies' fixture suite here once `webhook test` exists,
-	@# e.g.:  $(GO) run ./cmd/webhook test testdata/...
+	$(GO) run ./cmd/webhook test testdata/policies/suite
 	@# -----------------------------------------------------------------------
 
 .PHONY: e2e
 e2e: deps envtest-assets ## Only the end-to-end tests with real clients (needs root)
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -run 'E2E' ./...
+
+.PHONY: kubelet-diff
+kubelet-diff: ## Compare pkg/resolvconf with kubelet v1.37.2's own code (separate module)
+	cd hack/kubeletdiff && $(GO) test -count=1 ./...
 
 .PHONY: bench
 bench: ## Benchmarks of ./pkg/...

@@ -31,6 +31,7 @@ const (
 // no other non-test package may import them.
 var testSupportPackages = []string{
 	"internal/testenv",
+	"pkg/serve/dnstest",
 }
 
 // controllerRuntimeImporters may import sigs.k8s.io/controller-runtime/...
@@ -75,6 +76,17 @@ var miekgDNSImporters = []string{
 var resolvconfAllowedImports = []string{
 	"k8s.io/api",
 	"k8s.io/apimachinery",
+}
+
+// policyAllowedImports are the non-standard-library import prefixes
+// pkg/policy may use, apart from pkg/resolvconf: it is pure (DESIGN.md,
+// "Data flows"). Its admission adapter, pkg/policy/admission, is exempt.
+var policyAllowedImports = []string{
+	"k8s.io/api",
+	"k8s.io/apimachinery",
+	"sigs.k8s.io/yaml",
+	"sigs.k8s.io/json",
+	"go.yaml.in/yaml/v3",
 }
 
 // forbiddenPackageNames are package names that say nothing about their contents.
@@ -202,6 +214,10 @@ func check(modPath string, pkgs []pkg) []violation {
 				!slices.ContainsFunc(resolvconfAllowedImports, func(a string) bool { return under(imp, a) }) &&
 				!(local && under(ri, resolvconfPkg)):
 				add("pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery", r, imp)
+			case under(r, policyPkg) && !under(r, policyPkg+"/admission") && !isStd(imp) &&
+				!slices.ContainsFunc(policyAllowedImports, func(a string) bool { return under(imp, a) }) &&
+				!(local && (under(ri, resolvconfPkg) || (under(ri, policyPkg) && !under(ri, policyPkg+"/admission")))):
+				add("pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3 and pkg/resolvconf", r, imp)
 			}
 			if local && under(ri, cmdDir) {
 				// cmd/X/... may use its own subpackages; nothing else imports cmd/.
@@ -322,7 +338,7 @@ func TestRulesCatchViolations(t *testing.T) {
 			"sigs.k8s.io/yaml", m+"/pkg/resolvconf/internal/x", m+"/pkg/other"),
 		P("pkg/resolvconf/internal/x", "x", "fmt"),
 		P("pkg/other", "other", m+"/pkg/policy"),
-		P("pkg/policy", "policy", m+"/pkg/resolvconf"),
+		P("pkg/policy", "policy", m+"/pkg/resolvconf", "sigs.k8s.io/yaml", "k8s.io/apimachinery/pkg/labels", "github.com/spf13/pflag", m+"/pkg/nodeprofile"),
 		P("pkg/policy/admission", "admission", "sigs.k8s.io/controller-runtime/pkg/webhook", "k8s.io/client-go/rest", m+"/pkg/policy"),
 		P("pkg/serve/cache", "cache", "github.com/miekg/dns", m+"/pkg/policy/admission"),
 		P("pkg/serve/apisource", "apisource", "k8s.io/client-go/tools/cache", "github.com/miekg/dns"),
@@ -335,7 +351,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		P("cmd/webhook/app", "app"),
 		P("cmd/dnsd", "main", "github.com/miekg/dns", "k8s.io/client-go/tools/clientcmd", "sigs.k8s.io/controller-runtime/pkg/log", m+"/cmd/webhook/app"),
 		P("internal/testenv", "testenv", "sigs.k8s.io/controller-runtime/pkg/envtest", "k8s.io/client-go/rest"),
-		P("pkg/serve/dnstest", "dnstest", m+"/internal/testenv"),
+		P("pkg/serve/cluster", "cluster", m+"/internal/testenv"),
+		P("pkg/serve/dnstest", "dnstest", m+"/internal/testenv", m+"/pkg/serve/cluster"),
 		P("pkg/common", "common"),
 	}
 	var got []string
@@ -353,8 +370,10 @@ func TestRulesCatchViolations(t *testing.T) {
 		"pkg/resolvconf imports example.com/m/pkg/other: pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery",
 		"pkg/resolvconf imports sigs.k8s.io/yaml: pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery",
 		"pkg/serve/cache imports example.com/m/pkg/policy/admission: pkg/resolvconf and pkg/serve/... never import pkg/policy",
-		"pkg/serve/dnstest imports example.com/m/internal/testenv: test support packages are imported only by _test.go files",
+		"pkg/serve/cluster imports example.com/m/internal/testenv: test support packages are imported only by _test.go files",
 		"pkg/serve/forward imports k8s.io/client-go/rest: in dnsd (part of dnsd) only the API-source package (pkg/serve/...source...) and pkg/nodeprofile import client-go",
+		"pkg/policy imports example.com/m/pkg/nodeprofile: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3 and pkg/resolvconf",
+		"pkg/policy imports github.com/spf13/pflag: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3 and pkg/resolvconf",
 	}
 	sort.Strings(want)
 	if !slices.Equal(got, want) {
