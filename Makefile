@@ -85,9 +85,9 @@ lint: ## gofmt must list nothing; go vet
 	$(GO) vet ./...
 
 .PHONY: update-golden
-update-golden: ## Rewrite golden files (go test -args -update, in packages defining -update)
-	@pkgs=$$($(FIND_TEST_GO) 'flag\.Bool(Var)?\(.*"update"' . | xargs -r -n1 dirname | sort -u); \
-	if [ -z "$$pkgs" ]; then echo 'update-golden: no package defines -update'; exit 0; fi; \
+update-golden: ## Rewrite golden files (the one -update flag, internal/golden); review the diff
+	@pkgs=$$($(FIND_TEST_GO) 'poddns/internal/golden"' . | xargs -r -n1 dirname | sort -u); \
+	if [ -z "$$pkgs" ]; then echo 'update-golden: no package uses internal/golden'; exit 0; fi; \
 	echo "update-golden: $$pkgs"; \
 	$(GO) test -count=1 $$pkgs -run . -args -update
 

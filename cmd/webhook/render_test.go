@@ -2,15 +2,14 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/poddns/poddns/internal/golden"
+)
 
 // TestRenderGolden runs `webhook render` in-process from the repository root,
 // as `make run` does, and compares its exit status, stdout and stderr with
@@ -65,20 +64,7 @@ func checkGolden(t *testing.T, name string, args []string, stdin string) {
 	code := run(args, strings.NewReader(stdin), &stdout, &stderr)
 	got := fmt.Sprintf("$ webhook %s\nexit status: %d\n--- stdout\n%s--- stderr\n%s",
 		strings.Join(args, " "), code, stdout.String(), stderr.String())
-	path := filepath.Join(goldenDir, name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("Read golden file (run go test -update to create it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("Output differs from %s (run go test -update and review the diff):\n got:\n%s\nwant:\n%s", path, got, want)
-	}
+	golden.Assert(t, filepath.Join(goldenDir, name+".golden"), got)
 }
 
 // TestRenderExitStatus checks the exit status contract independently of the

@@ -1,7 +1,6 @@
 package resolvconf
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,10 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
-)
 
-// update rewrites golden files instead of comparing with them: go test ./pkg/resolvconf -run Golden -update.
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/poddns/poddns/internal/golden"
+)
 
 // goldenCase is one file under testdata/cases: a node profile and a pod as a
 // user writes them.
@@ -39,21 +37,7 @@ func TestGolden(t *testing.T) {
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".yaml")
 		t.Run(name, func(t *testing.T) {
-			got := runGoldenCase(t, in)
-			path := strings.TrimSuffix(in, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("%s differs from the golden file.\n--- got\n%s\n--- want\n%s", name, got, want)
-			}
+			golden.Assert(t, strings.TrimSuffix(in, ".yaml")+".golden", runGoldenCase(t, in))
 		})
 	}
 }

@@ -30,6 +30,7 @@ const (
 // controller-runtime and client-go rules, and they may import each other;
 // no other non-test package may import them.
 var testSupportPackages = []string{
+	"internal/golden",
 	"internal/testenv",
 	"pkg/serve/dnstest",
 }
