@@ -80,18 +80,7 @@ func writePolicyReport(w *bufio.Writer, r *Report) error {
 			w.WriteByte('\n')
 		}
 	}
-	for _, e := range r.ValidationErrors {
-		fmt.Fprintf(w, "# validation error: %s\n", oneLine(e))
-	}
-	for _, s := range r.Warnings {
-		fmt.Fprintf(w, "# warning: %s\n", oneLine(s))
-	}
-	for _, e := range r.Events {
-		fmt.Fprintf(w, "# event: %s %s %s: %s\n", e.Object, e.Type, e.Reason, oneLine(e.Message))
-	}
-	if r.Error != "" {
-		fmt.Fprintf(w, "# error: %s\n", oneLine(r.Error))
-	}
+	writeDiagnostics(w, r)
 	y, err := PodYAML(pr.PatchedPod)
 	if err != nil {
 		return fmt.Errorf("write report for %s/%s: %w", r.Namespace, r.Name, err)

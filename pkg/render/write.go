@@ -57,6 +57,12 @@ func writeTextReport(w *bufio.Writer, r *Report) {
 			w.WriteByte('\n')
 		}
 	}
+	writeDiagnostics(w, r)
+}
+
+// writeDiagnostics writes what the API server and kubelet say about the pod,
+// one comment line each.
+func writeDiagnostics(w *bufio.Writer, r *Report) {
 	for _, e := range r.ValidationErrors {
 		fmt.Fprintf(w, "# validation error: %s\n", oneLine(e))
 	}
