@@ -13,7 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/pkg/serve/acl"
+	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
+	"github.com/poddns/poddns/pkg/serve/forward"
 )
 
 // Config file identity.
@@ -49,6 +52,68 @@ type Config struct {
 	Lameduck *metav1.Duration `json:"lameduck,omitempty"`
 	// LogLevel is info or debug.
 	LogLevel string `json:"logLevel,omitempty"`
+	// Forward sends names outside the cluster zones to upstream
+	// resolvers. Without upstreams such names are refused.
+	Forward ForwardConfig `json:"forward,omitempty"`
+	// Cache caches the forwarded answers (only when there are upstreams).
+	Cache CacheConfig `json:"cache,omitempty"`
+	// LoadBalance shuffles A/AAAA records in replies, CNAMEs first
+	// (default true).
+	LoadBalance *bool `json:"loadBalance,omitempty"`
+}
+
+// ForwardConfig configures forwarding (package pkg/serve/forward).
+type ForwardConfig struct {
+	// Upstreams are "IP" or "IP:port" (port 53 by default).
+	Upstreams []string `json:"upstreams,omitempty"`
+	// ResolvConf takes the upstreams from the nameservers of a resolv.conf
+	// file instead (e.g. /etc/resolv.conf of the node); never implied.
+	ResolvConf string `json:"resolvConf,omitempty"`
+	// Stubs are per-zone upstreams (stub domains).
+	Stubs []StubConfig `json:"stubs,omitempty"`
+	// Policy is random (default), round_robin or sequential.
+	Policy string `json:"policy,omitempty"`
+	// MaxConcurrent bounds the queries in flight (default 1000); beyond it
+	// queries are refused.
+	MaxConcurrent int `json:"maxConcurrent,omitempty"`
+	// TryTimeout bounds one try to one upstream (default 2s).
+	TryTimeout *metav1.Duration `json:"tryTimeout,omitempty"`
+	// Deadline bounds all the tries of one query (default 5s).
+	Deadline *metav1.Duration `json:"deadline,omitempty"`
+	// ClientNetworks are the client networks (CIDR) served names outside
+	// the cluster zones; others get REFUSED. Default: loopback, RFC 1918,
+	// and IPv6 ULA (fc00::/7).
+	ClientNetworks []string `json:"clientNetworks,omitempty"`
+}
+
+// StubConfig sends one zone to its own upstreams.
+type StubConfig struct {
+	Zone      string   `json:"zone"`
+	Upstreams []string `json:"upstreams"`
+}
+
+// CacheConfig configures the cache of forwarded answers (package
+// pkg/serve/cache). Zero values mean the defaults.
+type CacheConfig struct {
+	// Disabled turns the cache off.
+	Disabled bool `json:"disabled,omitempty"`
+	// Capacity is the entries of each of the success and denial caches
+	// (default 9984, at least 1024).
+	Capacity int `json:"capacity,omitempty"`
+	// SuccessTTL caps the TTL of positive answers (default 1h).
+	SuccessTTL *metav1.Duration `json:"successTTL,omitempty"`
+	// DenialTTL caps the TTL of NXDOMAIN and NODATA (default 30m).
+	DenialTTL *metav1.Duration `json:"denialTTL,omitempty"`
+	// MinTTL floors both (default 5s).
+	MinTTL *metav1.Duration `json:"minTTL,omitempty"`
+	// ServfailTTL is how long SERVFAIL is cached (default 5s, at most 5m).
+	ServfailTTL *metav1.Duration `json:"servfailTTL,omitempty"`
+	// Prefetch refreshes entries hit this many times within a minute
+	// before they expire; 0 (default) turns prefetch off.
+	Prefetch int `json:"prefetch,omitempty"`
+	// ServeStale serves expired answers for this long when the upstreams
+	// fail (RFC 8767); 0 (default) turns it off.
+	ServeStale *metav1.Duration `json:"serveStale,omitempty"`
 }
 
 // SourceConfig selects the source of cluster objects: a file, or the API
@@ -135,6 +200,121 @@ func merge(dst *Config, src Config) {
 	if src.LogLevel != "" {
 		dst.LogLevel = src.LogLevel
 	}
+	mergeForward(&dst.Forward, src.Forward)
+	if src.LoadBalance != nil {
+		dst.LoadBalance = src.LoadBalance
+	}
+	mergeCache(&dst.Cache, src.Cache)
+}
+
+func mergeForward(dst *ForwardConfig, src ForwardConfig) {
+	if len(src.Upstreams) > 0 || src.ResolvConf != "" {
+		// Upstreams from one place replace those from the other.
+		dst.Upstreams, dst.ResolvConf = src.Upstreams, src.ResolvConf
+	}
+	if len(src.Stubs) > 0 {
+		dst.Stubs = src.Stubs
+	}
+	if src.Policy != "" {
+		dst.Policy = src.Policy
+	}
+	if src.MaxConcurrent != 0 {
+		dst.MaxConcurrent = src.MaxConcurrent
+	}
+	if src.TryTimeout != nil {
+		dst.TryTimeout = src.TryTimeout
+	}
+	if src.Deadline != nil {
+		dst.Deadline = src.Deadline
+	}
+	if len(src.ClientNetworks) > 0 {
+		dst.ClientNetworks = src.ClientNetworks
+	}
+}
+
+func mergeCache(dst *CacheConfig, src CacheConfig) {
+	if src.Disabled {
+		dst.Disabled = true
+	}
+	if src.Capacity != 0 {
+		dst.Capacity = src.Capacity
+	}
+	for _, p := range []struct{ d, s **metav1.Duration }{{&dst.SuccessTTL, &src.SuccessTTL}, {&dst.DenialTTL, &src.DenialTTL},
+		{&dst.MinTTL, &src.MinTTL}, {&dst.ServfailTTL, &src.ServfailTTL}, {&dst.ServeStale, &src.ServeStale}} {
+		if *p.s != nil {
+			*p.d = *p.s
+		}
+	}
+	if src.Prefetch != 0 {
+		dst.Prefetch = src.Prefetch
+	}
+}
+
+// forwarding reports whether names outside the cluster zones are
+// forwarded (some upstream is configured).
+func (c Config) forwarding() bool {
+	return len(c.Forward.Upstreams) > 0 || c.Forward.ResolvConf != "" || len(c.Forward.Stubs) > 0
+}
+
+// dur is d's duration, 0 when unset.
+func dur(d *metav1.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return d.Duration
+}
+
+// forwardOptions returns the forwarder's options; it reads the resolv.conf
+// file when one is configured.
+func (c Config) forwardOptions() (forward.Options, error) {
+	f := c.Forward
+	o := forward.Options{Upstreams: f.Upstreams, Policy: forward.Policy(f.Policy), MaxConcurrent: f.MaxConcurrent,
+		TryTimeout: dur(f.TryTimeout), Deadline: dur(f.Deadline)}
+	if len(f.Upstreams) > 0 && f.ResolvConf != "" {
+		return o, errors.New("forward: set upstreams or resolvConf, not both")
+	}
+	if f.ResolvConf != "" {
+		ups, err := forward.ResolvConfUpstreams(f.ResolvConf)
+		if err != nil {
+			return o, err
+		}
+		o.Upstreams = ups
+	}
+	for _, s := range f.Stubs {
+		o.Stubs = append(o.Stubs, forward.Stub{Zone: s.Zone, Upstreams: s.Upstreams})
+	}
+	for _, d := range []struct {
+		name string
+		d    *metav1.Duration
+	}{{"tryTimeout", f.TryTimeout}, {"deadline", f.Deadline}} {
+		if dur(d.d) < 0 {
+			return o, fmt.Errorf("forward: %s: %s is negative", d.name, d.d.Duration)
+		}
+	}
+	return o, nil
+}
+
+// cacheOptions returns the cache's options.
+func (c Config) cacheOptions() (cache.Options, error) {
+	k := c.Cache
+	o := cache.Options{Capacity: k.Capacity, SuccessMaxTTL: dur(k.SuccessTTL), DenialMaxTTL: dur(k.DenialTTL),
+		SuccessMinTTL: dur(k.MinTTL), DenialMinTTL: dur(k.MinTTL), ServfailTTL: dur(k.ServfailTTL),
+		Prefetch: k.Prefetch, ServeStale: dur(k.ServeStale)}
+	if k.MinTTL != nil && k.MinTTL.Duration == 0 {
+		o.SuccessMinTTL, o.DenialMinTTL = -1, -1 // an explicit 0 floor
+	}
+	if k.ServfailTTL != nil && k.ServfailTTL.Duration == 0 {
+		o.ServfailTTL = -1 // an explicit 0 disables
+	}
+	for _, d := range []struct {
+		name string
+		d    *metav1.Duration
+	}{{"successTTL", k.SuccessTTL}, {"denialTTL", k.DenialTTL}, {"minTTL", k.MinTTL}, {"servfailTTL", k.ServfailTTL}} {
+		if dur(d.d) < 0 {
+			return o, fmt.Errorf("cache: %s: %s is negative", d.name, d.d.Duration)
+		}
+	}
+	return o, nil
 }
 
 // validate checks what can be checked without opening anything.
@@ -160,7 +340,35 @@ func (c Config) validate() error {
 	if _, err := cluster.New(c.clusterOptions(nil)); err != nil {
 		errs = append(errs, err)
 	}
+	if c.forwarding() {
+		if o, err := c.forwardOptions(); err != nil {
+			errs = append(errs, err)
+		} else if _, err := forward.New(o); err != nil { // starts nothing
+			errs = append(errs, err)
+		}
+		if _, err := acl.New(c.Forward.ClientNetworks, nil); err != nil {
+			errs = append(errs, err)
+		}
+		if !c.Cache.Disabled {
+			if o, err := c.cacheOptions(); err != nil {
+				errs = append(errs, err)
+			} else if ch, err := cache.New(o); err != nil {
+				errs = append(errs, err)
+			} else {
+				ch.Close()
+			}
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// clusterZones are the cluster zones as the cluster handler serves them.
+func (c Config) clusterZones() ([]string, error) {
+	h, err := cluster.New(c.clusterOptions(nil))
+	if err != nil {
+		return nil, err
+	}
+	return h.Zones(), nil
 }
 
 func (c Config) clusterOptions(src cluster.Source) cluster.Options {
@@ -209,6 +417,8 @@ func newFlagSet() *flags {
 	fs.StringVar(&f.over.MetricsListen, "metrics-listen", d.MetricsListen, "address of /metrics (may equal --health-listen)")
 	fs.DurationVar(&f.lame, "lameduck", d.Lameduck.Duration, "keep serving DNS this long after SIGTERM, with /ready failing")
 	fs.StringVar(&f.over.LogLevel, "log-level", d.LogLevel, "log level: info or debug (debug logs handler errors)")
+	fs.StringArrayVar(&f.over.Forward.Upstreams, "upstream", nil, "forward names outside the cluster zones to this resolver, IP or IP:port (repeatable; default: none, such names are refused)")
+	fs.StringVar(&f.over.Forward.ResolvConf, "upstream-resolv-conf", "", "forward names outside the cluster zones to the nameservers of this resolv.conf file")
 	return f
 }
 
@@ -253,6 +463,11 @@ func (f *flags) overrides() Config {
 	}
 	if set("log-level") {
 		o.LogLevel = f.over.LogLevel
+	}
+	if set("upstream") || set("upstream-resolv-conf") {
+		// Upstream flags replace the file's upstreams entirely.
+		o.Forward.Upstreams = f.over.Forward.Upstreams
+		o.Forward.ResolvConf = f.over.Forward.ResolvConf
 	}
 	return o
 }

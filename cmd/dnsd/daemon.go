@@ -20,9 +20,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/acl"
 	"github.com/poddns/poddns/pkg/serve/apisource"
+	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/filesource"
+	"github.com/poddns/poddns/pkg/serve/forward"
+	"github.com/poddns/poddns/pkg/serve/loadbalance"
 	"github.com/poddns/poddns/pkg/serve/metrics"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
@@ -107,14 +111,16 @@ type daemon struct {
 	reg   *prometheus.Registry
 	store *store.Store
 
-	cfg      atomic.Pointer[Config]
-	inner    *serve.Atomic // the part of the chain a reload replaces
-	metrics  *metrics.Metrics
-	dns      *serve.Server
-	http     []*http.Server
-	httpAddr map[string]string // "health"/"metrics" -> bound address
-	stopping atomic.Bool
-	failed   chan error
+	cfg            atomic.Pointer[Config]
+	inner          *serve.Atomic // the part of the chain a reload replaces
+	closeInner     func()        // stops what the current inner part runs
+	handlerMetrics               // metrics of inner handlers: they outlive reloads
+	metrics        *metrics.Metrics
+	dns            *serve.Server
+	http           []*http.Server
+	httpAddr       map[string]string // "health"/"metrics" -> bound address
+	stopping       atomic.Bool
+	failed         chan error
 
 	ctx    context.Context // ends at shutdown; stops the API watch
 	cancel context.CancelFunc
@@ -127,17 +133,34 @@ func newDaemon(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*daemon,
 	d.cfg.Store(&cfg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.inner = serve.NewAtomic(serve.Refused)
-	inner, err := buildInner(cfg, d.store, d.inner)
+	var err error
+	if d.forwardMetrics, err = forward.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	if d.cacheMetrics, err = cache.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	inner, closeInner, err := buildInner(cfg, d.store, d.inner, d.handlerMetrics)
 	if err != nil {
 		return nil, err
 	}
 	d.inner.Store(inner)
-	c, _ := inner.(*cluster.Cluster)
-	d.metrics, err = metrics.New(metrics.Options{Registerer: reg, Zones: append(c.Zones(), cluster.ReverseZones...), Store: d.store}, d.inner)
+	d.closeInner = closeInner
+	zones, err := cfg.clusterZones()
+	if err != nil {
+		return nil, err
+	}
+	d.metrics, err = metrics.New(metrics.Options{Registerer: reg, Zones: append(zones, cluster.ReverseZones...), Store: d.store}, d.inner)
 	if err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// handlerMetrics are the metrics of the handlers buildInner makes.
+type handlerMetrics struct {
+	forwardMetrics *forward.Metrics
+	cacheMetrics   *cache.Metrics
 }
 
 // buildInner builds the handlers behind metrics, in their one order
@@ -145,21 +168,78 @@ func newDaemon(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*daemon,
 //
 //  1. metrics (built once in newDaemon, not here: its counters outlive
 //     reloads) sees every query and the final rcode, so it comes first.
-//  2. cluster answers the cluster zones and the reverse zones of cluster
-//     IPs from the store; it hands everything else on.
-//  3. the end of the chain refuses: dnsd is not an open resolver, and
-//     forwarding and caching come later (search completion will go before
-//     cluster, cache before cluster, forward last).
+//  2. loadbalance (on by default) shuffles the addresses of every NOERROR
+//     reply written below it, CNAMEs first.
+//  3. (search completion will go here, before cluster.)
+//  4. cluster answers the cluster zones and the reverse zones of cluster
+//     IPs from the store; it hands everything else on. Cluster answers are
+//     never cached: a change in the API shows at once.
+//  5. acl refuses recursion to clients outside the configured client
+//     networks (dnsd is not an open resolver).
+//  6. cache answers what it holds of the forwarder's replies.
+//  7. forward sends the rest to the configured upstreams (per zone first);
+//     a name no upstream covers goes on.
+//  8. the end of the chain refuses. Without any upstream configured, 5 to
+//     7 are left out and everything outside the cluster zones is refused.
 //
 // upstream is where cluster resolves ExternalName targets outside its zones:
-// this very part of the chain, so that they get the cache and forwarder once
-// those exist (today the end of the chain refuses, and the CNAME is answered
-// alone).
-func buildInner(cfg Config, st *store.Store, upstream serve.Handler) (serve.Handler, error) {
+// this very part of the chain, so that they get the cache and forwarder.
+// The returned function stops what the handlers run (health checks,
+// pooled sockets, background refreshes) once they are swapped out.
+func buildInner(cfg Config, st *store.Store, upstream serve.Handler, hm handlerMetrics) (serve.Handler, func(), error) {
+	var next serve.Handler = serve.Refused
+	closers := []func(){}
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	if cfg.forwarding() {
+		fo, err := cfg.forwardOptions()
+		if err != nil {
+			return nil, nil, err
+		}
+		fo.Next, fo.Metrics = next, hm.forwardMetrics
+		fwd, err := forward.New(fo)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, fwd.Close)
+		next = fwd
+		if !cfg.Cache.Disabled {
+			co, err := cfg.cacheOptions()
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			co.Next, co.Metrics = next, hm.cacheMetrics
+			ch, err := cache.New(co)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			closers = append([]func(){ch.Close}, closers...) // the cache's refreshes use the forwarder
+			next = ch
+		}
+		a, err := acl.New(cfg.Forward.ClientNetworks, next)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		next = a
+	}
 	o := cfg.clusterOptions(st)
-	o.Next = serve.Refused
+	o.Next = next
 	o.Upstream = upstream
-	return cluster.New(o)
+	c, err := cluster.New(o)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	if cfg.LoadBalance != nil && !*cfg.LoadBalance {
+		return c, closeAll, nil
+	}
+	return loadbalance.New(c), closeAll, nil
 }
 
 func (d *daemon) config() Config { return *d.cfg.Load() }
@@ -222,7 +302,8 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.log.Info("serving DNS", "listen", srv.Addr(), "zones", cfg.Zones, "ttl", *cfg.TTL, "pods", cfg.Pods,
-		"health", d.httpAddr["health"], "metrics", d.httpAddr["metrics"])
+		"health", d.httpAddr["health"], "metrics", d.httpAddr["metrics"],
+		"upstreams", cfg.Forward.Upstreams, "upstreamResolvConf", cfg.Forward.ResolvConf, "stubs", len(cfg.Forward.Stubs))
 	return nil
 }
 
@@ -291,19 +372,25 @@ func (d *daemon) reload(cfg Config) error {
 	if cfg.Source.File == "" && (cfg.Pods == string(cluster.PodsVerified)) != (old.Pods == string(cluster.PodsVerified)) {
 		return errors.New("turning verified pod records on or off with the API server source needs a restart (it starts or stops the pod watch)")
 	}
-	inner, err := buildInner(cfg, d.store, d.inner)
+	inner, closeInner, err := buildInner(cfg, d.store, d.inner, d.handlerMetrics)
 	if err != nil {
 		return err
 	}
 	if cfg.Source.File != "" {
 		res, err := filesource.LoadFile(cfg.Source.File)
 		if err != nil {
+			closeInner()
 			return err
 		}
 		d.store.Replace(res.Objects)
 	}
 	d.inner.Store(inner)
 	d.cfg.Store(&cfg)
+	// Queries already in the old handlers finish; their sockets are closed
+	// after them.
+	prevClose := d.closeInner
+	d.closeInner = closeInner
+	prevClose()
 	return nil
 }
 
@@ -336,6 +423,10 @@ func (d *daemon) shutdown(lameduck time.Duration) {
 		if err := d.dns.Shutdown(ctx); err != nil {
 			d.log.Error("dns shutdown", "err", err)
 		}
+	}
+	if d.closeInner != nil {
+		d.closeInner()
+		d.closeInner = nil
 	}
 	for _, s := range d.http {
 		if err := s.Shutdown(ctx); err != nil {

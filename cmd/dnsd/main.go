@@ -15,6 +15,11 @@
 // Objects come from a file (--source) or from the API server (--kubeconfig,
 // or the pod's service account when neither is given).
 //
+// Names outside the cluster zones are refused unless upstreams are
+// configured (--upstream ADDR, repeatable, or --upstream-resolv-conf FILE,
+// or forward: in the config file): then they are forwarded, with a cache,
+// for clients in the configured client networks only.
+//
 // Exit status: 0 after a clean shutdown, 1 when serving failed, 2 for a
 // bad command line or configuration.
 package main

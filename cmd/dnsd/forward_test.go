@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+)
+
+// startUpstream is an upstream resolver on loopback that answers every A
+// query with ip and counts the queries.
+func startUpstream(t *testing.T, ip string) (string, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	addr := dnstest.StartServer(t, serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		n.Add(1)
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Qtype == dns.TypeA {
+			m.Answer = dnstest.RRs(r.Question[0].Name + " 60 IN A " + ip)
+		}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	}))
+	return addr, &n
+}
+
+// TestForwardChain: with --upstream, names outside the cluster zones are
+// forwarded and cached, cluster names still come from the store, and
+// ExternalName targets outside the zones are resolved through the chain.
+func TestForwardChain(t *testing.T) {
+	up, n := startUpstream(t, "192.0.2.10")
+	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
+	addr := d.dns.Addr()
+	for _, c := range []dnstest.Case{
+		{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
+		{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.10")},
+		{Qname: "Example.COM.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("Example.COM. 60 IN A 192.0.2.10")},
+		{Qname: "search.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs(
+			"search.default.svc.cluster.local. 30 IN CNAME search.example.com.", "search.example.com. 60 IN A 192.0.2.10")},
+	} {
+		dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("upstream got %d queries, want 2 (example.com once: cached; search.example.com once)", got)
+	}
+	_, body := get(t, "http://"+d.httpAddr["metrics"]+"/metrics")
+	for _, want := range []string{`poddns_cache_hits_total{type="success"} 1`, `poddns_forward_requests_total{to="` + up + `"} 2`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+}
+
+// TestForwardConfig: upstreams, stubs and cache settings from the file;
+// flags replace the file's upstreams; bad values are errors.
+func TestForwardConfig(t *testing.T) {
+	file := writeFile(t, "dnsd.yaml", `
+apiVersion: poddns.io/v1alpha1
+kind: DNSDConfig
+source: {file: x}
+forward:
+  upstreams: [127.0.0.1, "127.0.0.2:5353"]
+  stubs: [{zone: corp.example, upstreams: [127.0.0.3]}]
+  policy: sequential
+  deadline: 3s
+cache:
+  capacity: 2048
+  serveStale: 1h
+  prefetch: 10
+`)
+	cfg, err := loadArgs(t, "--config", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo, err := cfg.forwardOptions()
+	if err != nil || len(fo.Upstreams) != 2 || len(fo.Stubs) != 1 || fo.Policy != "sequential" || fo.Deadline.String() != "3s" {
+		t.Errorf("forward options %+v, %v", fo, err)
+	}
+	co, err := cfg.cacheOptions()
+	if err != nil || co.Capacity != 2048 || co.ServeStale.String() != "1h0m0s" || co.Prefetch != 10 {
+		t.Errorf("cache options %+v, %v", co, err)
+	}
+	rc := writeFile(t, "resolv.conf", "nameserver 127.0.0.9\n")
+	cfg, err = loadArgs(t, "--config", file, "--upstream-resolv-conf", rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fo, err := cfg.forwardOptions(); err != nil || len(fo.Upstreams) != 1 || fo.Upstreams[0] != "127.0.0.9:53" {
+		t.Errorf("--upstream-resolv-conf: upstreams %v, %v", fo.Upstreams, err)
+	}
+	for _, tc := range []struct{ args []string }{
+		{[]string{"--source", "x", "--upstream", "nope"}},
+		{[]string{"--source", "x", "--upstream", "127.0.0.1", "--upstream-resolv-conf", rc}},
+		{[]string{"--source", "x", "--upstream-resolv-conf", "/nonexistent/resolv.conf"}},
+	} {
+		if _, err := loadArgs(t, tc.args...); err == nil {
+			t.Errorf("%v: no error", tc.args)
+		}
+	}
+	bad := writeFile(t, "bad.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\nforward: {upstreams: [127.0.0.1], policy: fastest}\ncache: {capacity: 10}\n")
+	if _, err := loadArgs(t, "--config", bad); err == nil || !strings.Contains(err.Error(), "policy") || !strings.Contains(err.Error(), "capacity") {
+		t.Errorf("bad forward/cache config: err = %v", err)
+	}
+}
+
+// TestClientNetworks: recursion only for the configured client networks;
+// cluster names are answered to every client.
+func TestClientNetworks(t *testing.T) {
+	up, n := startUpstream(t, "192.0.2.10")
+	file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nforward: {clientNetworks: [10.0.0.0/8]}\n")
+	d := startDaemonArgs(t, "--config", file, "--source", exampleCluster, "--upstream", up)
+	addr := d.dns.Addr()
+	for _, c := range []dnstest.Case{
+		{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
+		{Qname: "example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused, NoAA: true},
+	} {
+		dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
+	}
+	if got := n.Load(); got != 0 {
+		t.Errorf("upstream got %d queries from a client outside the networks, want 0", got)
+	}
+}
+
+// TestReloadUpstreams: a reload switches upstreams (and starts a new
+// cache); a reload to no upstream refuses again; a bad one keeps the last
+// good chain.
+func TestReloadUpstreams(t *testing.T) {
+	a, na := startUpstream(t, "192.0.2.1")
+	b, nb := startUpstream(t, "192.0.2.2")
+	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", a)
+	addr := d.dns.Addr()
+	want := func(ip string, rcode int) {
+		t.Helper()
+		c := dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Rcode: rcode}
+		if ip != "" {
+			c.Answer = dnstest.RRs("example.com. 60 IN A " + ip)
+		}
+		dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
+	}
+	want("192.0.2.1", dns.RcodeSuccess)
+	cfg := d.config()
+	cfg.Forward.Upstreams = []string{b}
+	if err := d.reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	want("192.0.2.2", dns.RcodeSuccess)
+	bad := cfg
+	bad.Forward.Policy = "fastest"
+	if err := d.reload(bad); err == nil {
+		t.Error("reload with a bad policy succeeded")
+	}
+	want("192.0.2.2", dns.RcodeSuccess) // from the cache of the good chain
+	none := cfg
+	none.Forward = ForwardConfig{}
+	if err := d.reload(none); err != nil {
+		t.Fatal(err)
+	}
+	want("", dns.RcodeRefused)
+	if na.Load() != 1 || nb.Load() != 1 {
+		t.Errorf("upstream queries: a %d, b %d; want 1 and 1", na.Load(), nb.Load())
+	}
+}

@@ -1,0 +1,51 @@
+// Package forward is dnsd's forwarder: the last handler of the chain, which
+// sends the names dnsd does not serve itself to upstream resolvers.
+//
+// Semantics follow CoreDNS's forward plugin with its Kubernetes defaults
+// (see ../shared/reference/kubernetes-dns.md §2.4):
+//
+//   - Upstreams come from the configuration or from a resolv.conf (parsed
+//     with pkg/resolvconf, kubelet's rules); per-zone upstreams (stub
+//     domains) win over the default ones, the longest zone first. A name no
+//     upstream set covers is handed to the next handler (REFUSED at the end
+//     of dnsd's chain: dnsd is not an open resolver).
+//   - Every try goes over UDP first and is retried over TCP on the same
+//     upstream when the reply is truncated (CoreDNS's prefer_udp).
+//   - Each try is bounded by TryTimeout (2 s), the whole query by Deadline
+//     (5 s); when every try failed the client gets SERVFAIL within the
+//     deadline.
+//   - Queries carry a fresh random ID (crypto/rand) and come from pooled
+//     connected sockets, each bound to a kernel-chosen random source port;
+//     a reply is accepted only when its ID and question match the query
+//     (anything else is read and dropped), so a spoofed or late reply never
+//     answers a client. Idle sockets are closed after Expire (10 s); a
+//     socket that timed out is never reused.
+//   - An upstream that failed MaxFails (2) tries in a row is marked down
+//     and probed with ". IN NS" every HealthCheck (0.5 s) until any reply
+//     comes back; down upstreams are tried only after the healthy ones, and
+//     when every upstream is down one is still tried (never a silent
+//     outage).
+//   - Policy orders the upstreams of each query: random (default),
+//     round_robin or sequential.
+//   - At most MaxConcurrent (1000) queries are in flight; beyond that a
+//     query is answered REFUSED at once, which bounds memory.
+//
+// The upstream query is built fresh: the question, RD and CD as the client
+// sent them, and an OPT record (buffer MaxUDPSize, the client's DO bit); the
+// client's other EDNS0 options are not forwarded. The reply goes back with
+// the client's ID and question (case kept) and without the upstream's OPT
+// record (the serving writer adds dnsd's own when the client had one).
+//
+// Metrics (namespace poddns, subsystem forward; CoreDNS's label names):
+//
+//	poddns_forward_requests_total{to}                     tries sent
+//	poddns_forward_responses_total{to,rcode}              replies received
+//	poddns_forward_request_duration_seconds{to,rcode}     try round trip
+//	poddns_forward_healthcheck_failures_total{to}         failed probes
+//	poddns_forward_healthcheck_broken_total               queries with every upstream down
+//	poddns_forward_max_concurrent_rejects_total           REFUSED for the in-flight limit
+//	poddns_forward_inflight                               queries in flight
+//	poddns_forward_conn_cache_hits_total{proto}           pooled socket reused
+//	poddns_forward_conn_cache_misses_total{proto}         new socket dialled
+//	poddns_forward_dropped_replies_total                  packets whose ID or question did not match
+package forward

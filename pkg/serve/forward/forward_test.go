@@ -1,0 +1,441 @@
+package forward_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+	"github.com/poddns/poddns/pkg/serve/forward"
+)
+
+// rawUpstream is a UDP upstream on loopback that answers each query with
+// whatever reply returns (nothing when it returns nil), for faults the
+// serve package would not produce.
+func rawUpstream(t testing.TB, reply func(q *dns.Msg) []*dns.Msg) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			for _, m := range reply(q) {
+				b, _ := m.Pack()
+				pc.WriteTo(b, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// answerA answers every A query with ip and TTL 60.
+func answerA(ip string) func(q *dns.Msg) []*dns.Msg {
+	return func(q *dns.Msg) []*dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		if q.Question[0].Qtype == dns.TypeA {
+			m.Answer = dnstest.RRs(q.Question[0].Name + " 60 IN A " + ip)
+		}
+		return []*dns.Msg{m}
+	}
+}
+
+// upstreamHandler is a serve.Handler upstream (UDP and TCP).
+func upstreamHandler(fn func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg) serve.Handler {
+	return serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		m := fn(w, r)
+		if m == nil {
+			return dns.RcodeServerFailure, nil
+		}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	})
+}
+
+func newForward(t testing.TB, o forward.Options) *forward.Forward {
+	t.Helper()
+	f, err := forward.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+func TestForwardAnswers(t *testing.T) {
+	// The upstream answers with the question lower-cased (not 0x20-aware):
+	// the client still gets its own spelling back.
+	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+		m := answerA("192.0.2.1")(q)[0]
+		m.Question[0].Name = strings.ToLower(m.Question[0].Name)
+		return []*dns.Msg{m}
+	})
+	fm, _ := forward.NewMetrics(nil)
+	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}, Metrics: fm}))
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, name := range []string{"example.com.", "ExAmPle.COM."} {
+			m := dnstest.Exchange(t, addr, proto, dnstest.Query(name, dns.TypeA, 0))
+			dnstest.Check(t, dnstest.Case{Qname: name, Qtype: dns.TypeA, NoAA: true,
+				Answer: dnstest.RRs(name + " 60 IN A 192.0.2.1")}, m)
+		}
+	}
+	// Four queries one after the other: one socket dialled, then reused.
+	if n := testutil.ToFloat64(fm.ConnCacheHits("udp")); n != 3 {
+		t.Errorf("pooled UDP sockets reused %v times, want 3", n)
+	}
+}
+
+func TestUpstreamSilent(t *testing.T) {
+	silent := rawUpstream(t, func(*dns.Msg) []*dns.Msg { return nil })
+	// The deadline, not the per-try timeout, ends the query.
+	f := newForward(t, forward.Options{Upstreams: []string{silent}, TryTimeout: 2 * time.Second, Deadline: 300 * time.Millisecond})
+	addr := dnstest.StartServer(t, f)
+	start := time.Now()
+	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
+	took := time.Since(start)
+	if m.Rcode != dns.RcodeServerFailure {
+		t.Errorf("rcode %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
+	}
+	if took < 250*time.Millisecond || took > time.Second {
+		t.Errorf("SERVFAIL after %s, want after the tries and within the 300ms deadline (+ slack)", took)
+	}
+}
+
+func TestTruncatedRetriesOverTCP(t *testing.T) {
+	var tcpQueries atomic.Int32
+	up := dnstest.StartServer(t, upstreamHandler(func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if serve.Proto(w) == "udp" {
+			m.Truncated = true
+			return m
+		}
+		tcpQueries.Add(1)
+		m.Answer = dnstest.RRs("big.example. 60 IN TXT \"over tcp\"")
+		return m
+	}))
+	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}}))
+	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("big.example.", dns.TypeTXT, 1232))
+	dnstest.Check(t, dnstest.Case{Qname: "big.example.", Qtype: dns.TypeTXT, NoAA: true,
+		Answer: dnstest.RRs("big.example. 60 IN TXT \"over tcp\"")}, m)
+	if n := tcpQueries.Load(); n != 1 {
+		t.Errorf("%d TCP queries upstream, want 1", n)
+	}
+}
+
+// TestInFlightLimit: with limit queries blocked upstream, every further
+// query is answered REFUSED at once, and the blocked ones still succeed.
+func TestInFlightLimit(t *testing.T) {
+	for _, tc := range []struct{ limit, extra int }{{1, 1}, {2, 1}, {5, 40}} {
+		t.Run(fmt.Sprintf("limit %d, %d more", tc.limit, tc.extra), func(t *testing.T) {
+			release := make(chan struct{})
+			arrived := make(chan struct{}, tc.limit+tc.extra)
+			up := dnstest.StartServer(t, upstreamHandler(func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
+				arrived <- struct{}{}
+				select {
+				case <-release:
+				case <-time.After(2 * time.Second):
+				}
+				m := new(dns.Msg)
+				m.SetReply(r)
+				return m
+			}))
+			fm, _ := forward.NewMetrics(nil)
+			addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}, MaxConcurrent: tc.limit, Metrics: fm}))
+			var wg sync.WaitGroup
+			rcodes := make([]int, tc.limit)
+			for i := range tc.limit {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout}
+					rcodes[i] = -1
+					if m, _, err := c.Exchange(dnstest.Query(fmt.Sprintf("slow%d.example.", i), dns.TypeA, 0), addr); err == nil {
+						rcodes[i] = m.Rcode
+					}
+				}()
+			}
+			for range tc.limit {
+				select {
+				case <-arrived:
+				case <-time.After(dnstest.Timeout):
+					t.Fatal("queries did not reach the upstream")
+				}
+			}
+			if n := testutil.ToFloat64(fm.InFlight()); n != float64(tc.limit) {
+				t.Errorf("inflight = %v, want %d", n, tc.limit)
+			}
+			refused := make([]int, tc.extra)
+			var ewg sync.WaitGroup
+			for i := range tc.extra {
+				ewg.Add(1)
+				go func() {
+					defer ewg.Done()
+					c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout}
+					refused[i] = -1
+					if m, _, err := c.Exchange(dnstest.Query(fmt.Sprintf("more%d.example.", i), dns.TypeA, 0), addr); err == nil {
+						refused[i] = m.Rcode
+					}
+				}()
+			}
+			ewg.Wait()
+			close(release)
+			wg.Wait()
+			for i, rc := range refused {
+				if rc != dns.RcodeRefused {
+					t.Errorf("query %d beyond the limit: rcode %d, want REFUSED", i, rc)
+				}
+			}
+			for i, rc := range rcodes {
+				if rc != dns.RcodeSuccess {
+					t.Errorf("in-flight query %d: rcode %d, want NOERROR", i, rc)
+				}
+			}
+			if n := testutil.ToFloat64(fm.Rejects()); n != float64(tc.extra) {
+				t.Errorf("max_concurrent_rejects_total = %v, want %d", n, tc.extra)
+			}
+		})
+	}
+}
+
+func TestBadRepliesIgnored(t *testing.T) {
+	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+		wrongID := new(dns.Msg)
+		wrongID.SetReply(q)
+		wrongID.Id = q.Id + 1
+		wrongID.Answer = dnstest.RRs("example.com. 60 IN A 203.0.113.66")
+		wrongQ := new(dns.Msg)
+		wrongQ.SetReply(q)
+		wrongQ.Question[0].Name = "evil.example."
+		wrongQ.Answer = dnstest.RRs("evil.example. 60 IN A 203.0.113.66")
+		notReply := q.Copy() // QR not set
+		good := answerA("192.0.2.7")(q)[0]
+		return []*dns.Msg{wrongID, wrongQ, notReply, good}
+	})
+	reg := prometheus.NewRegistry()
+	fm, _ := forward.NewMetrics(reg)
+	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}, Metrics: fm}))
+	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
+	dnstest.Check(t, dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true,
+		Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.7")}, m)
+	if n := testutil.ToFloat64(fm.Dropped()); n != 3 {
+		t.Errorf("dropped replies = %v, want 3", n)
+	}
+}
+
+func TestRandomQueryIDs(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[uint16]bool{}
+	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+		mu.Lock()
+		ids[q.Id] = true
+		mu.Unlock()
+		return answerA("192.0.2.1")(q)
+	})
+	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}}))
+	for range 20 {
+		q := dnstest.Query("example.com.", dns.TypeA, 0)
+		q.Id = 4242
+		dnstest.Exchange(t, addr, "udp", q)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) < 18 || ids[4242] {
+		t.Errorf("upstream saw %d distinct IDs for 20 queries (client ID 4242 reused: %v), want fresh random IDs", len(ids), ids[4242])
+	}
+}
+
+func TestHealthCheckDownAndUp(t *testing.T) {
+	var answering atomic.Bool
+	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+		if !answering.Load() {
+			return nil
+		}
+		return answerA("192.0.2.9")(q)
+	})
+	reg := prometheus.NewRegistry()
+	fm, _ := forward.NewMetrics(reg)
+	f := newForward(t, forward.Options{Upstreams: []string{up}, TryTimeout: 50 * time.Millisecond, Deadline: 200 * time.Millisecond,
+		MaxFails: 2, HealthCheck: 20 * time.Millisecond, Metrics: fm})
+	addr := dnstest.StartServer(t, f)
+	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
+	if m.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("silent upstream: rcode %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
+	}
+	if d := f.Down(); !slices.Equal(d, []string{up}) {
+		t.Fatalf("down = %v, want [%s]", d, up)
+	}
+	waitFor(t, func() bool { return testutil.ToFloat64(fm.HealthcheckFailures(up)) >= 1 })
+	answering.Store(true)
+	waitFor(t, func() bool { return len(f.Down()) == 0 })
+	m = dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
+	dnstest.Check(t, dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true,
+		Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.9")}, m)
+}
+
+// waitFor polls cond for at most 3 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 3s")
+}
+
+func TestPolicyAndFailover(t *testing.T) {
+	a := rawUpstream(t, answerA("192.0.2.1"))
+	b := rawUpstream(t, answerA("192.0.2.2"))
+	silent := rawUpstream(t, func(*dns.Msg) []*dns.Msg { return nil })
+	for _, tc := range []struct {
+		name   string
+		policy forward.Policy
+		ups    []string
+		want   []string // answers of 4 queries in a row
+	}{
+		{"sequential", forward.Sequential, []string{a, b}, []string{"192.0.2.1", "192.0.2.1", "192.0.2.1", "192.0.2.1"}},
+		{"round robin", forward.RoundRobin, []string{a, b}, []string{"192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.2"}},
+		{"failover to the next", forward.Sequential, []string{silent, b}, []string{"192.0.2.2", "192.0.2.2", "192.0.2.2", "192.0.2.2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForward(t, forward.Options{Upstreams: tc.ups, Policy: tc.policy, TryTimeout: 100 * time.Millisecond, HealthCheck: time.Hour})
+			addr := dnstest.StartServer(t, f)
+			var got []string
+			for range tc.want {
+				m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
+				if len(m.Answer) != 1 {
+					t.Fatalf("answer %v", m.Answer)
+				}
+				got = append(got, m.Answer[0].(*dns.A).A.String())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("answers %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStubZones(t *testing.T) {
+	def := rawUpstream(t, answerA("192.0.2.1"))
+	corp := rawUpstream(t, answerA("10.1.1.1"))
+	f := newForward(t, forward.Options{Upstreams: []string{def}, Stubs: []forward.Stub{{Zone: "Corp.Example", Upstreams: []string{corp}}}})
+	addr := dnstest.StartServer(t, f)
+	for name, want := range map[string]string{"www.example.com.": "192.0.2.1", "db.corp.example.": "10.1.1.1", "corp.example.": "10.1.1.1", "xcorp.example.": "192.0.2.1"} {
+		m := dnstest.Exchange(t, addr, "udp", dnstest.Query(name, dns.TypeA, 0))
+		if len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != want {
+			t.Errorf("%s: answer %v, want %s", name, m.Answer, want)
+		}
+	}
+	// Only stubs: other names go to Next (REFUSED at the end of a chain).
+	only := newForward(t, forward.Options{Stubs: []forward.Stub{{Zone: "corp.example", Upstreams: []string{corp}}}, Next: serve.Refused})
+	addr = dnstest.StartServer(t, only)
+	if m := dnstest.Exchange(t, addr, "udp", dnstest.Query("www.example.com.", dns.TypeA, 0)); m.Rcode != dns.RcodeRefused {
+		t.Errorf("name outside the stubs: rcode %s, want REFUSED", dns.RcodeToString[m.Rcode])
+	}
+}
+
+func TestResolvConfUpstreams(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(p, []byte("# node\nsearch example.com\nnameserver 127.0.0.1\nnameserver ::1\noptions ndots:2\n"), 0o644)
+	got, err := forward.ResolvConfUpstreams(p)
+	if err != nil || !slices.Equal(got, []string{"127.0.0.1:53", "[::1]:53"}) {
+		t.Errorf("ResolvConfUpstreams = %v, %v", got, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	os.WriteFile(bad, []byte("search example.com\n"), 0o644)
+	if _, err := forward.ResolvConfUpstreams(bad); err == nil {
+		t.Error("resolv.conf without nameserver: no error")
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	for _, o := range []forward.Options{
+		{},
+		{Upstreams: []string{"not-an-ip"}},
+		{Upstreams: []string{"127.0.0.1:0"}},
+		{Upstreams: []string{"127.0.0.1"}, Policy: "fastest"},
+		{Stubs: []forward.Stub{{Zone: "a.example", Upstreams: nil}}},
+		{Stubs: []forward.Stub{{Zone: "a.example", Upstreams: []string{"127.0.0.1"}}, {Zone: "A.example.", Upstreams: []string{"127.0.0.1"}}}},
+	} {
+		if _, err := forward.New(o); err == nil {
+			t.Errorf("New(%+v): no error", o)
+		}
+	}
+}
+
+func BenchmarkForwardRoundTrip(b *testing.B) {
+	up := rawUpstream(b, answerA("192.0.2.1"))
+	f, err := forward.New(forward.Options{Upstreams: []string{up}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	q := dnstest.Query("example.com.", dns.TypeA, 0)
+	w := &dnstest.Recorder{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if rc, err := f.ServeDNS(context.Background(), w, q); err != nil || rc != dns.RcodeSuccess {
+			b.Fatal(rc, err)
+		}
+	}
+}
+
+// TestClosedPooledConnection: an upstream that closes its TCP connection
+// after each reply (as servers do with idle ones) costs a redial, not a
+// failed try: the upstream is never marked down.
+func TestClosedPooledConnection(t *testing.T) {
+	var tcpQueries atomic.Int32
+	up := dnstest.StartServer(t, upstreamHandler(func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if serve.Proto(w) == "udp" {
+			m.Truncated = true
+			return m
+		}
+		tcpQueries.Add(1)
+		m.Answer = dnstest.RRs(r.Question[0].Name + " 60 IN A 192.0.2.3")
+		w.WriteMsg(m)
+		w.Close()
+		return nil
+	}))
+	f := newForward(t, forward.Options{Upstreams: []string{up}, MaxFails: 1, HealthCheck: time.Hour})
+	addr := dnstest.StartServer(t, f)
+	for i := range 3 {
+		m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
+		if len(m.Answer) != 1 {
+			t.Fatalf("query %d: %v", i, m)
+		}
+		if d := f.Down(); len(d) != 0 {
+			t.Fatalf("query %d: upstream marked down: %v", i, d)
+		}
+	}
+	if n := tcpQueries.Load(); n != 3 {
+		t.Errorf("%d TCP queries upstream, want 3", n)
+	}
+}

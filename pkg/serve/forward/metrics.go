@@ -1,0 +1,80 @@
+package forward
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the forwarder's metrics. They outlive a forwarder (a reload
+// builds a new one), so they are made once with NewMetrics and passed in
+// Options.
+type Metrics struct {
+	requests     *prometheus.CounterVec
+	responses    *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	hcFailures   *prometheus.CounterVec
+	hcBroken     prometheus.Counter
+	rejects      prometheus.Counter
+	inflight     prometheus.Gauge
+	connHits     *prometheus.CounterVec
+	connMisses   *prometheus.CounterVec
+	staleReplies prometheus.Counter
+}
+
+// NewMetrics makes the metrics and registers them with reg; a nil reg keeps
+// them unregistered (tests).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	const ns, sub = "poddns", "forward"
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Queries sent to upstreams (one per try), by upstream."}, []string{"to"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "responses_total",
+			Help: "Replies received from upstreams, by upstream and rcode."}, []string{"to", "rcode"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
+			Help: "Round trip of one try to an upstream, by upstream and rcode (timeouts have rcode \"timeout\").", Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16)},
+			[]string{"to", "rcode"}),
+		hcFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "healthcheck_failures_total",
+			Help: "Health-check probes an upstream did not answer, by upstream."}, []string{"to"}),
+		hcBroken: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "healthcheck_broken_total",
+			Help: "Queries forwarded while every upstream was marked down."}),
+		rejects: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "max_concurrent_rejects_total",
+			Help: "Queries answered REFUSED because the in-flight limit was reached."}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "inflight",
+			Help: "Queries being forwarded."}),
+		connHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "conn_cache_hits_total",
+			Help: "Tries that reused a pooled upstream socket, by transport."}, []string{"proto"}),
+		connMisses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "conn_cache_misses_total",
+			Help: "Tries that dialled a new upstream socket, by transport."}, []string{"proto"}),
+		staleReplies: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_replies_total",
+			Help: "Packets from upstreams dropped because their ID or question did not match the query."}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.requests, m.responses, m.duration, m.hcFailures, m.hcBroken, m.rejects, m.inflight, m.connHits, m.connMisses, m.staleReplies} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("forward: register metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// Rejects is poddns_forward_max_concurrent_rejects_total.
+func (m *Metrics) Rejects() prometheus.Counter { return m.rejects }
+
+// Dropped is poddns_forward_dropped_replies_total.
+func (m *Metrics) Dropped() prometheus.Counter { return m.staleReplies }
+
+// HealthcheckFailures is poddns_forward_healthcheck_failures_total of one
+// upstream.
+func (m *Metrics) HealthcheckFailures(to string) prometheus.Counter {
+	return m.hcFailures.WithLabelValues(to)
+}
+
+// ConnCacheHits is poddns_forward_conn_cache_hits_total of one transport.
+func (m *Metrics) ConnCacheHits(proto string) prometheus.Counter {
+	return m.connHits.WithLabelValues(proto)
+}
+
+// InFlight is poddns_forward_inflight.
+func (m *Metrics) InFlight() prometheus.Gauge { return m.inflight }
