@@ -1,5 +1,8 @@
-// Command webhook is poddns's pod DNS policy webhook. This version has the
-// offline subcommands, which need no cluster:
+// Command webhook is poddns's pod DNS policy webhook:
+//
+//	webhook serve --config /etc/poddns/webhook.yaml       # the admission webhook (TLS, probes, metrics)
+//
+// and its offline subcommands, which need no cluster:
 //
 //	webhook render -f testdata/pods/examples.yaml          # resolv.conf per pod
 //	webhook render -p testdata/policies -f testdata/pods/  # through the DNS policies

@@ -45,9 +45,10 @@ func newRootCommand(s streams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "webhook",
 		Short: "poddns pod DNS policy webhook and its offline tools",
-		Long: `webhook is poddns's pod DNS policy webhook. Its offline subcommands show what
-the DNS policies, the API server and kubelet do with pods' DNS settings,
-without a cluster: render, explain, and test for policy suites in CI.`,
+		Long: `webhook is poddns's pod DNS policy webhook. serve runs the admission webhook
+in a cluster; the offline subcommands show what the DNS policies, the API
+server and kubelet do with pods' DNS settings, without a cluster: render,
+explain, and test for policy suites in CI.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -58,6 +59,6 @@ without a cluster: render, explain, and test for policy suites in CI.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s))
+	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s), newServeCommand(s))
 	return root
 }

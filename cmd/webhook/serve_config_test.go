@@ -1,0 +1,147 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// parseServe parses args as `webhook serve` would and completes them.
+func parseServe(t *testing.T, args ...string) (*serveOptions, error) {
+	t.Helper()
+	o := &serveOptions{}
+	cmd := newServeCommandWith(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, o)
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	return o, o.complete(cmd.Flags())
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "webhook.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const fullConfig = `apiVersion: poddns.io/v1alpha1
+kind: WebhookConfig
+policies: [policies, /abs/more.yaml]
+mode: audit
+nodeProfile: node.yaml
+host: 127.0.0.1
+port: 10443
+certDir: /var/run/tls
+healthProbeAddress: 127.0.0.1:18081
+metricsAddress: "0"
+excludedNamespaces: [poddns-system, cert-manager]
+policyResync: 30s
+`
+
+func TestServeConfigPrecedence(t *testing.T) {
+	cfg := writeConfig(t, fullConfig)
+	dir := filepath.Dir(cfg)
+
+	t.Run("defaults", func(t *testing.T) {
+		o, err := parseServe(t, "-p", "p.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.port != defaultPort || o.certDir != defaultCertDir || o.mode != "per-policy" || o.healthProbeAddress != defaultHealthProbeAddress ||
+			o.metricsAddress != defaultMetricsAddress || o.policyResync != defaultPolicyResync || len(o.excludedNamespaces) != 0 || o.host != "" {
+			t.Errorf("defaults: %+v", o)
+		}
+	})
+
+	t.Run("config over defaults", func(t *testing.T) {
+		o, err := parseServe(t, "--config", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPolicies := []string{filepath.Join(dir, "policies"), "/abs/more.yaml"}
+		if !slices.Equal(o.policies, wantPolicies) {
+			t.Errorf("policies = %q, want %q (relative to the config file)", o.policies, wantPolicies)
+		}
+		if o.mode != "audit" || o.host != "127.0.0.1" || o.port != 10443 || o.certDir != "/var/run/tls" ||
+			o.healthProbeAddress != "127.0.0.1:18081" || o.metricsAddress != "0" || o.policyResync != 30*time.Second {
+			t.Errorf("config values not taken: %+v", o)
+		}
+		if !slices.Equal(o.excludedNamespaces, []string{"poddns-system", "cert-manager"}) {
+			t.Errorf("excludedNamespaces = %q", o.excludedNamespaces)
+		}
+		// The profile path went into the --profile flag: NodeConfig reads
+		// it (and fails: the file does not exist).
+		if _, _, err := o.node.NodeConfig(); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "node.yaml")) {
+			t.Errorf("node profile from the config: err = %v, want one naming %s", err, filepath.Join(dir, "node.yaml"))
+		}
+	})
+
+	t.Run("flags over config", func(t *testing.T) {
+		o, err := parseServe(t, "--config", cfg, "--port", "8443", "--mode", "enforce", "-p", "other", "--excluded-namespaces", "mine",
+			"--cert-dir", "/certs", "--policy-resync", "0s", "--profile", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.port != 8443 || o.mode != "enforce" || o.certDir != "/certs" || o.policyResync != 0 {
+			t.Errorf("flags lost to the config: %+v", o)
+		}
+		if !slices.Equal(o.policies, []string{"other"}) || !slices.Equal(o.excludedNamespaces, []string{"mine"}) {
+			t.Errorf("lists: policies %q excluded %q, want the flags' only", o.policies, o.excludedNamespaces)
+		}
+		// What no flag set still comes from the config.
+		if o.host != "127.0.0.1" || o.healthProbeAddress != "127.0.0.1:18081" {
+			t.Errorf("config values not kept: %+v", o)
+		}
+		if _, _, err := o.node.NodeConfig(); err != nil {
+			t.Errorf("--profile \"\" should override the config's nodeProfile: %v", err)
+		}
+	})
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, config string
+		args         []string
+		want         string
+	}{
+		{"unknown field", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\nport: 1\nprot: 2\n", nil, `unknown field "prot"`},
+		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\npolicies: [p]\n", nil, `kind "DNSDConfig": want poddns.io/v1alpha1, WebhookConfig`},
+		{"wrong type", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\nport: high\n", nil, "cannot unmarshal"},
+		{"bad mode", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\npolicies: [p]\nmode: dry-run\n", nil, `mode: unknown mode "dry-run"`},
+		{"bad duration", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\npolicies: [p]\npolicyResync: soon\n", nil, "policy-resync"},
+		{"no policies", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\n", nil, "no policies"},
+		{"bad port", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\npolicies: [p]\nport: 70000\n", nil, "port 70000"},
+		{"bad port flag", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\npolicies: [p]\n", []string{"--port", "-1"}, "port -1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseServe(t, append([]string{"--config", writeConfig(t, tt.config)}, tt.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := parseServe(t, "--config", filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Error("a missing config file is not an error")
+	}
+}
+
+// TestServeDeployConfig checks that the configuration shipped in
+// deploy/webhook parses and says what the MutatingWebhookConfiguration
+// next to it expects.
+func TestServeDeployConfig(t *testing.T) {
+	o, err := parseServe(t, "--config", "../../deploy/webhook/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.certDir != "/tls" || o.port != 9443 || !slices.Equal(o.excludedNamespaces, []string{"poddns-system"}) ||
+		!slices.Equal(o.policies, []string{"/etc/poddns/policies"}) || o.mode != "per-policy" {
+		t.Errorf("deploy config: %+v", o)
+	}
+}
