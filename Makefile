@@ -43,14 +43,18 @@ deps: ## Install the Debian packages the tests need (apt-get; instant when prese
 envtest-assets: ## Build/link kube-apiserver and etcd into bin/envtest (cached in ~/.cache/poddns)
 	GO=$(GO) hack/envtest-assets.sh
 
+.PHONY: coredns
+coredns: ## Build/link CoreDNS (the differential test's and bench-dns's peer) into bin/coredns (cached in ~/.cache/poddns)
+	GO=$(GO) hack/coredns.sh
+
 .PHONY: test
-test: deps envtest-assets ## THE test command (README, CI): every test against real parts
+test: deps envtest-assets coredns ## THE test command (README, CI): every test against real parts
 	$(GO) build ./...
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 ./...
-	$(MAKE) --no-print-directory kubelet-diff
-	@# ---- example policy suite --------------------------------------------
+	@# The example policy suite, as a policy repository's CI runs it.
 	$(GO) run ./cmd/webhook test testdata/policies/suite
-	@# -----------------------------------------------------------------------
+	$(MAKE) --no-print-directory kubelet-diff
+	@# Last, so that go test's summary closes the output.
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 ./...
 
 .PHONY: e2e
 e2e: deps envtest-assets ## Only the end-to-end tests with real clients (needs root)
@@ -63,6 +67,16 @@ kubelet-diff: ## Compare pkg/resolvconf with kubelet v1.37.2's own code (separat
 .PHONY: bench
 bench: ## Benchmarks of ./pkg/...
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+.PHONY: bench-dns
+bench-dns: deps envtest-assets coredns ## dnsperf: dnsd vs CoreDNS (stock Corefile), same API server and queries, A B A B; JSON in bench/results/
+	@mkdir -p bench/results
+	PODDNS_BENCH_DNS_OUT=$(CURDIR)/bench/results/dns-$$(date -u +%Y%m%dT%H%M%SZ).json KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) \
+		$(GO) test -count=1 -timeout 15m -v -run '^TestBenchDNS$$' ./test/integration
+
+.PHONY: bench-webhook
+bench-webhook: ## HTTPS AdmissionReview load over loopback: 200 policies, fixed 500 req/s, p50/p99 (WEBHOOK_LOAD=10s)
+	PODDNS_BENCH_WEBHOOK=$(or $(WEBHOOK_LOAD),10s) $(GO) test -count=1 -v -run '^TestAdmissionLoad$$' ./pkg/policy/admission
 
 .PHONY: fuzz
 fuzz: ## Run every Fuzz* target under ./pkg for FUZZTIME each
