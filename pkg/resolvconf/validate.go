@@ -97,6 +97,9 @@ func validateDNSConfig(dc *corev1.PodDNSConfig, policy corev1.DNSPolicy, path *f
 			continue
 		}
 		s = strings.TrimSuffix(s, ".")
+		if isSearchDomain(s) {
+			continue // the common case, without the regular expression
+		}
 		for _, msg := range validation.IsDNS1123SubdomainWithUnderscore(s) {
 			errs = append(errs, field.Invalid(searchPath.Index(i), s, msg))
 		}
@@ -108,3 +111,29 @@ func validateDNSConfig(dc *corev1.PodDNSConfig, policy corev1.DNSPolicy, path *f
 	}
 	return errs
 }
+
+// isSearchDomain reports whether s passes the API server's relaxed search
+// check (validation.IsDNS1123SubdomainWithUnderscore) without its regular
+// expression: at most 253 characters of dot-separated labels, each an optional
+// '_' followed by lower-case letters, digits, '-' and '_' that start and end
+// with a letter or digit. It is only a fast path: a false answer is followed
+// by the API server's own check, which gives the messages.
+func isSearchDomain(s string) bool {
+	if len(s) == 0 || len(s) > validation.DNS1123SubdomainMaxLength {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		label = strings.TrimPrefix(label, "_")
+		if label == "" || !isAlnum(label[0]) || !isAlnum(label[len(label)-1]) {
+			return false
+		}
+		for i := 1; i < len(label)-1; i++ {
+			if c := label[i]; !isAlnum(c) && c != '-' && c != '_' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }

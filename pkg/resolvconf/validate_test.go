@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -161,4 +162,17 @@ func TestDefault(t *testing.T) {
 	if p.Spec.DNSPolicy != "clusterfirst" {
 		t.Errorf("dnsPolicy = %q, a wrong-case value must not be corrected", p.Spec.DNSPolicy)
 	}
+}
+
+// FuzzIsSearchDomain holds the fast path to the API server's own check.
+func FuzzIsSearchDomain(f *testing.F) {
+	for _, s := range []string{"a", "_srv.example.com", "a_b.example", "a..b", "x_", "_", "__a", "-a", "a-", "A", "a._b", "a._", strings.Repeat("a", 254), "1.2.3.4", "a.-b", "é.example"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := len(validation.IsDNS1123SubdomainWithUnderscore(s)) == 0
+		if got := isSearchDomain(s); got != want {
+			t.Fatalf("isSearchDomain(%q) = %v, the API server's check says %v", s, got, want)
+		}
+	})
 }
