@@ -32,6 +32,7 @@ const (
 var testSupportPackages = []string{
 	"internal/golden",
 	"internal/testenv",
+	"pkg/policy/policytest",
 	"pkg/serve/dnstest",
 }
 

@@ -31,40 +31,16 @@ import (
 
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
-
-// benchPolicies returns n policies of every kind (the generator of
-// pkg/policy's BenchmarkEvaluate), selecting namespaces by a team label so
-// that a pod matches about one in ten.
-func benchPolicies(n int) string {
-	var b strings.Builder
-	for i := range n {
-		sel := fmt.Sprintf("  priority: %d\n  match: {namespaceSelector: {matchLabels: {team: t%d}}, podSelector: {matchExpressions: [{key: app, operator: In, values: [web, api]}]}}\n", i%7, i%10)
-		var actions string
-		switch (i / 10) % 5 {
-		case 0:
-			actions = fmt.Sprintf("  actions: {ndots: %d}", i%6)
-		case 1:
-			actions = fmt.Sprintf("  actions: {searches: {add: [$(NAMESPACE).p%d.example]}}", i)
-		case 2:
-			actions = fmt.Sprintf("  actions: {options: {set: [{name: timeout, value: '%d'}, {name: single-request-reopen}]}}", i%4+1)
-		case 3:
-			actions = "  actions: {hostNetworkClusterDNS: true}"
-		case 4:
-			actions = fmt.Sprintf("  mode: audit\n  actions: {nameservers: [169.254.20.%d]}", i%250+1)
-		}
-		fmt.Fprintf(&b, "---\napiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: policy-%03d}\nspec:\n%s%s\n", i, sel, actions)
-	}
-	return b.String()
-}
 
 // loadServer serves the handler over 200 policies with controller-runtime's
 // webhook server (TLS, HTTP/2 as in production) on a loopback port, and
 // returns its URL and a client that trusts it.
 func loadServer(tb testing.TB) (string, *http.Client) {
 	tb.Helper()
-	set, err := policy.Parse(strings.NewReader(benchPolicies(200)), "bench.yaml")
+	set, err := policy.Parse(strings.NewReader(policytest.Generated(200)), "bench.yaml")
 	if err != nil {
 		tb.Fatal(err)
 	}
