@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/pkg/nodeprofile"
+	"github.com/poddns/poddns/pkg/resolvconf"
 	"github.com/poddns/poddns/pkg/serve/acl"
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
@@ -60,6 +62,19 @@ type Config struct {
 	// LoadBalance shuffles A/AAAA records in replies, CNAMEs first
 	// (default true).
 	LoadBalance *bool `json:"loadBalance,omitempty"`
+	// Completion configures server-side search completion.
+	Completion CompletionConfig `json:"completion,omitempty"`
+}
+
+// CompletionConfig configures search completion (package
+// pkg/serve/completion).
+type CompletionConfig struct {
+	// Enabled turns completion on or off; by default it is on when
+	// NodeProfile is set. It cannot be on without a node profile.
+	Enabled *bool `json:"enabled,omitempty"`
+	// NodeProfile is the path of the node profile (kind NodeProfile, the
+	// webhook's --profile format) the pods' resolv.conf is derived with.
+	NodeProfile string `json:"nodeProfile,omitempty"`
 }
 
 // ForwardConfig configures forwarding (package pkg/serve/forward).
@@ -205,6 +220,12 @@ func merge(dst *Config, src Config) {
 		dst.LoadBalance = src.LoadBalance
 	}
 	mergeCache(&dst.Cache, src.Cache)
+	if src.Completion.Enabled != nil {
+		dst.Completion.Enabled = src.Completion.Enabled
+	}
+	if src.Completion.NodeProfile != "" {
+		dst.Completion.NodeProfile = src.Completion.NodeProfile
+	}
 }
 
 func mergeForward(dst *ForwardConfig, src ForwardConfig) {
@@ -340,6 +361,14 @@ func (c Config) validate() error {
 	if _, err := cluster.New(c.clusterOptions(nil)); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Completion.Enabled != nil && *c.Completion.Enabled && c.Completion.NodeProfile == "" {
+		errs = append(errs, errors.New("completion: enabled without a nodeProfile"))
+	}
+	if c.completion() {
+		if _, err := c.nodeProfile(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.forwarding() {
 		if o, err := c.forwardOptions(); err != nil {
 			errs = append(errs, err)
@@ -360,6 +389,37 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// completion reports whether search completion is on.
+func (c Config) completion() bool {
+	return c.Completion.NodeProfile != "" && (c.Completion.Enabled == nil || *c.Completion.Enabled)
+}
+
+// watchPods reports whether the API source must watch pods: for verified
+// pod records and for completion.
+func (c Config) watchPods() bool {
+	return c.Pods == string(cluster.PodsVerified) || c.completion()
+}
+
+// nodeProfile reads the completion node profile over the built-in defaults,
+// as the webhook's --profile does. A profile whose node resolv.conf cannot
+// be read is an error: every pod's resolv.conf would be unknown.
+func (c Config) nodeProfile() (*resolvconf.NodeProfile, error) {
+	f, err := nodeprofile.ReadFile(c.Completion.NodeProfile)
+	if err != nil {
+		return nil, fmt.Errorf("completion: %w", err)
+	}
+	nc := nodeprofile.Defaults()
+	f.Apply(&nc)
+	p, err := resolvconf.NewNodeProfile(nc)
+	if err != nil {
+		return nil, fmt.Errorf("completion: node profile %s: %w", c.Completion.NodeProfile, err)
+	}
+	if err := p.HostError(); err != nil {
+		return nil, fmt.Errorf("completion: node profile %s: %w", c.Completion.NodeProfile, err)
+	}
+	return p, nil
 }
 
 // clusterZones are the cluster zones as the cluster handler serves them.

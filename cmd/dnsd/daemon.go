@@ -24,10 +24,13 @@ import (
 	"github.com/poddns/poddns/pkg/serve/apisource"
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
+	"github.com/poddns/poddns/pkg/serve/completion"
 	"github.com/poddns/poddns/pkg/serve/filesource"
 	"github.com/poddns/poddns/pkg/serve/forward"
 	"github.com/poddns/poddns/pkg/serve/loadbalance"
+	"github.com/poddns/poddns/pkg/serve/loop"
 	"github.com/poddns/poddns/pkg/serve/metrics"
+	"github.com/poddns/poddns/pkg/serve/minimalany"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
@@ -140,6 +143,9 @@ func newDaemon(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*daemon,
 	if d.cacheMetrics, err = cache.NewMetrics(reg); err != nil {
 		return nil, err
 	}
+	if d.completionMetrics, err = completion.NewMetrics(reg); err != nil {
+		return nil, err
+	}
 	inner, closeInner, err := buildInner(cfg, d.store, d.inner, d.handlerMetrics)
 	if err != nil {
 		return nil, err
@@ -159,8 +165,9 @@ func newDaemon(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*daemon,
 
 // handlerMetrics are the metrics of the handlers buildInner makes.
 type handlerMetrics struct {
-	forwardMetrics *forward.Metrics
-	cacheMetrics   *cache.Metrics
+	forwardMetrics    *forward.Metrics
+	cacheMetrics      *cache.Metrics
+	completionMetrics *completion.Metrics
 }
 
 // buildInner builds the handlers behind metrics, in their one order
@@ -168,9 +175,15 @@ type handlerMetrics struct {
 //
 //  1. metrics (built once in newDaemon, not here: its counters outlive
 //     reloads) sees every query and the final rcode, so it comes first.
+//     loop (only with default upstreams) recognizes dnsd's own startup
+//     probes before anything else can answer them; other queries pass.
+//     minimalany answers every ANY query with HINFO "RFC8482" "" (RFC
+//     8482), cluster and external names alike, before anything looks up.
 //  2. loadbalance (on by default) shuffles the addresses of every NOERROR
 //     reply written below it, CNAMEs first.
-//  3. (search completion will go here, before cluster.)
+//  3. completion (on when a node profile is configured) answers the first
+//     search expansion of a pod's query with where the pod's own walk
+//     would stop, asking cluster (and through it 5 to 7) for each name.
 //  4. cluster answers the cluster zones and the reverse zones of cluster
 //     IPs from the store; it hands everything else on. Cluster answers are
 //     never cached: a change in the API shows at once.
@@ -188,6 +201,7 @@ type handlerMetrics struct {
 // pooled sockets, background refreshes) once they are swapped out.
 func buildInner(cfg Config, st *store.Store, upstream serve.Handler, hm handlerMetrics) (serve.Handler, func(), error) {
 	var next serve.Handler = serve.Refused
+	var fwd *forward.Forward // for the loop probe
 	closers := []func(){}
 	closeAll := func() {
 		for _, c := range closers {
@@ -200,7 +214,7 @@ func buildInner(cfg Config, st *store.Store, upstream serve.Handler, hm handlerM
 			return nil, nil, err
 		}
 		fo.Next, fo.Metrics = next, hm.forwardMetrics
-		fwd, err := forward.New(fo)
+		fwd, err = forward.New(fo)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -236,10 +250,49 @@ func buildInner(cfg Config, st *store.Store, upstream serve.Handler, hm handlerM
 		closeAll()
 		return nil, nil, err
 	}
-	if cfg.LoadBalance != nil && !*cfg.LoadBalance {
-		return c, closeAll, nil
+	var h serve.Handler = c
+	if cfg.completion() {
+		p, err := cfg.nodeProfile()
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if h, err = completion.New(completion.Options{Profile: p, Store: st, Next: c, Metrics: hm.completionMetrics}); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
 	}
-	return loadbalance.New(c), closeAll, nil
+	if cfg.LoadBalance == nil || *cfg.LoadBalance {
+		h = loadbalance.New(h)
+	}
+	h = minimalany.New(h)
+	if fwd != nil && len(fwd.Upstreams()) > 0 {
+		h = loop.New(h, fwd)
+	}
+	return h, closeAll, nil
+}
+
+// loopProbeTimeout bounds the startup loop check.
+const loopProbeTimeout = 3 * time.Second
+
+// checkLoop runs the loop probe of the chain, if it has one: a forwarding
+// loop is an error (dnsd does not start), an upstream that did not answer
+// the probe is logged.
+func (d *daemon) checkLoop() error {
+	l, ok := d.inner.Load().(*loop.Loop)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, loopProbeTimeout)
+	defer cancel()
+	unanswered, err := l.Check(ctx)
+	if err != nil {
+		return err
+	}
+	if len(unanswered) > 0 {
+		d.log.Warn("loop probe unanswered, forwarding loops not checked", "upstreams", unanswered)
+	}
+	return nil
 }
 
 func (d *daemon) config() Config { return *d.cfg.Load() }
@@ -260,11 +313,11 @@ func (d *daemon) loadSource(cfg Config) error {
 		if err != nil {
 			return err
 		}
-		d.api, err = apisource.Start(d.ctx, apisource.Options{Config: rc, Store: d.store, Pods: cfg.Pods == string(cluster.PodsVerified), Logger: d.log, Registerer: d.reg})
+		d.api, err = apisource.Start(d.ctx, apisource.Options{Config: rc, Store: d.store, Pods: cfg.watchPods(), Logger: d.log, Registerer: d.reg})
 		if err != nil {
 			return err
 		}
-		d.log.Info("watching the API server", "host", rc.Host, "pods", cfg.Pods == string(cluster.PodsVerified))
+		d.log.Info("watching the API server", "host", rc.Host, "pods", cfg.watchPods())
 		return nil
 	}
 	res, err := filesource.LoadFile(cfg.Source.File)
@@ -297,6 +350,10 @@ func (d *daemon) start() error {
 			d.failed <- err
 		}
 	}()
+	if err := d.checkLoop(); err != nil {
+		d.shutdown(0)
+		return err
+	}
 	if err := d.startHTTP(cfg); err != nil {
 		d.shutdown(0)
 		return err
@@ -369,8 +426,8 @@ func (d *daemon) reload(cfg Config) error {
 	if (cfg.Source.File == "") != (old.Source.File == "") || cfg.Source.Kubeconfig != old.Source.Kubeconfig {
 		return errors.New("switching between the objects file and the API server needs a restart")
 	}
-	if cfg.Source.File == "" && (cfg.Pods == string(cluster.PodsVerified)) != (old.Pods == string(cluster.PodsVerified)) {
-		return errors.New("turning verified pod records on or off with the API server source needs a restart (it starts or stops the pod watch)")
+	if cfg.Source.File == "" && cfg.watchPods() != old.watchPods() {
+		return errors.New("turning verified pod records or search completion on or off with the API server source needs a restart (it starts or stops the pod watch)")
 	}
 	inner, closeInner, err := buildInner(cfg, d.store, d.inner, d.handlerMetrics)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package apisource feeds the record store from the Kubernetes API server:
 // informers on Services, discovery.k8s.io/v1 EndpointSlices, Namespaces and
-// (only when pod records are verified) Pods, whose objects are trimmed by a
+// (only for verified pod records or search completion) Pods, whose objects are trimmed by a
 // transform before the informer caches them, and converted to the store's
 // slim records by the event handlers. It marks the store synced once every
 // handler has seen the initial list, so dnsd answers SERVFAIL, not NXDOMAIN,
@@ -42,8 +42,8 @@ type Options struct {
 	Config *rest.Config
 	// Store receives the records.
 	Store *store.Store
-	// Pods also watches Pods (needed for verified pod records only: a pod
-	// watch costs memory and API-server load).
+	// Pods also watches Pods (needed for verified pod records and search
+	// completion only: a pod watch costs memory and API-server load).
 	Pods bool
 	// Logger logs sync progress; nil discards.
 	Logger *slog.Logger
@@ -216,8 +216,9 @@ func Trim(obj any) (any, error) {
 		}
 		return out, nil
 	case *corev1.Pod:
-		return &corev1.Pod{ObjectMeta: trimMeta(o.ObjectMeta), Spec: corev1.PodSpec{HostNetwork: o.Spec.HostNetwork},
-			Status: corev1.PodStatus{PodIP: o.Status.PodIP, PodIPs: o.Status.PodIPs}}, nil
+		return &corev1.Pod{ObjectMeta: trimMeta(o.ObjectMeta),
+			Spec:   corev1.PodSpec{HostNetwork: o.Spec.HostNetwork, DNSPolicy: o.Spec.DNSPolicy, DNSConfig: o.Spec.DNSConfig},
+			Status: corev1.PodStatus{PodIP: o.Status.PodIP, PodIPs: o.Status.PodIPs, Phase: o.Status.Phase}}, nil
 	case *corev1.Namespace:
 		return &corev1.Namespace{ObjectMeta: trimMeta(o.ObjectMeta)}, nil
 	}

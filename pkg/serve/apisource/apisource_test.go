@@ -2,6 +2,7 @@ package apisource_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -147,4 +148,30 @@ func TestAPISource(t *testing.T) {
 	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}})
 	lat = pollAnswer(t, addr, nsq, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess })
 	t.Logf("create Namespace -> NODATA: %s", lat)
+}
+
+// TestTrimPod: a trimmed pod keeps what search completion reads: UID,
+// phase, hostNetwork and the DNS fields.
+func TestTrimPod(t *testing.T) {
+	ndots := "2"
+	in := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1", ResourceVersion: "3", Labels: map[string]string{"app": "x"}},
+		Spec: corev1.PodSpec{DNSPolicy: corev1.DNSNone, Containers: []corev1.Container{{Name: "c", Image: "i"}},
+			DNSConfig: &corev1.PodDNSConfig{Nameservers: []string{"10.0.0.10"}, Searches: []string{"corp.example"},
+				Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: &ndots}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}}},
+	}
+	out, err := apisource.Trim(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := out.(*corev1.Pod)
+	if len(p.Spec.Containers) != 0 || len(p.Labels) != 0 {
+		t.Errorf("Trim kept too much: %+v", p)
+	}
+	a, _ := store.ToPod(in)
+	b, _ := store.ToPod(p)
+	if !reflect.DeepEqual(a, b) || b.UID != "u1" || b.Phase != corev1.PodRunning || b.DNSPolicy != corev1.DNSNone || b.DNSConfig == nil {
+		t.Errorf("ToPod differs after Trim: %+v vs %+v", a, b)
+	}
 }

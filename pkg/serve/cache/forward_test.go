@@ -1,7 +1,6 @@
 package cache_test
 
 import (
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,32 +20,16 @@ func TestStaleWhenUpstreamSilent(t *testing.T) {
 	for _, stale := range []time.Duration{0, time.Hour} {
 		t.Run(stale.String(), func(t *testing.T) {
 			var silent atomic.Bool
-			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			t.Cleanup(func() { pc.Close(); <-done })
-			go func() {
-				defer close(done)
-				buf := make([]byte, 65535)
-				for {
-					n, from, err := pc.ReadFrom(buf)
-					if err != nil {
-						return
-					}
-					q := new(dns.Msg)
-					if q.Unpack(buf[:n]) != nil || silent.Load() {
-						continue
-					}
-					m := new(dns.Msg)
-					m.SetReply(q)
-					m.Answer = dnstest.RRs(q.Question[0].Name + " 60 IN A 192.0.2.1")
-					b, _ := m.Pack()
-					pc.WriteTo(b, from)
+			up := dnstest.RawUDPServer(t, func(q *dns.Msg) []*dns.Msg {
+				if silent.Load() {
+					return nil
 				}
-			}()
-			fwd, err := forward.New(forward.Options{Upstreams: []string{pc.LocalAddr().String()},
+				m := new(dns.Msg)
+				m.SetReply(q)
+				m.Answer = dnstest.RRs(q.Question[0].Name + " 60 IN A 192.0.2.1")
+				return []*dns.Msg{m}
+			})
+			fwd, err := forward.New(forward.Options{Upstreams: []string{up},
 				TryTimeout: 100 * time.Millisecond, Deadline: 300 * time.Millisecond, HealthCheck: time.Hour})
 			if err != nil {
 				t.Fatal(err)

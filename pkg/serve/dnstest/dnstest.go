@@ -62,6 +62,43 @@ func Exchange(tb testing.TB, addr, proto string, m *dns.Msg) *dns.Msg {
 	return r
 }
 
+// RawUDPServer is a bare UDP server on 127.0.0.1 on a free port, for
+// upstream faults the serve package would not produce: every query that
+// unpacks is passed to reply, and each message it returns is packed and
+// sent back in order (several let a test send bad replies before a good
+// one; nil or none means the server stays silent). Packets that do not
+// unpack are ignored. reply runs on the server's one goroutine, which
+// stops when the test ends. It returns the server's address.
+func RawUDPServer(tb testing.TB, reply func(q *dns.Msg) []*dns.Msg) string {
+	tb.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("RawUDPServer: %v", err)
+	}
+	done := make(chan struct{})
+	tb.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return // closed at the end of the test
+			}
+			q := new(dns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			for _, m := range reply(q) {
+				if b, err := m.Pack(); err == nil {
+					pc.WriteTo(b, from)
+				}
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
 // Query makes a query for name and type qtype with RD set, as dig sends it;
 // bufsize > 0 adds an OPT record with that buffer size.
 func Query(name string, qtype uint16, bufsize uint16) *dns.Msg {

@@ -30,6 +30,9 @@
 //   - At most MaxConcurrent (1000) queries are in flight; beyond that a
 //     query is answered REFUSED at once, which bounds memory.
 //
+// Upstreams and ExchangeVia (one try with a named upstream) serve the
+// startup loop probe of package loop.
+//
 // The upstream query is built fresh: the question, RD and CD as the client
 // sent them, and an OPT record (buffer MaxUDPSize, the client's DO bit); the
 // client's other EDNS0 options are not forwarded. The reply goes back with

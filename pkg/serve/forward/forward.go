@@ -384,3 +384,44 @@ func (f *Forward) Down() []string {
 	}
 	return out
 }
+
+// Upstreams returns the addresses of the default upstreams (those of no
+// stub zone), in configuration order.
+func (f *Forward) Upstreams() []string {
+	if f.def == nil {
+		return nil
+	}
+	out := make([]string, 0, len(f.def.ups))
+	for _, u := range f.def.ups {
+		out = append(out, u.addr)
+	}
+	return out
+}
+
+// ExchangeVia sends r to the upstream addr (as Upstreams or a stub lists
+// it) with one try, as ServeDNS would, bounded by ctx and the deadline,
+// and returns the reply with r's ID and question. It is for the loop
+// probe, which must know which upstream a query went to.
+func (f *Forward) ExchangeVia(ctx context.Context, addr string, r *dns.Msg) (*dns.Msg, error) {
+	var u *upstream
+	for _, g := range f.groups() {
+		for _, x := range g.ups {
+			if x.addr == addr {
+				u = x
+			}
+		}
+	}
+	if u == nil {
+		return nil, fmt.Errorf("forward: no upstream %s", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.deadline)
+	defer cancel()
+	reply, err := u.exchange(ctx, upstreamQuery(r))
+	if err != nil {
+		return nil, err
+	}
+	reply.Id = r.Id
+	reply.Question = r.Question
+	reply.Extra = slices.DeleteFunc(reply.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+	return reply, nil
+}

@@ -3,7 +3,6 @@ package forward_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,38 +20,6 @@ import (
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/forward"
 )
-
-// rawUpstream is a UDP upstream on loopback that answers each query with
-// whatever reply returns (nothing when it returns nil), for faults the
-// serve package would not produce.
-func rawUpstream(t testing.TB, reply func(q *dns.Msg) []*dns.Msg) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { pc.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			for _, m := range reply(q) {
-				b, _ := m.Pack()
-				pc.WriteTo(b, from)
-			}
-		}
-	}()
-	return pc.LocalAddr().String()
-}
 
 // answerA answers every A query with ip and TTL 60.
 func answerA(ip string) func(q *dns.Msg) []*dns.Msg {
@@ -90,7 +57,7 @@ func newForward(t testing.TB, o forward.Options) *forward.Forward {
 func TestForwardAnswers(t *testing.T) {
 	// The upstream answers with the question lower-cased (not 0x20-aware):
 	// the client still gets its own spelling back.
-	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+	up := dnstest.RawUDPServer(t, func(q *dns.Msg) []*dns.Msg {
 		m := answerA("192.0.2.1")(q)[0]
 		m.Question[0].Name = strings.ToLower(m.Question[0].Name)
 		return []*dns.Msg{m}
@@ -111,7 +78,7 @@ func TestForwardAnswers(t *testing.T) {
 }
 
 func TestUpstreamSilent(t *testing.T) {
-	silent := rawUpstream(t, func(*dns.Msg) []*dns.Msg { return nil })
+	silent := dnstest.RawUDPServer(t, func(*dns.Msg) []*dns.Msg { return nil })
 	// The deadline, not the per-try timeout, ends the query.
 	f := newForward(t, forward.Options{Upstreams: []string{silent}, TryTimeout: 2 * time.Second, Deadline: 300 * time.Millisecond})
 	addr := dnstest.StartServer(t, f)
@@ -224,7 +191,7 @@ func TestInFlightLimit(t *testing.T) {
 }
 
 func TestBadRepliesIgnored(t *testing.T) {
-	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+	up := dnstest.RawUDPServer(t, func(q *dns.Msg) []*dns.Msg {
 		wrongID := new(dns.Msg)
 		wrongID.SetReply(q)
 		wrongID.Id = q.Id + 1
@@ -251,7 +218,7 @@ func TestBadRepliesIgnored(t *testing.T) {
 func TestRandomQueryIDs(t *testing.T) {
 	var mu sync.Mutex
 	ids := map[uint16]bool{}
-	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+	up := dnstest.RawUDPServer(t, func(q *dns.Msg) []*dns.Msg {
 		mu.Lock()
 		ids[q.Id] = true
 		mu.Unlock()
@@ -272,7 +239,7 @@ func TestRandomQueryIDs(t *testing.T) {
 
 func TestHealthCheckDownAndUp(t *testing.T) {
 	var answering atomic.Bool
-	up := rawUpstream(t, func(q *dns.Msg) []*dns.Msg {
+	up := dnstest.RawUDPServer(t, func(q *dns.Msg) []*dns.Msg {
 		if !answering.Load() {
 			return nil
 		}
@@ -310,9 +277,9 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestPolicyAndFailover(t *testing.T) {
-	a := rawUpstream(t, answerA("192.0.2.1"))
-	b := rawUpstream(t, answerA("192.0.2.2"))
-	silent := rawUpstream(t, func(*dns.Msg) []*dns.Msg { return nil })
+	a := dnstest.RawUDPServer(t, answerA("192.0.2.1"))
+	b := dnstest.RawUDPServer(t, answerA("192.0.2.2"))
+	silent := dnstest.RawUDPServer(t, func(*dns.Msg) []*dns.Msg { return nil })
 	for _, tc := range []struct {
 		name   string
 		policy forward.Policy
@@ -342,8 +309,8 @@ func TestPolicyAndFailover(t *testing.T) {
 }
 
 func TestStubZones(t *testing.T) {
-	def := rawUpstream(t, answerA("192.0.2.1"))
-	corp := rawUpstream(t, answerA("10.1.1.1"))
+	def := dnstest.RawUDPServer(t, answerA("192.0.2.1"))
+	corp := dnstest.RawUDPServer(t, answerA("10.1.1.1"))
 	f := newForward(t, forward.Options{Upstreams: []string{def}, Stubs: []forward.Stub{{Zone: "Corp.Example", Upstreams: []string{corp}}}})
 	addr := dnstest.StartServer(t, f)
 	for name, want := range map[string]string{"www.example.com.": "192.0.2.1", "db.corp.example.": "10.1.1.1", "corp.example.": "10.1.1.1", "xcorp.example.": "192.0.2.1"} {
@@ -390,7 +357,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func BenchmarkForwardRoundTrip(b *testing.B) {
-	up := rawUpstream(b, answerA("192.0.2.1"))
+	up := dnstest.RawUDPServer(b, answerA("192.0.2.1"))
 	f, err := forward.New(forward.Options{Upstreams: []string{up}})
 	if err != nil {
 		b.Fatal(err)

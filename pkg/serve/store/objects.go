@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // ServiceKind is how a Service is answered.
@@ -70,6 +71,13 @@ type Pod struct {
 	Namespace, Name string
 	IPs             []netip.Addr
 	HostNetwork     bool
+	// UID, Phase and the DNS fields are what search completion needs to
+	// derive the pod's resolv.conf and to tell a live pod from a finished
+	// one whose IP may be reused.
+	UID       types.UID
+	Phase     corev1.PodPhase
+	DNSPolicy corev1.DNSPolicy
+	DNSConfig *corev1.PodDNSConfig // a copy; nil if unset
 }
 
 // Namespace is a namespace's name.
@@ -160,7 +168,11 @@ func ToPod(p *corev1.Pod) (*Pod, bool) {
 	if p.Name == "" || p.DeletionTimestamp != nil {
 		return nil, false
 	}
-	out := &Pod{Namespace: namespaceOf(p.Namespace), Name: p.Name, HostNetwork: p.Spec.HostNetwork}
+	out := &Pod{Namespace: namespaceOf(p.Namespace), Name: p.Name, HostNetwork: p.Spec.HostNetwork,
+		UID: p.UID, Phase: p.Status.Phase, DNSPolicy: p.Spec.DNSPolicy}
+	if p.Spec.DNSConfig != nil {
+		out.DNSConfig = p.Spec.DNSConfig.DeepCopy()
+	}
 	ips := make([]string, 0, 2)
 	for _, ip := range p.Status.PodIPs {
 		ips = append(ips, ip.IP)

@@ -74,6 +74,18 @@ func TestConverters(t *testing.T) {
 	if want := (&store.Pod{Namespace: "ns", Name: "p", IPs: []netip.Addr{ip("10.0.0.1"), ip("fd00::1")}, HostNetwork: true}); !reflect.DeepEqual(p, want) {
 		t.Errorf("ToPod = %+v, want %+v", p, want)
 	}
+	// Completion's fields: UID, phase and the DNS fields (a copy).
+	dc := &corev1.PodDNSConfig{Searches: []string{"corp.example"}}
+	p, _ = store.ToPod(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "ns", UID: "u2"},
+		Spec:   corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst, DNSConfig: dc},
+		Status: corev1.PodStatus{Phase: corev1.PodSucceeded, PodIP: "10.0.0.2"}})
+	if want := (&store.Pod{Namespace: "ns", Name: "q", IPs: []netip.Addr{ip("10.0.0.2")}, UID: "u2", Phase: corev1.PodSucceeded,
+		DNSPolicy: corev1.DNSClusterFirst, DNSConfig: &corev1.PodDNSConfig{Searches: []string{"corp.example"}}}); !reflect.DeepEqual(p, want) {
+		t.Errorf("ToPod = %+v, want %+v", p, want)
+	}
+	if dc.Searches[0] = "changed"; p.DNSConfig.Searches[0] != "corp.example" {
+		t.Error("ToPod shares the pod's dnsConfig")
+	}
 	for in, want := range map[string]string{"10.1.2.3": "10-1-2-3", "fd00::1": "fd00--1", "fd00::": "fd00--0", "2001:db8:0:1::5": "2001-db8-0-1--5"} {
 		if got := store.DashedIP(ip(in)); got != want {
 			t.Errorf("DashedIP(%s) = %q, want %q", in, got, want)
