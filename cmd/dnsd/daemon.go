@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -420,7 +421,7 @@ func (d *daemon) reload(cfg Config) error {
 	if cfg.Listen != old.Listen || cfg.HealthListen != old.HealthListen || cfg.MetricsListen != old.MetricsListen || cfg.UDPSockets != old.UDPSockets {
 		return errors.New("listen addresses and udpSockets change only with a restart")
 	}
-	if !equalStrings(cfg.Zones, old.Zones) {
+	if !slices.Equal(cfg.Zones, old.Zones) {
 		return errors.New("zones change only with a restart (metrics label them)")
 	}
 	if (cfg.Source.File == "") != (old.Source.File == "") || cfg.Source.Kubeconfig != old.Source.Kubeconfig {
@@ -449,18 +450,6 @@ func (d *daemon) reload(cfg Config) error {
 	d.closeInner = closeInner
 	prevClose()
 	return nil
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // shutdown fails /ready, keeps serving for lameduck, then stops every
