@@ -513,7 +513,7 @@ func dnsRequests(t *testing.T, ctx context.Context) int {
 // other name is NXDOMAIN, and dnsd's loop probes get an empty NOERROR.
 type upstream struct {
 	log     *queryLog
-	servers []*dns.Server
+	servers listeners
 }
 
 func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
@@ -555,34 +555,12 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 func startUpstream(ctx context.Context, addr string) (*upstream, error) {
 	u := &upstream{log: &queryLog{}}
-	for _, network := range []string{"udp", "tcp"} {
-		started := make(chan struct{})
-		failed := make(chan error, 1)
-		ds := &dns.Server{Addr: addr, Net: network, Handler: u, NotifyStartedFunc: func() { close(started) }}
-		go func() { failed <- ds.ListenAndServe() }()
-		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-		select {
-		case <-started:
-			cancel()
-			u.servers = append(u.servers, ds)
-		case err := <-failed:
-			cancel()
-			u.shutdown()
-			return nil, fmt.Errorf("upstream on %s/%s: %w", addr, network, err)
-		case <-wait.Done():
-			cancel()
-			u.shutdown()
-			return nil, fmt.Errorf("upstream on %s/%s did not start: %w", addr, network, wait.Err())
-		}
+	servers, err := serveDNS(ctx, addr, u)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
 	}
+	u.servers = servers
 	return u, nil
 }
 
-func (u *upstream) shutdown() {
-	for _, ds := range u.servers {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = ds.ShutdownContext(ctx)
-		cancel()
-	}
-	u.servers = nil
-}
+func (u *upstream) shutdown() { u.servers.shutdown() }

@@ -269,7 +269,7 @@ func soaFor(name string) dns.RR {
 
 type server struct {
 	log     *queryLog
-	servers []*dns.Server
+	servers listeners
 }
 
 func (s *server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
@@ -309,34 +309,50 @@ func (s *server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // startServer serves the zone on addr over UDP and TCP.
 func startServer(ctx context.Context, addr string) (*server, error) {
 	s := &server{log: &queryLog{}}
+	servers, err := serveDNS(ctx, addr, s)
+	if err != nil {
+		return nil, fmt.Errorf("DNS server: %w", err)
+	}
+	s.servers = servers
+	return s, nil
+}
+
+func (s *server) shutdown() { s.servers.shutdown() }
+
+// listeners are the UDP and TCP servers of one handler.
+type listeners []*dns.Server
+
+// serveDNS serves h on addr over UDP and TCP and returns once both listen
+// (within 10 s or ctx), or with nothing left running.
+func serveDNS(ctx context.Context, addr string, h dns.Handler) (listeners, error) {
+	var ls listeners
 	for _, network := range []string{"udp", "tcp"} {
 		started := make(chan struct{})
 		failed := make(chan error, 1)
-		ds := &dns.Server{Addr: addr, Net: network, Handler: s, NotifyStartedFunc: func() { close(started) }}
+		ds := &dns.Server{Addr: addr, Net: network, Handler: h, NotifyStartedFunc: func() { close(started) }}
 		go func() { failed <- ds.ListenAndServe() }()
 		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
 		select {
 		case <-started:
 			cancel()
-			s.servers = append(s.servers, ds)
+			ls = append(ls, ds)
 		case err := <-failed:
 			cancel()
-			s.shutdown()
-			return nil, fmt.Errorf("DNS server on %s/%s: %w", addr, network, err)
+			ls.shutdown()
+			return nil, fmt.Errorf("%s/%s: %w", addr, network, err)
 		case <-wait.Done():
 			cancel()
-			s.shutdown()
-			return nil, fmt.Errorf("DNS server on %s/%s did not start: %w", addr, network, wait.Err())
+			ls.shutdown()
+			return nil, fmt.Errorf("%s/%s did not start: %w", addr, network, wait.Err())
 		}
 	}
-	return s, nil
+	return ls, nil
 }
 
-func (s *server) shutdown() {
-	for _, ds := range s.servers {
+func (ls listeners) shutdown() {
+	for _, ds := range ls {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = ds.ShutdownContext(ctx)
 		cancel()
 	}
-	s.servers = nil
 }
