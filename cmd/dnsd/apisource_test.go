@@ -34,7 +34,7 @@ func TestKubeconfigSource(t *testing.T) {
 	d := startDaemonArgs(t, "--kubeconfig", writeFile(t, "kubeconfig", string(kc)))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if code, _ := get(t, "http://"+d.httpAddr["health"]+"/ready"); code == http.StatusOK {
+		if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -44,9 +44,9 @@ func TestKubeconfigSource(t *testing.T) {
 	}
 	c := dnstest.Case{Qname: "api.default.svc.cluster.local.", Qtype: dns.TypeA,
 		Answer: dnstest.RRs("api.default.svc.cluster.local. 30 IN A 10.96.7.7")}
-	dnstest.Check(t, c, dnstest.Exchange(t, d.dns.Addr(), "udp", c.Msg()))
+	dnstest.Check(t, c, dnstest.Exchange(t, d.DNSAddr(), "udp", c.Msg()))
 	// The kubernetes Service the API server makes itself is there too.
-	k := dnstest.Exchange(t, d.dns.Addr(), "tcp", dnstest.Query("kubernetes.default.svc.cluster.local.", dns.TypeA, 0))
+	k := dnstest.Exchange(t, d.DNSAddr(), "tcp", dnstest.Query("kubernetes.default.svc.cluster.local.", dns.TypeA, 0))
 	if k.Rcode != dns.RcodeSuccess || len(k.Answer) != 1 {
 		t.Errorf("kubernetes.default: %v", k)
 	}

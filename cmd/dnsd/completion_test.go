@@ -90,7 +90,7 @@ func TestCompletionWired(t *testing.T) {
 			d := startDaemonArgs(t, "--config", cfg)
 			c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout,
 				Dialer: &net.Dialer{Timeout: dnstest.Timeout, LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.0.21")}}}
-			r, _, err := c.Exchange(dnstest.Query("ext.example.default.svc.cluster.local.", dns.TypeA, 0), d.dns.Addr())
+			r, _, err := c.Exchange(dnstest.Query("ext.example.default.svc.cluster.local.", dns.TypeA, 0), d.DNSAddr())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func TestCompletionWired(t *testing.T) {
 			mu.Unlock()
 			nx := func(name string, qtype uint16) {
 				t.Helper()
-				r, _, err := c.Exchange(dnstest.Query(name, qtype, 0), d.dns.Addr())
+				r, _, err := c.Exchange(dnstest.Query(name, qtype, 0), d.DNSAddr())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -137,7 +137,7 @@ func TestCompletionWired(t *testing.T) {
 					t.Errorf("upstream asked %q %d times, want 1 (all: %v)", q, asked[q], asked)
 				}
 			}
-			_, body := get(t, "http://"+d.httpAddr["metrics"]+"/metrics")
+			_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 			if tc.saved != "" && !strings.Contains(body, tc.saved) {
 				t.Errorf("/metrics has no %s", tc.saved)
 			}

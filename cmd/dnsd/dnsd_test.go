@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
@@ -30,7 +29,7 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
-func loadArgs(t *testing.T, args ...string) (Config, error) {
+func loadArgs(t *testing.T, args ...string) (daemon.Config, error) {
 	t.Helper()
 	f := newFlagSet()
 	f.fs.SetOutput(io.Discard)
@@ -62,7 +61,7 @@ lameduck: 2s
 	if *cfg.TTL != 10 || cfg.Pods != "verified" || cfg.Zones[0] != "example.internal" || cfg.Lameduck.Duration != 2*time.Second {
 		t.Errorf("file values lost: %+v", cfg)
 	}
-	if cfg.HealthListen != DefaultHealthListen || cfg.MetricsListen != DefaultMetricsListen || cfg.LogLevel != "info" {
+	if cfg.HealthListen != daemon.DefaultHealthListen || cfg.MetricsListen != daemon.DefaultMetricsListen || cfg.LogLevel != "info" {
 		t.Errorf("defaults lost: %+v", cfg)
 	}
 	// Flags alone, with their defaults.
@@ -70,7 +69,7 @@ lameduck: 2s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != DefaultListen || len(cfg.Zones) != 2 || *cfg.TTL != 0 || cfg.Pods != DefaultPods {
+	if cfg.Listen != daemon.DefaultListen || len(cfg.Zones) != 2 || *cfg.TTL != 0 || cfg.Pods != daemon.DefaultPods {
 		t.Errorf("flags only: %+v", cfg)
 	}
 }
@@ -106,28 +105,28 @@ func TestConfigErrors(t *testing.T) {
 }
 
 // startDaemon runs a daemon on loopback ports chosen by the kernel.
-func startDaemon(t *testing.T, source string) *daemon {
+func startDaemon(t *testing.T, source string) *daemon.Daemon {
 	t.Helper()
 	return startDaemonArgs(t, "--source", source)
 }
 
 // startDaemonArgs runs a daemon with args on loopback ports chosen by the
 // kernel.
-func startDaemonArgs(t *testing.T, args ...string) *daemon {
+func startDaemonArgs(t *testing.T, args ...string) *daemon.Daemon {
 	t.Helper()
 	cfg, err := loadArgs(t, append(args, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
 		"--metrics-listen", "127.0.0.1:0", "--udp-sockets", "2")...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDaemon(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	d, err := daemon.New(cfg, daemon.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.start(); err != nil {
+	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.shutdown(0) })
+	t.Cleanup(func() { d.Shutdown(0) })
 	return d
 }
 
@@ -147,7 +146,7 @@ func get(t *testing.T, url string) (int, string) {
 // and the dig it shows answered, over UDP and TCP.
 func TestQuickStart(t *testing.T) {
 	d := startDaemon(t, exampleCluster)
-	addr := d.dns.Addr()
+	addr := d.DNSAddr()
 	for _, proto := range []string{"udp", "tcp"} {
 		for _, c := range []dnstest.Case{
 			{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
@@ -164,13 +163,13 @@ func TestQuickStart(t *testing.T) {
 			dnstest.Check(t, c, dnstest.Exchange(t, addr, proto, c.Msg()))
 		}
 	}
-	if code, body := get(t, "http://"+d.httpAddr["health"]+"/health"); code != 200 || body != "OK" {
+	if code, body := get(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 || body != "OK" {
 		t.Errorf("/health = %d %q", code, body)
 	}
-	if code, _ := get(t, "http://"+d.httpAddr["health"]+"/ready"); code != 200 {
+	if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code != 200 {
 		t.Errorf("/ready = %d, want 200", code)
 	}
-	_, body := get(t, "http://"+d.httpAddr["metrics"]+"/metrics")
+	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 	for _, want := range []string{
 		`poddns_dns_requests_total{family="1",proto="udp",type="A",zone="cluster.local."}`,
 		`poddns_dns_responses_total{rcode="REFUSED",zone="."} 2`,
@@ -187,7 +186,7 @@ func TestReload(t *testing.T) {
 	src := writeFile(t, "objects.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
 	d := startDaemon(t, src)
 	q := dnstest.Case{Qname: "new.default.svc.cluster.local.", Qtype: dns.TypeA}
-	if m := dnstest.Exchange(t, d.dns.Addr(), "udp", q.Msg()); m.Rcode != dns.RcodeNameError {
+	if m := dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()); m.Rcode != dns.RcodeNameError {
 		t.Fatalf("before reload: %s, want NXDOMAIN", dns.RcodeToString[m.Rcode])
 	}
 	if err := os.WriteFile(src, []byte(`
@@ -198,37 +197,37 @@ spec: {clusterIP: 10.96.9.9}
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := d.config()
+	cfg := d.Config()
 	ttl := uint32(7)
 	cfg.TTL = &ttl
-	if err := d.reload(cfg); err != nil {
+	if err := d.Reload(cfg); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
 	q.Answer = dnstest.RRs("new.default.svc.cluster.local. 7 IN A 10.96.9.9")
-	dnstest.Check(t, q, dnstest.Exchange(t, d.dns.Addr(), "udp", q.Msg()))
+	dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
 
 	// Bad reloads keep the last good configuration and objects.
 	bad := cfg
 	bad.Listen = "127.0.0.1:1"
-	if err := d.reload(bad); err == nil {
+	if err := d.Reload(bad); err == nil {
 		t.Error("reload moving the listener succeeded")
 	}
 	if err := os.WriteFile(src, []byte("kind: [\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.reload(cfg); err == nil {
+	if err := d.Reload(cfg); err == nil {
 		t.Error("reload of a malformed objects file succeeded")
 	}
-	dnstest.Check(t, q, dnstest.Exchange(t, d.dns.Addr(), "udp", q.Msg()))
+	dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
 }
 
 func TestLameduck(t *testing.T) {
 	d := startDaemon(t, exampleCluster)
 	done := make(chan struct{})
-	go func() { d.shutdown(time.Second); close(done) }()
+	go func() { d.Shutdown(time.Second); close(done) }()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		code, _ := get(t, "http://"+d.httpAddr["health"]+"/ready")
+		code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready")
 		if code == http.StatusServiceUnavailable {
 			break
 		}
@@ -237,10 +236,10 @@ func TestLameduck(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a state change, bounded above
 	}
-	if code, _ := get(t, "http://"+d.httpAddr["health"]+"/health"); code != 200 {
+	if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 {
 		t.Errorf("/health = %d during lame duck, want 200", code)
 	}
-	m := dnstest.Exchange(t, d.dns.Addr(), "udp", dnstest.Query("web.default.svc.cluster.local.", dns.TypeA, 0))
+	m := dnstest.Exchange(t, d.DNSAddr(), "udp", dnstest.Query("web.default.svc.cluster.local.", dns.TypeA, 0))
 	if len(m.Answer) != 1 {
 		t.Errorf("DNS not served during lame duck: %v", m)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/loop"
 )
@@ -38,7 +39,7 @@ func startUpstream(t *testing.T, ip string) (string, *atomic.Int32) {
 func TestForwardChain(t *testing.T) {
 	up, n := startUpstream(t, "192.0.2.10")
 	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
-	addr := d.dns.Addr()
+	addr := d.DNSAddr()
 	for _, c := range []dnstest.Case{
 		{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
 		{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.10")},
@@ -51,7 +52,7 @@ func TestForwardChain(t *testing.T) {
 	if got := n.Load(); got != 2 {
 		t.Errorf("upstream got %d queries, want 2 (example.com once: cached; search.example.com once)", got)
 	}
-	_, body := get(t, "http://"+d.httpAddr["metrics"]+"/metrics")
+	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 	// Forward requests: the two queries and the startup loop probe.
 	for _, want := range []string{`poddns_cache_hits_total{type="success"} 1`, `poddns_forward_requests_total{to="` + up + `"} 3`} {
 		if !strings.Contains(body, want) {
@@ -81,11 +82,11 @@ cache:
 	if err != nil {
 		t.Fatal(err)
 	}
-	fo, err := cfg.forwardOptions()
+	fo, err := cfg.ForwardOptions()
 	if err != nil || len(fo.Upstreams) != 2 || len(fo.Stubs) != 1 || fo.Policy != "sequential" || fo.Deadline.String() != "3s" {
 		t.Errorf("forward options %+v, %v", fo, err)
 	}
-	co, err := cfg.cacheOptions()
+	co, err := cfg.CacheOptions()
 	if err != nil || co.Capacity != 2048 || co.ServeStale.String() != "1h0m0s" || co.Prefetch != 10 {
 		t.Errorf("cache options %+v, %v", co, err)
 	}
@@ -94,7 +95,7 @@ cache:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fo, err := cfg.forwardOptions(); err != nil || len(fo.Upstreams) != 1 || fo.Upstreams[0] != "127.0.0.9:53" {
+	if fo, err := cfg.ForwardOptions(); err != nil || len(fo.Upstreams) != 1 || fo.Upstreams[0] != "127.0.0.9:53" {
 		t.Errorf("--upstream-resolv-conf: upstreams %v, %v", fo.Upstreams, err)
 	}
 	for _, tc := range []struct{ args []string }{
@@ -118,7 +119,7 @@ func TestClientNetworks(t *testing.T) {
 	up, n := startUpstream(t, "192.0.2.10")
 	file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nforward: {clientNetworks: [10.0.0.0/8]}\n")
 	d := startDaemonArgs(t, "--config", file, "--source", exampleCluster, "--upstream", up)
-	addr := d.dns.Addr()
+	addr := d.DNSAddr()
 	for _, c := range []dnstest.Case{
 		{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
 		{Qname: "example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused, NoAA: true},
@@ -137,7 +138,7 @@ func TestReloadUpstreams(t *testing.T) {
 	a, na := startUpstream(t, "192.0.2.1")
 	b, nb := startUpstream(t, "192.0.2.2")
 	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", a)
-	addr := d.dns.Addr()
+	addr := d.DNSAddr()
 	want := func(ip string, rcode int) {
 		t.Helper()
 		c := dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Rcode: rcode}
@@ -147,21 +148,21 @@ func TestReloadUpstreams(t *testing.T) {
 		dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
 	}
 	want("192.0.2.1", dns.RcodeSuccess)
-	cfg := d.config()
+	cfg := d.Config()
 	cfg.Forward.Upstreams = []string{b}
-	if err := d.reload(cfg); err != nil {
+	if err := d.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
 	want("192.0.2.2", dns.RcodeSuccess)
 	bad := cfg
 	bad.Forward.Policy = "fastest"
-	if err := d.reload(bad); err == nil {
+	if err := d.Reload(bad); err == nil {
 		t.Error("reload with a bad policy succeeded")
 	}
 	want("192.0.2.2", dns.RcodeSuccess) // from the cache of the good chain
 	none := cfg
-	none.Forward = ForwardConfig{}
-	if err := d.reload(none); err != nil {
+	none.Forward = daemon.ForwardConfig{}
+	if err := d.Reload(none); err != nil {
 		t.Fatal(err)
 	}
 	want("", dns.RcodeRefused)

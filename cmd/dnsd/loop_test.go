@@ -81,7 +81,7 @@ func TestNoLoopStarts(t *testing.T) {
 		return []*dns.Msg{m}
 	})
 	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
-	if d.dns == nil {
+	if d.DNSAddr() == "" {
 		t.Fatal("not serving")
 	}
 	// Only the probe has been sent by now (start returned after it).
@@ -97,7 +97,7 @@ func TestNoLoopStarts(t *testing.T) {
 func TestMinimalAnyInChain(t *testing.T) {
 	up, n := startUpstream(t, "192.0.2.10")
 	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
-	addr := d.dns.Addr()
+	addr := d.DNSAddr()
 	for _, name := range []string{"web.default.svc.cluster.local.", "example.com."} {
 		c := dnstest.Case{Qname: name, Qtype: dns.TypeANY, NoAA: true, Answer: dnstest.RRs(name + ` 8482 IN HINFO "RFC8482" ""`)}
 		dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))

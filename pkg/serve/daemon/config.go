@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -147,9 +146,9 @@ const (
 	DefaultPods          = string(cluster.PodsInsecure)
 )
 
-// defaults returns the configuration used for everything neither the file
+// Defaults returns the configuration used for everything neither the file
 // nor a flag sets.
-func defaults() Config {
+func Defaults() Config {
 	ttl := uint32(cluster.DefaultTTL)
 	return Config{
 		APIVersion:    ConfigAPIVersion,
@@ -165,10 +164,10 @@ func defaults() Config {
 	}
 }
 
-// parseConfig decodes a config file strictly (unknown fields are errors)
+// ParseConfig decodes a config file strictly (unknown fields are errors)
 // over the defaults.
-func parseConfig(data []byte, name string) (Config, error) {
-	cfg := defaults()
+func ParseConfig(data []byte, name string) (Config, error) {
+	cfg := Defaults()
 	if len(bytes.TrimSpace(data)) == 0 {
 		return cfg, fmt.Errorf("config %s: empty", name)
 	}
@@ -179,12 +178,12 @@ func parseConfig(data []byte, name string) (Config, error) {
 	if file.APIVersion != ConfigAPIVersion || file.Kind != ConfigKind {
 		return cfg, fmt.Errorf("config %s: apiVersion %q kind %q: want %s %s", name, file.APIVersion, file.Kind, ConfigAPIVersion, ConfigKind)
 	}
-	merge(&cfg, file)
+	Merge(&cfg, file)
 	return cfg, nil
 }
 
-// merge sets in dst every field that src sets.
-func merge(dst *Config, src Config) {
+// Merge sets in dst every field that src sets.
+func Merge(dst *Config, src Config) {
 	if src.Listen != "" {
 		dst.Listen = src.Listen
 	}
@@ -285,9 +284,9 @@ func dur(d *metav1.Duration) time.Duration {
 	return d.Duration
 }
 
-// forwardOptions returns the forwarder's options; it reads the resolv.conf
+// ForwardOptions returns the forwarder's options; it reads the resolv.conf
 // file when one is configured.
-func (c Config) forwardOptions() (forward.Options, error) {
+func (c Config) ForwardOptions() (forward.Options, error) {
 	f := c.Forward
 	o := forward.Options{Upstreams: f.Upstreams, Policy: forward.Policy(f.Policy), MaxConcurrent: f.MaxConcurrent,
 		TryTimeout: dur(f.TryTimeout), Deadline: dur(f.Deadline)}
@@ -315,8 +314,8 @@ func (c Config) forwardOptions() (forward.Options, error) {
 	return o, nil
 }
 
-// cacheOptions returns the cache's options.
-func (c Config) cacheOptions() (cache.Options, error) {
+// CacheOptions returns the cache's options.
+func (c Config) CacheOptions() (cache.Options, error) {
 	k := c.Cache
 	o := cache.Options{Capacity: k.Capacity, SuccessMaxTTL: dur(k.SuccessTTL), DenialMaxTTL: dur(k.DenialTTL),
 		SuccessMinTTL: dur(k.MinTTL), DenialMinTTL: dur(k.MinTTL), ServfailTTL: dur(k.ServfailTTL),
@@ -338,8 +337,8 @@ func (c Config) cacheOptions() (cache.Options, error) {
 	return o, nil
 }
 
-// validate checks what can be checked without opening anything.
-func (c Config) validate() error {
+// Validate checks what can be checked without opening anything.
+func (c Config) Validate() error {
 	var errs []error
 	for _, a := range []struct{ field, addr string }{{"listen", c.Listen}, {"healthListen", c.HealthListen}, {"metricsListen", c.MetricsListen}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
@@ -355,7 +354,7 @@ func (c Config) validate() error {
 	if c.Lameduck != nil && c.Lameduck.Duration < 0 {
 		errs = append(errs, fmt.Errorf("lameduck: %s is negative", c.Lameduck.Duration))
 	}
-	if _, err := logLevel(c.LogLevel); err != nil {
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := cluster.New(c.clusterOptions(nil)); err != nil {
@@ -370,7 +369,7 @@ func (c Config) validate() error {
 		}
 	}
 	if c.forwarding() {
-		if o, err := c.forwardOptions(); err != nil {
+		if o, err := c.ForwardOptions(); err != nil {
 			errs = append(errs, err)
 		} else if _, err := forward.New(o); err != nil { // starts nothing
 			errs = append(errs, err)
@@ -379,7 +378,7 @@ func (c Config) validate() error {
 			errs = append(errs, err)
 		}
 		if !c.Cache.Disabled {
-			if o, err := c.cacheOptions(); err != nil {
+			if o, err := c.CacheOptions(); err != nil {
 				errs = append(errs, err)
 			} else if ch, err := cache.New(o); err != nil {
 				errs = append(errs, err)
@@ -438,7 +437,8 @@ func (c Config) clusterOptions(src cluster.Source) cluster.Options {
 	return cluster.Options{Zones: c.Zones, TTL: c.TTL, Pods: cluster.PodMode(c.Pods), Store: src}
 }
 
-func logLevel(s string) (slog.Level, error) {
+// ParseLogLevel parses a logLevel value.
+func ParseLogLevel(s string) (slog.Level, error) {
 	switch s {
 	case "", "info":
 		return slog.LevelInfo, nil
@@ -448,106 +448,22 @@ func logLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("logLevel %q: want info or debug", s)
 }
 
-// flags are dnsd's command line. Each flag overrides the config file only
-// when given.
-type flags struct {
-	fs     *pflag.FlagSet
-	config string
-	over   Config
-	zones  []string
-	ttl    uint32
-	lame   time.Duration
-}
-
-// newFlagSet defines the flags on a FlagSet of our own (never the global
-// one, where controller-runtime registers --kubeconfig).
-func newFlagSet() *flags {
-	f := &flags{fs: pflag.NewFlagSet("dnsd", pflag.ContinueOnError)}
-	d := defaults()
-	fs := f.fs
-	fs.StringVar(&f.config, "config", "", "config file (apiVersion "+ConfigAPIVersion+", kind "+ConfigKind+"); flags override it")
-	fs.StringVar(&f.over.Source.File, "source", "", "serve the Kubernetes objects in this YAML/JSON file (e.g. kubectl get svc,endpointslices,pods,ns -A -o yaml)")
-	fs.StringVar(&f.over.Source.Kubeconfig, "kubeconfig", "", "watch the API server through this kubeconfig (default: in-cluster, when --source is not given)")
-	fs.StringVar(&f.over.Listen, "listen", d.Listen, "DNS address ADDR:PORT, served over UDP and TCP")
-	fs.IntVar(&f.over.UDPSockets, "udp-sockets", 0, "SO_REUSEPORT UDP sockets (0: one per core)")
-	fs.StringSliceVar(&f.zones, "zone", d.Zones, "cluster domain (repeatable)")
-	fs.Uint32Var(&f.ttl, "ttl", *d.TTL, "TTL of cluster records in seconds (0-3600)")
-	fs.StringVar(&f.over.Pods, "pods", d.Pods, "pod records: disabled, insecure or verified")
-	fs.StringVar(&f.over.HealthListen, "health-listen", d.HealthListen, "address of /health and /ready")
-	fs.StringVar(&f.over.MetricsListen, "metrics-listen", d.MetricsListen, "address of /metrics (may equal --health-listen)")
-	fs.DurationVar(&f.lame, "lameduck", d.Lameduck.Duration, "keep serving DNS this long after SIGTERM, with /ready failing")
-	fs.StringVar(&f.over.LogLevel, "log-level", d.LogLevel, "log level: info or debug (debug logs handler errors)")
-	fs.StringArrayVar(&f.over.Forward.Upstreams, "upstream", nil, "forward names outside the cluster zones to this resolver, IP or IP:port (repeatable; default: none, such names are refused)")
-	fs.StringVar(&f.over.Forward.ResolvConf, "upstream-resolv-conf", "", "forward names outside the cluster zones to the nameservers of this resolv.conf file")
-	return f
-}
-
-// overrides returns the fields of the flags that were given.
-func (f *flags) overrides() Config {
-	var o Config
-	set := func(name string) bool { return f.fs.Changed(name) }
-	if set("source") {
-		o.Source.File = f.over.Source.File
-	}
-	if set("kubeconfig") {
-		o.Source.Kubeconfig = f.over.Source.Kubeconfig
-	}
-	if set("source") || set("kubeconfig") {
-		// A source flag replaces the file's source entirely.
-		o.Source = SourceConfig{File: f.over.Source.File, Kubeconfig: f.over.Source.Kubeconfig}
-	}
-	if set("listen") {
-		o.Listen = f.over.Listen
-	}
-	if set("udp-sockets") {
-		o.UDPSockets = f.over.UDPSockets
-	}
-	if set("zone") {
-		o.Zones = f.zones
-	}
-	if set("ttl") {
-		ttl := f.ttl
-		o.TTL = &ttl
-	}
-	if set("pods") {
-		o.Pods = f.over.Pods
-	}
-	if set("health-listen") {
-		o.HealthListen = f.over.HealthListen
-	}
-	if set("metrics-listen") {
-		o.MetricsListen = f.over.MetricsListen
-	}
-	if set("lameduck") {
-		o.Lameduck = &metav1.Duration{Duration: f.lame}
-	}
-	if set("log-level") {
-		o.LogLevel = f.over.LogLevel
-	}
-	if set("upstream") || set("upstream-resolv-conf") {
-		// Upstream flags replace the file's upstreams entirely.
-		o.Forward.Upstreams = f.over.Forward.Upstreams
-		o.Forward.ResolvConf = f.over.Forward.ResolvConf
-	}
-	return o
-}
-
-// load builds the configuration: defaults, then the config file if any,
-// then the flags given; and validates it. It is called at start and on
-// every SIGHUP.
-func (f *flags) load() (Config, error) {
-	cfg := defaults()
-	if f.config != "" {
-		data, err := os.ReadFile(f.config)
+// Load builds a configuration: the defaults, then the config file at path
+// (when not empty), then overrides (the fields of it that are set, e.g. from
+// flags); and validates it. dnsd calls it at start and on every SIGHUP.
+func Load(path string, overrides Config) (Config, error) {
+	cfg := Defaults()
+	if path != "" {
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return cfg, fmt.Errorf("read config: %w", err)
 		}
-		if cfg, err = parseConfig(data, f.config); err != nil {
+		if cfg, err = ParseConfig(data, path); err != nil {
 			return cfg, err
 		}
 	}
-	merge(&cfg, f.overrides())
-	if err := cfg.validate(); err != nil {
+	Merge(&cfg, overrides)
+	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return cfg, nil

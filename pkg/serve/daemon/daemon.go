@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -8,17 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/spf13/pflag"
-	"k8s.io/klog/v2"
 
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/acl"
@@ -35,82 +31,9 @@ import (
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
-// run is dnsd: it parses args, starts serving, and handles signals until a
-// shutdown. It returns the exit status.
-func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Signal) int {
-	f := newFlagSet()
-	f.fs.SetOutput(stderr)
-	if err := f.fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if f.fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dnsd: unexpected arguments %q\n", f.fs.Args())
-		return 2
-	}
-	cfg, err := f.load()
-	if err != nil {
-		fmt.Fprintf(stderr, "dnsd: %v\n", err)
-		return 2
-	}
-	level := new(slog.LevelVar)
-	lv, _ := logLevel(cfg.LogLevel)
-	level.Set(lv)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	// client-go logs through klog: send it to the same structured log.
-	klog.SetSlogLogger(log.With("component", "client-go"))
-
-	d, err := newDaemon(cfg, log, prometheus.NewRegistry())
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
-	if err := d.start(); err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			d.shutdown(0)
-			return 0
-		case err := <-d.failed:
-			log.Error("listener stopped", "err", err)
-			d.shutdown(0)
-			return 1
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				newCfg, err := f.load()
-				if err == nil {
-					err = d.reload(newCfg)
-				}
-				if err != nil {
-					log.Error("reload failed, keeping the last good configuration", "err", err)
-					continue
-				}
-				if l, err := logLevel(newCfg.LogLevel); err == nil {
-					level.Set(l)
-				}
-				log.Info("reloaded", "config", f.config)
-				continue
-			}
-			log.Info("shutting down", "signal", sig.String(), "lameduck", d.lameduck().String())
-			done := make(chan struct{})
-			go func() { d.shutdown(d.lameduck()); close(done) }()
-			select {
-			case <-done:
-			case <-sigs:
-				log.Info("second signal, stopping now")
-			}
-			return 0
-		}
-	}
-}
-
-// daemon is one running dnsd.
-type daemon struct {
+// Daemon is one running dnsd: its DNS and HTTP listeners, the store its
+// source fills, and the handler chain a reload swaps.
+type Daemon struct {
 	log   *slog.Logger
 	reg   *prometheus.Registry
 	store *store.Store
@@ -131,8 +54,26 @@ type daemon struct {
 	api    *apisource.Source
 }
 
-func newDaemon(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*daemon, error) {
-	d := &daemon{log: log, reg: reg, store: store.New(), httpAddr: map[string]string{}, failed: make(chan error, 4)}
+// Options are what a Daemon gets besides its configuration.
+type Options struct {
+	// Logger receives the daemon's logs (default: discarded).
+	Logger *slog.Logger
+	// Registry receives the metrics and serves /metrics (default: a new
+	// one).
+	Registry *prometheus.Registry
+}
+
+// New builds a daemon from a configuration that Load returned; Start
+// starts it.
+func New(cfg Config, o Options) (*Daemon, error) {
+	log, reg := o.Logger, o.Registry
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	d := &Daemon{log: log, reg: reg, store: store.New(), httpAddr: map[string]string{}, failed: make(chan error, 4)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.cfg.Store(&cfg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -210,7 +151,7 @@ func buildInner(cfg Config, st *store.Store, upstream serve.Handler, hm handlerM
 		}
 	}
 	if cfg.forwarding() {
-		fo, err := cfg.forwardOptions()
+		fo, err := cfg.ForwardOptions()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -222,7 +163,7 @@ func buildInner(cfg Config, st *store.Store, upstream serve.Handler, hm handlerM
 		closers = append(closers, fwd.Close)
 		next = fwd
 		if !cfg.Cache.Disabled {
-			co, err := cfg.cacheOptions()
+			co, err := cfg.CacheOptions()
 			if err != nil {
 				closeAll()
 				return nil, nil, err
@@ -279,7 +220,7 @@ const loopProbeTimeout = 3 * time.Second
 // checkLoop runs the loop probe of the chain, if it has one: a forwarding
 // loop is an error (dnsd does not start), an upstream that did not answer
 // the probe is logged.
-func (d *daemon) checkLoop() error {
+func (d *Daemon) checkLoop() error {
 	l, ok := d.inner.Load().(*loop.Loop)
 	if !ok {
 		return nil
@@ -296,10 +237,12 @@ func (d *daemon) checkLoop() error {
 	return nil
 }
 
-func (d *daemon) config() Config { return *d.cfg.Load() }
+// Config is the configuration in use.
+func (d *Daemon) Config() Config { return *d.cfg.Load() }
 
-func (d *daemon) lameduck() time.Duration {
-	if l := d.config().Lameduck; l != nil {
+// Lameduck is how long Shutdown should keep serving after a signal.
+func (d *Daemon) Lameduck() time.Duration {
+	if l := d.Config().Lameduck; l != nil {
 		return l.Duration
 	}
 	return 0
@@ -308,7 +251,7 @@ func (d *daemon) lameduck() time.Duration {
 // loadSource fills the store from the configured source: the objects file
 // at once, or the API server in the background (the store is synced, and
 // /ready succeeds, once the initial lists are in).
-func (d *daemon) loadSource(cfg Config) error {
+func (d *Daemon) loadSource(cfg Config) error {
 	if cfg.Source.File == "" {
 		rc, err := apisource.RESTConfig(cfg.Source.Kubeconfig)
 		if err != nil {
@@ -332,9 +275,10 @@ func (d *daemon) loadSource(cfg Config) error {
 	return nil
 }
 
-// start loads the objects and starts the DNS and HTTP listeners.
-func (d *daemon) start() error {
-	cfg := d.config()
+// Start loads the objects and starts the DNS and HTTP listeners. With a
+// forwarding loop it stops again and fails.
+func (d *Daemon) Start() error {
+	cfg := d.Config()
 	if err := d.loadSource(cfg); err != nil {
 		return err
 	}
@@ -352,11 +296,11 @@ func (d *daemon) start() error {
 		}
 	}()
 	if err := d.checkLoop(); err != nil {
-		d.shutdown(0)
+		d.Shutdown(0)
 		return err
 	}
 	if err := d.startHTTP(cfg); err != nil {
-		d.shutdown(0)
+		d.Shutdown(0)
 		return err
 	}
 	d.log.Info("serving DNS", "listen", srv.Addr(), "zones", cfg.Zones, "ttl", *cfg.TTL, "pods", cfg.Pods,
@@ -365,7 +309,7 @@ func (d *daemon) start() error {
 	return nil
 }
 
-func (d *daemon) startHTTP(cfg Config) error {
+func (d *Daemon) startHTTP(cfg Config) error {
 	health := http.NewServeMux()
 	health.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		// OK during the lame-duck period too: the process is alive.
@@ -394,7 +338,7 @@ func (d *daemon) startHTTP(cfg Config) error {
 	return d.listenHTTP(cfg.MetricsListen, m, "metrics")
 }
 
-func (d *daemon) listenHTTP(addr string, h http.Handler, names ...string) error {
+func (d *Daemon) listenHTTP(addr string, h http.Handler, names ...string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s for %v: %w", addr, names, err)
@@ -412,12 +356,12 @@ func (d *daemon) listenHTTP(addr string, h http.Handler, names ...string) error 
 	return nil
 }
 
-// reload applies a new configuration: the handlers are rebuilt and swapped
+// Reload applies a new configuration: the handlers are rebuilt and swapped
 // in, and the objects file is read again. Listen addresses and the source
 // kind need a restart; changing them is an error that keeps everything as
 // it was.
-func (d *daemon) reload(cfg Config) error {
-	old := d.config()
+func (d *Daemon) Reload(cfg Config) error {
+	old := d.Config()
 	if cfg.Listen != old.Listen || cfg.HealthListen != old.HealthListen || cfg.MetricsListen != old.MetricsListen || cfg.UDPSockets != old.UDPSockets {
 		return errors.New("listen addresses and udpSockets change only with a restart")
 	}
@@ -452,9 +396,9 @@ func (d *daemon) reload(cfg Config) error {
 	return nil
 }
 
-// shutdown fails /ready, keeps serving for lameduck, then stops every
+// Shutdown fails /ready, keeps serving for lameduck, then stops every
 // listener (waiting at most 5s for queries in flight).
-func (d *daemon) shutdown(lameduck time.Duration) {
+func (d *Daemon) Shutdown(lameduck time.Duration) {
 	d.stopping.Store(true)
 	if lameduck > 0 {
 		time.Sleep(lameduck)
@@ -483,7 +427,7 @@ func (d *daemon) shutdown(lameduck time.Duration) {
 
 // onError logs a handler's error at debug level only (the metrics handler
 // counts it): a query-driven error must not turn into a log line per query.
-func (d *daemon) onError(err error) {
+func (d *Daemon) onError(err error) {
 	d.log.Debug("handler error", "err", err)
 }
 
@@ -492,3 +436,18 @@ type noSource struct{}
 
 func (noSource) Snapshot() *store.Snapshot { return nil }
 func (noSource) Synced() bool              { return false }
+
+// Failed receives an error when a listener stops on its own: the daemon
+// no longer serves and should be shut down.
+func (d *Daemon) Failed() <-chan error { return d.failed }
+
+// DNSAddr is the bound DNS address (UDP and TCP), empty before Start.
+func (d *Daemon) DNSAddr() string {
+	if d.dns == nil {
+		return ""
+	}
+	return d.dns.Addr()
+}
+
+// HTTPAddr is the bound address of the "health" or "metrics" endpoint.
+func (d *Daemon) HTTPAddr(name string) string { return d.httpAddr[name] }
