@@ -100,27 +100,18 @@ const (
 )
 
 var (
-	soaZone = dnstest.RR("cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 0 7200 1800 86400 30")
-	soaV4   = dnstest.RR("in-addr.arpa. 30 IN SOA ns.dns.in-addr.arpa. hostmaster.in-addr.arpa. 0 7200 1800 86400 30")
-	soaV6   = dnstest.RR("ip6.arpa. 30 IN SOA ns.dns.ip6.arpa. hostmaster.ip6.arpa. 0 7200 1800 86400 30")
+	soaZone = dnstest.SOA("cluster.local.", 0)
+	soaV4   = dnstest.SOA("in-addr.arpa.", 0)
+	soaV6   = dnstest.SOA("ip6.arpa.", 0)
 )
 
-func nx(name string, t uint16) dnstest.Case {
-	return dnstest.Case{Qname: name, Qtype: t, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaZone}}
-}
+func nx(name string, t uint16) dnstest.Case     { return dnstest.NXDomain(name, t, soaZone) }
+func nodata(name string, t uint16) dnstest.Case { return dnstest.NoData(name, t, soaZone) }
 
-func nodata(name string, t uint16) dnstest.Case {
-	return dnstest.Case{Qname: name, Qtype: t, Ns: []dns.RR{soaZone}}
-}
-
-func ans(name string, t uint16, rrs ...string) dnstest.Case {
-	return dnstest.Case{Qname: name, Qtype: t, Answer: dnstest.RRs(rrs...)}
-}
-
-func extra(c dnstest.Case, rrs ...string) dnstest.Case {
-	c.Extra = dnstest.RRs(rrs...)
-	return c
-}
+var (
+	ans   = dnstest.Answer
+	extra = dnstest.Case.WithExtra
+)
 
 func rev(ip string) string { s, _ := dns.ReverseAddr(ip); return s }
 

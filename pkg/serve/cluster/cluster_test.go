@@ -154,9 +154,7 @@ func newHandler(tb testing.TB, st cluster.Source, mod func(*cluster.Options)) se
 	return h
 }
 
-func soa(zone string) dns.RR {
-	return dnstest.RR(fmt.Sprintf("%s 30 IN SOA ns.dns.%s hostmaster.%s %d 7200 1800 86400 30", zone, zone, zone, serial))
-}
+func soa(zone string) dns.RR { return dnstest.SOA(zone, serial) }
 
 var (
 	soaZ   = soa("cluster.local.")
@@ -164,22 +162,13 @@ var (
 	soaV6  = soa("ip6.arpa.")
 )
 
-func nxdomain(name string, t uint16) dnstest.Case {
-	return dnstest.Case{Qname: name, Qtype: t, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaZ}}
-}
+func nxdomain(name string, t uint16) dnstest.Case { return dnstest.NXDomain(name, t, soaZ) }
+func nodata(name string, t uint16) dnstest.Case   { return dnstest.NoData(name, t, soaZ) }
 
-func nodata(name string, t uint16) dnstest.Case {
-	return dnstest.Case{Qname: name, Qtype: t, Rcode: dns.RcodeSuccess, Ns: []dns.RR{soaZ}}
-}
-
-func answer(name string, t uint16, rrs ...string) dnstest.Case {
-	return dnstest.Case{Qname: name, Qtype: t, Answer: dnstest.RRs(rrs...)}
-}
-
-func withExtra(c dnstest.Case, rrs ...string) dnstest.Case {
-	c.Extra = dnstest.RRs(rrs...)
-	return c
-}
+var (
+	answer    = dnstest.Answer
+	withExtra = dnstest.Case.WithExtra
+)
 
 // runCases sends every case over UDP and TCP to a real server on loopback.
 func runCases(t *testing.T, h serve.Handler, cases []dnstest.Case) {

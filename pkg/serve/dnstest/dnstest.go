@@ -142,6 +142,36 @@ type Case struct {
 	Extra     []dns.RR // OPT records are not compared
 }
 
+// SOA is the SOA record dnsd puts in the authority section of negative
+// answers in zone (a fully qualified name), with the store's serial.
+func SOA(zone string, serial uint32) dns.RR {
+	return RR(fmt.Sprintf("%s 30 IN SOA ns.dns.%s hostmaster.%s %d 7200 1800 86400 30", zone, zone, zone, serial))
+}
+
+// Answer is a NOERROR reply to name/qtype with the answer records rrs
+// (in zone-file syntax).
+func Answer(name string, qtype uint16, rrs ...string) Case {
+	return Case{Qname: name, Qtype: qtype, Answer: RRs(rrs...)}
+}
+
+// NXDomain is an NXDOMAIN reply to name/qtype with soa in the authority
+// section.
+func NXDomain(name string, qtype uint16, soa dns.RR) Case {
+	return Case{Qname: name, Qtype: qtype, Rcode: dns.RcodeNameError, Ns: []dns.RR{soa}}
+}
+
+// NoData is a NOERROR reply without answers to name/qtype with soa in the
+// authority section.
+func NoData(name string, qtype uint16, soa dns.RR) Case {
+	return Case{Qname: name, Qtype: qtype, Ns: []dns.RR{soa}}
+}
+
+// WithExtra is c expecting the additional records rrs.
+func (c Case) WithExtra(rrs ...string) Case {
+	c.Extra = RRs(rrs...)
+	return c
+}
+
 // Msg is the query of the case, with RD set and no EDNS0.
 func (c Case) Msg() *dns.Msg { return Query(c.Qname, c.Qtype, 0) }
 
