@@ -9,24 +9,15 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/pkg/nodeprofile"
@@ -270,7 +261,6 @@ func (o *serveOptions) logger(s streams) logr.Logger {
 func (o *serveOptions) run(ctx context.Context, s streams) error {
 	log := o.logger(s)
 	ctrl.SetLogger(log)
-
 	profile, warnings, err := o.node.NodeProfile()
 	if err != nil {
 		return err
@@ -278,71 +268,14 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 	for _, w := range warnings {
 		log.Info("node profile warning", "warning", w)
 	}
-	set, err := policy.Load(o.policies...)
-	if err != nil {
-		return fmt.Errorf("load policies: %w", err)
-	}
-	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile, Mode: policy.GlobalMode(o.mode)})
-	if err != nil {
-		return err
-	}
-	m, err := padmission.NewMetrics(metrics.Registry)
-	if err != nil {
-		return err
-	}
-	m.Policies.Set(float64(set.Len()))
-	log.Info("policies loaded", "policies", set.Len(), "mode", string(engine.Mode()))
-
 	cfg, err := o.restConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	shutdown := 30 * time.Second
-	mgr, err := ctrl.NewManager(cfg, manager.Options{
-		Scheme:                  clientgoscheme.Scheme,
-		Logger:                  log,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddress},
-		HealthProbeBindAddress:  o.healthProbeAddress,
-		GracefulShutdownTimeout: &shutdown,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host:     o.host,
-			Port:     o.port,
-			CertDir:  o.certDir,
-			CertName: "tls.crt",
-			KeyName:  "tls.key",
-		}),
+	return padmission.Serve(ctx, padmission.ServeOptions{
+		RESTConfig: cfg, Policies: o.policies, Mode: policy.GlobalMode(o.mode), Profile: profile,
+		Host: o.host, Port: o.port, CertDir: o.certDir,
+		HealthProbeAddress: o.healthProbeAddress, MetricsAddress: o.metricsAddress,
+		ExcludedNamespaces: o.excludedNamespaces, PolicyResync: o.policyResync, Log: log,
 	})
-	if err != nil {
-		return fmt.Errorf("manager: %w", err)
-	}
-	h := padmission.NewHandler(engine, mgr.GetScheme(), mgr.GetCache(), mgr.GetAPIReader())
-	h.ExcludedNamespaces = o.excludedNamespaces
-	h.Metrics = m
-	srv := mgr.GetWebhookServer()
-	srv.Register(padmission.Path, &admission.Webhook{Handler: h})
-	if err := mgr.Add(&padmission.Reloader{
-		Engine: engine, Paths: o.policies, Metrics: m, Resync: o.policyResync,
-		Log: log.WithName("reloader"),
-	}); err != nil {
-		return err
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	// Ready: the policies are loaded (before the manager starts; a failed
-	// reload keeps them) and the TLS server answers.
-	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
-		return err
-	}
-	// Watch namespaces from the start so the first admissions hit the cache.
-	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}); err != nil {
-		return fmt.Errorf("namespace informer: %w", err)
-	}
-	log.Info("serving", "path", padmission.Path, "port", o.port, "certDir", o.certDir,
-		"excludedNamespaces", strings.Join(append(append([]string{}, padmission.AlwaysExcluded...), o.excludedNamespaces...), ","))
-	if err := mgr.Start(ctx); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("stopped")
-	return nil
 }

@@ -4,7 +4,8 @@
 //
 // It exists so that the webhook server (cmd/webhook serve) stays a thin main:
 // everything between an AdmissionReview and a JSON patch with warnings is
-// here, testable without a server.
+// here, testable without a server, and [Serve] runs the whole server (a
+// controller-runtime manager) from resolved options.
 //
 // What the handler does, in order:
 //
