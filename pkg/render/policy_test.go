@@ -72,7 +72,7 @@ spec: {containers: [{name: c}]}
 	if len(lines) != 2 {
 		t.Fatalf("Lines = %d, want 2", len(lines))
 	}
-	wantKeys := []string{"applied", "audit", "changed", "error", "events", "exempt", "name", "namespace", "patchedPod", "policyWarnings", "resolvConf", "skipped", "validationErrors", "warnings"}
+	wantKeys := []string{"applied", "audit", "changed", "clientNotes", "error", "events", "exempt", "name", "namespace", "patchedPod", "policyWarnings", "resolvConf", "skipped", "validationErrors", "warnings"}
 	for _, line := range lines {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(line), &obj); err != nil {
@@ -86,14 +86,14 @@ spec: {containers: [{name: c}]}
 		if !slices.Equal(keys, wantKeys) {
 			t.Errorf("Keys = %q, want %q", keys, wantKeys)
 		}
-		for _, k := range []string{"events", "validationErrors", "warnings", "applied", "audit", "skipped", "policyWarnings"} {
+		for _, k := range []string{"events", "validationErrors", "warnings", "clientNotes", "applied", "audit", "skipped", "policyWarnings"} {
 			if !strings.HasPrefix(string(obj[k]), "[") {
 				t.Errorf("Key %q = %s, want an array", k, obj[k])
 			}
 		}
 	}
-	// The seven keys come first, in the contract's order.
-	if !strings.HasPrefix(lines[0], `{"name":"web","namespace":"shop","resolvConf":"search shop.svc.cluster.local svc.cluster.local cluster.local ec2.internal\nnameserver 10.96.0.10\noptions ndots:2\n","events":[],"validationErrors":[],"warnings":[],"error":"","applied":["ndots"],"audit":[{"policy":"trial","priority":0,"mode":"audit","outcome":"audit","changes":[{"field":"spec.dnsConfig.options[timeout]","from":"","to":"timeout:1"}]}],"skipped":[],"changed":true,"exempt":"","policyWarnings":["poddns: policy \"trial\" (audit) would change spec.dnsConfig.options[timeout] from (unset) to timeout:1"],"patchedPod":{`) {
+	// The seven keys come first, in the contract's order, then clientNotes.
+	if !strings.HasPrefix(lines[0], `{"name":"web","namespace":"shop","resolvConf":"search shop.svc.cluster.local svc.cluster.local cluster.local ec2.internal\nnameserver 10.96.0.10\noptions ndots:2\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":[],"applied":["ndots"],"audit":[{"policy":"trial","priority":0,"mode":"audit","outcome":"audit","changes":[{"field":"spec.dnsConfig.options[timeout]","from":"","to":"timeout:1"}]}],"skipped":[],"changed":true,"exempt":"","policyWarnings":["poddns: policy \"trial\" (audit) would change spec.dnsConfig.options[timeout] from (unset) to timeout:1"],"patchedPod":{`) {
 		t.Errorf("First line:\n%s", lines[0])
 	}
 	if !strings.Contains(lines[1], `"applied":[],`) || !strings.Contains(lines[1], `"changed":false,`) {

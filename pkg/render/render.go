@@ -25,6 +25,9 @@ type Report struct {
 	Warnings []string `json:"warnings"`
 	// Error is kubelet's GetPodDNS error, which fails sandbox creation.
 	Error string `json:"error"`
+	// ClientNotes say where the stub resolvers in containers (glibc, musl)
+	// read the file differently from what it says (resolvconf.ClientNotes).
+	ClientNotes []string `json:"clientNotes"`
 
 	// Kind and Location say where the pod came from; they are for the text
 	// form and not part of the JSON contract.
@@ -70,6 +73,7 @@ func Pod(item manifest.Item, p *resolvconf.NodeProfile) Report {
 		Events:           []resolvconf.Event{},
 		ValidationErrors: []string{},
 		Warnings:         []string{},
+		ClientNotes:      []string{},
 		Kind:             item.Kind,
 		Location:         item.Location,
 	}
@@ -90,6 +94,7 @@ func Pod(item manifest.Item, p *resolvconf.NodeProfile) Report {
 	}
 	r.Events = append(r.Events, res.Events...)
 	r.ResolvConf = res.Config.Render()
+	r.ClientNotes = append(r.ClientNotes, resolvconf.ClientNotes(res.Config)...)
 	return r
 }
 

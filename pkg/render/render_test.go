@@ -56,52 +56,58 @@ func TestPodJSON(t *testing.T) {
 			name:     "ClusterFirst by defaulting",
 			node:     standardNode,
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec: {containers: [{name: c}]}\n",
-			want:     `{"name":"web","namespace":"shop","resolvConf":"search shop.svc.cluster.local svc.cluster.local cluster.local ec2.internal\nnameserver 10.96.0.10\noptions ndots:5\n","events":[],"validationErrors":[],"warnings":[],"error":""}`,
+			want:     `{"name":"web","namespace":"shop","resolvConf":"search shop.svc.cluster.local svc.cluster.local cluster.local ec2.internal\nnameserver 10.96.0.10\noptions ndots:5\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":[]}`,
 		},
 		{
 			name:     "hostNetwork ClusterFirst falls back to the node file",
 			node:     standardNode,
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: hn}\nspec: {hostNetwork: true, containers: [{name: c}]}\n",
-			want:     `{"name":"hn","namespace":"default","resolvConf":"search ec2.internal\nnameserver 10.0.0.2\noptions edns0\n","events":[],"validationErrors":[],"warnings":[],"error":""}`,
+			want:     `{"name":"hn","namespace":"default","resolvConf":"search ec2.internal\nnameserver 10.0.0.2\noptions edns0\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":[]}`,
 		},
 		{
 			name:       "None without dnsConfig in a Deployment is rejected at the template path",
 			node:       standardNode,
 			manifest:   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: ns}\nspec: {template: {spec: {dnsPolicy: None, containers: [{name: c}]}}}\n",
-			want:       "{\"name\":\"d\",\"namespace\":\"ns\",\"resolvConf\":\"\",\"events\":[],\"validationErrors\":[\"spec.template.spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None\"],\"warnings\":[],\"error\":\"\"}",
+			want:       "{\"name\":\"d\",\"namespace\":\"ns\",\"resolvConf\":\"\",\"events\":[],\"validationErrors\":[\"spec.template.spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None\"],\"warnings\":[],\"error\":\"\",\"clientNotes\":[]}",
 			wantFailed: true,
 		},
 		{
 			name:       "every validation error, in the API server's order",
 			node:       standardNode,
 			manifest:   "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  dnsPolicy: clusterFirst\n  dnsConfig: {nameservers: [010.0.0.1], searches: [Example.com.], options: [{value: x}]}\n  containers: [{name: c}]\n",
-			want:       `{"name":"bad","namespace":"default","resolvConf":"","events":[],"validationErrors":["spec.dnsPolicy: Unsupported value: \"clusterFirst\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"","spec.dnsConfig.nameservers[0]: Invalid value: \"010.0.0.1\": must not have leading 0s","spec.dnsConfig.searches[0]: Invalid value: \"Example.com\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')","spec.dnsConfig.options[0]: Required value: must not be empty"],"warnings":[],"error":""}`,
+			want:       `{"name":"bad","namespace":"default","resolvConf":"","events":[],"validationErrors":["spec.dnsPolicy: Unsupported value: \"clusterFirst\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"","spec.dnsConfig.nameservers[0]: Invalid value: \"010.0.0.1\": must not have leading 0s","spec.dnsConfig.searches[0]: Invalid value: \"Example.com\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')","spec.dnsConfig.options[0]: Required value: must not be empty"],"warnings":[],"error":"","clientNotes":[]}`,
 			wantFailed: true,
 		},
 		{
 			name:     "warning for a non-canonical IPv6 nameserver",
 			node:     standardNode,
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: v6}\nspec: {dnsPolicy: None, dnsConfig: {nameservers: [\"2001:DB8:0:0:0:0:0:1\"]}, containers: [{name: c}]}\n",
-			want:     `{"name":"v6","namespace":"default","resolvConf":"nameserver 2001:DB8:0:0:0:0:0:1\n","events":[],"validationErrors":[],"warnings":["spec.dnsConfig.nameservers[0]: IPv6 address \"2001:DB8:0:0:0:0:0:1\" should be in RFC 5952 canonical format (\"2001:db8::1\")"],"error":""}`,
+			want:     `{"name":"v6","namespace":"default","resolvConf":"nameserver 2001:DB8:0:0:0:0:0:1\n","events":[],"validationErrors":[],"warnings":["spec.dnsConfig.nameservers[0]: IPv6 address \"2001:DB8:0:0:0:0:0:1\" should be in RFC 5952 canonical format (\"2001:db8::1\")"],"error":"","clientNotes":[]}`,
 		},
 		{
 			name:     "node without cluster DNS: MissingClusterDNS on Node and Pod",
 			node:     resolvconf.NodeConfig{ClusterDomain: "cluster.local", ResolvConf: "/etc/resolv.conf", ResolvConfData: []byte("nameserver 10.0.0.2\n")},
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns, uid: \"1234\"}\nspec: {containers: [{name: c}]}\n",
-			want:     `{"name":"p","namespace":"ns","resolvConf":"nameserver 10.0.0.2\n","events":[{"object":"Node","type":"Warning","reason":"MissingClusterDNS","message":"kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy."},{"object":"Pod","type":"Warning","reason":"MissingClusterDNS","message":"pod: \"p_ns(1234)\". kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy."}],"validationErrors":[],"warnings":[],"error":""}`,
+			want:     `{"name":"p","namespace":"ns","resolvConf":"nameserver 10.0.0.2\n","events":[{"object":"Node","type":"Warning","reason":"MissingClusterDNS","message":"kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy."},{"object":"Pod","type":"Warning","reason":"MissingClusterDNS","message":"pod: \"p_ns(1234)\". kubelet does not have ClusterDNS IP configured and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy."}],"validationErrors":[],"warnings":[],"error":"","clientNotes":[]}`,
+		},
+		{
+			name:     "ndots above 15: a client note, the file as written",
+			node:     standardNode,
+			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: nd}\nspec: {dnsPolicy: None, dnsConfig: {nameservers: [10.0.0.2], options: [{name: ndots, value: \"20\"}]}, containers: [{name: c}]}\n",
+			want:     `{"name":"nd","namespace":"default","resolvConf":"nameserver 10.0.0.2\noptions ndots:20\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":["ndots:20 acts as ndots:15: glibc and musl cap ndots at 15"]}`,
 		},
 		{
 			name:       "unreadable node file fails every pod, even None",
 			node:       resolvconf.NodeConfig{ClusterDNS: []string{"10.96.0.10"}, ResolvConf: "/nonexistent/resolv.conf"},
 			manifest:   "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {dnsPolicy: None, dnsConfig: {nameservers: [1.1.1.1]}, containers: [{name: c}]}\n",
-			want:       `{"name":"p","namespace":"default","resolvConf":"","events":[],"validationErrors":[],"warnings":[],"error":"open /nonexistent/resolv.conf: no such file or directory"}`,
+			want:       `{"name":"p","namespace":"default","resolvConf":"","events":[],"validationErrors":[],"warnings":[],"error":"open /nonexistent/resolv.conf: no such file or directory","clientNotes":[]}`,
 			wantFailed: true,
 		},
 		{
 			name:     "resolv-conf empty and Default: kubelet's loopback fallback",
 			node:     resolvconf.NodeConfig{ClusterDNS: []string{"10.96.0.10"}},
 			manifest: "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: cj}\nspec: {schedule: '@daily', jobTemplate: {spec: {template: {spec: {dnsPolicy: Default, containers: [{name: c}]}}}}}\n",
-			want:     `{"name":"cj","namespace":"default","resolvConf":"search .\nnameserver 127.0.0.1\n","events":[],"validationErrors":[],"warnings":[],"error":""}`,
+			want:     `{"name":"cj","namespace":"default","resolvConf":"search .\nnameserver 127.0.0.1\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":[]}`,
 		},
 	}
 	for _, tt := range tests {
@@ -130,8 +136,10 @@ func TestPodJSON(t *testing.T) {
 	}
 }
 
-// checkContract checks every line is one object with exactly the seven keys,
-// lists as arrays (never null) and strings as strings.
+// checkContract checks every line is one object with exactly the seven keys
+// of the contract plus clientNotes (added later: the contract allows new
+// keys, never changes to the seven), lists as arrays (never null) and strings
+// as strings.
 func checkContract(t *testing.T, out []byte) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
@@ -144,15 +152,15 @@ func checkContract(t *testing.T, out []byte) {
 		for k := range obj {
 			keys = append(keys, k)
 		}
-		if len(obj) != 7 {
-			t.Errorf("Keys = %q, want the seven of the contract", keys)
+		if len(obj) != 8 {
+			t.Errorf("Keys = %q, want the seven of the contract and clientNotes", keys)
 		}
 		for _, k := range []string{"name", "namespace", "resolvConf", "error"} {
 			if v, ok := obj[k]; !ok || !strings.HasPrefix(string(v), `"`) {
 				t.Errorf("Key %q = %s, want a string", k, v)
 			}
 		}
-		for _, k := range []string{"events", "validationErrors", "warnings"} {
+		for _, k := range []string{"events", "validationErrors", "warnings", "clientNotes"} {
 			if v, ok := obj[k]; !ok || !strings.HasPrefix(string(v), "[") {
 				t.Errorf("Key %q = %s, want an array", k, v)
 			}

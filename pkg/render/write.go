@@ -25,7 +25,7 @@ func WriteJSON(w io.Writer, reports []Report) error {
 //	# <kind>/<namespace>/<name> (<file>)
 //
 // then the resolv.conf as the pod gets it, then comment lines labelled
-// "validation error:", "warning:", "event:" and "error:". Everything that is
+// "validation error:", "warning:", "event:", "error:" and "client note:". Everything that is
 // not the file starts with '#', so each block is itself a valid resolv.conf.
 // Blocks are separated by a blank line.
 func WriteText(w io.Writer, reports []Report) error {
@@ -74,6 +74,9 @@ func writeDiagnostics(w *bufio.Writer, r *Report) {
 	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "# error: %s\n", oneLine(r.Error))
+	}
+	for _, n := range r.ClientNotes {
+		fmt.Fprintf(w, "# client note: %s\n", oneLine(n))
 	}
 }
 
