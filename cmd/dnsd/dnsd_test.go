@@ -290,3 +290,23 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("testdata/dnsd.yaml: %+v", cfg)
 	}
 }
+
+// TestPprof: /debug/pprof/ is served only with --pprof-listen, on its own
+// address, never on the health or metrics one.
+func TestPprof(t *testing.T) {
+	off := startDaemon(t, exampleCluster)
+	if a := off.HTTPAddr("pprof"); a != "" {
+		t.Errorf("pprof listening at %s without --pprof-listen", a)
+	}
+	if code, _ := get(t, "http://"+off.HTTPAddr("health")+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ on the health address = %d, want 404", code)
+	}
+	on := startDaemonArgs(t, "--source", exampleCluster, "--pprof-listen", "127.0.0.1:0")
+	code, body := get(t, "http://"+on.HTTPAddr("pprof")+"/debug/pprof/heap?debug=1")
+	if code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap = %d %.80q, want 200 and a heap profile", code, body)
+	}
+	if _, err := loadArgs(t, "--source", exampleCluster, "--pprof-listen", "nohost"); err == nil || !strings.Contains(err.Error(), "pprofListen") {
+		t.Errorf("--pprof-listen nohost: err = %v, want a pprofListen error", err)
+	}
+}

@@ -36,6 +36,7 @@ func newFlagSet() *flags {
 	fs.StringVar(&f.over.Pods, "pods", d.Pods, "pod records: disabled, insecure or verified")
 	fs.StringVar(&f.over.HealthListen, "health-listen", d.HealthListen, "address of /health and /ready")
 	fs.StringVar(&f.over.MetricsListen, "metrics-listen", d.MetricsListen, "address of /metrics (may equal --health-listen)")
+	fs.StringVar(&f.over.PprofListen, "pprof-listen", "", "address of Go's profiles under /debug/pprof/ (default: off; keep it on loopback)")
 	fs.DurationVar(&f.lame, "lameduck", d.Lameduck.Duration, "keep serving DNS this long after SIGTERM, with /ready failing")
 	fs.StringVar(&f.over.LogLevel, "log-level", d.LogLevel, "log level: info or debug (debug logs handler errors)")
 	fs.StringArrayVar(&f.over.Forward.Upstreams, "upstream", nil, "forward names outside the cluster zones to this resolver, IP or IP:port (repeatable; default: none, such names are refused)")
@@ -78,6 +79,9 @@ func (f *flags) overrides() daemon.Config {
 	}
 	if set("metrics-listen") {
 		o.MetricsListen = f.over.MetricsListen
+	}
+	if set("pprof-listen") {
+		o.PprofListen = f.over.PprofListen
 	}
 	if set("lameduck") {
 		o.Lameduck = &metav1.Duration{Duration: f.lame}

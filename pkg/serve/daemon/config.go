@@ -48,6 +48,11 @@ type Config struct {
 	HealthListen string `json:"healthListen,omitempty"`
 	// MetricsListen serves /metrics; it may equal HealthListen.
 	MetricsListen string `json:"metricsListen,omitempty"`
+	// PprofListen serves Go's profiles under /debug/pprof/ (net/http/pprof)
+	// on an address of its own; empty (default): off. Like CoreDNS's pprof
+	// plugin, for finding where the time or memory goes under load; keep it
+	// on loopback.
+	PprofListen string `json:"pprofListen,omitempty"`
 	// Lameduck is how long DNS keeps being served after a shutdown signal
 	// while /ready reports not ready.
 	Lameduck *metav1.Duration `json:"lameduck,omitempty"`
@@ -208,6 +213,9 @@ func Merge(dst *Config, src Config) {
 	if src.MetricsListen != "" {
 		dst.MetricsListen = src.MetricsListen
 	}
+	if src.PprofListen != "" {
+		dst.PprofListen = src.PprofListen
+	}
 	if src.Lameduck != nil {
 		dst.Lameduck = src.Lameduck
 	}
@@ -340,7 +348,13 @@ func (c Config) CacheOptions() (cache.Options, error) {
 // Validate checks what can be checked without opening anything.
 func (c Config) Validate() error {
 	var errs []error
-	for _, a := range []struct{ field, addr string }{{"listen", c.Listen}, {"healthListen", c.HealthListen}, {"metricsListen", c.MetricsListen}} {
+	for _, a := range []struct {
+		field, addr string
+		optional    bool
+	}{{"listen", c.Listen, false}, {"healthListen", c.HealthListen, false}, {"metricsListen", c.MetricsListen, false}, {"pprofListen", c.PprofListen, true}} {
+		if a.optional && a.addr == "" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", a.field, err))
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -326,6 +327,17 @@ func (d *Daemon) startHTTP(cfg Config) error {
 		}
 	})
 	metricsHandler := promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg})
+	if cfg.PprofListen != "" {
+		p := http.NewServeMux()
+		p.HandleFunc("/debug/pprof/", pprof.Index)
+		p.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		p.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		p.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		p.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if err := d.listenHTTP(cfg.PprofListen, p, "pprof"); err != nil {
+			return err
+		}
+	}
 	if cfg.MetricsListen == cfg.HealthListen {
 		health.Handle("/metrics", metricsHandler)
 		return d.listenHTTP(cfg.HealthListen, health, "health", "metrics")
@@ -362,7 +374,7 @@ func (d *Daemon) listenHTTP(addr string, h http.Handler, names ...string) error 
 // it was.
 func (d *Daemon) Reload(cfg Config) error {
 	old := d.Config()
-	if cfg.Listen != old.Listen || cfg.HealthListen != old.HealthListen || cfg.MetricsListen != old.MetricsListen || cfg.UDPSockets != old.UDPSockets {
+	if cfg.Listen != old.Listen || cfg.HealthListen != old.HealthListen || cfg.MetricsListen != old.MetricsListen || cfg.PprofListen != old.PprofListen || cfg.UDPSockets != old.UDPSockets {
 		return errors.New("listen addresses and udpSockets change only with a restart")
 	}
 	if !slices.Equal(cfg.Zones, old.Zones) {
