@@ -84,8 +84,9 @@ type Cache struct {
 	prefetchSem chan struct{}
 	prefetchWG  sync.WaitGroup
 	closed      atomic.Bool
+	flights     [numShards]flightShard
 	// Metric handles of the hot path, resolved once.
-	hitS, hitD, missC, reqC, evictS, evictD interface{ Inc() }
+	hitS, hitD, missC, reqC, evictS, evictD, coalC interface{ Inc() }
 }
 
 func secs(d time.Duration) uint32 {
@@ -151,7 +152,10 @@ func New(o Options) (*Cache, error) {
 	c.deny = newStore(perShard, c.m.entries.WithLabelValues("denial"))
 	c.hitS, c.hitD = c.m.hits.WithLabelValues("success"), c.m.hits.WithLabelValues("denial")
 	c.evictS, c.evictD = c.m.evictions.WithLabelValues("success"), c.m.evictions.WithLabelValues("denial")
-	c.missC, c.reqC = c.m.misses, c.m.requests
+	c.missC, c.reqC, c.coalC = c.m.misses, c.m.requests, c.m.coalesced
+	for i := range c.flights {
+		c.flights[i].m = make(map[string]*flight)
+	}
 	return c, nil
 }
 
@@ -244,26 +248,29 @@ func (c *Cache) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if e != nil && e.kind != kindServfail && c.stale > 0 && now.Before(e.expires.Add(c.stale)) {
 		return c.serveStale(ctx, e, k, w, r)
 	}
-	cw := &cachingWriter{ResponseWriter: w, c: c, key: k, req: r}
-	rcode, err := serve.NextOrFailure(ctx, c.Name(), c.Next, cw, r)
-	if !cw.written && rcode == dns.RcodeServerFailure {
-		c.add(k, servfailMsg(r))
+	f := c.fetch(ctx, k, w, r)
+	if f == nil {
+		return dns.RcodeServerFailure, ctx.Err()
 	}
-	return rcode, err
+	if !f.wrote() {
+		return f.rcode, f.err
+	}
+	if err := w.WriteMsg(f.reply(c, r)); err != nil {
+		return dns.RcodeServerFailure, err
+	}
+	return f.rcode, f.err
 }
 
 // serveStale asks the next handler first and serves the expired entry e
 // when it fails.
 func (c *Cache) serveStale(ctx context.Context, e *entry, k string, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	capture := serve.NewCapture(w)
-	rcode, err := serve.NextOrFailure(ctx, c.Name(), c.Next, capture, r)
-	if m := capture.Msg; err == nil && m != nil && serve.ClientWrite(rcode) &&
-		m.Rcode != dns.RcodeServerFailure && m.Rcode != dns.RcodeRefused {
-		c.add(k, m)
-		if werr := w.WriteMsg(m); werr != nil {
+	f := c.fetch(ctx, k, w, r)
+	if f != nil && f.err == nil && f.wrote() && serve.ClientWrite(f.rcode) &&
+		f.msgRcode() != dns.RcodeServerFailure && f.msgRcode() != dns.RcodeRefused {
+		if werr := w.WriteMsg(f.reply(c, r)); werr != nil {
 			return dns.RcodeServerFailure, werr
 		}
-		return rcode, nil
+		return f.rcode, nil
 	}
 	c.m.stale.Inc()
 	if werr := w.WriteMsg(c.reply(e, r, c.now(), true)); werr != nil {
@@ -310,23 +317,119 @@ func servfailMsg(r *dns.Msg) *dns.Msg {
 	return m
 }
 
-// cachingWriter caches what the next handler writes, then writes it: from
-// the new entry when cached (so the first reply already has the capped or
-// floored TTL, as later ones), else as it is.
-type cachingWriter struct {
-	dns.ResponseWriter
-	c       *Cache
-	key     string
-	req     *dns.Msg
-	written bool
+// A flight is one query to the next handler on behalf of every concurrent
+// miss of its key (in-flight coalescing): the first miss (the leader) asks
+// the next handler and caches the reply; the misses of the same key that
+// come while it is in flight wait for it instead of asking too, then each
+// writes its own reply, with its own ID and question, from the result.
+//
+// Without it, a burst of identical misses (a stub resolver's A and AAAA
+// walks completed at once by package completion, many pods asking a name
+// that just expired) sends one upstream query each.
+type flight struct {
+	done chan struct{} // closed when the fields below are final
+	// e is the entry made from the reply (nil when it was not cached, or
+	// is a SERVFAIL entry); at is the time its TTLs are counted from.
+	e  *entry
+	at time.Time
+	// msg is a private copy of the reply when it was not cached, nil
+	// otherwise or when the next handler wrote nothing.
+	msg   *dns.Msg
+	rcode int
+	err   error
 }
 
-func (w *cachingWriter) WriteMsg(m *dns.Msg) error {
-	w.written = true
-	if e := w.c.add(w.key, m); e != nil && e.kind != kindServfail {
-		return w.ResponseWriter.WriteMsg(w.c.reply(e, w.req, e.stored, false))
+// wrote reports whether the next handler wrote a reply.
+func (f *flight) wrote() bool { return f.e != nil || f.msg != nil }
+
+// msgRcode is the rcode of the reply written.
+func (f *flight) msgRcode() int {
+	if f.e != nil {
+		return f.e.msg.Rcode
 	}
-	return w.ResponseWriter.WriteMsg(m)
+	return f.msg.Rcode
+}
+
+// reply is the reply to r, one of the flight's callers: from the entry
+// when cached (so the first reply already has the capped or floored TTL,
+// as later ones), else a copy of the reply as the next handler wrote it,
+// with r's ID, question and spelling of the question's name.
+func (f *flight) reply(c *Cache, r *dns.Msg) *dns.Msg {
+	if f.e != nil {
+		return c.reply(f.e, r, f.at, false)
+	}
+	m := f.msg.Copy()
+	m.Id = r.Id
+	m.Question = r.Question
+	qname := r.Question[0].Name
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if h := rr.Header(); h.Name != qname && strings.EqualFold(h.Name, qname) {
+				h.Name = qname
+			}
+		}
+	}
+	return m
+}
+
+// flightShard holds the flights of the keys of one shard.
+type flightShard struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+// fetch asks the next handler for r (key k) and caches what it writes, or
+// waits for the flight of k already under way; it returns the flight once
+// done, or nil when ctx ended first. The leader's query runs with its ctx
+// stripped of cancellation (the forwarder's deadline bounds it), so a
+// caller that gives up never fails the others.
+func (c *Cache) fetch(ctx context.Context, k string, w dns.ResponseWriter, r *dns.Msg) *flight {
+	fs := &c.flights[shardIndex(k)]
+	fs.mu.Lock()
+	if f, ok := fs.m[k]; ok {
+		fs.mu.Unlock()
+		c.coalC.Inc()
+		select {
+		case <-f.done:
+			return f
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	f := &flight{done: make(chan struct{}), rcode: dns.RcodeServerFailure}
+	fs.m[k] = f
+	fs.mu.Unlock()
+	// The entry is in the cache before the flight is gone (even if the
+	// next handler panics, the waiters are released), so a miss either
+	// finds the flight or, re-checking below, the entry.
+	defer func() {
+		fs.mu.Lock()
+		delete(fs.m, k)
+		fs.mu.Unlock()
+		close(f.done)
+	}()
+	if e := c.get(k); e != nil && e.kind != kindServfail {
+		if now := c.now(); now.Before(e.expires) {
+			// A flight of k ended between this caller's miss and now.
+			f.e, f.at, f.rcode, f.err = e, now, e.msg.Rcode, nil
+			return f
+		}
+	}
+	capture := serve.NewCapture(w)
+	f.rcode, f.err = serve.NextOrFailure(context.WithoutCancel(ctx), c.Name(), c.Next, capture, r)
+	switch m := capture.Msg; {
+	case m == nil:
+		if f.rcode == dns.RcodeServerFailure {
+			c.add(k, servfailMsg(r))
+		}
+	default:
+		if e := c.add(k, m); e != nil && e.kind != kindServfail {
+			f.e, f.at = e, e.stored
+		} else {
+			f.msg = m.Copy()
+		}
+	}
+	return f
 }
 
 // classify returns the kind of m and its TTL in seconds, capped and
@@ -502,14 +605,16 @@ func newStore(perShard int, size interface{ Add(float64) }) *store {
 	return s
 }
 
-func (s *store) shard(k string) *shard {
-	// FNV-1a.
+func (s *store) shard(k string) *shard { return &s.shards[shardIndex(k)] }
+
+// shardIndex is the shard of key k (FNV-1a).
+func shardIndex(k string) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(k); i++ {
 		h ^= uint32(k[i])
 		h *= 16777619
 	}
-	return &s.shards[h%numShards]
+	return h % numShards
 }
 
 func (s *store) get(k string) *entry {

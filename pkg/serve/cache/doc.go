@@ -4,7 +4,6 @@
 //
 // Semantics follow CoreDNS's cache plugin (../shared/reference/
 // kubernetes-dns.md §2.3), with the same defaults:
-//
 //   - Two caches of Capacity entries each (default 9984): success
 //     (NOERROR with records) and denial (NXDOMAIN, NODATA, and SERVFAIL).
 //     Each is split into 256 shards with their own lock; a full shard
@@ -32,6 +31,16 @@
 //     when that fails (SERVFAIL, REFUSED, an error) the stale answer is
 //     served with TTL StaleTTL (30 s, RFC 8767's recommendation). A
 //     SERVFAIL never replaces an entry that can still be served stale.
+//   - In-flight coalescing: misses of the same key (the key above) that
+//     come while one of them is being answered by the next handler do not
+//     ask it again: they wait for that one query, then each gets its own
+//     reply (its ID, its question and spelling of the name) from the entry
+//     it made, or from a copy of the reply when it was not cacheable. A
+//     waiter whose context ends first gets SERVFAIL; the shared query is
+//     not cancelled by any one caller (the forwarder's deadline bounds
+//     it). Package completion relies on it: a client's A and AAAA walks,
+//     completed at the same time, ask the same names, and the upstream
+//     sees each question once.
 //
 // The cache never modifies a message it did not create: replies are copied
 // before being stored, and copied again before TTLs are rewritten.
@@ -45,4 +54,5 @@
 //	poddns_cache_evictions_total{type}          entries evicted for room
 //	poddns_cache_prefetch_total                 background refreshes
 //	poddns_cache_served_stale_total             stale answers served
+//	poddns_cache_coalesced_total                misses that waited for an identical query in flight
 package cache

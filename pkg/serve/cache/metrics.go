@@ -16,6 +16,7 @@ type Metrics struct {
 	evictions  *prometheus.CounterVec
 	prefetches prometheus.Counter
 	stale      prometheus.Counter
+	coalesced  prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps
@@ -37,9 +38,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Popular entries refreshed in the background before they expired."}),
 		stale: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "served_stale_total",
 			Help: "Expired answers served because the next handler failed (RFC 8767)."}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "coalesced_total",
+			Help: "Misses that waited for an identical query already in flight instead of asking the next handler."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.hits, m.misses, m.entries, m.evictions, m.prefetches, m.stale} {
+		for _, c := range []prometheus.Collector{m.requests, m.hits, m.misses, m.entries, m.evictions, m.prefetches, m.stale, m.coalesced} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("cache: register metrics: %w", err)
 			}
@@ -65,3 +68,6 @@ func (m *Metrics) Stale() prometheus.Counter { return m.stale }
 
 // Misses is poddns_cache_misses_total.
 func (m *Metrics) Misses() prometheus.Counter { return m.misses }
+
+// Coalesced is poddns_cache_coalesced_total.
+func (m *Metrics) Coalesced() prometheus.Counter { return m.coalesced }

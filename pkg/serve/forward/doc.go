@@ -36,8 +36,12 @@
 // The upstream query is built fresh: the question, RD and CD as the client
 // sent them, and an OPT record (buffer MaxUDPSize, the client's DO bit); the
 // client's other EDNS0 options are not forwarded. The reply goes back with
-// the client's ID and question (case kept) and without the upstream's OPT
-// record (the serving writer adds dnsd's own when the client had one).
+// the client's ID and question (case kept), RA set (dnsd offers recursion
+// to the clients that reach the forwarder, whatever the upstream said; a
+// NOERROR reply without records, AA or RA is a referral to glibc, which
+// resends the query, then tries its next nameserver) and without the
+// upstream's OPT record (the serving writer adds dnsd's own when the
+// client had one).
 //
 // Metrics (namespace poddns, subsystem forward; CoreDNS's label names):
 //

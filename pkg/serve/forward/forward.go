@@ -300,6 +300,11 @@ func (f *Forward) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	}
 	reply.Id = r.Id
 	reply.Question = r.Question
+	// dnsd recurses (through its upstreams) for this client: an upstream
+	// that is an authoritative server, or a cleared AA, must not make a
+	// NODATA look like a referral (glibc resends a NOERROR reply with no
+	// records and neither AA nor RA, then tries the next nameserver).
+	reply.RecursionAvailable = true
 	reply.Extra = slices.DeleteFunc(reply.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
 	if err := w.WriteMsg(reply); err != nil {
 		return dns.RcodeServerFailure, err

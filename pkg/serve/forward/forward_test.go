@@ -69,6 +69,9 @@ func TestForwardAnswers(t *testing.T) {
 			m := dnstest.Exchange(t, addr, proto, dnstest.Query(name, dns.TypeA, 0))
 			dnstest.Check(t, dnstest.Case{Qname: name, Qtype: dns.TypeA, NoAA: true,
 				Answer: dnstest.RRs(name + " 60 IN A 192.0.2.1")}, m)
+			if !m.RecursionAvailable {
+				t.Errorf("%s over %s: RA not set (the upstream did not set it; dnsd recurses for the client)", name, proto)
+			}
 		}
 	}
 	// Four queries one after the other: one socket dialled, then reused.
