@@ -239,11 +239,16 @@ const (
 	webIP       = "10.96.0.20"
 	externalAPI = "api.example.com."
 	externalIP  = "192.0.2.10"
+	gapIP       = "192.0.2.11"
 )
 
 var zone = map[string][]dns.RR{
 	webService:  {mustRR(webService + " 30 IN A " + webIP)},
 	externalAPI: {mustRR(externalAPI + " 300 IN A " + externalIP)},
+	// Names without addresses: NODATA for A and AAAA.
+	"nodata.example.com.":       {mustRR(`nodata.example.com. 300 IN TXT "no addresses"`)},
+	"gap.example.corp.example.": {mustRR(`gap.example.corp.example. 300 IN TXT "no addresses"`)},
+	"gap.example.":              {mustRR("gap.example. 300 IN A " + gapIP)},
 }
 
 func mustRR(s string) dns.RR {

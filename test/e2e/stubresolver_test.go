@@ -274,6 +274,28 @@ func resolverCases() []resolverCase {
 			},
 		},
 		{
+			// A name that exists without addresses (NODATA) ends musl's
+			// walk; glibc walks on. (This server sets RA: glibc takes a
+			// NOERROR reply with no records and neither AA nor RA for a
+			// referral and resends the query.)
+			name:     "NODATA_glibc_walks_on_musl_stops",
+			node:     node(nodeConf),
+			pod:      pod(corev1.DNSClusterFirst, nil),
+			wantConf: defaultConf,
+			lookups: []lookupCase{
+				{
+					name:  "nodata.example.com",
+					glibc: notFound(walk("nodata.example.com", defaultSearch...)...),
+					musl:  notFound(walk("nodata.example.com", defaultSearch...)...),
+				},
+				{
+					name:  "gap.example",
+					glibc: found("gap.example", gapIP, walk("gap.example", defaultSearch...)...),
+					musl:  notFound(walk("gap.example", defaultSearch...)[:4]...),
+				},
+			},
+		},
+		{
 			// A search line kubelet keeps but musl cannot read: musl reads
 			// resolv.conf in 256-byte lines and skips a longer line whole,
 			// so a musl pod has no search list at all: short names fail.
