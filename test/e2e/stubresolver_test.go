@@ -51,6 +51,10 @@ func TestE2EStubResolversFollowRenderedResolvConf(t *testing.T) {
 				t.Fatalf("events %q; want a search line cut: %v", reasons, tc.wantCut)
 			}
 			t.Logf("resolv.conf (%d bytes):\n%s", len(conf), conf)
+			notes := resolvconf.ClientNotes(res.Config)
+			if got := strings.Contains(strings.Join(notes, "\n"), "musl libc (e.g. Alpine images) ignores the search line"); got != tc.wantMuslNote {
+				t.Errorf("ClientNotes = %q: musl search-line note %v, want %v", notes, got, tc.wantMuslNote)
+			}
 
 			var lookups []childLookup
 			for _, l := range tc.lookups {
@@ -79,7 +83,10 @@ type resolverCase struct {
 	pod      *corev1.Pod
 	wantConf string
 	wantCut  bool // kubelet cuts the search line (a DNSConfigForming event)
-	lookups  []lookupCase
+	// wantMuslNote: resolvconf.ClientNotes warns that musl skips the
+	// search line.
+	wantMuslNote bool
+	lookups      []lookupCase
 }
 
 type lookupCase struct {
@@ -174,6 +181,17 @@ func resolverCases() []resolverCase {
 		wide = append(wide, fmt.Sprintf("team-%d.a-rather-long-department-name.corp.example", i))
 	}
 	wideSearch := append([]string{nsSvc, svc, clusterDomain}, wide...)
+
+	// The edge of musl's line buffer: "search " and the cluster domains are
+	// 64 bytes; two node domains of 94 characters make a line of 254 bytes
+	// and a newline, which musl reads; one more character and it skips it.
+	edge := func(extra int) []string {
+		return []string{strings.Repeat("a", 60) + "." + strings.Repeat("b", 25) + ".example",
+			strings.Repeat("c", 60+extra) + "." + strings.Repeat("d", 25) + ".example"}
+	}
+	lineOf := func(node []string) string {
+		return "search " + strings.Join(append([]string{nsSvc, svc, clusterDomain}, node...), " ") + "\n"
+	}
 
 	return []resolverCase{
 		{
@@ -300,10 +318,11 @@ func resolverCases() []resolverCase {
 			// resolv.conf in 256-byte lines and skips a longer line whole,
 			// so a musl pod has no search list at all: short names fail.
 			// glibc walks the whole list.
-			name:     "musl_ignores_search_line_over_255_bytes",
-			node:     node("search " + strings.Join(wide, " ") + "\nnameserver 127.0.0.1\n"),
-			pod:      pod(corev1.DNSClusterFirst, nil),
-			wantConf: "search " + strings.Join(wideSearch, " ") + "\nnameserver 127.0.0.53\noptions ndots:5\n",
+			name:         "musl_ignores_search_line_over_255_bytes",
+			node:         node("search " + strings.Join(wide, " ") + "\nnameserver 127.0.0.1\n"),
+			pod:          pod(corev1.DNSClusterFirst, nil),
+			wantConf:     "search " + strings.Join(wideSearch, " ") + "\nnameserver 127.0.0.53\noptions ndots:5\n",
+			wantMuslNote: true,
 			lookups: []lookupCase{
 				{
 					name:  "web",
@@ -314,6 +333,31 @@ func resolverCases() []resolverCase {
 					name:  "api.example.com",
 					glibc: found("api.example.com", externalIP, walk("api.example.com", wideSearch...)...),
 					musl:  found("api.example.com", externalIP, "api.example.com."),
+				},
+			},
+		},
+		{
+			// 255 bytes with the newline: musl still reads the line.
+			name:     "musl_reads_search_line_of_255_bytes",
+			node:     node("search " + strings.Join(edge(0), " ") + "\nnameserver 127.0.0.1\n"),
+			pod:      pod(corev1.DNSClusterFirst, nil),
+			wantConf: lineOf(edge(0)) + "nameserver 127.0.0.53\noptions ndots:5\n",
+			lookups: []lookupCase{
+				both("web", found(webService[:len(webService)-1], webIP, webService)),
+			},
+		},
+		{
+			// 256 bytes with the newline: musl skips it, as ClientNotes says.
+			name:         "musl_skips_search_line_of_256_bytes",
+			node:         node("search " + strings.Join(edge(1), " ") + "\nnameserver 127.0.0.1\n"),
+			pod:          pod(corev1.DNSClusterFirst, nil),
+			wantConf:     lineOf(edge(1)) + "nameserver 127.0.0.53\noptions ndots:5\n",
+			wantMuslNote: true,
+			lookups: []lookupCase{
+				{
+					name:  "web",
+					glibc: found(webService[:len(webService)-1], webIP, webService),
+					musl:  notFound("web."),
 				},
 			},
 		},
