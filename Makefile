@@ -27,6 +27,10 @@ help: ## List the targets
 build: ## Build the programs into bin/
 	$(GO) build -o bin/ ./cmd/...
 
+.PHONY: manifests
+manifests: ## Render deploy/base and every deploy/overlays/* into bin/manifests/<name>.yaml (kustomize's Go API)
+	$(GO) run ./hack/manifests -deploy deploy -o bin/manifests
+
 DNSD_LISTEN ?= 127.0.0.1:5353
 
 .PHONY: run

@@ -133,10 +133,10 @@ func TestServeConfigErrors(t *testing.T) {
 }
 
 // TestServeDeployConfig checks that the configuration shipped in
-// deploy/webhook parses and says what the MutatingWebhookConfiguration
+// deploy/base/webhook parses and says what the MutatingWebhookConfiguration
 // next to it expects.
 func TestServeDeployConfig(t *testing.T) {
-	o, err := parseServe(t, "--config", "../../deploy/webhook/config.yaml")
+	o, err := parseServe(t, "--config", "../../deploy/base/webhook/config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

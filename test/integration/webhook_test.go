@@ -1,7 +1,7 @@
 package integration
 
 // Acceptance suite of the admission webhook (issue 3): the production
-// MutatingWebhookConfiguration from deploy/webhook is installed into a real
+// MutatingWebhookConfiguration from deploy/base/webhook is installed into a real
 // kube-apiserver through envtest's WebhookInstallOptions (envtest rewrites
 // only clientConfig: the URL of the local server and its CA), the real
 // handler serves it from a controller-runtime manager, and pods are created
@@ -74,7 +74,7 @@ type webhookEnv struct {
 }
 
 // startWebhook starts the control plane, installs
-// deploy/webhook/mutatingwebhookconfiguration.yaml and serves it with the
+// deploy/base/webhook/mutatingwebhookconfiguration.yaml and serves it with the
 // handler over the policies at policyPaths.
 func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
 	t.Helper()
@@ -84,7 +84,7 @@ func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
 	}
 	env := testenv.Start(t, func(e *envtest.Environment) {
 		e.WebhookInstallOptions = envtest.WebhookInstallOptions{
-			Paths:            []string{filepath.Join(root, "deploy", "webhook", "mutatingwebhookconfiguration.yaml")},
+			Paths:            []string{filepath.Join(root, "deploy", "base", "webhook", "mutatingwebhookconfiguration.yaml")},
 			LocalServingHost: "127.0.0.1",
 		}
 	})
@@ -480,7 +480,7 @@ func TestWebhookConfigurationFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(root, "deploy", "webhook", "mutatingwebhookconfiguration.yaml"))
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "base", "webhook", "mutatingwebhookconfiguration.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

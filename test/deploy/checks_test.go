@@ -1,0 +1,147 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// TestChecksCatchBreakage breaks one reference at a time in a fresh render
+// of deploy/base (or an overlay) and expects the check that guards it to
+// say so: a check that cannot fail proves nothing.
+func TestChecksCatchBreakage(t *testing.T) {
+	byName := map[string]target{}
+	for _, tg := range targets(t) {
+		byName[tg.name] = tg
+	}
+	bins := buildBinaries(t)
+
+	webhook := func(r *rendering) *corev1.PodSpec {
+		d, _ := find[deployment](r, systemNamespace, webhookName)
+		return &d.Spec.Template.Spec
+	}
+	dnsd := func(r *rendering) *corev1.PodSpec {
+		d, _ := find[deployment](r, systemNamespace, dnsdName)
+		return &d.Spec.Template.Spec
+	}
+	dnsdConfigMap := func(r *rendering) *corev1.ConfigMap {
+		d, _ := find[deployment](r, systemNamespace, dnsdName)
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == "config" {
+				cm, _ := find[configMap](r, systemNamespace, v.ConfigMap.Name)
+				return cm
+			}
+		}
+		t.Fatal("dnsd has no config volume")
+		return nil
+	}
+	tests := []struct {
+		name    string
+		overlay string
+		check   func(*testing.T, *rendering, binaries) []string
+		breakIt func(*rendering)
+		want    string
+	}{
+		{"issuerRef to a missing Issuer", "base", checkIssuers, func(r *rendering) {
+			c, _ := find[certificate](r, systemNamespace, webhookName)
+			c.Spec.IssuerRef.Name = "nope"
+		}, "which is not in the render"},
+		{"serving certificate signed by the selfSigned issuer", "base", checkIssuers, func(r *rendering) {
+			c, _ := find[certificate](r, systemNamespace, webhookName)
+			c.Spec.IssuerRef.Name = "poddns-selfsigned"
+		}, "is not a CA"},
+		{"certificate DNS name of another Service", "base", checkServingCertificate, func(r *rendering) {
+			c, _ := find[certificate](r, systemNamespace, webhookName)
+			c.Spec.DNSNames = []string{"webhook.poddns-system.svc"}
+		}, "lack poddns-webhook.poddns-system.svc"},
+		{"inject-ca-from names another Certificate", "base", checkServingCertificate, func(r *rendering) {
+			m, _ := find[mwc](r, "", webhookConfig)
+			m.Annotations["cert-manager.io/inject-ca-from"] = "poddns-system/other"
+		}, "not in the render"},
+		{"webhook mounts another Secret", "base", checkServingCertificate, func(r *rendering) {
+			c, _ := find[certificate](r, systemNamespace, webhookName)
+			c.Spec.SecretName = "other-tls"
+		}, "want the Secret \"other-tls\""},
+		{"webhook Service on another port", "base", checkServingCertificate, func(r *rendering) {
+			s, _ := find[service](r, systemNamespace, webhookName)
+			s.Spec.Ports[0].Port = 8443
+		}, "has no such port"},
+		{"Service targetPort no container has", "base", checkServices, func(r *rendering) {
+			s, _ := find[service](r, systemNamespace, dnsdName)
+			s.Spec.Ports[0].TargetPort = intstr.FromInt32(5353)
+		}, "targetPort 5353"},
+		{"dns targetPort over the wrong protocol", "base", checkServices, func(r *rendering) {
+			s, _ := find[service](r, systemNamespace, dnsdName)
+			s.Spec.Ports[0].Protocol = corev1.ProtocolTCP
+			s.Spec.Ports[0].TargetPort = intstr.FromString("dns")
+		}, "is no TCP port"},
+		{"readiness probe on a path the webhook does not serve", "base", checkProbes, func(r *rendering) {
+			webhook(r).Containers[0].ReadinessProbe.HTTPGet.Path = "/ready"
+		}, "want /readyz"},
+		{"liveness probe on the metrics port", "base", checkProbes, func(r *rendering) {
+			dnsd(r).Containers[0].LivenessProbe.HTTPGet.Port = intstr.FromString("metrics")
+		}, "serves health on"},
+		{"mounted ConfigMap missing", "base", checkVolumes, func(r *rendering) {
+			webhook(r).Volumes[1].ConfigMap.Name = "poddns-policy"
+		}, "not in the render"},
+		{"container port not where the program listens", "base", checkWebhookConfig, func(r *rendering) {
+			webhook(r).Containers[0].Ports[0].ContainerPort = 443
+		}, "listens on :9443"},
+		{"dnsd not on :53", "base", checkDNSDConfig, func(r *rendering) {
+			dnsd(r).Containers[0].Ports[0].ContainerPort = 5353
+		}, "container port \"dns\" is 5353"},
+		{"a dnsd configuration dnsd rejects", "base", checkDNSDConfig, func(r *rendering) {
+			cm := dnsdConfigMap(r)
+			cm.Data["config.yaml"] = strings.Replace(cm.Data["config.yaml"], "\nttl: 30", "\nttl: 4000", 1)
+		}, "dnsd rejects its configuration"},
+		{"an unknown dnsd configuration field", "base", checkDNSDConfig, func(r *rendering) {
+			cm := dnsdConfigMap(r)
+			cm.Data["config.yaml"] += "\nlistenAddress: \":53\"\n"
+		}, "unknown field"},
+		{"a flag the program does not have", "base", checkArgs, func(r *rendering) {
+			dnsd(r).Containers[0].Args = append(dnsd(r).Containers[0].Args, "--listen-address=:53")
+		}, "--listen-address is not a flag"},
+		{"a policy file left out of the ConfigMap", "base", checkPolicies, func(r *rendering) {
+			cm, _ := find[configMap](r, systemNamespace, policiesName)
+			delete(cm.Data, "single-request-reopen.yaml")
+		}, "lacks deploy/policies/single-request-reopen.yaml"},
+		{"an invalid policy", "base", checkPolicies, func(r *rendering) {
+			cm, _ := find[configMap](r, systemNamespace, policiesName)
+			cm.Data["bad.yaml"] = "apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: bad}\nspec: {actions: {ndots: 16}}\n"
+		}, "do not load"},
+		{"dnsd Service address no policy names", "beside-coredns", checkDNSAddress, func(r *rendering) {
+			s, _ := find[service](r, systemNamespace, dnsdName)
+			s.Spec.ClusterIP = "10.96.0.54"
+		}, "without dnsd's Service address 10.96.0.54"},
+		{"added capability", "base", checkSecurity, func(r *rendering) {
+			c := &webhook(r).Containers[0]
+			c.SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+		}, "adds capabilities [NET_ADMIN]"},
+		{"writable root filesystem", "base", checkSecurity, func(r *rendering) {
+			f := false
+			dnsd(r).Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
+		}, "readOnlyRootFilesystem is not true"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			tg, ok := byName[tt.overlay]
+			if !ok {
+				t.Fatalf("no kustomization %s", tt.overlay)
+			}
+			r := render(t, tg)
+			if msgs := tt.check(t, r, bins); len(msgs) > 0 {
+				t.Fatalf("the unbroken %s render already fails: %q", tt.overlay, msgs)
+			}
+			tt.breakIt(r)
+			msgs := tt.check(t, r, bins)
+			for _, m := range msgs {
+				if strings.Contains(m, tt.want) {
+					return
+				}
+			}
+			t.Errorf("broken %s: got %q, want a message containing %q", tt.overlay, msgs, tt.want)
+		})
+	}
+}
