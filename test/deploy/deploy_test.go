@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -137,7 +136,7 @@ func TestDeploy(t *testing.T) {
 		// A client of its own that records the API server's warnings:
 		// PodSecurity admission (the namespace enforces "restricted")
 		// reports a violating pod template as a warning on the Deployment.
-		warnings := &warningRecorder{}
+		warnings := &testenv.WarningRecorder{}
 		cfg := rest.CopyConfig(env.Config)
 		cfg.WarningHandler = warnings
 		c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
@@ -163,36 +162,15 @@ func TestDeploy(t *testing.T) {
 			}
 			privileged := d.DeepCopy()
 			privileged.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
-			warnings.take()
+			warnings.Take()
 			if err := dryRun(ctx, c, privileged); err != nil {
 				t.Fatalf("privileged Deployment: %v", err)
 			}
-			if w := warnings.take(); !slices.ContainsFunc(w, func(s string) bool { return strings.Contains(s, "PodSecurity") }) {
+			if w := warnings.Take(); !slices.ContainsFunc(w, func(s string) bool { return strings.Contains(s, "PodSecurity") }) {
 				t.Errorf("a Deployment adding SYS_ADMIN got no PodSecurity warning (warnings: %q)", w)
 			}
 		})
 	})
-}
-
-// warningRecorder collects the API server's warnings.
-type warningRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-// take returns the warnings recorded since the last call.
-func (w *warningRecorder) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
 }
 
 // dryRun applies a typed object with a server-side dry run.
@@ -248,7 +226,7 @@ func goCmd() string {
 // apply creates the Namespace for real, then applies every other object
 // with a server-side dry run: schema, defaulting, validation and admission
 // of the real API server, nothing persisted.
-func apply(t *testing.T, c client.Client, warnings *warningRecorder, r *rendering) {
+func apply(t *testing.T, c client.Client, warnings *testenv.WarningRecorder, r *rendering) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	owner := client.FieldOwner("poddns-deploy-test")
@@ -269,11 +247,11 @@ func apply(t *testing.T, c client.Client, warnings *warningRecorder, r *renderin
 			continue
 		}
 		n++
-		warnings.take()
+		warnings.Take()
 		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o.u.DeepCopy()), owner, client.ForceOwnership, client.DryRunAll); err != nil {
 			t.Errorf("%s: server-side dry-run apply of %s (%s): %v", r.name, o, gvkOf(o), err)
 		}
-		for _, w := range warnings.take() {
+		for _, w := range warnings.Take() {
 			t.Errorf("%s: server-side dry-run apply of %s: the API server warns: %s", r.name, o, w)
 		}
 	}

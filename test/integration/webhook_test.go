@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,34 +41,12 @@ import (
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 )
 
-// warningRecorder collects the admission warnings the API server passes on
-// to the client (the Warning headers kubectl prints).
-type warningRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-// take returns the warnings recorded since the last call.
-func (w *warningRecorder) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
 // webhookEnv is a control plane with the production webhook configuration
 // installed and the real handler serving it.
 type webhookEnv struct {
 	env      *testenv.Env
 	pods     kubernetes.Interface // records warnings in warnings
-	warnings *warningRecorder
+	warnings *testenv.WarningRecorder
 	metrics  *padmission.Metrics
 }
 
@@ -156,7 +133,7 @@ func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	warnings := &warningRecorder{}
+	warnings := &testenv.WarningRecorder{}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = warnings
 	cs, err := kubernetes.NewForConfig(cfg)
@@ -178,12 +155,12 @@ func (w *webhookEnv) namespace(t *testing.T, name string, labels map[string]stri
 // saw.
 func (w *webhookEnv) create(t *testing.T, pod *corev1.Pod) (*corev1.Pod, []string) {
 	t.Helper()
-	w.warnings.take()
+	w.warnings.Take()
 	got, err := w.pods.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create pod %s/%s: %v", pod.Namespace, pod.Name, err)
 	}
-	return got, w.warnings.take()
+	return got, w.warnings.Take()
 }
 
 func newPod(ns, name string, mutate ...func(*corev1.Pod)) *corev1.Pod {

@@ -96,18 +96,7 @@ func TestCoalesceConcurrentMisses(t *testing.T) {
 		} // CHAOS: an empty NOERROR, which is not cached
 		return []*dns.Msg{m}
 	})
-	fwd, err := forward.New(forward.Options{Upstreams: []string{up},
-		TryTimeout: 20 * time.Second, Deadline: 30 * time.Second, HealthCheck: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fwd.Close)
-	m, _ := cache.NewMetrics(nil)
-	c, err := cache.New(cache.Options{Next: fwd, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, m := slowUpstreamCache(t, up)
 
 	keys := []upQuestion{
 		{name: "co.example.", qtype: dns.TypeA, qclass: dns.ClassINET},
@@ -212,18 +201,7 @@ func TestCoalesceWaiterGivesUp(t *testing.T) {
 			close(release)
 		}
 	})
-	fwd, err := forward.New(forward.Options{Upstreams: []string{up},
-		TryTimeout: 20 * time.Second, Deadline: 30 * time.Second, HealthCheck: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fwd.Close)
-	m, _ := cache.NewMetrics(nil)
-	c, err := cache.New(cache.Options{Next: fwd, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c, _ := slowUpstreamCache(t, up)
 
 	leader := &dnstest.Recorder{}
 	done := make(chan int, 1)
@@ -274,4 +252,24 @@ func addrFor(u upQuestion) string {
 
 func cmpQuestion(a, b upQuestion) int {
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// slowUpstreamCache is a cache in front of a forwarder to up whose timeouts
+// leave the upstream all the time it wants (it holds replies back on
+// purpose), with the cache's metrics.
+func slowUpstreamCache(t *testing.T, up string) (*cache.Cache, *cache.Metrics) {
+	t.Helper()
+	fwd, err := forward.New(forward.Options{Upstreams: []string{up},
+		TryTimeout: 20 * time.Second, Deadline: 30 * time.Second, HealthCheck: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fwd.Close)
+	m, _ := cache.NewMetrics(nil)
+	c, err := cache.New(cache.Options{Next: fwd, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, m
 }
