@@ -1,0 +1,212 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// scale is one cluster size of the benchmark.
+type scale struct {
+	Name       string
+	Services   int // ClusterIP Services
+	Headless   int // headless Services, 3 ready endpoints each (one EndpointSlice)
+	Pods       int // Pods with status.podIP set
+	Namespaces int
+}
+
+// scales are the sizes PODDNS_BENCH_SCALE selects. default is issue 7's;
+// small and large have 1k and 50k ClusterIP Services; tiny is for trying
+// the harness out.
+var scales = map[string]scale{
+	"tiny":    {"tiny", 100, 10, 300, 4},
+	"small":   {"small", 1000, 100, 5000, 20},
+	"default": {"default", 10000, 1000, 50000, 100},
+	"large":   {"large", 50000, 1000, 50000, 100},
+}
+
+// Bench namespaces, Services and Pods are named so that the query files
+// can be written from the indexes alone.
+func nsName(i int) string { return fmt.Sprintf("ns-%d", i) }
+
+// podIP is the address of Pod i: 10.64.0.0/10 counted up from 10.64.0.1.
+func podIP(i int) string {
+	a := netip.MustParseAddr("10.64.0.1").As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v += uint32(i)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+// serviceIP is the ClusterIP of svc-i, set in the Service rather than
+// allocated: the API server allocates ClusterIPs several times slower under
+// concurrent creates (10.100.0.0/16 and up, inside the test API server's
+// 10.96.0.0/12 and off the addresses it allocates first).
+func serviceIP(i int) string {
+	v := uint32(10)<<24 | uint32(100)<<16 + uint32(i+1)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+// endpointIP is the address of endpoint k of headless Service i (10.32.0.0/11).
+func endpointIP(i, k int) string {
+	v := uint32(10)<<24 | uint32(32)<<16 + uint32(i*3+k+1)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+// filled is what the fill created that the queries need.
+type filled struct {
+	clusterIPs []string // of svc-i
+}
+
+// benchClient is a clientset with client-side rate limits raised for the fill.
+func benchClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = 5000, 10000
+	c.ContentType = "application/vnd.kubernetes.protobuf" // cheaper for the API server than JSON
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// parallel runs fn(i) for i in [0, n) on workers goroutines; the first
+// error stops it. Each call is retried a few times (the API server may shed
+// load while etcd catches up).
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				var err error
+				for try := range 6 {
+					if err = fn(ctx, i); err == nil || apierrors.IsAlreadyExists(err) {
+						err = nil
+						break
+					}
+					time.Sleep(time.Duration(100<<try) * time.Millisecond) // backing off a loaded API server
+				}
+				if err != nil {
+					errc <- fmt.Errorf("item %d: %w", i, err)
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// fill creates the namespaces, Services, headless Services with their
+// EndpointSlices, and Pods (status.podIP set through the status
+// subresource) of sc, with a bounded pool of concurrent writers.
+func fill(t *testing.T, cs kubernetes.Interface, sc scale) filled {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Minute)
+	defer cancel()
+	const workers = 48
+	start := time.Now()
+	step := func(what string, n int, fn func(ctx context.Context, i int) error) {
+		t.Helper()
+		s := time.Now()
+		if err := parallel(ctx, n, workers, fn); err != nil {
+			t.Fatalf("fill %s: %v", what, err)
+		}
+		t.Logf("fill: %d %s in %s (%.0f/s)", n, what, time.Since(s).Round(time.Millisecond), float64(n)/time.Since(s).Seconds())
+	}
+	step("namespaces", sc.Namespaces, func(ctx context.Context, i int) error {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName(i)}}, metav1.CreateOptions{})
+		return err
+	})
+	var fl filled
+	fl.clusterIPs = make([]string, sc.Services)
+	port := []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}
+	step("ClusterIP Services", sc.Services, func(ctx context.Context, i int) error {
+		s, err := cs.CoreV1().Services(nsName(i%sc.Namespaces)).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i)},
+			Spec:       corev1.ServiceSpec{ClusterIP: serviceIP(i), Ports: port},
+		}, metav1.CreateOptions{})
+		if err == nil {
+			fl.clusterIPs[i] = s.Spec.ClusterIP
+		}
+		return err
+	})
+	ready := true
+	step("headless Services and EndpointSlices", sc.Headless, func(ctx context.Context, i int) error {
+		ns, name := nsName(i%sc.Namespaces), fmt.Sprintf("hl-%d", i)
+		_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: port},
+		}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		var eps []discoveryv1.Endpoint
+		for k := range 3 {
+			eps = append(eps, discoveryv1.Endpoint{Addresses: []string{endpointIP(i, k)}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		}
+		pn, proto, pp := "http", corev1.ProtocolTCP, int32(80)
+		_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   eps,
+			Ports:       []discoveryv1.EndpointPort{{Name: &pn, Protocol: &proto, Port: &pp}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	step("Pods (create, then status.podIP)", sc.Pods, func(ctx context.Context, i int) error {
+		return createPod(ctx, cs, nsName(i%sc.Namespaces), fmt.Sprintf("pod-%d", i), podIP(i))
+	})
+	t.Logf("fill: %s scale (%d Services, %d headless, %d Pods in %d namespaces) in %s",
+		sc.Name, sc.Services, sc.Headless, sc.Pods, sc.Namespaces, time.Since(start).Round(time.Millisecond))
+	return fl
+}
+
+// createPod creates a Running Pod with ip as its address (envtest has no
+// kubelet: the status is written through the status subresource). A Pod
+// that exists already only gets its status written.
+func createPod(ctx context.Context, cs kubernetes.Interface, ns, name, ip string) error {
+	p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}, NodeName: "bench-node"},
+	}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		p, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return err
+	}
+	if p.Status.PodIP == ip {
+		return nil
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.PodIP = ip
+	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+	p.Status.HostIP = "192.0.2.200"
+	p.Status.HostIPs = []corev1.HostIP{{IP: "192.0.2.200"}}
+	_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	return err
+}

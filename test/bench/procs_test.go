@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// syncBuffer is an io.Writer safe for a process's stdout and stderr at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 { // keep the first MiB: enough to see why a process failed
+		return len(p), nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a process started for the benchmark; it is killed when the test
+// ends, or earlier by stop.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	once sync.Once
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) stop() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+// startProcess runs path with args (and extra environment) until the test
+// ends; its output is logged if the test failed.
+func startProcess(t *testing.T, name string, env []string, path string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.out.String())
+		}
+	})
+	return p
+}
+
+// waitHTTP polls url until it answers 200, at most limit.
+func waitHTTP(t *testing.T, p *proc, url string, limit time.Duration) {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(limit)
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before %s answered:\n%s", p.name, url, p.out.String())
+		default:
+		}
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s not OK after %s (last error %v)\n%s", p.name, url, limit, err, p.out.String())
+		}
+		time.Sleep(100 * time.Millisecond) // polling a process start, bounded above
+	}
+}
+
+// waitDNS queries addr until ok accepts the reply, at most limit, and
+// returns how long that took.
+func waitDNS(addr string, q *dns.Msg, ok func(*dns.Msg) bool, limit time.Duration) (time.Duration, error) {
+	c := &dns.Client{Net: "udp", Timeout: 500 * time.Millisecond}
+	start := time.Now()
+	var last *dns.Msg
+	var err error
+	for {
+		last, _, err = c.Exchange(q.Copy(), addr)
+		if err == nil && ok(last) {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > limit {
+			return 0, fmt.Errorf("%s %s at %s: no expected answer after %s (err %v, last %v)",
+				q.Question[0].Name, dns.TypeToString[q.Question[0].Qtype], addr, limit, err, last)
+		}
+		time.Sleep(time.Millisecond) // polling the effect of an API write, bounded above
+	}
+}
+
+// procMemKB reads VmRSS and VmHWM of pid.
+func procMemKB(pid int) (rss, hwm int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fs := strings.Fields(s.Text())
+		if len(fs) >= 2 && (fs[0] == "VmRSS:" || fs[0] == "VmHWM:") {
+			v, _ := strconv.ParseInt(fs[1], 10, 64)
+			if fs[0] == "VmRSS:" {
+				rss = v
+			} else {
+				hwm = v
+			}
+		}
+	}
+	return rss, hwm
+}
+
+// resetPeakRSS sets VmHWM of pid back to its current RSS (clear_refs 5).
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+}
+
+func mb(kb int64) *float64 {
+	if kb <= 0 {
+		return nil
+	}
+	return f(round(float64(kb)/1024, 1))
+}
+
+// perfResult is what one dnsperf run reports.
+type perfResult struct {
+	sent, completed, lost int64
+	qps                   float64
+	lat                   []float64 // per-query latency in seconds (verbose runs only), sorted
+}
+
+var (
+	reSent      = regexp.MustCompile(`Queries sent:\s+(\d+)`)
+	reCompleted = regexp.MustCompile(`Queries completed:\s+(\d+)`)
+	reLost      = regexp.MustCompile(`Queries lost:\s+(\d+)`)
+	reQPS       = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+)
+
+// dnsperfArgs are the fixed dnsperf settings: 4 clients, 100 queries
+// outstanding, 2 s timeout.
+var dnsperfArgs = []string{"-c", "4", "-q", "100", "-t", "2"}
+
+// runDnsperf runs dnsperf pinned to CPU 1 against ip:53 with qfile for
+// seconds; rate > 0 caps the rate (-Q); verbose records every query's
+// latency (-v); maxruns > 0 stops after that many passes over the file.
+func runDnsperf(t *testing.T, tools *tools, ip, qfile string, seconds, rate int, verbose bool, maxruns int) perfResult {
+	t.Helper()
+	args := append([]string{"-c", "1", tools.dnsperf, "-s", ip, "-p", "53", "-d", qfile, "-l", strconv.Itoa(seconds)}, dnsperfArgs...)
+	if rate > 0 {
+		args = append(args, "-Q", strconv.Itoa(rate))
+	}
+	if verbose {
+		args = append(args, "-v")
+	}
+	if maxruns > 0 {
+		args = append(args, "-n", strconv.Itoa(maxruns))
+	}
+	out, err := exec.Command(tools.taskset, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dnsperf %v: %v\n%s", args, err, tail(out))
+	}
+	var r perfResult
+	num := func(re *regexp.Regexp) string {
+		m := re.FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("dnsperf output has no %s:\n%s", re, tail(out))
+		}
+		return string(m[1])
+	}
+	r.sent, _ = strconv.ParseInt(num(reSent), 10, 64)
+	r.completed, _ = strconv.ParseInt(num(reCompleted), 10, 64)
+	r.lost, _ = strconv.ParseInt(num(reLost), 10, 64)
+	r.qps, _ = strconv.ParseFloat(num(reQPS), 64)
+	if verbose {
+		// "> NOERROR name type 0.000123": the latency dnsperf measured.
+		for line := range strings.SplitSeq(string(out), "\n") {
+			if !strings.HasPrefix(line, "> ") {
+				continue
+			}
+			fs := strings.Fields(line)
+			if v, err := strconv.ParseFloat(fs[len(fs)-1], 64); err == nil {
+				r.lat = append(r.lat, v)
+			}
+		}
+		sort.Float64s(r.lat)
+	}
+	return r
+}
+
+func tail(b []byte) string {
+	if len(b) > 4000 {
+		return "...\n" + string(b[len(b)-4000:])
+	}
+	return string(b)
+}
+
+// pct is the q-quantile of sorted values (nearest rank), in milliseconds.
+func pct(sorted []float64, q float64) *float64 {
+	if len(sorted) == 0 {
+		return nil
+	}
+	return f(round(sorted[int(q*float64(len(sorted)-1))]*1000, 3))
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func f(v float64) *float64 { return &v }
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	if v < 0 {
+		return -float64(int64(-v*p+0.5)) / p
+	}
+	return float64(int64(v*p+0.5)) / p
+}
