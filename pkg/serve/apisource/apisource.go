@@ -27,6 +27,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -129,11 +131,11 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 		}, func(_, name string) { st.DeleteNamespace(name) })),
 	}
 	if o.Pods {
-		errs = append(errs, add(f.Core().V1().Pods().Informer(), handlers(func(o *corev1.Pod) {
-			if p, ok := store.ToPod(o); ok {
-				st.UpsertPod(p)
+		errs = append(errs, add(f.Core().V1().Pods().Informer(), handlers(func(e *PodEntry) {
+			if e.Pod != nil {
+				st.UpsertPod(e.Pod)
 			} else {
-				st.DeletePod(o.Namespace, o.Name) // terminating, or no IP
+				st.DeletePod(e.Namespace, e.Name) // terminating, or no IP
 			}
 		}, func(ns, name string) { st.DeletePod(ns, name) })))
 	}
@@ -216,13 +218,34 @@ func Trim(obj any) (any, error) {
 		}
 		return out, nil
 	case *corev1.Pod:
-		return &corev1.Pod{ObjectMeta: trimMeta(o.ObjectMeta),
-			Spec:   corev1.PodSpec{HostNetwork: o.Spec.HostNetwork, DNSPolicy: o.Spec.DNSPolicy, DNSConfig: o.Spec.DNSConfig},
-			Status: corev1.PodStatus{PodIP: o.Status.PodIP, PodIPs: o.Status.PodIPs, Phase: o.Status.Phase}}, nil
+		e := &PodEntry{ObjectMeta: trimMeta(o.ObjectMeta)}
+		if p, ok := store.ToPod(o); ok {
+			e.Pod = p
+		}
+		return e, nil
 	case *corev1.Namespace:
 		return &corev1.Namespace{ObjectMeta: trimMeta(o.ObjectMeta)}, nil
 	}
 	return obj, nil // tombstones and anything else pass through
+}
+
+// PodEntry is what the pod informer keeps of a Pod: the metadata the
+// informer itself needs and the store's record of the pod, which the store
+// shares (nil when DNS has no use for the pod: no IP yet, or terminating).
+// Pods are most of a cluster's objects, and even a trimmed corev1.Pod is a
+// 1.2 KB struct; an entry is about a quarter of that.
+type PodEntry struct {
+	metav1.ObjectMeta // name, namespace, UID, resourceVersion, deletion timestamp
+	Pod               *store.Pod
+}
+
+// GetObjectKind implements runtime.Object.
+func (e *PodEntry) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject implements runtime.Object. The store's record is never
+// modified once made, so the copy shares it.
+func (e *PodEntry) DeepCopyObject() runtime.Object {
+	return &PodEntry{ObjectMeta: *e.ObjectMeta.DeepCopy(), Pod: e.Pod}
 }
 
 func trimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {

@@ -165,13 +165,24 @@ func TestTrimPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := out.(*corev1.Pod)
-	if len(p.Spec.Containers) != 0 || len(p.Labels) != 0 {
-		t.Errorf("Trim kept too much: %+v", p)
+	e := out.(*apisource.PodEntry)
+	if len(e.Labels) != 0 || e.Name != "p" || e.Namespace != "ns" || e.ResourceVersion != "3" {
+		t.Errorf("Trim kept too much or lost the informer's metadata: %+v", e.ObjectMeta)
 	}
 	a, _ := store.ToPod(in)
-	b, _ := store.ToPod(p)
-	if !reflect.DeepEqual(a, b) || b.UID != "u1" || b.Phase != corev1.PodRunning || b.DNSPolicy != corev1.DNSNone || b.DNSConfig == nil {
-		t.Errorf("ToPod differs after Trim: %+v vs %+v", a, b)
+	b := e.Pod
+	if b == nil || !reflect.DeepEqual(a, b) || b.UID != "u1" || b.Phase != corev1.PodRunning || b.DNSPolicy != corev1.DNSNone || b.DNSConfig == nil {
+		t.Errorf("the entry's pod differs from ToPod: %+v vs %+v", a, b)
+	}
+	// A copy (the informer may make one) shares the record, not the metadata.
+	c := e.DeepCopyObject().(*apisource.PodEntry)
+	if c.Pod != e.Pod || &c.ObjectMeta == &e.ObjectMeta || c.Name != "p" {
+		t.Errorf("DeepCopyObject = %+v", c)
+	}
+	// A pod without an IP, or terminating, is kept without a record.
+	in.Status.PodIP, in.Status.PodIPs = "", nil
+	out, _ = apisource.Trim(in)
+	if e := out.(*apisource.PodEntry); e.Pod != nil || e.Name != "p" {
+		t.Errorf("Trim of a pod without IP = %+v, want an entry without a record", e)
 	}
 }
