@@ -51,6 +51,9 @@ const (
 type tools struct {
 	dnsperf, taskset, ip, nsenter, unshare, mount, sh, sleep, unbound, coredns string
 	dnsd, gai                                                                  string // built by the parent
+	// profiles is the path prefix of dnsd's pprof profiles (the results
+	// file without .json).
+	profiles string
 }
 
 // The results file (bench/README.md describes the schema).
@@ -76,6 +79,10 @@ type scaleResult struct {
 	FillSeconds float64             `json:"fill_seconds"`
 	Results     []*result           `json:"results"`
 	Ratios      map[string]*float64 `json:"ratios"`
+	// Profiles are dnsd's pprof profiles of this scale (file names beside
+	// the results file): "heap" after the load, "cpu" during a saturation
+	// run of each scenario named cpu-<scenario>.
+	Profiles map[string]string `json:"profiles,omitempty"`
 }
 
 type result struct {
@@ -177,7 +184,7 @@ func benchChild(t *testing.T, outPath string) {
 	}
 	p := testenv.RequireCommand(t, "dnsperf", "taskset", "ip", "nsenter", "unshare", "mount", "sh", "sleep", "unbound")
 	tl := &tools{dnsperf: p[0], taskset: p[1], ip: p[2], nsenter: p[3], unshare: p[4], mount: p[5], sh: p[6], sleep: p[7], unbound: p[8],
-		dnsd: parts[1], gai: parts[2], coredns: parts[3]}
+		dnsd: parts[1], gai: parts[2], coredns: parts[3], profiles: strings.TrimSuffix(outPath, ".json")}
 	must(t, tl.ip, "link", "set", "lo", "up")
 	// kube-apiserver wants a default route to pick its advertise address:
 	// a veth pair inside the namespace gives it one (198.18.0.0/15 is the
@@ -377,9 +384,10 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	// dnsd, as deployed but with completion on (node profile) and forward
 	// to the test upstream; pods "insecure" (the default).
 	prof := writeFile(t, dir, "profile.yaml", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDomain: cluster.local\nclusterDNS: ["+ipDnsd+"]\nresolvConfContent: |\n  nameserver "+ipUpstream+"\n")
-	dh := freeLoopback(t)
+	dh, dp := freeLoopback(t), freeLoopback(t)
 	dcfg := writeFile(t, dir, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
 		"listen: \""+ipDnsd+":53\"\nudpSockets: 1\nhealthListen: \""+dh+"\"\nmetricsListen: \""+dh+"\"\nlameduck: 0s\n"+
+		"pprofListen: \""+dp+"\"\n"+
 		"source: {kubeconfig: "+kc+"}\n"+
 		"forward: {upstreams: [\""+ipUpstream+"\"], clientNetworks: [\"127.0.0.0/8\", \"192.0.2.0/24\", \"10.0.0.0/8\"]}\n"+
 		"completion: {nodeProfile: "+prof+"}\n")
@@ -506,6 +514,21 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 			rw.QPS = f(median(rw.QPSRounds))
 		}
 	}
+	// Where dnsd's time goes at saturation: a CPU profile of one more run
+	// of each scenario (not counted in the figures).
+	profiles := map[string]string{}
+	for _, sn := range scens[1:] {
+		warm(dnsdS, sn.name)
+		done := make(chan string, 1)
+		go func() {
+			done <- saveProfile(t, tl, dp, sc.Name, "cpu-"+sn.name, fmt.Sprintf("profile?seconds=%d", seconds))
+		}()
+		time.Sleep(200 * time.Millisecond) // the profile starts before the load
+		runDnsperf(t, tl, dnsdS.ip, qf[sn.name], seconds, 0, false, 0)
+		if name := <-done; name != "" {
+			profiles["cpu-"+sn.name] = name
+		}
+	}
 
 	// Latency at a fixed rate below saturation: half the slowest server's
 	// median QPS in that scenario, the same rate for every server; the three
@@ -536,6 +559,10 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		rss, _ := procMemKB(s.p.pid())
 		home[s.name].RSSAfterLoad = mb(rss)
 		t.Logf("%s RSS after load: %d KiB", s.name, rss)
+	}
+	// What dnsd's memory holds after the load (no forced GC: as measured).
+	if name := saveProfile(t, tl, dp, sc.Name, "heap", "heap"); name != "" {
+		profiles["heap"] = name
 	}
 
 	// Search walks as a pod makes them.
@@ -633,7 +660,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	b, _ := json.Marshal(ratios)
 	t.Logf("%s scale done in %s (fill %.0fs); ratios %s", sc.Name, time.Since(scaleStart).Round(time.Second), fillSeconds, b)
 	return scaleResult{Name: sc.Name, Services: sc.Services, Headless: sc.Headless, Pods: sc.Pods,
-		FillSeconds: fillSeconds, Results: list, Ratios: ratios}
+		FillSeconds: fillSeconds, Results: list, Ratios: ratios, Profiles: profiles}
 }
 
 func deref(p *float64) any {

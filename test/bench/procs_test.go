@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -268,4 +270,34 @@ func round(v float64, digits int) float64 {
 		return -float64(int64(-v*p+0.5)) / p
 	}
 	return float64(int64(v*p+0.5)) / p
+}
+
+// saveProfile fetches dnsd's pprof endpoint path from addr into
+// <results>-<scale>-dnsd-<kind>.pprof beside the results file and returns the
+// file's base name; "" (logged) when it could not.
+func saveProfile(t *testing.T, tl *tools, addr, scale, kind, path string) string {
+	t.Helper()
+	file := fmt.Sprintf("%s-%s-dnsd-%s.pprof", tl.profiles, scale, kind)
+	c := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := c.Get("http://" + addr + "/debug/pprof/" + path)
+	if err != nil {
+		t.Logf("dnsd %s profile: %v", kind, err)
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Logf("dnsd %s profile: status %d, %v", kind, resp.StatusCode, err)
+		return ""
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Logf("dnsd %s profile: %v", kind, err)
+		return ""
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Logf("dnsd %s profile: %v", kind, err)
+		return ""
+	}
+	t.Logf("dnsd %s profile: %s (go tool pprof -top %s)", kind, file, file)
+	return filepath.Base(file)
 }
