@@ -18,6 +18,22 @@ type applier struct {
 	st      *state
 	changes []Change
 	kept    []Kept
+	// fresh reports that st still equals the evaluation's current state
+	// (st starts as its clone), so kubelet's result for it is the one the
+	// evaluation keeps. Every change to st clears it.
+	fresh bool
+	// shared reports that st.config is still the evaluation's current
+	// dnsConfig (copy on write: most matching policies change nothing); own
+	// copies it before a change.
+	shared bool
+}
+
+// own gives st a dnsConfig of its own before it is changed in place.
+func (a *applier) own() {
+	if a.shared {
+		a.st.config = a.st.config.DeepCopy()
+		a.shared = false
+	}
 }
 
 func (a *applier) change(fieldPath, from, to, reason string) {
@@ -29,20 +45,25 @@ func (a *applier) keep(fieldPath, pod, policy string) {
 }
 
 // kubelet is kubelet's result for the state as it is now.
+// The result is shared with the evaluation: callers must not modify it.
 func (a *applier) kubelet() (resolvconf.Config, error) {
+	if a.fresh {
+		res, err := a.ev.curKubelet()
+		return res.Config, err
+	}
 	res, err := resolvconf.Compute(a.st.pod(a.ev), a.ev.e.profile)
 	return res.Config, err
 }
 
 // base is kubelet's result for the state without its dnsConfig: what kubelet
 // generates itself, which a dnsConfig cannot take away from.
-func (a *applier) base() (resolvconf.Config, error) {
-	s := state{policy: a.st.policy}
-	res, err := resolvconf.Compute(s.pod(a.ev), a.ev.e.profile)
-	return res.Config, err
-}
+func (a *applier) base() (resolvconf.Config, error) { return a.ev.base(a.st.policy) }
 
+// config returns st's dnsConfig (made when nil) for the caller to read or
+// change; st is no longer fresh.
 func (a *applier) config() *corev1.PodDNSConfig {
+	a.own()
+	a.fresh = false
 	if a.st.config == nil {
 		a.st.config = &corev1.PodDNSConfig{}
 	}
@@ -78,7 +99,7 @@ func (a *applier) apply() string {
 	}
 	if want != "" && want != a.st.policy && want != corev1.DNSNone {
 		a.change("spec.dnsPolicy", string(a.st.policy), string(want), "")
-		a.st.policy = want
+		a.st.policy, a.fresh = want, false
 	}
 
 	// What needs None: the policy says so, or it takes away from kubelet's
@@ -160,7 +181,7 @@ func (a *applier) apply() string {
 			}
 			from := a.st.policy
 			old := fmtConfig(a.st.config)
-			a.st.policy = corev1.DNSNone
+			a.st.policy, a.fresh, a.shared = corev1.DNSNone, false, false
 			a.st.config = &corev1.PodDNSConfig{
 				Nameservers: slices.Clone(k.Nameservers),
 				Searches:    slices.Clone(k.Searches),
@@ -191,6 +212,8 @@ func (a *applier) apply() string {
 			break
 		}
 		if v, ok := optionValue(a.st.config.Options, name); ok {
+			a.own()
+			a.fresh = false
 			a.st.config.Options = slices.DeleteFunc(a.st.config.Options, func(o corev1.PodDNSConfigOption) bool { return o.Name == name })
 			a.change(optionField(name), formatOption(name, v), "", "")
 		}
@@ -253,24 +276,33 @@ func (a *applier) apply() string {
 		a.change(optionField(opt.Name), from, formatOption(opt.Name, value), "")
 	}
 	a.st.normalize()
+	a.fresh = false
 	return ""
 }
 
 // normalize drops empty lists, and an empty dnsConfig of a policy other than
-// None, so that equal configurations compare equal.
+// None, so that equal configurations compare equal. It never changes the
+// dnsConfig in place (it may be shared, see applier.shared): it replaces it.
 func (s *state) normalize() {
 	dc := s.config
 	if dc == nil {
 		return
 	}
-	if len(dc.Nameservers) == 0 {
-		dc.Nameservers = nil
-	}
-	if len(dc.Searches) == 0 {
-		dc.Searches = nil
-	}
-	if len(dc.Options) == 0 {
-		dc.Options = nil
+	if dc.Nameservers != nil && len(dc.Nameservers) == 0 ||
+		dc.Searches != nil && len(dc.Searches) == 0 ||
+		dc.Options != nil && len(dc.Options) == 0 {
+		n := *dc
+		if len(n.Nameservers) == 0 {
+			n.Nameservers = nil
+		}
+		if len(n.Searches) == 0 {
+			n.Searches = nil
+		}
+		if len(n.Options) == 0 {
+			n.Options = nil
+		}
+		dc = &n
+		s.config = dc
 	}
 	if s.policy != corev1.DNSNone && dc.Nameservers == nil && dc.Searches == nil && dc.Options == nil {
 		s.config = nil

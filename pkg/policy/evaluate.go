@@ -172,6 +172,7 @@ func (d *Decision) Apply(pod *corev1.Pod) {
 func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) Decision {
 	set := e.Set()
 	ev := newEvaluation(e, pod)
+	ev.matches = make([]int8, set.selectors)
 	nsLabels := labels.Set(withMetadataName(namespaceLabels, pod.Namespace))
 	podLabels := labels.Set(pod.Labels)
 
@@ -183,14 +184,15 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 		if d.Exempt != "" {
 			break
 		}
-		r := Result{Policy: c.name, Priority: c.priority, Mode: e.effectiveMode(c)}
+		// The result is filled in place: a Result is large, and 200 of
+		// them are written per pod.
+		d.Results = append(d.Results, Result{Policy: c.name, Priority: c.priority, Mode: e.effectiveMode(c)})
+		r := &d.Results[len(d.Results)-1]
 		if reason := c.mismatch(ev, nsLabels, podLabels); reason != "" {
 			r.Outcome, r.Reason = OutcomeNotMatched, reason
-			d.Results = append(d.Results, r)
 			continue
 		}
-		ev.evaluate(c, &r)
-		d.Results = append(d.Results, r)
+		ev.evaluate(c, r)
 		switch {
 		case r.Outcome == OutcomeSkipped && r.Mode == ModeAudit:
 			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: policy %q (audit) would not be applied: %s", c.name, r.Reason))
@@ -203,7 +205,9 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 	d.DNSPolicy = ev.cur.policy
 	d.DNSConfig = ev.cur.config.DeepCopy()
 	d.Changed = d.DNSPolicy != ev.orig.policy || !equality.Semantic.DeepEqual(d.DNSConfig, ev.orig.config)
-	res, err := resolvconf.Compute(ev.cur.pod(ev), e.profile)
+	// The preview is kubelet's result for the final state, which the last
+	// applied policy's check has usually computed already.
+	res, err := ev.curKubelet()
 	if err != nil {
 		d.PreviewError = err.Error()
 	} else {
@@ -251,14 +255,42 @@ func (c *compiled) mismatch(ev *evaluation, nsLabels, podLabels labels.Set) stri
 	if c.dnsPolicies != nil && !slices.Contains(c.dnsPolicies, ev.orig.policy) {
 		return "dnsPolicy is " + string(ev.orig.policy) + c.reasons.dnsPolicies
 	}
-	if c.nsSelector != nil && !c.nsSelector.Matches(nsLabels) {
+	if c.nsSelector != nil && !ev.match(c.nsSel, c.nsSelector, nsLabels) {
 		return c.reasons.nsSelector
 	}
-	if c.podSelector != nil && !c.podSelector.Matches(podLabels) {
+	if c.podSelector != nil && !ev.match(c.podSel, c.podSelector, podLabels) {
 		return c.reasons.podSelector
 	}
 	return ""
 }
+
+// match is sel.Matches(set), remembered for the rest of the evaluation under
+// the selector's number id (internSelectors): the labels do not change
+// during one Evaluate, and many policies share a selector.
+func (ev *evaluation) match(id int, sel labels.Selector, set labels.Set) bool {
+	if id < 0 || id >= len(ev.matches) {
+		return sel.Matches(set)
+	}
+	switch ev.matches[id] {
+	case matchYes:
+		return true
+	case matchNo:
+		return false
+	}
+	ok := sel.Matches(set)
+	ev.matches[id] = matchNo
+	if ok {
+		ev.matches[id] = matchYes
+	}
+	return ok
+}
+
+// Values of evaluation.matches.
+const (
+	matchUnknown int8 = iota
+	matchYes
+	matchNo
+)
 
 // reasons are the texts of mismatch.
 type reasons struct {
@@ -310,6 +342,48 @@ type evaluation struct {
 	cur         state // after the policies applied so far
 	curErrs     []string
 	curForming  []string
+	// curRes is kubelet's result for cur once computed (curResOK): most
+	// policies start from the same state, and the last check of an applied
+	// policy is the preview.
+	curRes   resolvconf.Result
+	curErr   error
+	curResOK bool
+	// bases are kubelet's results for a state without dnsConfig, by
+	// dnsPolicy (applier.base).
+	bases []baseResult
+	// matches remembers selector results by selector number (match).
+	matches []int8
+}
+
+type baseResult struct {
+	policy corev1.DNSPolicy
+	config resolvconf.Config
+	err    error
+}
+
+// curKubelet is resolvconf.Compute for the current state, computed once per
+// state. The result is shared: callers must not modify it.
+func (ev *evaluation) curKubelet() (resolvconf.Result, error) {
+	if !ev.curResOK {
+		ev.curRes, ev.curErr = resolvconf.Compute(ev.cur.pod(ev), ev.e.profile)
+		ev.curResOK = true
+	}
+	return ev.curRes, ev.curErr
+}
+
+// base is kubelet's result for a state with dnsPolicy policy and no
+// dnsConfig, computed once per policy. The result is shared: callers must not
+// modify it.
+func (ev *evaluation) base(policy corev1.DNSPolicy) (resolvconf.Config, error) {
+	for _, b := range ev.bases {
+		if b.policy == policy {
+			return b.config, b.err
+		}
+	}
+	s := state{policy: policy}
+	res, err := resolvconf.Compute(s.pod(ev), ev.e.profile)
+	ev.bases = append(ev.bases, baseResult{policy: policy, config: res.Config, err: err})
+	return res.Config, err
 }
 
 func newEvaluation(e *Engine, pod *corev1.Pod) *evaluation {
@@ -325,37 +399,42 @@ func newEvaluation(e *Engine, pod *corev1.Pod) *evaluation {
 		ev.orig.policy = corev1.DNSClusterFirst
 	}
 	ev.cur = ev.orig.clone()
-	ev.curErrs, ev.curForming = ev.check(ev.cur)
+	ev.curErrs, ev.curForming, ev.curRes, ev.curErr, ev.curResOK = ev.check(ev.cur)
 	return ev
 }
 
-// check returns the API errors of s and kubelet's DNSConfigForming messages.
-func (ev *evaluation) check(s state) (errs, forming []string) {
+// specPath is where check validates; a field.Path is immutable.
+var specPath = field.NewPath("spec")
+
+// check returns the API errors of s and kubelet's DNSConfigForming messages,
+// and kubelet's result for s when it was computed (ok).
+func (ev *evaluation) check(s state) (errs, forming []string, res resolvconf.Result, resErr error, ok bool) {
 	spec := corev1.PodSpec{DNSPolicy: s.policy, DNSConfig: s.config, HostNetwork: ev.hostNetwork}
-	fieldErrs, _ := resolvconf.ValidatePodSpec(&spec, field.NewPath("spec"))
+	fieldErrs, _ := resolvconf.ValidatePodSpec(&spec, specPath)
 	for _, fe := range fieldErrs {
 		errs = append(errs, fe.Error())
 	}
 	if len(fieldErrs) > 0 {
-		return errs, nil
+		return errs, nil, res, nil, false
 	}
-	res, err := resolvconf.Compute(s.pod(ev), ev.e.profile)
-	if err != nil {
-		return errs, nil
+	res, resErr = resolvconf.Compute(s.pod(ev), ev.e.profile)
+	if resErr != nil {
+		return errs, nil, res, resErr, true
 	}
 	for _, event := range res.Events {
 		if event.Reason == resolvconf.ReasonDNSConfigForming {
 			forming = append(forming, event.Message)
 		}
 	}
-	return errs, forming
+	return errs, forming, res, nil, true
 }
 
 // evaluate applies c to the current state and fills r; the state moves on
 // only when c is enforced and valid.
 func (ev *evaluation) evaluate(c *compiled, r *Result) {
-	next := ev.cur.clone()
-	a := applier{ev: ev, c: c, st: &next}
+	// next shares cur's dnsConfig until the applier changes it (own).
+	next := ev.cur
+	a := applier{ev: ev, c: c, st: &next, fresh: true, shared: true}
 	if reason := a.apply(); reason != "" {
 		r.Outcome, r.Reason, r.Changes, r.Kept = OutcomeSkipped, reason, a.changes, a.kept
 		return
@@ -365,7 +444,7 @@ func (ev *evaluation) evaluate(c *compiled, r *Result) {
 		r.Outcome = OutcomeUnchanged
 		return
 	}
-	errs, forming := ev.check(next)
+	errs, forming, res, resErr, resOK := ev.check(next)
 	if added := newItems(errs, ev.curErrs); len(added) > 0 {
 		r.Outcome = OutcomeSkipped
 		r.Reason = "the API server would reject the result: " + strings.Join(added, "; ")
@@ -382,6 +461,7 @@ func (ev *evaluation) evaluate(c *compiled, r *Result) {
 	}
 	r.Outcome = OutcomeApplied
 	ev.cur, ev.curErrs, ev.curForming = next, errs, forming
+	ev.curRes, ev.curErr, ev.curResOK = res, resErr, resOK
 }
 
 func newItems(list, before []string) []string {

@@ -4,6 +4,8 @@ package policy
 // read-only and safe for concurrent use.
 type Set struct {
 	policies []*compiled
+	// selectors is the number of distinct selectors (internSelectors).
+	selectors int
 }
 
 // Len returns the number of policies.

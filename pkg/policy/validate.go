@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -41,10 +42,13 @@ type compiled struct {
 	override    bool
 	nsSelector  labels.Selector // nil: every namespace
 	podSelector labels.Selector // nil: every pod
-	hostNetwork *bool
-	dnsPolicies []corev1.DNSPolicy // nil: any
-	excluded    []string
-	reasons     reasons
+	// nsSel and podSel number the Set's distinct selectors (internSelectors),
+	// so that one Evaluate matches each only once; -1 with a nil selector.
+	nsSel, podSel int
+	hostNetwork   *bool
+	dnsPolicies   []corev1.DNSPolicy // nil: any
+	excluded      []string
+	reasons       reasons
 
 	hostNetworkClusterDNS bool
 	dnsPolicy             corev1.DNSPolicy // "" when not set
@@ -86,7 +90,43 @@ func compile(ps []loaded) (*Set, error) {
 		}
 		return out[i].name < out[j].name
 	})
-	return &Set{policies: out}, nil
+	return &Set{policies: out, selectors: internSelectors(out)}, nil
+}
+
+// internSelectors numbers the distinct namespace and pod selectors of ps
+// (many policies share one) and returns how many there are: Evaluate matches
+// each distinct selector once per pod (evaluation.matches). Selectors are the
+// same when their kind (namespace or pod) and their requirements are equal.
+func internSelectors(ps []*compiled) int {
+	type key struct {
+		pod  bool
+		text string
+	}
+	type entry struct {
+		sel labels.Selector
+		id  int
+	}
+	seen := map[key][]entry{}
+	n := 0
+	id := func(sel labels.Selector, pod bool) int {
+		if sel == nil {
+			return -1
+		}
+		k := key{pod, sel.String()}
+		for _, e := range seen[k] {
+			if reflect.DeepEqual(e.sel, sel) {
+				return e.id
+			}
+		}
+		seen[k] = append(seen[k], entry{sel, n})
+		n++
+		return n - 1
+	}
+	for _, c := range ps {
+		c.nsSel = id(c.nsSelector, false)
+		c.podSel = id(c.podSelector, true)
+	}
+	return n
 }
 
 // validatePolicy checks one policy and compiles it.

@@ -23,7 +23,7 @@ import (
 )
 
 // Path is where the webhook server serves the handler, as the
-// MutatingWebhookConfiguration in deploy/webhook names it.
+// MutatingWebhookConfiguration in deploy/base/webhook names it.
 const Path = "/mutate-v1-pod"
 
 // AlwaysExcluded are the namespaces never mutated, whatever the
@@ -66,8 +66,7 @@ func NewHandler(engine *policy.Engine, scheme *runtime.Scheme, namespaces, apiRe
 // Handle answers one admission request. It never denies.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	log := h.logger(ctx).WithValues("namespace", req.Namespace, "name", podName(req), "uid", req.UID, "operation", req.Operation)
-	resp, result := h.handle(ctx, log, req)
+	resp, result := h.handle(ctx, req)
 	if h.Metrics != nil {
 		h.Metrics.Admissions.WithLabelValues(result).Inc()
 		h.Metrics.Duration.Observe(time.Since(start).Seconds())
@@ -80,6 +79,26 @@ func (h *Handler) logger(ctx context.Context) logr.Logger {
 		return *h.Log
 	}
 	return logf.FromContext(ctx)
+}
+
+// requestLogger is the logger of one request. name is the pod's name, or its
+// generateName prefix followed by "*".
+func (h *Handler) requestLogger(ctx context.Context, req admission.Request, name string) logr.Logger {
+	return h.logger(ctx).WithValues("namespace", req.Namespace, "name", name, "uid", req.UID, "operation", req.Operation)
+}
+
+// decodedPodName is podName for a pod already decoded from the request,
+// without decoding the object again.
+func decodedPodName(req admission.Request, pod *corev1.Pod) string {
+	switch {
+	case req.Name != "":
+		return req.Name
+	case pod.Name != "":
+		return pod.Name
+	case pod.GenerateName != "":
+		return pod.GenerateName + "*"
+	}
+	return ""
 }
 
 // podName is the pod's name, or its generateName prefix, for log lines.
@@ -104,7 +123,7 @@ func podName(req admission.Request) string {
 	return ""
 }
 
-func (h *Handler) handle(ctx context.Context, log logr.Logger, req admission.Request) (admission.Response, string) {
+func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
 	if req.Operation == "" {
 		return admission.Errored(http.StatusBadRequest, errors.New("poddns: the AdmissionReview holds no request")), ResultError
 	}
@@ -116,9 +135,12 @@ func (h *Handler) handle(ctx context.Context, log logr.Logger, req admission.Req
 	}
 	var pod corev1.Pod
 	if err := h.Decoder.Decode(req, &pod); err != nil {
-		log.Info("cannot decode the pod", "error", err.Error())
+		h.requestLogger(ctx, req, podName(req)).Info("cannot decode the pod", "error", err.Error())
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("poddns: decode pod: %w", err)), ResultError
 	}
+	// The pod's name comes from the decoded pod: decoding the object again
+	// for it would cost as much as the pod's decoding.
+	log := h.requestLogger(ctx, req, decodedPodName(req, &pod))
 	ns := req.Namespace
 	if ns == "" {
 		ns = pod.Namespace
@@ -139,10 +161,12 @@ func (h *Handler) handle(ctx context.Context, log logr.Logger, req admission.Req
 	}
 
 	// Evaluate a copy that carries the request's namespace; patch the pod
-	// as sent, so the patch never adds metadata.namespace.
-	evalPod := pod.DeepCopy()
+	// as sent, so the patch never adds metadata.namespace. A shallow copy
+	// does: Evaluate does not modify the pod, and its Decision shares
+	// nothing with it.
+	evalPod := pod
 	evalPod.Namespace = ns
-	d := h.Engine.Evaluate(evalPod, nsLabels)
+	d := h.Engine.Evaluate(&evalPod, nsLabels)
 	h.record(log, &d)
 
 	if d.Exempt != "" {
@@ -205,7 +229,11 @@ func (h *Handler) namespaceLabels(ctx context.Context, name string) (map[string]
 
 // record logs and counts what every matched policy did.
 func (h *Handler) record(log logr.Logger, d *policy.Decision) {
-	for _, r := range d.Matched() {
+	for i := range d.Results {
+		r := &d.Results[i]
+		if r.Outcome == policy.OutcomeNotMatched {
+			continue
+		}
 		if h.Metrics != nil {
 			h.Metrics.Matches.WithLabelValues(r.Policy, string(r.Outcome)).Inc()
 		}
