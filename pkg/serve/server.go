@@ -36,7 +36,8 @@ type Options struct {
 // Server serves one address over UDP and TCP with a Handler chain.
 type Server struct {
 	opts    Options
-	servers []*dns.Server
+	servers []*dns.Server // TCP
+	udp     []*udpLoop
 	addr    string
 	done    chan error
 }
@@ -76,7 +77,15 @@ func (s *Server) Start() error {
 	s.addr = tcp.Addr().String()
 	h := dns.HandlerFunc(s.serveDNS)
 	for _, pc := range udp {
-		s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: h, UDPSize: dns.DefaultMsgSize})
+		uc, ok := pc.(*net.UDPConn)
+		if !ok {
+			for _, pc := range udp {
+				pc.Close()
+			}
+			tcp.Close()
+			return fmt.Errorf("serve %s: %T is not a UDP socket", s.addr, pc)
+		}
+		s.udp = append(s.udp, newUDPLoop(uc, h))
 	}
 	s.servers = append(s.servers, &dns.Server{Listener: tcp, Handler: h})
 
@@ -89,7 +98,11 @@ func (s *Server) Start() error {
 		tcp.Close()
 	}
 	started := make(chan struct{}, len(s.servers))
-	s.done = make(chan error, len(s.servers))
+	s.done = make(chan error, len(s.servers)+len(s.udp))
+	for _, l := range s.udp {
+		l.start()
+		go func() { s.done <- <-l.done }()
+	}
 	for _, srv := range s.servers {
 		srv.NotifyStartedFunc = func() { started <- struct{}{} }
 		go func() { s.done <- srv.ActivateAndServe() }()
@@ -163,6 +176,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdownAll(ctx context.Context) error {
 	var errs []error
+	for _, l := range s.udp {
+		if err := l.close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range s.udp {
+		if err := l.wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("udp %s: %w", l.conn.LocalAddr(), err))
+		}
+	}
 	for _, srv := range s.servers {
 		// A listener that never started (Start failed) is not an error.
 		if err := srv.ShutdownContext(ctx); err != nil && !strings.Contains(err.Error(), "not started") {

@@ -1,0 +1,149 @@
+package serve_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+)
+
+// TestUDPBlockingHandlers: handlers that block (a forwarded query waiting
+// for its upstream) do not hold up other queries: the socket's workers grow
+// until every query is being answered at once.
+func TestUDPBlockingHandlers(t *testing.T) {
+	const n = 40
+	var inside atomic.Int32
+	all := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	h := serve.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		if inside.Add(1) == n {
+			once.Do(func() { close(all) })
+		}
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		return answerA(1)(ctx, w, r)
+	})
+	s, err := serve.NewServer(serve.Options{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			c := &dns.Client{Net: "udp", Timeout: 10 * time.Second}
+			m, _, err := c.Exchange(dnstest.Query(qname, dns.TypeA, 0), s.Addr())
+			if err == nil && len(m.Answer) != 1 {
+				err = &net.AddrError{Err: "no answer", Addr: s.Addr()}
+			}
+			errs <- err
+		})
+	}
+	select {
+	case <-all:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%d of %d queries reached the handler at once: blocked handlers hold up the socket", inside.Load(), n)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestUDPMalformed: what never reaches the handler over UDP, as with
+// miekg/dns's server: short datagrams and responses are dropped (a reply
+// could feed amplification or loops); a header the accept rules reject,
+// or a message that does not parse, gets FORMERR (NOTIMP for an unknown
+// opcode) with the query's ID.
+func TestUDPMalformed(t *testing.T) {
+	var calls atomic.Int32
+	h := serve.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		calls.Add(1)
+		if _, ok := w.RemoteAddr().(*net.UDPAddr); !ok {
+			t.Errorf("RemoteAddr = %T, want *net.UDPAddr", w.RemoteAddr())
+		}
+		return answerA(1)(ctx, w, r)
+	})
+	addr := dnstest.StartServer(t, h)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	exchange := func(b []byte) *dns.Msg {
+		t.Helper()
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // "no reply" is a timeout, bounded
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return nil
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(buf[:n]); err != nil {
+			t.Fatalf("reply does not parse: %v", err)
+		}
+		return m
+	}
+	query, _ := dnstest.Query(qname, dns.TypeA, 0).Pack()
+	header := func(id, bits, qd uint16) []byte {
+		return []byte{byte(id >> 8), byte(id), byte(bits >> 8), byte(bits), byte(qd >> 8), byte(qd), 0, 0, 0, 0, 0, 0}
+	}
+	twoQuestions := append(header(7, 0x0100, 2), query[12:]...)
+	twoQuestions = append(twoQuestions, query[12:]...)
+	update := append(header(8, 5<<11, 1), query[12:]...)
+	cut := append(header(9, 0x0100, 1), query[12:len(query)-3]...)
+	response := append(header(10, 0x8100, 1), query[12:]...)
+
+	for _, tc := range []struct {
+		name  string
+		in    []byte
+		rcode int // -1: no reply
+		id    uint16
+	}{
+		{"short datagram", []byte{1, 2, 3, 4, 5}, -1, 0},
+		{"a response", response, -1, 0},
+		{"two questions", twoQuestions, dns.RcodeFormatError, 7},
+		{"UPDATE opcode", update, dns.RcodeNotImplemented, 8},
+		{"question cut short", cut, dns.RcodeFormatError, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := exchange(tc.in)
+			switch {
+			case tc.rcode < 0 && m != nil:
+				t.Errorf("got a reply %v, want none", m)
+			case tc.rcode >= 0 && m == nil:
+				t.Errorf("no reply, want %s", dns.RcodeToString[tc.rcode])
+			case m != nil && (m.Rcode != tc.rcode || m.Id != tc.id || !m.Response || len(m.Answer) != 0):
+				t.Errorf("reply rcode %s id %d response %v answers %d, want %s id %d", dns.RcodeToString[m.Rcode], m.Id, m.Response, len(m.Answer), dns.RcodeToString[tc.rcode], tc.id)
+			}
+		})
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("the handler was called %d times for malformed input", n)
+	}
+	if m := exchange(query); m == nil || len(m.Answer) != 1 || calls.Load() != 1 {
+		t.Errorf("a good query after the bad ones: %v (handler calls %d)", m, calls.Load())
+	}
+}
