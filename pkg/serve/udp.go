@@ -26,12 +26,23 @@ import (
 // packet, it starts another one (up to maxUDPWorkers); after the burst, the
 // workers beyond baseUDPWorkers retire once enough others are idle.
 const (
-	baseUDPWorkers = 4
+	// baseUDPWorkers is enough that answering from memory (cluster records,
+	// the cache) rarely finds every worker busy: each extra worker started
+	// and retired costs an allocation.
+	baseUDPWorkers = 16
 	maxUDPWorkers  = 4096
-	// udpReadSize is the largest query read; longer datagrams are cut and
-	// fail to parse.
-	udpReadSize = dns.MaxMsgSize
+	// udpReadSize is the largest query read, as miekg/dns's server reads
+	// (dns.DefaultMsgSize); longer datagrams are cut and get FORMERR.
+	udpReadSize = dns.DefaultMsgSize
 )
+
+// udpBuffers are the read buffers of workers, kept when workers retire.
+var udpBuffers = sync.Pool{New: func() any { return new(udpBuffer) }}
+
+type udpBuffer struct {
+	msg [udpReadSize]byte
+	oob [128]byte // more than oobSize
+}
 
 // oobSize fits the IPv4 or IPv6 packet-info control message that tells which
 // local address a query was sent to.
@@ -81,8 +92,9 @@ func (l *udpLoop) finish(err error) {
 
 func (l *udpLoop) work() {
 	defer l.wg.Done()
-	buf := make([]byte, udpReadSize)
-	oob := make([]byte, oobSize)
+	b := udpBuffers.Get().(*udpBuffer)
+	defer udpBuffers.Put(b)
+	buf, oob := b.msg[:], b.oob[:oobSize]
 	for {
 		l.idle.Add(1)
 		n, oobn, _, raddr, err := l.conn.ReadMsgUDP(buf, oob)

@@ -12,7 +12,7 @@ import (
 // TestUDPWorkersRetire: after a burst of blocking queries the workers
 // beyond the base count retire.
 func TestUDPWorkersRetire(t *testing.T) {
-	const n = 32
+	n := 4 * baseUDPWorkers
 	release := make(chan struct{})
 	h := HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 		<-release
@@ -40,10 +40,10 @@ func TestUDPWorkersRetire(t *testing.T) {
 		})
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for l.workers.Load() < n && time.Now().Before(deadline) {
+	for int(l.workers.Load()) < n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // polling the pool's growth, bounded above
 	}
-	if w := l.workers.Load(); w < n {
+	if w := int(l.workers.Load()); w < n {
 		t.Fatalf("%d workers for %d blocked queries", w, n)
 	}
 	close(release)
