@@ -54,11 +54,13 @@ coredns: ## Build/link CoreDNS (the differential test's and bench-dns's peer) in
 .PHONY: test
 test: deps envtest-assets coredns ## THE test command (README, CI): every test against real parts
 	$(GO) build ./...
-	@# The example policy suite, as a policy repository's CI runs it.
+	@# The example policy suite and the one shipped in deploy/, as a policy
+	@# repository's CI runs them.
 	$(GO) run ./cmd/webhook test testdata/policies/suite
+	$(GO) run ./cmd/webhook test deploy/policies/suite
 	$(MAKE) --no-print-directory kubelet-diff
 	@# Last, so that go test's summary closes the output.
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 ./...
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: e2e
 e2e: deps envtest-assets ## Only the end-to-end tests with real clients (needs root)
