@@ -30,6 +30,9 @@ type Scale struct {
 	FillSeconds *float64           `json:"fill_seconds"`
 	Results     []DNSResult        `json:"results"`
 	Ratios      map[string]float64 `json:"ratios"`
+	// Profiles name dnsd's pprof profiles of the scale ("heap",
+	// "cpu-<scenario>"), files beside the results file.
+	Profiles map[string]string `json:"profiles"`
 }
 
 // DNSResult is one server in one scenario at one scale.
@@ -124,8 +127,11 @@ type WebhookResult struct {
 
 // Inputs are the result files a report is made from; a nil run is absent.
 type Inputs struct {
-	DNS         *DNSRun
-	DNSFile     string // base name, for the report's header
+	DNS     *DNSRun
+	DNSFile string // base name, for the report's header
+	// Profiles are the summaries of the DNS run's profiles, by scale and
+	// kind.
+	Profiles    map[string]map[string]ProfileSummary
 	Webhook     *WebhookRun
 	WebhookFile string
 }
@@ -185,6 +191,7 @@ func findInputs(dir string) (Inputs, error) {
 			if ok {
 				if kind == "dns" {
 					in.DNSFile = filepath.Base(name)
+					in.Profiles = readProfiles(dir, in.DNS)
 				} else {
 					in.WebhookFile = filepath.Base(name)
 				}

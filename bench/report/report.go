@@ -64,7 +64,7 @@ func Generate(in Inputs, plotDir string) Output {
 
 	writeGoals(&b, in)
 	if in.DNS != nil {
-		writeDNS(&b, in.DNS, plotDir)
+		writeDNS(&b, in.DNS, in.Profiles, plotDir)
 		out.Plots = append(out.Plots, dnsPlots(in.DNS)...)
 	}
 	if in.Webhook != nil {
@@ -200,7 +200,7 @@ func webhookGoal(run *WebhookRun) (measured, verdict string) {
 	return dash, "not measured"
 }
 
-func writeDNS(b *strings.Builder, run *DNSRun, plotDir string) {
+func writeDNS(b *strings.Builder, run *DNSRun, profiles map[string]map[string]ProfileSummary, plotDir string) {
 	b.WriteString("## DNS: dnsd vs CoreDNS\n\n")
 	writeMachine(b, run.Machine, run.Versions)
 	for i := range run.Scales {
@@ -226,6 +226,7 @@ func writeDNS(b *strings.Builder, run *DNSRun, plotDir string) {
 			}
 			b.WriteString("\n")
 		}
+		writeProfiles(b, profiles[sc.Name])
 	}
 	b.WriteString("### Plots\n\n")
 	fmt.Fprintf(b, "![QPS vs scale](%s/dns-qps.svg)\n\n", plotDir)
