@@ -33,11 +33,12 @@ const (
 func ClientNotes(c Config) []string {
 	var notes []string
 	if len(c.Searches) > 0 {
-		line := len("search ") + joinedLen(c.Searches) + 1 // with the newline
+		chars := joinedLen(c.Searches)
+		line := len("search ") + chars + 1 // with the newline
 		if line >= muslLineBuffer {
 			notes = append(notes, fmt.Sprintf("musl libc (e.g. Alpine images) ignores the search line: it is %d bytes with its newline, and musl skips lines of %d bytes or more; short names are then looked up without any search domain", line, muslLineBuffer))
 		}
-		if n, chars := len(c.Searches), joinedLen(c.Searches); n > legacyGlibcSearchPaths || chars > legacyGlibcSearchChars {
+		if n := len(c.Searches); n > legacyGlibcSearchPaths || chars > legacyGlibcSearchChars {
 			notes = append(notes, fmt.Sprintf("glibc before 2.26 (e.g. CentOS 7 images) uses only the first %d search domains and %d characters of them; this list has %d domains, %d characters", legacyGlibcSearchPaths, legacyGlibcSearchChars, n, chars))
 		}
 	}

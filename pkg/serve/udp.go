@@ -142,10 +142,10 @@ func (l *udpLoop) retire() bool {
 // rejects, or a message that does not parse, gets FORMERR (NOTIMP for an
 // unknown opcode) without reaching the handler.
 func (l *udpLoop) serve(m, oob []byte, raddr *net.UDPAddr) {
-	w := &udpWriter{conn: l.conn, raddr: raddr, oob: replyOOB(oob)}
 	if len(m) < 12 {
 		return
 	}
+	w := &udpWriter{conn: l.conn, raddr: raddr, oob: replyOOB(oob)}
 	dh := dns.Header{
 		Id: uint16(m[0])<<8 | uint16(m[1]), Bits: uint16(m[2])<<8 | uint16(m[3]),
 		Qdcount: uint16(m[4])<<8 | uint16(m[5]), Ancount: uint16(m[6])<<8 | uint16(m[7]),
