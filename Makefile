@@ -1,8 +1,9 @@
 # poddns — build, test and developer targets. `make` (or `make help`) lists them.
 # `make test` is THE test command: README and CI (.ci/run) run exactly it.
 
-GO       ?= go
-FUZZTIME ?= 20s
+GO        ?= go
+FUZZTIME  ?= 20s
+FUZZTOTAL ?=
 
 # Absolute, so tests find the binaries from any package directory.
 ENVTEST_ASSETS := $(CURDIR)/bin/envtest
@@ -15,7 +16,7 @@ SHELL       := bash
 .SUFFIXES:
 MAKEFLAGS += --no-builtin-rules
 
-# Go test files outside bin/, .git/ and testdata/ (for the fuzz and golden finders).
+# Go test files outside bin/, .git/ and testdata/ (for the golden finder).
 FIND_TEST_GO = grep -rlE --include='*_test.go' --exclude-dir=.git --exclude-dir=bin --exclude-dir=testdata
 
 .PHONY: help
@@ -96,17 +97,8 @@ bench-report: ## BENCHMARKS.md and SVG plots (bench/results/plots) from the newe
 	$(GO) run ./bench/report
 
 .PHONY: fuzz
-fuzz: ## Run every Fuzz* target under ./pkg for FUZZTIME each
-	@dirs=$$($(FIND_TEST_GO) '^func Fuzz[A-Za-z0-9_]*\(' pkg | xargs -r -n1 dirname | sort -u); \
-	if [ -z "$$dirs" ]; then echo 'fuzz: no Fuzz* targets under ./pkg'; exit 0; fi; \
-	for d in $$dirs; do \
-		list=$$($(GO) test -list '^Fuzz' ./$$d); \
-		targets=$$(grep -E '^Fuzz' <<<"$$list" || true); \
-		for f in $$targets; do \
-			echo "== fuzz ./$$d $$f for $(FUZZTIME)"; \
-			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./$$d; \
-		done; \
-	done
+fuzz: ## Run every Fuzz* target of every package (pkg/, cmd/, internal/, test/, hack/ modules) for FUZZTIME each, or FUZZTOTAL (e.g. 60m) spread over them
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZTOTAL=$(FUZZTOTAL) hack/fuzz.sh
 
 .PHONY: lint
 lint: ## gofmt must list nothing; go vet

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -189,12 +190,20 @@ func TestReload(t *testing.T) {
 	if m := dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()); m.Rcode != dns.RcodeNameError {
 		t.Fatalf("before reload: %s, want NXDOMAIN", dns.RcodeToString[m.Rcode])
 	}
-	if err := os.WriteFile(src, []byte(`
-apiVersion: v1
-kind: Service
-metadata: {name: new, namespace: default}
-spec: {clusterIP: 10.96.9.9}
-`), 0o644); err != nil {
+	// kubectl get -o yaml's shape: one List, kind after items.
+	good := `apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Namespace
+  metadata: {name: default}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: new, namespace: default}
+  spec: {clusterIP: 10.96.9.9}
+kind: List
+metadata: {resourceVersion: ""}
+`
+	if err := os.WriteFile(src, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := d.Config()
@@ -212,13 +221,52 @@ spec: {clusterIP: 10.96.9.9}
 	if err := d.Reload(bad); err == nil {
 		t.Error("reload moving the listener succeeded")
 	}
-	if err := os.WriteFile(src, []byte("kind: [\n"), 0o644); err != nil {
-		t.Fatal(err)
+	stream := "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n---\n" +
+		"apiVersion: v1\nkind: Service\nmetadata: {name: new, namespace: default}\nspec: {clusterIP: 10.96.9.9}\n"
+	for _, tc := range []struct{ name, body, reason string }{
+		{"malformed", "kind: [\n", "parse"},
+		{"empty file", "", "incomplete"},
+		{"stream cut at ---", stream[:strings.Index(stream, "---")+4], "incomplete"},
+		{"whole stream", stream, "incomplete"},
+		{"List cut after an item", good[:strings.Index(good, "- apiVersion: v1\n  kind: Service")], "parse"},
+		{"List cut before kind", good[:strings.Index(good, "kind: List")], "parse"},
+		{"empty List", "apiVersion: v1\nitems: []\nkind: List\n", "empty"},
+		{"only skipped kinds", "apiVersion: v1\nitems: [{apiVersion: apps/v1, kind: Deployment, metadata: {name: x}}]\nkind: List\n", "empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(src, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := metricValue(t, d, `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`)
+			if err := d.Reload(cfg); err == nil {
+				t.Error("reload succeeded")
+			}
+			if after := metricValue(t, d, `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`); after != before+1 {
+				t.Errorf("reloads_refused_total{reason=%q}: %v then %v, want one more", tc.reason, before, after)
+			}
+			dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
+			if code, body := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code != http.StatusOK {
+				t.Errorf("/ready after a refused reload: %d %s", code, body)
+			}
+		})
 	}
-	if err := d.Reload(cfg); err == nil {
-		t.Error("reload of a malformed objects file succeeded")
+}
+
+// metricValue is the value of the sample line of /metrics that starts with
+// series, or 0 without one.
+func metricValue(t *testing.T, d *daemon.Daemon, series string) float64 {
+	t.Helper()
+	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
 	}
-	dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
+	return 0
 }
 
 func TestLameduck(t *testing.T) {

@@ -49,6 +49,8 @@ type Daemon struct {
 	httpAddr       map[string]string // "health"/"metrics" -> bound address
 	stopping       atomic.Bool
 	failed         chan error
+	// reloadsRefused counts objects-file reloads refused, by reason.
+	reloadsRefused *prometheus.CounterVec
 
 	ctx    context.Context // ends at shutdown; stops the API watch
 	cancel context.CancelFunc
@@ -79,6 +81,12 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	d.cfg.Store(&cfg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.inner = serve.NewAtomic(serve.Refused)
+	d.reloadsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "poddns", Subsystem: "source", Name: "reloads_refused_total",
+		Help: "Reloads of the objects file refused (the last good objects keep being served), by reason: parse, incomplete or empty."}, []string{"reason"})
+	for _, r := range []string{"parse", "incomplete", "empty"} {
+		d.reloadsRefused.WithLabelValues(r)
+	}
+	reg.MustRegister(d.reloadsRefused)
 	var err error
 	if d.forwardMetrics, err = forward.NewMetrics(reg); err != nil {
 		return nil, err
@@ -269,6 +277,9 @@ func (d *Daemon) loadSource(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if res.NotWhole != nil {
+		d.log.Warn("objects file is not one List with kind after items (kubectl get -o yaml): loaded, but reloads of it will be refused", "err", res.NotWhole)
+	}
 	d.store.Replace(res.Objects)
 	n := d.store.Snapshot().Counts()
 	d.log.Info("objects loaded", "file", cfg.Source.File, "services", n.Services, "endpointslices", n.EndpointSlices,
@@ -391,7 +402,7 @@ func (d *Daemon) Reload(cfg Config) error {
 		return err
 	}
 	if cfg.Source.File != "" {
-		res, err := filesource.LoadFile(cfg.Source.File)
+		res, err := d.reloadFile(cfg.Source.File)
 		if err != nil {
 			closeInner()
 			return err
@@ -406,6 +417,31 @@ func (d *Daemon) Reload(cfg Config) error {
 	d.closeInner = closeInner
 	prevClose()
 	return nil
+}
+
+// reloadFile reads the objects file for a reload. A file that does not
+// parse, that is not whole by pkg/wholefile's rule (it may have been caught
+// half-written), or that holds no object while the store holds some is
+// refused and counted: the store keeps the last good objects, and /ready
+// keeps saying what it said (dnsd still serves a whole cluster).
+func (d *Daemon) reloadFile(path string) (*filesource.Result, error) {
+	res, err := filesource.LoadFile(path)
+	switch {
+	case err != nil:
+		d.reloadsRefused.WithLabelValues("parse").Inc()
+		return nil, err
+	case res.NotWhole != nil:
+		d.reloadsRefused.WithLabelValues("incomplete").Inc()
+		return nil, fmt.Errorf("objects file refused, keeping the last good objects: %w", res.NotWhole)
+	case res.Total() == 0 && storeHolds(d.store.Snapshot().Counts()):
+		d.reloadsRefused.WithLabelValues("empty").Inc()
+		return nil, fmt.Errorf("objects file %s: no object (of %v skipped) would empty the store; refused, keeping the last good objects", path, res.Skipped)
+	}
+	return res, nil
+}
+
+func storeHolds(n store.Counts) bool {
+	return n.Services+n.EndpointSlices+n.Pods+n.Namespaces > 0
 }
 
 // Shutdown fails /ready, keeps serving for lameduck, then stops every

@@ -5,6 +5,10 @@
 // for a quick start, for debugging a real cluster's objects offline, and in
 // tests.
 //
+// Any of those forms loads, but only a single List with its kind after its
+// items (kubectl's own output) is whole by pkg/wholefile's rule: dnsd
+// reloads only from such a file (see Result.NotWhole).
+//
 // Objects are decoded into the k8s.io/api types (Service, discovery.k8s.io/v1
 // EndpointSlice, Pod, Namespace) and converted with the store's To*
 // functions, exactly as the API source converts what it watches, so both
@@ -28,6 +32,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/poddns/poddns/pkg/serve/store"
+	"github.com/poddns/poddns/pkg/wholefile"
 )
 
 // Result is what a file held.
@@ -35,16 +40,35 @@ type Result struct {
 	Objects store.Objects
 	// Skipped counts the objects of other kinds, by "apiVersion/kind".
 	Skipped map[string]int
+	// NotWhole, set by LoadFile, says why the file may have been read
+	// incomplete by pkg/wholefile's rule (nil when it is one List with
+	// kind after items, as kubectl writes it). Such a file parses, but a
+	// cut at a document or item boundary cannot be told from its end, so
+	// dnsd loads it at startup but refuses to reload from it.
+	NotWhole error
 }
 
-// LoadFile reads the objects in the file at path.
+// Total is the number of objects kept (skipped kinds not counted).
+func (r *Result) Total() int {
+	o := r.Objects
+	return len(o.Services) + len(o.EndpointSlices) + len(o.Pods) + len(o.Namespaces)
+}
+
+// LoadFile reads the objects in the file at path and checks whether the
+// file is whole (Result.NotWhole).
 func LoadFile(path string) (*Result, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("open objects file: %w", err)
+		return nil, fmt.Errorf("read objects file: %w", err)
 	}
-	defer f.Close()
-	return Read(f, path)
+	res, err := Read(bytes.NewReader(data), path)
+	if err != nil {
+		return nil, err
+	}
+	if err := wholefile.Check(data, "items", "List"); err != nil {
+		res.NotWhole = fmt.Errorf("%s: %w", path, err)
+	}
+	return res, nil
 }
 
 // Read reads the objects in r, naming the input name in errors. A
