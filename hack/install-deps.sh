@@ -2,7 +2,8 @@
 # install-deps.sh installs, with apt-get, the Debian packages the tests need on
 # a fresh Debian 12 machine: etcd for envtest, real DNS clients (dig, kdig,
 # dnsperf), musl-gcc for the musl stub-resolver test, ip and unshare for
-# network and mount namespaces, make and gcc.
+# network and mount namespaces, nsenter, nft, iptables (nft and legacy
+# backends) and conntrack for the node-local setup tests, make and gcc.
 #
 # Idempotent: it checks for each program first and exits at once when all are
 # present. apt-get update runs only when something is missing. When it cannot
@@ -20,6 +21,10 @@ deps=(
 	ip:iproute2
 	unshare:util-linux
 	flock:util-linux
+	nsenter:util-linux
+	nft:nftables
+	conntrack:conntrack
+	iptables-legacy:iptables
 	dnsperf:dnsperf
 	make:make
 	gcc:gcc
