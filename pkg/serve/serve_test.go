@@ -92,6 +92,17 @@ func TestHandleRejectsBeforeChain(t *testing.T) {
 	edns1.IsEdns0().SetVersion(1)
 	resp := dnstest.Query(qname, dns.TypeA, 0)
 	resp.Response = true
+	// RFC 6891 §6.1.1: more than one OPT, or an OPT outside the
+	// additional section, is FORMERR.
+	twoOPT := dnstest.Query(qname, dns.TypeA, 1232)
+	twoOPT.Extra = append(twoOPT.Extra, newOPT())
+	optInAnswer := dnstest.Query(qname, dns.TypeA, 0)
+	optInAnswer.Answer = append(optInAnswer.Answer, newOPT())
+	optInAuthority := dnstest.Query(qname, dns.TypeA, 1232)
+	optInAuthority.Ns = append(optInAuthority.Ns, newOPT())
+	optNotRoot := dnstest.Query(qname, dns.TypeA, 0)
+	optNotRoot.Extra = append(optNotRoot.Extra, newOPT())
+	optNotRoot.Extra[0].Header().Name = "example."
 	for _, tc := range []struct {
 		name   string
 		q      *dns.Msg
@@ -103,6 +114,10 @@ func TestHandleRejectsBeforeChain(t *testing.T) {
 		{"two questions", twoQ, 1, dns.RcodeFormatError},
 		{"EDNS version 1", edns1, 1, dns.RcodeBadVers},
 		{"a response", resp, 0, 0},
+		{"two OPT records", twoOPT, 1, dns.RcodeFormatError},
+		{"OPT in the answer section", optInAnswer, 1, dns.RcodeFormatError},
+		{"OPT in the authority section", optInAuthority, 1, dns.RcodeFormatError},
+		{"OPT not owned by the root", optNotRoot, 1, dns.RcodeFormatError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			called = false
@@ -125,6 +140,12 @@ func TestHandleRejectsBeforeChain(t *testing.T) {
 			}
 		})
 	}
+}
+
+func newOPT() *dns.OPT {
+	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	o.SetUDPSize(1232)
+	return o
 }
 
 func TestFitCopiesBeforeTruncating(t *testing.T) {

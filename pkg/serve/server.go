@@ -203,8 +203,9 @@ func (s *Server) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 // Handle runs h for one query received on w as the Server does: it drops
-// responses, answers what is not a standard query with one question
-// (NOTIMP, FORMERR, BADVERS) without calling h, gives h a writer that fits
+// responses, answers what is not a standard query with one question and
+// well-placed EDNS (NOTIMP; FORMERR, also for two OPT records or one
+// outside the additional section; BADVERS) without calling h, gives h a writer that fits
 // replies to the client, and writes the reply for a handler that wrote
 // nothing. It returns h's rcode and error (wrapped in *Error with h's name
 // when not already an *Error). Tests and fuzz targets call it directly.
@@ -217,7 +218,7 @@ func Handle(ctx context.Context, h Handler, w dns.ResponseWriter, r *dns.Msg) (i
 	switch {
 	case r.Opcode != dns.OpcodeQuery:
 		return dns.RcodeNotImplemented, writeRcode(rw, r, dns.RcodeNotImplemented)
-	case len(r.Question) != 1:
+	case len(r.Question) != 1, !optPlacement(r):
 		return dns.RcodeFormatError, writeRcode(rw, r, dns.RcodeFormatError)
 	}
 	if opt := r.IsEdns0(); opt != nil && opt.Version() != 0 {
@@ -244,6 +245,29 @@ func Handle(ctx context.Context, h Handler, w dns.ResponseWriter, r *dns.Msg) (i
 		}
 	}
 	return rcode, err
+}
+
+// optPlacement reports whether r's OPT records are as RFC 6891 §6.1.1
+// wants: at most one, in the additional section, owned by the root. A
+// query that breaks this gets FORMERR (as BIND answers it), not an answer
+// whose EDNS handling would depend on which OPT record a parser picked.
+func optPlacement(r *dns.Msg) bool {
+	for _, sec := range [][]dns.RR{r.Answer, r.Ns} {
+		for _, rr := range sec {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				return false
+			}
+		}
+	}
+	n := 0
+	for _, rr := range r.Extra {
+		if h := rr.Header(); h.Rrtype == dns.TypeOPT {
+			if n++; n > 1 || h.Name != "." {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // writeRcode writes an empty reply to r with rcode.

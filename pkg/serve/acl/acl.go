@@ -61,9 +61,40 @@ func (a *ACL) Allowed(ip netip.Addr) bool {
 }
 
 // ServeDNS hands r on for allowed clients and refuses the others.
+//
+// Past the ACL, dnsd recurses for the client, so a SERVFAIL from behind it
+// (every upstream failed, a cached SERVFAIL) is written here with RA set:
+// a SERVFAIL without RA reads as "this server does not recurse for you",
+// and some stub resolvers then give up on the server instead of retrying.
 func (a *ACL) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	if !a.Allowed(serve.NewRequest(w, r).IP()) {
 		return dns.RcodeRefused, nil
 	}
-	return serve.NextOrFailure(ctx, a.Name(), a.Next, w, r)
+	tw := &trackWriter{ResponseWriter: w}
+	rcode, err := serve.NextOrFailure(ctx, a.Name(), a.Next, tw, r)
+	if rcode == dns.RcodeServerFailure && !tw.written {
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		m.RecursionAvailable = true
+		if werr := w.WriteMsg(m); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return rcode, err
+}
+
+// trackWriter remembers whether a reply was written through it.
+type trackWriter struct {
+	dns.ResponseWriter
+	written bool
+}
+
+func (w *trackWriter) WriteMsg(m *dns.Msg) error {
+	w.written = true
+	return w.ResponseWriter.WriteMsg(m)
+}
+
+func (w *trackWriter) Write(b []byte) (int, error) {
+	w.written = true
+	return w.ResponseWriter.Write(b)
 }

@@ -60,3 +60,29 @@ func TestServe(t *testing.T) {
 		t.Errorf("client 10.240.0.1: %s, want REFUSED", dns.RcodeToString[rc])
 	}
 }
+
+// TestServfailHasRA: a SERVFAIL from behind the ACL (the forwarder failed,
+// the cache holds a SERVFAIL) reaches the client with RA set, through the
+// server's Handle as in dnsd; a reply the next handler writes is left as is.
+func TestServfailHasRA(t *testing.T) {
+	fail := serve.HandlerFunc(func(context.Context, dns.ResponseWriter, *dns.Msg) (int, error) {
+		return dns.RcodeServerFailure, nil
+	})
+	a, err := acl.New([]string{"127.0.0.0/8"}, fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := dnstest.StartServer(t, a)
+	for _, proto := range []string{"udp", "tcp"} {
+		m := dnstest.Exchange(t, addr, proto, dnstest.Query("example.com.", dns.TypeA, 1232))
+		if m.Rcode != dns.RcodeServerFailure || !m.RecursionAvailable || m.IsEdns0() == nil {
+			t.Errorf("%s: rcode %s RA %v OPT %v, want SERVFAIL with RA and OPT", proto, dns.RcodeToString[m.Rcode], m.RecursionAvailable, m.IsEdns0() != nil)
+		}
+	}
+	// Refused clients are not told recursion is available.
+	w := &dnstest.Recorder{}
+	serve.Handle(t.Context(), a, w, dnstest.Query("example.com.", dns.TypeA, 0))
+	if w.Msg.Rcode != dns.RcodeRefused || w.Msg.RecursionAvailable {
+		t.Errorf("refused client: rcode %s RA %v, want REFUSED without RA", dns.RcodeToString[w.Msg.Rcode], w.Msg.RecursionAvailable)
+	}
+}

@@ -494,3 +494,43 @@ func TestExternalNameUpstream(t *testing.T) {
 		answer(ext, dns.TypeCNAME, ext+" 30 IN CNAME search.example.com."),
 	})
 }
+
+// TestOtherClassRefused: the cluster zones exist in class IN only; a CH
+// (or HS, ANY) query for a cluster name or a cluster IP's reverse name is
+// refused and never handed on (to the forwarder, which would ask an
+// upstream about it). Names outside the zones are handed on whatever their
+// class (version.bind CH TXT is the forwarder's to answer or refuse).
+func TestOtherClassRefused(t *testing.T) {
+	st := newStore(t, fixture)
+	var handedOn []string
+	next := serve.HandlerFunc(func(_ context.Context, _ dns.ResponseWriter, r *dns.Msg) (int, error) {
+		handedOn = append(handedOn, r.Question[0].Name)
+		return dns.RcodeRefused, nil
+	})
+	h := newHandler(t, st, func(o *cluster.Options) { o.Next = next })
+	for _, tc := range []struct {
+		name  string
+		class uint16
+		next  bool
+	}{
+		{web, dns.ClassCHAOS, false},
+		{web, dns.ClassHESIOD, false},
+		{web, dns.ClassANY, false},
+		{"nosuch.default.svc.cluster.local.", dns.ClassCHAOS, false},
+		{"cluster.local.", dns.ClassCHAOS, false},
+		{"20.0.96.10.in-addr.arpa.", dns.ClassCHAOS, false},
+		{"version.bind.", dns.ClassCHAOS, true},
+	} {
+		handedOn = nil
+		q := dnstest.Query(tc.name, dns.TypeTXT, 0)
+		q.Question[0].Qclass = tc.class
+		w := &dnstest.Recorder{}
+		serve.Handle(t.Context(), h, w, q)
+		if got := len(handedOn) > 0; got != tc.next {
+			t.Errorf("%s class %s: handed on %v, want %v", tc.name, dns.ClassToString[tc.class], got, tc.next)
+		}
+		if w.Msg == nil || w.Msg.Rcode != dns.RcodeRefused {
+			t.Errorf("%s class %s: reply %v, want REFUSED", tc.name, dns.ClassToString[tc.class], w.Msg)
+		}
+	}
+}

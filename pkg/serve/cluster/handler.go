@@ -21,8 +21,15 @@ func (c *Cluster) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	req := serve.NewRequest(w, r)
 	qname := req.Name()
 	zone, reverse := c.match(qname)
-	if zone == "" || req.QClass() != dns.ClassINET {
+	if zone == "" {
 		return serve.NextOrFailure(ctx, c.Name(), c.Next, w, r)
+	}
+	if req.QClass() != dns.ClassINET {
+		// The cluster zones exist in class IN only. A query of another
+		// class (CH, HS, ANY) for a name in them is refused, as BIND
+		// refuses a class it has no view for; forwarding it would ask an
+		// upstream about the cluster's names.
+		return dns.RcodeRefused, nil
 	}
 	switch req.QType() {
 	case dns.TypeAXFR, dns.TypeIXFR:
