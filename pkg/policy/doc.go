@@ -143,6 +143,18 @@
 // reason and a warning, and the other policies still apply. A pod is never
 // refused for a policy's fault.
 //
+// # Pods left unchanged
+//
+// The webhook never denies a pod and never silently alters one the API
+// server would reject. The whole pod is left unchanged, with one warning,
+// and every policy that selects it reported as skipped, when:
+//
+//   - The pod as submitted fails the API server's validation of its DNS
+//     fields (resolvconf.ValidatePodSpec: four nameservers, 33 searches, an
+//     invalid search domain, None without nameservers, ...). No policy
+//     "repairs" it: the API server rejects it with its own message, so the
+//     author learns that the manifest is wrong ([Decision.Invalid]).
+//
 // # Idempotence
 //
 // Evaluating the mutated pod again changes nothing more: values equal to the

@@ -93,6 +93,11 @@ type Decision struct {
 	ResolvConf   string             `json:"resolvConf"`
 	Events       []resolvconf.Event `json:"events,omitempty"`
 	PreviewError string             `json:"previewError,omitempty"`
+	// Invalid are the API server's errors for the DNS fields of the pod as
+	// submitted (resolvconf.ValidatePodSpec): such a pod is left exactly as
+	// it is, every policy that selects it is skipped, and the API server
+	// rejects it with its own message.
+	Invalid []string `json:"invalid,omitempty"`
 	// Warnings are for the client (admission warnings): skipped policies and
 	// what audit policies would change.
 	Warnings []string `json:"warnings,omitempty"`
@@ -179,6 +184,9 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 	d := Decision{Exempt: exemption(pod)}
 	if d.Exempt == "" {
 		d.Results = make([]Result, 0, len(set.policies))
+		// A pod the API server rejects as submitted is never "repaired":
+		// it keeps its fields, so that the API server says what is wrong.
+		d.Invalid = ev.curErrs
 	}
 	for _, c := range set.policies {
 		if d.Exempt != "" {
@@ -192,6 +200,10 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 			r.Outcome, r.Reason = OutcomeNotMatched, reason
 			continue
 		}
+		if d.Invalid != nil {
+			r.Outcome, r.Reason = OutcomeSkipped, invalidReason
+			continue
+		}
 		ev.evaluate(c, r)
 		switch {
 		case r.Outcome == OutcomeSkipped && r.Mode == ModeAudit:
@@ -202,11 +214,25 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: policy %q (audit) would change %s", c.name, describeChanges(r.Changes)))
 		}
 	}
+	if d.Invalid != nil && len(d.Matched()) > 0 {
+		d.Warnings = append(d.Warnings, "poddns: the pod is left unchanged: the API server rejects its DNS settings: "+strings.Join(d.Invalid, "; "))
+	}
+	ev.decide(&d)
+	return d
+}
+
+// invalidReason is the Reason of every policy that selects a pod the API
+// server rejects as submitted.
+const invalidReason = "the pod as submitted is rejected by the API server (its DNS fields are invalid): poddns leaves it unchanged"
+
+// decide fills the decision's DNS fields and preview from the current state.
+func (ev *evaluation) decide(d *Decision) {
 	d.DNSPolicy = ev.cur.policy
 	d.DNSConfig = ev.cur.config.DeepCopy()
 	d.Changed = d.DNSPolicy != ev.orig.policy || !equality.Semantic.DeepEqual(d.DNSConfig, ev.orig.config)
 	// The preview is kubelet's result for the final state, which the last
 	// applied policy's check has usually computed already.
+	d.ResolvConf, d.Events, d.PreviewError = "", nil, ""
 	res, err := ev.curKubelet()
 	if err != nil {
 		d.PreviewError = err.Error()
@@ -214,7 +240,6 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 		d.ResolvConf = res.Config.Render()
 		d.Events = res.Events
 	}
-	return d
 }
 
 func (e *Engine) effectiveMode(c *compiled) Mode {

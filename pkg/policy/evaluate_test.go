@@ -331,11 +331,58 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:         "a None pod is edited in place",
-			policies:     doc("local", "  actions: {nameservers: [169.254.20.10], searches: {add: [x.example]}}"),
-			pod:          "spec: {dnsPolicy: None, dnsConfig: {searches: [a.example]}, containers: [{name: c}]}",
+			policies:     doc("local", "  override: true\n  actions: {nameservers: [169.254.20.10], searches: {add: [x.example]}}"),
+			pod:          "spec: {dnsPolicy: None, dnsConfig: {nameservers: [10.0.0.53], searches: [a.example]}, containers: [{name: c}]}",
 			wantPolicy:   "None",
 			wantConfig:   "nameservers: [169.254.20.10]\nsearches: [a.example, x.example]",
 			wantOutcomes: map[string]policy.Outcome{"local": policy.OutcomeApplied},
+		},
+
+		// A pod the API server rejects as submitted is left alone, whatever
+		// the policies could make of it (issue 12, item 8).
+		{
+			name:         "invalid: a None pod without nameservers is not completed",
+			policies:     doc("local", "  actions: {nameservers: [169.254.20.10], searches: {add: [x.example]}}"),
+			pod:          "spec: {dnsPolicy: None, dnsConfig: {searches: [a.example]}, containers: [{name: c}]}",
+			wantPolicy:   "None",
+			wantConfig:   "searches: [a.example]",
+			wantOutcomes: map[string]policy.Outcome{"local": policy.OutcomeSkipped},
+			wantReasons:  map[string]string{"local": "the pod as submitted is rejected by the API server"},
+			wantWarnings: []string{"poddns: the pod is left unchanged: the API server rejects its DNS settings: spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"},
+		},
+		{
+			name:         "invalid: four nameservers are not replaced by kubelet's truncated list",
+			policies:     doc("local", "  override: true\n  actions: {dnsPolicy: None, nameservers: [169.254.20.10]}"),
+			pod:          "spec: {dnsConfig: {nameservers: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4]}, containers: [{name: c}]}",
+			wantPolicy:   "ClusterFirst",
+			wantConfig:   "nameservers: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4]",
+			wantOutcomes: map[string]policy.Outcome{"local": policy.OutcomeSkipped},
+			wantWarnings: []string{"poddns: the pod is left unchanged: the API server rejects its DNS settings: spec.dnsConfig.nameservers: Invalid value: "},
+		},
+		{
+			name:         "invalid: 1000 searches are not replaced",
+			policies:     doc("corp", "  override: true\n  actions: {searches: {replace: [corp.example]}}"),
+			pod:          "spec: {dnsConfig: {searches: [" + searchList(1000) + "]}, containers: [{name: c}]}",
+			wantPolicy:   "ClusterFirst",
+			wantConfig:   "searches: [" + searchList(1000) + "]",
+			wantOutcomes: map[string]policy.Outcome{"corp": policy.OutcomeSkipped},
+			wantWarnings: []string{"must not have more than 32 search paths"},
+		},
+		{
+			name:         "invalid: a 10k-character search domain is not dropped",
+			policies:     doc("ndots", "  actions: {ndots: 2}") + doc("corp", "  override: true\n  actions: {searches: {replace: [corp.example]}}"),
+			pod:          "spec: {dnsConfig: {searches: [" + strings.Repeat("a", 10000) + ".example]}, containers: [{name: c}]}",
+			wantPolicy:   "ClusterFirst",
+			wantConfig:   "searches: [" + strings.Repeat("a", 10000) + ".example]",
+			wantOutcomes: map[string]policy.Outcome{"corp": policy.OutcomeSkipped, "ndots": policy.OutcomeSkipped},
+			wantWarnings: []string{"poddns: the pod is left unchanged: the API server rejects its DNS settings: spec.dnsConfig.searches: Invalid value: "},
+		},
+		{
+			name:         "invalid: no warning when no policy selects the pod",
+			policies:     doc("corp", "  match: {namespaceSelector: {matchLabels: {team: a}}}\n  actions: {searches: {add: [corp.example]}}"),
+			pod:          "spec: {dnsPolicy: None, containers: [{name: c}]}",
+			wantPolicy:   "None",
+			wantOutcomes: map[string]policy.Outcome{"corp": policy.OutcomeNotMatched},
 		},
 
 		// The pod's own settings and override.
