@@ -146,14 +146,22 @@
 // # Pods left unchanged
 //
 // The webhook never denies a pod and never silently alters one the API
-// server would reject. The whole pod is left unchanged, with one warning,
-// and every policy that selects it reported as skipped, when:
+// server would reject. Two cases leave the whole pod unchanged, with one
+// warning, and every policy that selects it reported as skipped:
 //
 //   - The pod as submitted fails the API server's validation of its DNS
 //     fields (resolvconf.ValidatePodSpec: four nameservers, 33 searches, an
 //     invalid search domain, None without nameservers, ...). No policy
 //     "repairs" it: the API server rejects it with its own message, so the
 //     author learns that the manifest is wrong ([Decision.Invalid]).
+//   - The annotation poddns.io/applied does not fit: the API server limits
+//     a pod's annotations to 262144 bytes in total (keys and values,
+//     apimachinery's ValidateAnnotationsSize). A change that cannot be
+//     recorded is not made, since tooling that reverts applied policies
+//     reads that annotation. When only the preview poddns.io/resolv-conf
+//     does not fit, the pod is changed and annotated without it
+//     ([Decision.PreviewOmitted]), with a warning; a preview the pod brought
+//     itself is removed rather than left stale.
 //
 // # Idempotence
 //

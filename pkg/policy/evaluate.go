@@ -2,11 +2,13 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -98,6 +100,10 @@ type Decision struct {
 	// it is, every policy that selects it is skipped, and the API server
 	// rejects it with its own message.
 	Invalid []string `json:"invalid,omitempty"`
+	// PreviewOmitted reports that the annotation poddns.io/resolv-conf is
+	// left out: with it the pod's annotations would exceed the API server's
+	// limit (a warning says so).
+	PreviewOmitted bool `json:"previewOmitted,omitempty"`
 	// Warnings are for the client (admission warnings): skipped policies and
 	// what audit policies would change.
 	Warnings []string `json:"warnings,omitempty"`
@@ -218,6 +224,13 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 		d.Warnings = append(d.Warnings, "poddns: the pod is left unchanged: the API server rejects its DNS settings: "+strings.Join(d.Invalid, "; "))
 	}
 	ev.decide(&d)
+	if d.Changed && !ev.fitAnnotations(pod, &d) {
+		// The annotation that records the change does not fit: the change
+		// is not made (tooling reverts applied policies from it).
+		ev.cur = ev.orig
+		ev.curResOK = false
+		ev.decide(&d)
+	}
 	return d
 }
 
@@ -240,6 +253,49 @@ func (ev *evaluation) decide(d *Decision) {
 		d.ResolvConf = res.Config.Render()
 		d.Events = res.Events
 	}
+}
+
+// fitAnnotations checks that the annotations Patch writes fit in the API
+// server's limit on a pod's annotations (the sum of the lengths of keys and
+// values, apimachinery's ValidateAnnotationsSize). When only the preview
+// does not fit, it is omitted (PreviewOmitted) with a warning. When not even
+// AnnotationApplied fits, every applied policy is marked skipped with a
+// warning and fitAnnotations returns false: the caller leaves the pod as it
+// is.
+func (ev *evaluation) fitAnnotations(pod *corev1.Pod, d *Decision) bool {
+	ann := make(map[string]string, len(pod.Annotations)+2)
+	maps.Copy(ann, pod.Annotations)
+	delete(ann, AnnotationResolvConf)
+	applied := strings.Join(d.Applied(), ",")
+	ann[AnnotationApplied] = applied
+	if apivalidation.ValidateAnnotationsSize(ann) != nil {
+		reason := fmt.Sprintf("the pod's annotations leave no room for %s: with it they would total %d bytes, the API server allows %d; a change that cannot be recorded is not made",
+			AnnotationApplied, annotationsSize(ann), apivalidation.TotalAnnotationSizeLimitB)
+		for i := range d.Results {
+			if r := &d.Results[i]; r.Outcome == OutcomeApplied {
+				r.Outcome, r.Reason = OutcomeSkipped, reason
+			}
+		}
+		d.Warnings = append(d.Warnings, "poddns: the pod is left unchanged: "+reason)
+		return false
+	}
+	if d.PreviewError == "" {
+		ann[AnnotationResolvConf] = d.ResolvConf
+		if apivalidation.ValidateAnnotationsSize(ann) != nil {
+			d.PreviewOmitted = true
+			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: the annotation %s is left out: with it the pod's annotations would exceed the API server's limit of %d bytes", AnnotationResolvConf, apivalidation.TotalAnnotationSizeLimitB))
+		}
+	}
+	return true
+}
+
+// annotationsSize is what ValidateAnnotationsSize counts.
+func annotationsSize(ann map[string]string) int {
+	n := 0
+	for k, v := range ann {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func (e *Engine) effectiveMode(c *compiled) Mode {

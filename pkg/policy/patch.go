@@ -20,7 +20,8 @@ const (
 
 // Patch makes pod what the webhook admits: when the decision changed the DNS
 // fields, they are written with the annotations AnnotationApplied and
-// AnnotationResolvConf (the latter only when kubelet gives a file); when
+// AnnotationResolvConf (the latter only when kubelet gives a file and it fits
+// in the API server's limit on annotations, see Decision.PreviewOmitted); when
 // nothing changed — no policy applied, audit only, or a pod mutated before
 // (reinvocation) — pod is left exactly as it is. It reports whether pod
 // changed.
@@ -33,7 +34,7 @@ func (d *Decision) Patch(pod *corev1.Pod) bool {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[AnnotationApplied] = strings.Join(d.Applied(), ",")
-	if d.PreviewError == "" {
+	if d.PreviewError == "" && !d.PreviewOmitted {
 		pod.Annotations[AnnotationResolvConf] = d.ResolvConf
 	} else {
 		delete(pod.Annotations, AnnotationResolvConf)

@@ -1,9 +1,10 @@
 package integration
 
-// The webhook never "repairs" a pod the API server would reject (issue 12,
-// item 8), checked against the real API server with the production webhook
-// configuration in the path: every pod is created with server-side dry run,
-// once where the webhook is called and once where it is not.
+// The webhook never breaks a pod the API server would accept and never
+// "repairs" one it would reject (issue 12, items 7 and 8), checked against the
+// real API server with the production webhook configuration in the path:
+// every pod is created with server-side dry run, once where the webhook is
+// called and once where it is not.
 
 import (
 	"context"
@@ -14,10 +15,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/nodeprofile"
+	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 )
 
@@ -42,7 +47,23 @@ func TestWebhookLimits(t *testing.T) {
 	policies := filepath.Join(root, "testdata", "policies")
 	w := startWebhook(t, policies)
 	w.namespace(t, "local", enabled("poddns.io/node-local-dns", "true"))
+	w.namespace(t, "tuned", enabled("poddns.io/ndots", "2"))
 	w.namespace(t, "plain", nil) // the webhook is not called here
+
+	// The webhook's own decision for a pod, offline, with the same policies
+	// and node profile as startWebhook's handler.
+	profile, _, err := (&nodeprofile.Options{}).NodeProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Load(policies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("a pod the API server rejects is left for it to reject", func(t *testing.T) {
 		searches := make([]string, 1000)
@@ -78,6 +99,82 @@ func TestWebhookLimits(t *testing.T) {
 				}
 				if !hasWarning(warns, "poddns: the pod is left unchanged: the API server rejects its DNS settings: spec.dnsConfig.") {
 					t.Errorf("warnings = %q, want poddns's", warns)
+				}
+			})
+		}
+	})
+
+	t.Run("annotations only when they fit", func(t *testing.T) {
+		const limit = apivalidation.TotalAnnotationSizeLimitB
+		nsLabels := enabled("poddns.io/ndots", "2")
+		// What the webhook writes for this pod when there is room.
+		roomy := newPod("tuned", "big")
+		d := engine.Evaluate(roomy, nsLabels)
+		if !d.Patch(roomy) {
+			t.Fatalf("the policies do not change the pod: %+v", d)
+		}
+		applied := len(policy.AnnotationApplied) + len(roomy.Annotations[policy.AnnotationApplied])
+		preview := len(policy.AnnotationResolvConf) + len(roomy.Annotations[policy.AnnotationResolvConf])
+		filled := func(ns string, own int) *corev1.Pod {
+			return newPod(ns, "big", func(p *corev1.Pod) {
+				p.Annotations = map[string]string{"example.com/filler": strings.Repeat("x", own-len("example.com/filler"))}
+			})
+		}
+
+		for _, tc := range []struct {
+			name                     string
+			own                      int
+			wantApplied, wantPreview bool
+			wantWarning              string
+		}{
+			{"both fit exactly", limit - applied - preview, true, true, ""},
+			{"the preview is one byte over", limit - applied - preview + 1, true, false, "poddns: the annotation poddns.io/resolv-conf is left out"},
+			{"poddns.io/applied is one byte over", limit - applied + 1, false, false, "poddns: the pod is left unchanged: the pod's annotations leave no room for poddns.io/applied"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				// The original, through the webhook: accepted.
+				got, err, warns := w.dryRun(t, filled("tuned", tc.own))
+				if err != nil {
+					t.Fatalf("the webhook made an acceptable pod unacceptable: %v", err)
+				}
+				if _, ok := got.Annotations[policy.AnnotationApplied]; ok != tc.wantApplied {
+					t.Errorf("%s present = %t, want %t", policy.AnnotationApplied, ok, tc.wantApplied)
+				}
+				if _, ok := got.Annotations[policy.AnnotationResolvConf]; ok != tc.wantPreview {
+					t.Errorf("%s present = %t, want %t", policy.AnnotationResolvConf, ok, tc.wantPreview)
+				}
+				if v, _ := podOption(got, "ndots"); (v == "2") != tc.wantApplied {
+					t.Errorf("ndots = %q; the pod was changed = %t, want %t", v, v == "2", tc.wantApplied)
+				}
+				if tc.wantWarning == "" && len(warns) > 0 || tc.wantWarning != "" && !hasWarning(warns, tc.wantWarning) {
+					t.Errorf("warnings = %q, want %q", warns, tc.wantWarning)
+				}
+
+				// The patched pod, offline, where no webhook is called:
+				// accepted too, and equal to what the webhook made.
+				p := filled("tuned", tc.own)
+				d := engine.Evaluate(p, nsLabels)
+				d.Patch(p)
+				p.Namespace = "plain"
+				var ctl *corev1.Pod
+				w.notCalled(t, func() { ctl, err, _ = w.dryRun(t, p) })
+				if err != nil {
+					t.Fatalf("the patched pod is rejected: %v", err)
+				}
+				if !equality.Semantic.DeepEqual(got.Spec, ctl.Spec) || !mapsEqual(got.Annotations, ctl.Annotations) {
+					t.Errorf("the webhook's pod differs from the offline patch: dnsConfig %+v / %+v, %d / %d annotations",
+						got.Spec.DNSConfig, ctl.Spec.DNSConfig, len(got.Annotations), len(ctl.Annotations))
+				}
+
+				// What the webhook wrote before, both annotations whatever
+				// their size, is what the API server refuses.
+				if !tc.wantPreview {
+					old := filled("plain", tc.own)
+					old.Annotations[policy.AnnotationApplied] = roomy.Annotations[policy.AnnotationApplied]
+					old.Annotations[policy.AnnotationResolvConf] = roomy.Annotations[policy.AnnotationResolvConf]
+					if _, err, _ := w.dryRun(t, old); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "metadata.annotations: Too long") {
+						t.Errorf("the pod with both annotations: %v, want metadata.annotations: Too long", err)
+					}
 				}
 			})
 		}
