@@ -103,6 +103,10 @@ type ForwardConfig struct {
 	// the cluster zones; others get REFUSED. Default: loopback, RFC 1918,
 	// and IPv6 ULA (fc00::/7).
 	ClientNetworks []string `json:"clientNetworks,omitempty"`
+	// RandomizeCase sends query names upstream in random case (0x20) and
+	// accepts only replies that echo it; an upstream that does not is
+	// detected and sent names unchanged for an hour (default false).
+	RandomizeCase *bool `json:"randomizeCase,omitempty"`
 }
 
 // StubConfig sends one zone to its own upstreams.
@@ -258,6 +262,9 @@ func mergeForward(dst *ForwardConfig, src ForwardConfig) {
 	if len(src.ClientNetworks) > 0 {
 		dst.ClientNetworks = src.ClientNetworks
 	}
+	if src.RandomizeCase != nil {
+		dst.RandomizeCase = src.RandomizeCase
+	}
 }
 
 func mergeCache(dst *CacheConfig, src CacheConfig) {
@@ -297,7 +304,7 @@ func dur(d *metav1.Duration) time.Duration {
 func (c Config) ForwardOptions() (forward.Options, error) {
 	f := c.Forward
 	o := forward.Options{Upstreams: f.Upstreams, Policy: forward.Policy(f.Policy), MaxConcurrent: f.MaxConcurrent,
-		TryTimeout: dur(f.TryTimeout), Deadline: dur(f.Deadline)}
+		TryTimeout: dur(f.TryTimeout), Deadline: dur(f.Deadline), RandomizeCase: f.RandomizeCase != nil && *f.RandomizeCase}
 	if len(f.Upstreams) > 0 && f.ResolvConf != "" {
 		return o, errors.New("forward: set upstreams or resolvConf, not both")
 	}

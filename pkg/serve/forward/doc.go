@@ -14,12 +14,26 @@
 //   - Each try is bounded by TryTimeout (2 s), the whole query by Deadline
 //     (5 s); when every try failed the client gets SERVFAIL within the
 //     deadline.
-//   - Queries carry a fresh random ID (crypto/rand) and come from pooled
-//     connected sockets, each bound to a kernel-chosen random source port;
-//     a reply is accepted only when its ID and question match the query
-//     (anything else is read and dropped), so a spoofed or late reply never
-//     answers a client. Idle sockets are closed after Expire (10 s); a
-//     socket that timed out is never reused.
+//   - Spoofing (the defences of BIND and unbound): every UDP query leaves
+//     from a new socket connected to the upstream, so the kernel gives it a
+//     random source port from the whole ephemeral range
+//     (net.ipv4.ip_local_port_range, 32768-60999 by default: widen it, a
+//     namespaced sysctl, for more) and delivers to it only datagrams from
+//     the upstream's address and port. The query carries a fresh ID from
+//     crypto/rand; a reply is accepted only when its ID and question match
+//     (anything else is read, dropped and counted). A blind forger must
+//     guess port and ID together, about 2^30.8 tries per query instead of
+//     2^16, while the try lasts. RandomizeCase (0x20) adds one bit per
+//     letter of the name: the name goes out in random case and the reply
+//     must echo it exactly; an upstream that answers in another case is
+//     detected by that reply (dropped, counted in case_mismatches_total,
+//     the try repeated at once with the name as the client spelt it) and
+//     gets names unchanged for CaseFallback (1 h). The limits: a forger on
+//     the path (who sees the query) is not stopped by any of this, and
+//     answers are not DNSSEC-validated: that needs a validating upstream.
+//   - TCP connections (for truncated replies) are pooled per upstream and
+//     closed after Expire (10 s) idle; one that timed out or got a reply
+//     out of step is never reused.
 //   - An upstream that failed MaxFails (2) tries in a row is marked down
 //     and probed with ". IN NS" every HealthCheck (0.5 s) until any reply
 //     comes back; down upstreams are tried only after the healthy ones, and
@@ -52,7 +66,8 @@
 //	poddns_forward_healthcheck_broken_total               queries with every upstream down
 //	poddns_forward_max_concurrent_rejects_total           REFUSED for the in-flight limit
 //	poddns_forward_inflight                               queries in flight
-//	poddns_forward_conn_cache_hits_total{proto}           pooled socket reused
-//	poddns_forward_conn_cache_misses_total{proto}         new socket dialled
+//	poddns_forward_conn_cache_hits_total{proto}           pooled TCP connection reused (never for udp)
+//	poddns_forward_conn_cache_misses_total{proto}         new socket dialled (every UDP try)
 //	poddns_forward_dropped_replies_total                  packets whose ID or question did not match
+//	poddns_forward_case_mismatches_total{to}              replies that did not echo the 0x20 case
 package forward

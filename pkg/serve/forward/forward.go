@@ -68,14 +68,20 @@ type Options struct {
 	// HealthCheck is the probe interval of a down upstream; 0 means
 	// DefaultHealthCheck.
 	HealthCheck time.Duration
-	// Expire closes pooled sockets idle this long; 0 means DefaultExpire.
+	// Expire closes pooled TCP connections idle this long; 0 means
+	// DefaultExpire.
 	Expire time.Duration
-	// PoolSize is the most idle sockets kept per upstream and transport;
-	// 0 means DefaultPoolSize.
+	// PoolSize is the most idle TCP connections kept per upstream; 0
+	// means DefaultPoolSize. (UDP sockets are never pooled.)
 	PoolSize int
 	// MaxConcurrent bounds the queries in flight; 0 means
 	// DefaultMaxConcurrent, negative means no limit.
 	MaxConcurrent int
+	// RandomizeCase sends query names in random case (0x20) and accepts
+	// only replies that echo it exactly; an upstream that does not keep
+	// case is detected by its first such reply, counted, and sent names
+	// unchanged for CaseFallback.
+	RandomizeCase bool
 	// Metrics, if set, receive the forwarder's metrics.
 	Metrics *Metrics
 	// Next gets the names no upstream set covers.
@@ -97,6 +103,7 @@ type Forward struct {
 	expire   time.Duration
 	poolSize int
 	maxConc  int64
+	case0x20 bool
 	inflight atomic.Int64
 	m        *Metrics
 
@@ -154,7 +161,7 @@ func ParseUpstream(s string) (string, error) {
 // dialled and health checks started when needed.
 func New(o Options) (*Forward, error) {
 	f := &Forward{Next: o.Next, policy: o.Policy, tryTO: o.TryTimeout, deadline: o.Deadline, maxFails: o.MaxFails,
-		hcEvery: o.HealthCheck, expire: o.Expire, poolSize: o.PoolSize, maxConc: int64(o.MaxConcurrent), m: o.Metrics, stop: make(chan struct{})}
+		hcEvery: o.HealthCheck, expire: o.Expire, poolSize: o.PoolSize, maxConc: int64(o.MaxConcurrent), case0x20: o.RandomizeCase, m: o.Metrics, stop: make(chan struct{})}
 	switch f.policy {
 	case "":
 		f.policy = Random
@@ -253,7 +260,6 @@ func (f *Forward) Close() {
 	f.wg.Wait()
 	for _, g := range f.groups() {
 		for _, u := range g.ups {
-			u.udp.drain()
 			u.tcp.drain()
 		}
 	}

@@ -20,6 +20,7 @@ type Metrics struct {
 	connHits     *prometheus.CounterVec
 	connMisses   *prometheus.CounterVec
 	staleReplies prometheus.Counter
+	caseMismatch *prometheus.CounterVec
 }
 
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps
@@ -48,9 +49,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Tries that dialled a new upstream socket, by transport."}, []string{"proto"}),
 		staleReplies: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_replies_total",
 			Help: "Packets from upstreams dropped because their ID or question did not match the query."}),
+		caseMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "case_mismatches_total",
+			Help: "Replies dropped because they did not echo the 0x20 case of the query name (the upstream then gets names unchanged for a while), by upstream."}, []string{"to"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.responses, m.duration, m.hcFailures, m.hcBroken, m.rejects, m.inflight, m.connHits, m.connMisses, m.staleReplies} {
+		for _, c := range []prometheus.Collector{m.requests, m.responses, m.duration, m.hcFailures, m.hcBroken, m.rejects, m.inflight, m.connHits, m.connMisses, m.staleReplies, m.caseMismatch} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("forward: register metrics: %w", err)
 			}
@@ -74,6 +77,11 @@ func (m *Metrics) HealthcheckFailures(to string) prometheus.Counter {
 // ConnCacheHits is poddns_forward_conn_cache_hits_total of one transport.
 func (m *Metrics) ConnCacheHits(proto string) prometheus.Counter {
 	return m.connHits.WithLabelValues(proto)
+}
+
+// CaseMismatches is poddns_forward_case_mismatches_total of one upstream.
+func (m *Metrics) CaseMismatches(to string) prometheus.Counter {
+	return m.caseMismatch.WithLabelValues(to)
 }
 
 // InFlight is poddns_forward_inflight.
