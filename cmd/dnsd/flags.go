@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/poddns/poddns/pkg/nodesetup"
 	"github.com/poddns/poddns/pkg/serve/daemon"
+	"github.com/poddns/poddns/pkg/serve/nodelocal"
 )
 
 // flags are dnsd's command line. Each flag overrides the config file only
@@ -18,6 +21,11 @@ type flags struct {
 	zones  []string
 	ttl    uint32
 	lame   time.Duration
+	// node-local mode (issue 11)
+	nodeLocal                                bool
+	nl                                       nodelocal.Config
+	nlIPs                                    []string
+	setupInterface, setupRules, skipTeardown bool
 }
 
 // newFlagSet defines the flags on a FlagSet of our own (never the global
@@ -41,8 +49,20 @@ func newFlagSet() *flags {
 	fs.StringVar(&f.over.LogLevel, "log-level", d.LogLevel, "log level: info or debug (debug logs handler errors)")
 	fs.StringArrayVar(&f.over.Forward.Upstreams, "upstream", nil, "forward names outside the cluster zones to this resolver, IP or IP:port (repeatable; default: none, such names are refused)")
 	fs.StringVar(&f.over.Forward.ResolvConf, "upstream-resolv-conf", "", "forward names outside the cluster zones to the nameservers of this resolv.conf file")
+	fs.BoolVar(&f.nodeLocal, "node-local", false, "serve as the node-local DNS server of this node (nodeLocal: in the config file); implied by --node-local-ip")
+	fs.StringSliceVar(&f.nlIPs, "node-local-ip", nil, "node-local listen IPs, IP[,IP] (IPv4 and IPv6; default "+nodesetup.DefaultLinkLocalIP+"; add the cluster DNS IP for transparent mode)")
+	fs.StringVar(&f.nl.Interface, "node-local-interface", nodesetup.DefaultInterface, "node-local: the interface made to hold the listen IPs")
+	fs.StringVar(&f.nl.NodeName, "node-name", "", "node-local: this node's name (default $"+nodelocal.NodeNameEnv+")")
+	fs.StringVar(&f.nl.KubeletConfig, "kubelet-config", "", "node-local: the node's kubelet configuration file (e.g. /var/lib/kubelet/config.yaml); search completion takes its node profile from it and is on by default")
+	fs.StringVar(&f.nl.Central, "node-local-central", "", "node-local: forward names outside the cluster to the central dnsd at IP[:port] instead of the node's resolv.conf")
+	fs.BoolVar(&f.setupInterface, "setup-interface", true, "node-local: create the interface and its addresses (off: they must exist)")
+	fs.BoolVar(&f.setupRules, "setup-rules", true, "node-local: install the NOTRACK and accept nftables rules")
+	fs.BoolVar(&f.skipTeardown, "skip-teardown", false, "node-local: leave the interface and rules when the last instance on the node stops")
 	return f
 }
+
+// nodeLocalFlags are the flags that only mean something in node-local mode.
+var nodeLocalFlags = []string{"node-local-interface", "node-name", "kubelet-config", "node-local-central", "setup-interface", "setup-rules", "skip-teardown"}
 
 // overrides returns the fields of the flags that were given.
 func (f *flags) overrides() daemon.Config {
@@ -89,6 +109,34 @@ func (f *flags) overrides() daemon.Config {
 	if set("log-level") {
 		o.LogLevel = f.over.LogLevel
 	}
+	if f.nodeLocal || set("node-local-ip") {
+		nl := nodelocal.Config{}
+		if set("node-local-ip") {
+			nl.IPs = f.nlIPs
+		}
+		if set("node-local-interface") {
+			nl.Interface = f.nl.Interface
+		}
+		if set("node-name") {
+			nl.NodeName = f.nl.NodeName
+		}
+		if set("kubelet-config") {
+			nl.KubeletConfig = f.nl.KubeletConfig
+		}
+		if set("node-local-central") {
+			nl.Central = f.nl.Central
+		}
+		if set("setup-interface") {
+			v := f.setupInterface
+			nl.SetupInterface = &v
+		}
+		if set("setup-rules") {
+			v := f.setupRules
+			nl.SetupRules = &v
+		}
+		nl.SkipTeardown = f.skipTeardown
+		o.NodeLocal = &nl
+	}
 	if set("upstream") || set("upstream-resolv-conf") {
 		// Upstream flags replace the file's upstreams entirely.
 		o.Forward.Upstreams = f.over.Forward.Upstreams
@@ -100,5 +148,13 @@ func (f *flags) overrides() daemon.Config {
 // load builds the configuration from the config file and the flags given
 // (daemon.Load). It is called at start and on every SIGHUP.
 func (f *flags) load() (daemon.Config, error) {
-	return daemon.Load(f.config, f.overrides())
+	cfg, err := daemon.Load(f.config, f.overrides())
+	if err == nil && cfg.NodeLocal == nil {
+		for _, name := range nodeLocalFlags {
+			if f.fs.Changed(name) {
+				return cfg, fmt.Errorf("--%s needs node-local mode (--node-local, --node-local-ip or nodeLocal: in the config file)", name)
+			}
+		}
+	}
+	return cfg, err
 }

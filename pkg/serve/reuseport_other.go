@@ -9,3 +9,5 @@ import "net"
 func listenUDP(addr string) (net.PacketConn, error) {
 	return net.ListenPacket("udp", addr)
 }
+
+func listenTCP(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }

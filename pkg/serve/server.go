@@ -139,7 +139,7 @@ func (s *Server) listen() ([]net.PacketConn, net.Listener, error) {
 			return nil, nil, fmt.Errorf("listen udp %s: %w", s.opts.Addr, err)
 		}
 		bound := net.JoinHostPort(host, strconv.Itoa(first.LocalAddr().(*net.UDPAddr).Port))
-		tcp, err := net.Listen("tcp", bound)
+		tcp, err := listenTCP(bound)
 		if err != nil {
 			first.Close()
 			lastErr = fmt.Errorf("listen tcp %s: %w", bound, err)

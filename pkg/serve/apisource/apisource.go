@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
@@ -48,6 +49,11 @@ type Options struct {
 	// Pods also watches Pods (needed for verified pod records and search
 	// completion only: a pod watch costs memory and API-server load).
 	Pods bool
+	// NodeName, when set, limits the pod watch to the pods scheduled on
+	// that node (a field selector on spec.nodeName): a node-local dnsd
+	// holds its node's pods only. Services, EndpointSlices and Namespaces
+	// are still watched cluster-wide.
+	NodeName string
 	// Logger logs sync progress; nil discards.
 	Logger *slog.Logger
 	// Registerer, if set, receives poddns_dns_programming_duration_seconds.
@@ -74,8 +80,8 @@ func RESTConfig(path string) (*rest.Config, error) {
 
 // Source is a running API watch.
 type Source struct {
-	factory informers.SharedInformerFactory
-	synced  chan struct{}
+	factories []informers.SharedInformerFactory
+	synced    chan struct{}
 }
 
 // Start starts the informers; they stop when ctx ends. The store is marked
@@ -131,8 +137,17 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 			}
 		}, func(_, name string) { st.DeleteNamespace(name) })),
 	}
+	factories := []informers.SharedInformerFactory{f}
 	if o.Pods {
-		errs = append(errs, add(f.Core().V1().Pods().Informer(), handlers(func(e *PodEntry) {
+		pf := f
+		if o.NodeName != "" {
+			pf = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(Trim),
+				informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+					lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", o.NodeName).String()
+				}))
+			factories = append(factories, pf)
+		}
+		errs = append(errs, add(pf.Core().V1().Pods().Informer(), handlers(func(e *PodEntry) {
 			if e.Pod != nil {
 				st.UpsertPod(e.Pod)
 			} else {
@@ -143,8 +158,10 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	f.Start(ctx.Done())
-	s := &Source{factory: f, synced: make(chan struct{})}
+	for _, f := range factories {
+		f.Start(ctx.Done())
+	}
+	s := &Source{factories: factories, synced: make(chan struct{})}
 	go func() {
 		start := time.Now()
 		if !cache.WaitForCacheSync(ctx.Done(), regs...) {
@@ -167,7 +184,11 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 func (s *Source) Synced() <-chan struct{} { return s.synced }
 
 // Shutdown waits for the informers to stop (after Start's ctx ended).
-func (s *Source) Shutdown() { s.factory.Shutdown() }
+func (s *Source) Shutdown() {
+	for _, f := range s.factories {
+		f.Shutdown()
+	}
+}
 
 // handlers adapts typed upsert and delete functions to informer events.
 func handlers[T metav1.Object](upsert func(T), del func(ns, name string)) cache.ResourceEventHandlerFuncs {

@@ -2,6 +2,7 @@ package apisource_test
 
 import (
 	"context"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -184,5 +185,71 @@ func TestTrimPod(t *testing.T) {
 	out, _ = apisource.Trim(in)
 	if e := out.(*apisource.PodEntry); e.Pod != nil || e.Name != "p" {
 		t.Errorf("Trim of a pod without IP = %+v, want an entry without a record", e)
+	}
+}
+
+// TestAPISourceNodeName: with NodeName the store holds only the pods
+// scheduled on that node (a field selector on spec.nodeName, as a
+// node-local dnsd watches), including one bound there later, and loses a
+// pod deleted there; Services stay cluster-wide.
+func TestAPISourceNodeName(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := t.Context()
+	c := env.Client
+	mkPod := func(name, node, ip string) {
+		t.Helper()
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+		if err := c.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkPod("here", "node-1", "10.244.1.2")
+	mkPod("there", "node-2", "10.244.2.2")
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+	if err := c.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New()
+	src, err := apisource.Start(ctx, apisource.Options{Config: env.Config, Store: st, Pods: true, NodeName: "node-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Shutdown)
+	select {
+	case <-src.Synced():
+	case <-time.After(30 * time.Second):
+		t.Fatal("not synced")
+	}
+	pods := func() []string {
+		var out []string
+		for _, ip := range []string{"10.244.1.2", "10.244.2.2", "10.244.1.3"} {
+			for _, p := range st.Snapshot().PodsByIP(netip.MustParseAddr(ip)) {
+				out = append(out, p.Name)
+			}
+		}
+		return out
+	}
+	if got := pods(); !reflect.DeepEqual(got, []string{"here"}) {
+		t.Fatalf("pods in the store: %v, want only node-1's", got)
+	}
+	if st.Snapshot().Service("default", "web") == nil {
+		t.Fatal("the Service is missing: Services are watched cluster-wide")
+	}
+	mkPod("later", "node-1", "10.244.1.3")
+	if err := c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "here", Namespace: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !reflect.DeepEqual(pods(), []string{"later"}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pods in the store: %v, want [later]", pods())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/forward"
+	"github.com/poddns/poddns/pkg/serve/nodelocal"
 )
 
 // Config file identity.
@@ -68,6 +69,12 @@ type Config struct {
 	LoadBalance *bool `json:"loadBalance,omitempty"`
 	// Completion configures server-side search completion.
 	Completion CompletionConfig `json:"completion,omitempty"`
+	// NodeLocal, when set, runs dnsd as the node-local server of one node
+	// (package pkg/serve/nodelocal): listen is replaced by the node-local
+	// IPs, only the node's pods are watched, completion takes the node
+	// profile from the node's kubelet configuration (on by default), and
+	// upstreams default to the node's resolv.conf.
+	NodeLocal *nodelocal.Config `json:"nodeLocal,omitempty"`
 }
 
 // CompletionConfig configures search completion (package
@@ -237,6 +244,12 @@ func Merge(dst *Config, src Config) {
 	if src.Completion.NodeProfile != "" {
 		dst.Completion.NodeProfile = src.Completion.NodeProfile
 	}
+	if src.NodeLocal != nil {
+		if dst.NodeLocal == nil {
+			dst.NodeLocal = &nodelocal.Config{}
+		}
+		dst.NodeLocal.Merge(*src.NodeLocal)
+	}
 }
 
 func mergeForward(dst *ForwardConfig, src ForwardConfig) {
@@ -381,8 +394,13 @@ func (c Config) Validate() error {
 	if _, err := cluster.New(c.clusterOptions(nil)); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Completion.Enabled != nil && *c.Completion.Enabled && c.Completion.NodeProfile == "" {
-		errs = append(errs, errors.New("completion: enabled without a nodeProfile"))
+	if c.Completion.Enabled != nil && *c.Completion.Enabled && c.Completion.NodeProfile == "" && (c.NodeLocal == nil || !c.NodeLocal.Completion()) {
+		errs = append(errs, errors.New("completion: enabled without a nodeProfile (or nodeLocal.kubeletConfig)"))
+	}
+	if c.NodeLocal != nil {
+		if err := c.NodeLocal.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.completion() {
 		if _, err := c.nodeProfile(); err != nil {
@@ -413,7 +431,8 @@ func (c Config) Validate() error {
 
 // completion reports whether search completion is on.
 func (c Config) completion() bool {
-	return c.Completion.NodeProfile != "" && (c.Completion.Enabled == nil || *c.Completion.Enabled)
+	profile := c.Completion.NodeProfile != "" || (c.NodeLocal != nil && c.NodeLocal.Completion())
+	return profile && (c.Completion.Enabled == nil || *c.Completion.Enabled)
 }
 
 // watchPods reports whether the API source must watch pods: for verified
@@ -426,6 +445,9 @@ func (c Config) watchPods() bool {
 // as the webhook's --profile does. A profile whose node resolv.conf cannot
 // be read is an error: every pod's resolv.conf would be unknown.
 func (c Config) nodeProfile() (*resolvconf.NodeProfile, error) {
+	if c.Completion.NodeProfile == "" && c.NodeLocal != nil {
+		return c.NodeLocal.NodeProfile() // the node's own kubelet
+	}
 	f, err := nodeprofile.ReadFile(c.Completion.NodeProfile)
 	if err != nil {
 		return nil, fmt.Errorf("completion: %w", err)
@@ -484,8 +506,28 @@ func Load(path string, overrides Config) (Config, error) {
 		}
 	}
 	Merge(&cfg, overrides)
+	nodeLocalDefaults(&cfg)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// nodeLocalDefaults applies node-local mode's defaults: the setup's and
+// the node name's, and upstreams — the central server when named, else the
+// node's resolv.conf — when none are configured.
+func nodeLocalDefaults(c *Config) {
+	if c.NodeLocal == nil {
+		return
+	}
+	nl := c.NodeLocal.WithDefaults()
+	c.NodeLocal = &nl
+	if len(c.Forward.Upstreams) > 0 || c.Forward.ResolvConf != "" {
+		return
+	}
+	if nl.Central != "" {
+		c.Forward.Upstreams = []string{nl.Central}
+		return
+	}
+	c.Forward.ResolvConf = nodelocal.DefaultUpstreamResolvConf
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ type Daemon struct {
 	ctx    context.Context // ends at shutdown; stops the API watch
 	cancel context.CancelFunc
 	api    *apisource.Source
+	nl     *nodeLocal // node-local mode only
 }
 
 // Options are what a Daemon gets besides its configuration.
@@ -266,7 +268,7 @@ func (d *Daemon) loadSource(cfg Config) error {
 		if err != nil {
 			return err
 		}
-		d.api, err = apisource.Start(d.ctx, apisource.Options{Config: rc, Store: d.store, Pods: cfg.watchPods(), Logger: d.log, Registerer: d.reg})
+		d.api, err = apisource.Start(d.ctx, apisource.Options{Config: rc, Store: d.store, Pods: cfg.watchPods(), NodeName: cfg.nodeName(), Logger: d.log, Registerer: d.reg})
 		if err != nil {
 			return err
 		}
@@ -280,6 +282,7 @@ func (d *Daemon) loadSource(cfg Config) error {
 	if res.NotWhole != nil {
 		d.log.Warn("objects file is not one List with kind after items (kubectl get -o yaml): loaded, but reloads of it will be refused", "err", res.NotWhole)
 	}
+	d.keepNode(cfg, res)
 	d.store.Replace(res.Objects)
 	n := d.store.Snapshot().Counts()
 	d.log.Info("objects loaded", "file", cfg.Source.File, "services", n.Services, "endpointslices", n.EndpointSlices,
@@ -293,6 +296,9 @@ func (d *Daemon) Start() error {
 	cfg := d.Config()
 	if err := d.loadSource(cfg); err != nil {
 		return err
+	}
+	if cfg.NodeLocal != nil {
+		return d.startNodeLocalDaemon(cfg)
 	}
 	srv, err := serve.NewServer(serve.Options{Addr: cfg.Listen, Handler: d.metrics, UDPSockets: cfg.UDPSockets, OnError: d.onError})
 	if err != nil {
@@ -333,6 +339,8 @@ func (d *Daemon) startHTTP(cfg Config) error {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		case !d.store.Synced():
 			http.Error(w, "store not synced", http.StatusServiceUnavailable)
+		case d.nl != nil && d.nl.notReady() != "":
+			http.Error(w, d.nl.notReady(), http.StatusServiceUnavailable)
 		default:
 			io.WriteString(w, "OK")
 		}
@@ -388,6 +396,9 @@ func (d *Daemon) Reload(cfg Config) error {
 	if cfg.Listen != old.Listen || cfg.HealthListen != old.HealthListen || cfg.MetricsListen != old.MetricsListen || cfg.PprofListen != old.PprofListen || cfg.UDPSockets != old.UDPSockets {
 		return errors.New("listen addresses and udpSockets change only with a restart")
 	}
+	if !reflect.DeepEqual(cfg.NodeLocal, old.NodeLocal) {
+		return errors.New("nodeLocal changes only with a restart")
+	}
 	if !slices.Equal(cfg.Zones, old.Zones) {
 		return errors.New("zones change only with a restart (metrics label them)")
 	}
@@ -407,6 +418,7 @@ func (d *Daemon) Reload(cfg Config) error {
 			closeInner()
 			return err
 		}
+		d.keepNode(cfg, res)
 		d.store.Replace(res.Objects)
 	}
 	d.inner.Store(inner)
@@ -448,6 +460,9 @@ func storeHolds(n store.Counts) bool {
 // listener (waiting at most 5s for queries in flight).
 func (d *Daemon) Shutdown(lameduck time.Duration) {
 	d.stopping.Store(true)
+	if d.nl != nil {
+		d.nl.leave(d)
+	}
 	if lameduck > 0 {
 		time.Sleep(lameduck)
 	}
@@ -460,6 +475,11 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 	if d.dns != nil {
 		if err := d.dns.Shutdown(ctx); err != nil {
 			d.log.Error("dns shutdown", "err", err)
+		}
+	}
+	if d.nl != nil {
+		if err := d.nl.shutdown(ctx); err != nil {
+			d.log.Error("node-local shutdown", "err", err)
 		}
 	}
 	if d.closeInner != nil {

@@ -46,6 +46,23 @@ type Result struct {
 	// cut at a document or item boundary cannot be told from its end, so
 	// dnsd loads it at startup but refuses to reload from it.
 	NotWhole error
+	// podNodes is the spec.nodeName of each of Objects.Pods, for
+	// KeepNode.
+	podNodes []string
+}
+
+// KeepNode keeps only the pods scheduled on node (spec.nodeName), as a
+// node-local dnsd's pod watch does, and returns how many it dropped.
+func (r *Result) KeepNode(node string) int {
+	kept, nodes := r.Objects.Pods[:0], r.podNodes[:0]
+	for i, p := range r.Objects.Pods {
+		if r.podNodes[i] == node {
+			kept, nodes = append(kept, p), append(nodes, node)
+		}
+	}
+	dropped := len(r.Objects.Pods) - len(kept)
+	r.Objects.Pods, r.podNodes = kept, nodes
+	return dropped
 }
 
 // Total is the number of objects kept (skipped kinds not counted).
@@ -152,6 +169,7 @@ func (res *Result) add(raw json.RawMessage, depth int) error {
 		}
 		if p, ok := store.ToPod(&o); ok {
 			res.Objects.Pods = append(res.Objects.Pods, p)
+			res.podNodes = append(res.podNodes, o.Spec.NodeName)
 		}
 	case "v1/Namespace":
 		var o corev1.Namespace

@@ -99,3 +99,34 @@ func TestExampleCluster(t *testing.T) {
 			len(o.Services), len(o.EndpointSlices), len(o.Pods), len(o.Namespaces), res.Skipped)
 	}
 }
+
+// TestKeepNode: a node-local dnsd serving a file keeps only its node's
+// pods, as the API source's field selector on spec.nodeName does.
+func TestKeepNode(t *testing.T) {
+	res, err := filesource.Read(strings.NewReader(`
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Pod, metadata: {name: a, namespace: x}, spec: {nodeName: n1}, status: {podIP: 10.0.0.1}}
+- {apiVersion: v1, kind: Pod, metadata: {name: b, namespace: x}, spec: {nodeName: n2}, status: {podIP: 10.0.0.2}}
+- {apiVersion: v1, kind: Pod, metadata: {name: c, namespace: x}, status: {podIP: 10.0.0.3}}
+- {apiVersion: v1, kind: Pod, metadata: {name: d, namespace: x}, spec: {nodeName: n1}, status: {podIP: 10.0.0.4}}
+- {apiVersion: v1, kind: Namespace, metadata: {name: x}}
+`), "pods.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped := res.KeepNode("n1"); dropped != 2 {
+		t.Errorf("KeepNode dropped %d pods, want 2 (one of n2, one unscheduled)", dropped)
+	}
+	var names []string
+	for _, p := range res.Objects.Pods {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "a,d" || len(res.Objects.Namespaces) != 1 {
+		t.Errorf("kept pods %v, namespaces %d; want a,d and the namespace", names, len(res.Objects.Namespaces))
+	}
+	if dropped := res.KeepNode("n1"); dropped != 0 {
+		t.Errorf("KeepNode again dropped %d", dropped)
+	}
+}
