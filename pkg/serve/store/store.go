@@ -222,6 +222,9 @@ func (s *Store) UpsertService(o *Service) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := svcKey{o.Namespace, o.Name}
+	if old := s.services[k]; old != nil && EqualService(old, o) {
+		return // nothing DNS answers changed
+	}
 	s.services[k] = o
 	s.dirtySvcs[k] = struct{}{}
 	s.publish()
@@ -241,6 +244,9 @@ func (s *Store) DeleteService(ns, name string) {
 func (s *Store) UpsertEndpointSlice(o *EndpointSlice) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old := s.slices[svcKey{o.Namespace, o.Name}]; old != nil && EqualEndpointSlice(old, o) {
+		return
+	}
 	s.removeSlice(o.Namespace, o.Name)
 	s.putSlice(o)
 	s.publish()
@@ -293,6 +299,9 @@ func (s *Store) UpsertPod(o *Pod) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := svcKey{o.Namespace, o.Name}
+	if old := s.pods[k]; old != nil && EqualPod(old, o) {
+		return // a status update DNS does not read
+	}
 	s.markPod(k)
 	s.pods[k] = o
 	s.publish()

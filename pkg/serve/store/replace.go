@@ -1,0 +1,162 @@
+package store
+
+import (
+	"reflect"
+	"slices"
+)
+
+// This file holds what lets a source use the store as its only cache of
+// the cluster: whole-kind replacement (a source's initial list or relist,
+// published once), lookups that share an unchanged record instead of
+// keeping a second copy of it, and equality, so that an update that does not
+// change what DNS answers publishes nothing.
+
+// ReplaceServices makes objs the Services of the store: the ones not in
+// objs are deleted, the changed ones replaced, the unchanged ones kept (not
+// republished). Like every write it is published at once after sync.
+func (s *Store) ReplaceServices(objs []*Service) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := make(map[svcKey]struct{}, len(objs))
+	for _, o := range objs {
+		k := svcKey{o.Namespace, o.Name}
+		keep[k] = struct{}{}
+		if old := s.services[k]; old != nil && (old == o || EqualService(old, o)) {
+			continue
+		}
+		s.services[k] = o
+		s.dirtySvcs[k] = struct{}{}
+	}
+	for k := range s.services {
+		if _, ok := keep[k]; !ok {
+			delete(s.services, k)
+			s.dirtySvcs[k] = struct{}{}
+		}
+	}
+	s.publish()
+}
+
+// ReplaceEndpointSlices is ReplaceServices for EndpointSlices.
+func (s *Store) ReplaceEndpointSlices(objs []*EndpointSlice) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := make(map[svcKey]struct{}, len(objs))
+	for _, o := range objs {
+		k := svcKey{o.Namespace, o.Name}
+		keep[k] = struct{}{}
+		if old := s.slices[k]; old != nil && (old == o || EqualEndpointSlice(old, o)) {
+			continue
+		}
+		s.removeSlice(o.Namespace, o.Name)
+		s.putSlice(o)
+	}
+	for k := range s.slices {
+		if _, ok := keep[k]; !ok {
+			s.removeSlice(k.ns, k.name)
+		}
+	}
+	s.publish()
+}
+
+// ReplacePods is ReplaceServices for Pods.
+func (s *Store) ReplacePods(objs []*Pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := make(map[svcKey]struct{}, len(objs))
+	for _, o := range objs {
+		k := svcKey{o.Namespace, o.Name}
+		keep[k] = struct{}{}
+		if old := s.pods[k]; old != nil && (old == o || EqualPod(old, o)) {
+			continue
+		}
+		s.markPod(k)
+		s.pods[k] = o
+	}
+	for k := range s.pods {
+		if _, ok := keep[k]; !ok {
+			s.markPod(k)
+			delete(s.pods, k)
+		}
+	}
+	s.publish()
+}
+
+// ReplaceNamespaces is ReplaceServices for Namespaces.
+func (s *Store) ReplaceNamespaces(objs []*Namespace) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := make(map[string]struct{}, len(objs))
+	for _, o := range objs {
+		next[o.Name] = struct{}{}
+	}
+	if !mapsKeysEqual(s.namespaces, next) {
+		s.namespaces = next
+		s.dirtyNS = true
+	}
+	s.publish()
+}
+
+func mapsKeysEqual(a, b map[string]struct{}) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// SharedService returns the store's record of o's Service if it equals o,
+// else o: a source building the next state of a kind (a relist) holds only
+// the records that changed, the others are the store's.
+func (s *Store) SharedService(o *Service) *Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.services[svcKey{o.Namespace, o.Name}]; old != nil && EqualService(old, o) {
+		return old
+	}
+	return o
+}
+
+// SharedEndpointSlice is SharedService for EndpointSlices.
+func (s *Store) SharedEndpointSlice(o *EndpointSlice) *EndpointSlice {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.slices[svcKey{o.Namespace, o.Name}]; old != nil && EqualEndpointSlice(old, o) {
+		return old
+	}
+	return o
+}
+
+// SharedPod is SharedService for Pods.
+func (s *Store) SharedPod(o *Pod) *Pod {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.pods[svcKey{o.Namespace, o.Name}]; old != nil && EqualPod(old, o) {
+		return old
+	}
+	return o
+}
+
+// EqualService reports whether a and b answer the same.
+func EqualService(a, b *Service) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.Kind == b.Kind && a.ExternalName == b.ExternalName &&
+		a.TolerateUnready == b.TolerateUnready && slices.Equal(a.ClusterIPs, b.ClusterIPs) && slices.Equal(a.Ports, b.Ports)
+}
+
+// EqualEndpointSlice reports whether a and b answer the same.
+func EqualEndpointSlice(a, b *EndpointSlice) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.Service == b.Service && slices.Equal(a.Ports, b.Ports) &&
+		slices.EqualFunc(a.Endpoints, b.Endpoints, func(x, y Endpoint) bool {
+			return x.Hostname == y.Hostname && x.Ready == y.Ready && slices.Equal(x.Addresses, y.Addresses)
+		})
+}
+
+// EqualPod reports whether a and b answer (and complete searches) the same.
+func EqualPod(a, b *Pod) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.HostNetwork == b.HostNetwork && a.UID == b.UID &&
+		a.Phase == b.Phase && a.DNSPolicy == b.DNSPolicy && slices.Equal(a.IPs, b.IPs) &&
+		(a.DNSConfig == b.DNSConfig || reflect.DeepEqual(a.DNSConfig, b.DNSConfig))
+}
