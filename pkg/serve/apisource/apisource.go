@@ -1,19 +1,29 @@
 // Package apisource feeds the record store from the Kubernetes API server:
-// informers on Services, discovery.k8s.io/v1 EndpointSlices, Namespaces and
-// (only for verified pod records or search completion) Pods, whose objects are trimmed by a
-// transform before the informer caches them, and converted to the store's
-// slim records by the event handlers. It marks the store synced once every
-// handler has seen the initial list, so dnsd answers SERVFAIL, not NXDOMAIN,
-// until then.
+// one reflector (client-go's list-and-watch loop, no informer) per kind —
+// Services, discovery.k8s.io/v1 EndpointSlices, Namespaces and (only for
+// verified pod records or search completion) Pods — whose store is the
+// record store itself. It marks the store synced once every kind has its
+// initial state, so dnsd answers SERVFAIL, not NXDOMAIN, until then.
 //
 // It exists to keep client-go in one package: it is dnsd's only package that
 // imports client-go (kubeconfig loading included; test/layout holds that),
 // and the store and handlers never see an API object.
 //
-// Memory: the informers keep only the trimmed objects (names, the labels and
-// annotations DNS reads, IPs, ports, endpoint hostnames and readiness), as
-// CoreDNS's object package does after its scale-test OOMs; managed fields,
-// pod specs and statuses are dropped before caching.
+// Memory: dnsd keeps one slim copy of each object, the store's record
+// (store.ToService and friends: names, IPs, ports, readiness, a pod's DNS
+// fields). There is no informer cache beside it, no namespace index, no
+// queue of deltas: each watch event is converted and written to the store
+// as it is decoded. The initial state and every relist (after an API-server
+// restart, or an expired watch) come as a streaming list (WatchList:
+// sendInitialEvents, the client-go default) whose objects are converted one
+// by one as they arrive; against an API server without it, as a paged list
+// converted page by page. Either way no whole list of API objects is ever
+// held, and the next state of a kind shares every unchanged record with the
+// current one (Store.SharedPod...), so a relist holds only the records that
+// changed, never a second copy of the cluster; it is written with one
+// Store.Replace* and published once. Updates that change nothing DNS reads
+// (most pod status updates) publish nothing. Once synced, the garbage of
+// the initial lists is returned to the OS (debug.FreeOSMemory).
 package apisource
 
 import (
@@ -22,6 +32,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +43,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -80,11 +92,11 @@ func RESTConfig(path string) (*rest.Config, error) {
 
 // Source is a running API watch.
 type Source struct {
-	factories []informers.SharedInformerFactory
-	synced    chan struct{}
+	synced chan struct{}
+	wg     sync.WaitGroup
 }
 
-// Start starts the informers; they stop when ctx ends. The store is marked
+// Start starts the reflectors; they stop when ctx ends. The store is marked
 // synced in the background once the initial lists are in; Synced tells when.
 func Start(ctx context.Context, o Options) (*Source, error) {
 	if o.Config == nil || o.Store == nil {
@@ -106,70 +118,76 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apisource: metrics: %w", err)
 	}
-	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(Trim))
 	st := o.Store
-	var regs []cache.InformerSynced
-	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandlerFuncs) error {
-		reg, err := inf.AddEventHandler(h)
-		if err != nil {
-			return fmt.Errorf("apisource: event handler: %w", err)
-		}
-		regs = append(regs, reg.HasSynced)
-		return nil
+	core, disc := client.CoreV1(), client.DiscoveryV1()
+	kinds := []kind{
+		newKind("services", &corev1.Service{}, store.ToService, st.SharedService, st.UpsertService, st.DeleteService, st.ReplaceServices, nil,
+			func(ctx context.Context, o metav1.ListOptions) (*corev1.ServiceList, error) {
+				return core.Services("").List(ctx, o)
+			},
+			func(l *corev1.ServiceList) ([]corev1.Service, metav1.ListMeta) { return l.Items, l.ListMeta },
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return core.Services("").Watch(ctx, o)
+			}),
+		newKind("endpointslices", &discoveryv1.EndpointSlice{}, store.ToEndpointSlice, st.SharedEndpointSlice, st.UpsertEndpointSlice,
+			st.DeleteEndpointSlice, st.ReplaceEndpointSlices, func(o *discoveryv1.EndpointSlice) { pm.observe(st, o) },
+			func(ctx context.Context, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
+				return disc.EndpointSlices("").List(ctx, o)
+			},
+			func(l *discoveryv1.EndpointSliceList) ([]discoveryv1.EndpointSlice, metav1.ListMeta) {
+				return l.Items, l.ListMeta
+			},
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return disc.EndpointSlices("").Watch(ctx, o)
+			}),
+		newKind("namespaces", &corev1.Namespace{}, store.ToNamespace, nil, st.UpsertNamespace,
+			func(_, name string) { st.DeleteNamespace(name) }, st.ReplaceNamespaces, nil,
+			func(ctx context.Context, o metav1.ListOptions) (*corev1.NamespaceList, error) {
+				return core.Namespaces().List(ctx, o)
+			},
+			func(l *corev1.NamespaceList) ([]corev1.Namespace, metav1.ListMeta) { return l.Items, l.ListMeta },
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return core.Namespaces().Watch(ctx, o)
+			}),
 	}
-	errs := []error{
-		add(f.Core().V1().Services().Informer(), handlers(func(o *corev1.Service) {
-			if s, ok := store.ToService(o); ok {
-				st.UpsertService(s)
-			}
-		}, func(ns, name string) { st.DeleteService(ns, name) })),
-		add(f.Discovery().V1().EndpointSlices().Informer(), handlers(func(o *discoveryv1.EndpointSlice) {
-			if s, ok := store.ToEndpointSlice(o); ok {
-				st.UpsertEndpointSlice(s)
-				pm.observe(st, o)
-			} else {
-				st.DeleteEndpointSlice(o.Namespace, o.Name)
-			}
-		}, func(ns, name string) { st.DeleteEndpointSlice(ns, name) })),
-		add(f.Core().V1().Namespaces().Informer(), handlers(func(o *corev1.Namespace) {
-			if n, ok := store.ToNamespace(o); ok {
-				st.UpsertNamespace(n)
-			}
-		}, func(_, name string) { st.DeleteNamespace(name) })),
-	}
-	factories := []informers.SharedInformerFactory{f}
 	if o.Pods {
-		pf := f
+		tweak := func(*metav1.ListOptions) {}
 		if o.NodeName != "" {
-			pf = informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(Trim),
-				informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-					lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", o.NodeName).String()
-				}))
-			factories = append(factories, pf)
+			sel := fields.OneTermEqualSelector("spec.nodeName", o.NodeName).String()
+			tweak = func(lo *metav1.ListOptions) { lo.FieldSelector = sel }
 		}
-		errs = append(errs, add(pf.Core().V1().Pods().Informer(), handlers(func(e *PodEntry) {
-			if e.Pod != nil {
-				st.UpsertPod(e.Pod)
-			} else {
-				st.DeletePod(e.Namespace, e.Name) // terminating, or no IP
-			}
-		}, func(ns, name string) { st.DeletePod(ns, name) })))
+		kinds = append(kinds, newKind("pods", &corev1.Pod{}, store.ToPod, st.SharedPod, st.UpsertPod, st.DeletePod, st.ReplacePods, nil,
+			func(ctx context.Context, o metav1.ListOptions) (*corev1.PodList, error) {
+				tweak(&o)
+				return core.Pods("").List(ctx, o)
+			},
+			func(l *corev1.PodList) ([]corev1.Pod, metav1.ListMeta) { return l.Items, l.ListMeta },
+			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				tweak(&o)
+				return core.Pods("").Watch(ctx, o)
+			}))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	s := &Source{synced: make(chan struct{})}
+	for _, k := range kinds {
+		r := cache.NewReflectorWithOptions(k.listWatch(), k.example(), k, cache.ReflectorOptions{Name: "poddns-dnsd/" + k.name()})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			r.RunWithContext(ctx)
+		}()
 	}
-	for _, f := range factories {
-		f.Start(ctx.Done())
-	}
-	s := &Source{factories: factories, synced: make(chan struct{})}
 	go func() {
 		start := time.Now()
-		if !cache.WaitForCacheSync(ctx.Done(), regs...) {
-			return // stopped before sync
+		for _, k := range kinds {
+			select {
+			case <-k.synced():
+			case <-ctx.Done():
+				return // stopped before sync
+			}
 		}
 		st.SetSynced()
 		// The initial lists are the most memory dnsd ever allocates at
-		// once (every object decoded before it is trimmed); give what is
+		// once (every object decoded before it is converted); give what is
 		// garbage now back to the OS instead of carrying it as RSS.
 		debug.FreeOSMemory()
 		n := st.Snapshot().Counts()
@@ -183,98 +201,206 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 // Synced is closed once the store has the initial state.
 func (s *Source) Synced() <-chan struct{} { return s.synced }
 
-// Shutdown waits for the informers to stop (after Start's ctx ended).
-func (s *Source) Shutdown() {
-	for _, f := range s.factories {
-		f.Shutdown()
-	}
+// Shutdown waits for the reflectors to stop (after Start's ctx ended).
+func (s *Source) Shutdown() { s.wg.Wait() }
+
+// kind is one watched resource: the reflector's store (cache.ReflectorStore)
+// that writes through to the record store.
+type kind interface {
+	cache.TransformingStore
+	name() string
+	example() runtime.Object
+	listWatch() cache.ListerWatcher
+	synced() <-chan struct{}
 }
 
-// handlers adapts typed upsert and delete functions to informer events.
-func handlers[T metav1.Object](upsert func(T), del func(ns, name string)) cache.ResourceEventHandlerFuncs {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if o, ok := obj.(T); ok {
-				upsert(o)
-			}
-		},
-		UpdateFunc: func(_, obj any) {
-			if o, ok := obj.(T); ok {
-				upsert(o)
-			}
-		},
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if o, ok := obj.(T); ok {
-				del(o.GetNamespace(), o.GetName())
-			}
-		},
-	}
+// pageSize is the page of a paged list (API servers without WatchList);
+// tests make it small.
+var pageSize int64 = 500
+
+// pagesListed counts the pages of paged lists, for tests to tell a
+// streaming list from a paged one.
+var pagesListed atomic.Int64
+
+// sink is the kind of API objects T (a pointer type) kept as store records
+// R (a pointer type). It keeps nothing itself.
+type sink[T interface {
+	metav1.Object
+	runtime.Object
+}, R comparable, L any, I any] struct {
+	kindName string
+	ex       T
+	convert  func(T) (R, bool)
+	shared   func(R) R // nil: no sharing
+	upsert   func(R)
+	del      func(ns, name string)
+	replace  func([]R)
+	after    func(T) // after an upsert from a watch event; nil: nothing
+	list     func(context.Context, metav1.ListOptions) (L, error)
+	items    func(L) ([]I, metav1.ListMeta)
+	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
+
+	once sync.Once
+	done chan struct{}
 }
 
-// Trim is the informers' transform: it keeps only what DNS reads of each
-// object (and what the informer needs: name, namespace, resourceVersion,
-// deletion timestamp).
-func Trim(obj any) (any, error) {
+// newKind builds a sink; I is the list's item type, whose pointer is T.
+func newKind[T interface {
+	metav1.Object
+	runtime.Object
+}, R comparable, L any, I any](name string, ex T, convert func(T) (R, bool), shared func(R) R, upsert func(R),
+	del func(ns, name string), replace func([]R), after func(T),
+	list func(context.Context, metav1.ListOptions) (L, error), items func(L) ([]I, metav1.ListMeta),
+	watch func(context.Context, metav1.ListOptions) (watch.Interface, error)) *sink[T, R, L, I] {
+	return &sink[T, R, L, I]{kindName: name, ex: ex, convert: convert, shared: shared, upsert: upsert, del: del, replace: replace,
+		after: after, list: list, items: items, watch: watch, done: make(chan struct{})}
+}
+
+func (s *sink[T, R, L, I]) name() string                     { return s.kindName }
+func (s *sink[T, R, L, I]) example() runtime.Object          { return s.ex }
+func (s *sink[T, R, L, I]) synced() <-chan struct{}          { return s.done }
+func (s *sink[T, R, L, I]) Resync() error                    { return nil }
+func (s *sink[T, R, L, I]) Transformer() cache.TransformFunc { return s.transform }
+
+// entry is what a list holds of an object until Replace: the store's
+// record, or none when DNS has no use for the object (a pod without an IP,
+// an FQDN EndpointSlice).
+type entry[R any] struct {
+	rec R
+	ok  bool
+}
+
+func (*entry[R]) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+// DeepCopyObject returns e itself: records are never modified once made.
+func (e *entry[R]) DeepCopyObject() runtime.Object { return e }
+
+// transform converts an API object into an entry, sharing the store's
+// record when it is unchanged (a relist's temporary store holds entries).
+func (s *sink[T, R, L, I]) transform(obj any) (any, error) {
 	switch o := obj.(type) {
-	case *corev1.Service:
-		out := &corev1.Service{ObjectMeta: trimMeta(o.ObjectMeta), Spec: corev1.ServiceSpec{
-			Type: o.Spec.Type, ClusterIP: o.Spec.ClusterIP, ClusterIPs: o.Spec.ClusterIPs, ExternalName: o.Spec.ExternalName}}
-		if v, ok := o.Annotations[store.TolerateUnreadyAnnotation]; ok {
-			out.Annotations = map[string]string{store.TolerateUnreadyAnnotation: v}
-		}
-		for _, p := range o.Spec.Ports {
-			out.Spec.Ports = append(out.Spec.Ports, corev1.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port})
-		}
-		return out, nil
-	case *discoveryv1.EndpointSlice:
-		out := &discoveryv1.EndpointSlice{ObjectMeta: trimMeta(o.ObjectMeta), AddressType: o.AddressType, Ports: o.Ports}
-		if v, ok := o.Labels[discoveryv1.LabelServiceName]; ok {
-			out.Labels = map[string]string{discoveryv1.LabelServiceName: v}
-		}
-		if v, ok := o.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
-			out.Annotations = map[string]string{corev1.EndpointsLastChangeTriggerTime: v}
-		}
-		out.Endpoints = make([]discoveryv1.Endpoint, len(o.Endpoints))
-		for i, e := range o.Endpoints {
-			out.Endpoints[i] = discoveryv1.Endpoint{Addresses: e.Addresses, Hostname: e.Hostname,
-				Conditions: discoveryv1.EndpointConditions{Ready: e.Conditions.Ready}}
-		}
-		return out, nil
-	case *corev1.Pod:
-		e := &PodEntry{ObjectMeta: trimMeta(o.ObjectMeta)}
-		if p, ok := store.ToPod(o); ok {
-			e.Pod = p
+	case *entry[R]:
+		return o, nil
+	case T:
+		e := &entry[R]{}
+		if r, ok := s.convert(o); ok {
+			if s.shared != nil {
+				r = s.shared(r)
+			}
+			e.rec, e.ok = r, true
 		}
 		return e, nil
-	case *corev1.Namespace:
-		return &corev1.Namespace{ObjectMeta: trimMeta(o.ObjectMeta)}, nil
 	}
-	return obj, nil // tombstones and anything else pass through
+	return nil, fmt.Errorf("apisource %s: unexpected object %T", s.kindName, obj)
 }
 
-// PodEntry is what the pod informer keeps of a Pod: the metadata the
-// informer itself needs and the store's record of the pod, which the store
-// shares (nil when DNS has no use for the pod: no IP yet, or terminating).
-// Pods are most of a cluster's objects, and even a trimmed corev1.Pod is a
-// 1.2 KB struct; an entry is about a quarter of that.
-type PodEntry struct {
-	metav1.ObjectMeta // name, namespace, UID, resourceVersion, deletion timestamp
-	Pod               *store.Pod
+// Add and Update write a watch event's object to the store.
+func (s *sink[T, R, L, I]) Add(obj any) error { return s.Update(obj) }
+
+func (s *sink[T, R, L, I]) Update(obj any) error {
+	o, ok := obj.(T)
+	if !ok {
+		return fmt.Errorf("apisource %s: unexpected object %T", s.kindName, obj)
+	}
+	if r, ok := s.convert(o); ok {
+		s.upsert(r)
+		if s.after != nil {
+			s.after(o)
+		}
+	} else {
+		s.del(o.GetNamespace(), o.GetName()) // terminating, no IP, unusable
+	}
+	return nil
 }
 
-// GetObjectKind implements runtime.Object.
-func (e *PodEntry) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
-
-// DeepCopyObject implements runtime.Object. The store's record is never
-// modified once made, so the copy shares it.
-func (e *PodEntry) DeepCopyObject() runtime.Object {
-	return &PodEntry{ObjectMeta: *e.ObjectMeta.DeepCopy(), Pod: e.Pod}
+// Delete removes a watch event's object from the store.
+func (s *sink[T, R, L, I]) Delete(obj any) error {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	o, ok := obj.(T)
+	if !ok {
+		return fmt.Errorf("apisource %s: unexpected object %T", s.kindName, obj)
+	}
+	s.del(o.GetNamespace(), o.GetName())
+	return nil
 }
 
-func trimMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
-		DeletionTimestamp: m.DeletionTimestamp}
+// Replace makes list (entries of a streaming list or of listPaged, or API
+// objects) the whole content of the kind in the store.
+func (s *sink[T, R, L, I]) Replace(list []any, _ string) error {
+	recs := make([]R, 0, len(list))
+	for i, obj := range list {
+		e, err := s.transform(obj)
+		if err != nil {
+			return err
+		}
+		if en := e.(*entry[R]); en.ok {
+			recs = append(recs, en.rec)
+		}
+		list[i] = nil // the reflector hands the list over: let it go as it is consumed
+	}
+	s.replace(recs)
+	s.once.Do(func() { close(s.done) })
+	return nil
+}
+
+// entryList is a list of entries, what listPaged returns to the reflector.
+type entryList struct {
+	metav1.TypeMeta
+	metav1.ListMeta
+	Items []runtime.Object
+}
+
+func (l *entryList) DeepCopyObject() runtime.Object { return l }
+
+func (s *sink[T, R, L, I]) listWatch() cache.ListerWatcher {
+	return &cache.ListWatch{
+		ListWithContextFunc:  s.listPaged,
+		WatchFuncWithContext: s.watch,
+	}
+}
+
+// listPaged lists the kind a page at a time, converting each page before
+// the next is fetched: only one page of API objects is ever held. (The
+// reflector's own pager would gather every page into one list first.)
+func (s *sink[T, R, L, I]) listPaged(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+	out := &entryList{}
+	opts.Limit = pageSize
+	switch {
+	case opts.ResourceVersion == "0":
+		// The API server's watch cache answers a list at "any version"
+		// whole, ignoring the limit; the reflector asks for that on its
+		// first list. Ask for the current state instead, which is paged.
+		opts.ResourceVersion = ""
+	case opts.ResourceVersion != "" && opts.ResourceVersionMatch == "":
+		// A relist asks for a state not older than the last one seen; with
+		// a limit and no match, a resourceVersion means exactly that
+		// version (the legacy rule), an old state whose watch the API
+		// server may refuse as too old, relisting forever (seen across a
+		// restart, whose watch cache starts at etcd's current revision).
+		opts.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
+	}
+	for {
+		l, err := s.list(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		pagesListed.Add(1)
+		items, meta := s.items(l)
+		for i := range items {
+			o, ok := any(&items[i]).(T)
+			if !ok {
+				return nil, fmt.Errorf("apisource %s: list item %T", s.kindName, &items[i])
+			}
+			e, _ := s.transform(o)
+			out.Items = append(out.Items, e.(*entry[R]))
+		}
+		if meta.Continue == "" {
+			out.ResourceVersion = meta.ResourceVersion
+			return out, nil
+		}
+		opts.Continue = meta.Continue
+		opts.ResourceVersion, opts.ResourceVersionMatch = "", "" // a continuation names its own
+	}
 }

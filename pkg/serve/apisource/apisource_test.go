@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientfeatures "k8s.io/client-go/features"
+	clientfeaturestesting "k8s.io/client-go/features/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/poddns/poddns/internal/testenv"
@@ -22,38 +24,6 @@ import (
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
-
-func TestTrim(t *testing.T) {
-	ready := true
-	port := int32(80)
-	in := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", ResourceVersion: "7",
-			Labels:        map[string]string{discoveryv1.LabelServiceName: "web", "app": "x"},
-			Annotations:   map[string]string{"big": "annotation"},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Port: &port}},
-		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "p"}, NodeName: new(string)}},
-	}
-	out, err := apisource.Trim(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl := out.(*discoveryv1.EndpointSlice)
-	if len(sl.ManagedFields) != 0 || len(sl.Annotations) != 0 || len(sl.Labels) != 1 || sl.Endpoints[0].TargetRef != nil || sl.Endpoints[0].NodeName != nil {
-		t.Errorf("Trim kept too much: %+v", sl)
-	}
-	if sl.ResourceVersion != "7" || sl.Name != "s" || *sl.Endpoints[0].Conditions.Ready != true || *sl.Ports[0].Port != 80 {
-		t.Errorf("Trim lost what DNS or the informer needs: %+v", sl)
-	}
-	// What DNS reads is the same before and after trimming.
-	a, _ := store.ToEndpointSlice(in)
-	b, _ := store.ToEndpointSlice(sl)
-	if a.Name != b.Name || a.Service != b.Service || len(a.Endpoints) != len(b.Endpoints) || a.Endpoints[0].Ready != b.Endpoints[0].Ready {
-		t.Errorf("ToEndpointSlice differs after Trim: %+v vs %+v", a, b)
-	}
-}
 
 // pollAnswer queries until check accepts the reply, at most 10s; it
 // returns how long that took.
@@ -73,10 +43,26 @@ func pollAnswer(t *testing.T, addr string, q *dns.Msg, check func(*dns.Msg) bool
 }
 
 // TestAPISource runs the source against a real API server: SERVFAIL until
-// synced, then Services, EndpointSlices and Namespaces created, changed and
-// deleted through the API show in the answers. It logs the time from API
-// write to changed answer, as the client sees it.
+// synced, then Services, EndpointSlices, Pods and Namespaces created, changed
+// and deleted through the API show in the answers. It logs the time from API
+// write to changed answer, as the client sees it. It runs twice: with
+// client-go's streaming lists (WatchList, which kube-apiserver serves: no
+// page is listed) and with WatchList off, as against an API server without
+// it (paged lists, pages of 2 objects here, converted page by page).
 func TestAPISource(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		watchList bool
+	}{{"watchlist", true}, {"paged list", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clientfeaturestesting.SetFeatureDuringTest(t, clientfeatures.WatchListClient, tc.watchList)
+			t.Cleanup(apisource.SetPageSize(2))
+			testAPISource(t, tc.watchList)
+		})
+	}
+}
+
+func testAPISource(t *testing.T, watchList bool) {
 	env := testenv.Start(t)
 	ctx := t.Context()
 	c := env.Client
@@ -89,6 +75,23 @@ func TestAPISource(t *testing.T) {
 	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dns"}})
 	mustCreate(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "dns"},
 		Spec: corev1.ServiceSpec{ClusterIP: "10.96.5.5", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
+	for _, n := range []string{"a", "b", "c"} { // more than a page of 2
+		mustCreate(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "extra-" + n, Namespace: "dns"},
+			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}})
+	}
+	// A pod with an IP is a record; one without (not yet scheduled) is not.
+	for _, n := range []string{"p1", "p2"} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: "dns"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+		mustCreate(p)
+		if n == "p1" {
+			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.9.1", PodIPs: []corev1.PodIP{{IP: "10.244.9.1"}}}
+			if err := c.Status().Update(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pagesBefore := apisource.PagesListed()
 
 	st := store.New()
 	h, err := cluster.New(cluster.Options{Store: st, Next: serve.Refused})
@@ -115,6 +118,23 @@ func TestAPISource(t *testing.T) {
 	}
 	dnstest.Check(t, dnstest.Case{Qname: q.Question[0].Name, Qtype: dns.TypeA,
 		Answer: dnstest.RRs("web.dns.svc.cluster.local. 30 IN A 10.96.5.5")}, dnstest.Exchange(t, addr, "tcp", q))
+	n := st.Snapshot().Counts()
+	if n.Services != 5 || n.Pods != 1 || n.Namespaces < 5 { // 4 + default's kubernetes; the namespaces of the API server and dns
+		t.Errorf("synced counts %+v, want 5 Services, 1 Pod (the one with an IP), at least 5 namespaces", n)
+	}
+	pages := apisource.PagesListed() - pagesBefore
+	// With WatchList on, the initial state is streamed (no page) if the API
+	// server can: kube-apiserver refuses it over etcd 3.4.23 (no
+	// RequestWatchProgress), and then the source falls back to paged
+	// lists as with WatchList off.
+	switch {
+	case watchList && pages == 0:
+		t.Log("initial state streamed (WatchList)")
+	case pages < 4+3+1:
+		t.Errorf("%d pages listed, want the 4 kinds in pages of 2 (Services and namespaces: 3 each)", pages)
+	default:
+		t.Logf("initial state listed in %d pages of 2", pages)
+	}
 
 	// A new headless Service with an EndpointSlice.
 	mustCreate(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "dns"},
@@ -149,43 +169,6 @@ func TestAPISource(t *testing.T) {
 	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}})
 	lat = pollAnswer(t, addr, nsq, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess })
 	t.Logf("create Namespace -> NODATA: %s", lat)
-}
-
-// TestTrimPod: a trimmed pod keeps what search completion reads: UID,
-// phase, hostNetwork and the DNS fields.
-func TestTrimPod(t *testing.T) {
-	ndots := "2"
-	in := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1", ResourceVersion: "3", Labels: map[string]string{"app": "x"}},
-		Spec: corev1.PodSpec{DNSPolicy: corev1.DNSNone, Containers: []corev1.Container{{Name: "c", Image: "i"}},
-			DNSConfig: &corev1.PodDNSConfig{Nameservers: []string{"10.0.0.10"}, Searches: []string{"corp.example"},
-				Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: &ndots}}}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}}},
-	}
-	out, err := apisource.Trim(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := out.(*apisource.PodEntry)
-	if len(e.Labels) != 0 || e.Name != "p" || e.Namespace != "ns" || e.ResourceVersion != "3" {
-		t.Errorf("Trim kept too much or lost the informer's metadata: %+v", e.ObjectMeta)
-	}
-	a, _ := store.ToPod(in)
-	b := e.Pod
-	if b == nil || !reflect.DeepEqual(a, b) || b.UID != "u1" || b.Phase != corev1.PodRunning || b.DNSPolicy != corev1.DNSNone || b.DNSConfig == nil {
-		t.Errorf("the entry's pod differs from ToPod: %+v vs %+v", a, b)
-	}
-	// A copy (the informer may make one) shares the record, not the metadata.
-	c := e.DeepCopyObject().(*apisource.PodEntry)
-	if c.Pod != e.Pod || &c.ObjectMeta == &e.ObjectMeta || c.Name != "p" {
-		t.Errorf("DeepCopyObject = %+v", c)
-	}
-	// A pod without an IP, or terminating, is kept without a record.
-	in.Status.PodIP, in.Status.PodIPs = "", nil
-	out, _ = apisource.Trim(in)
-	if e := out.(*apisource.PodEntry); e.Pod != nil || e.Name != "p" {
-		t.Errorf("Trim of a pod without IP = %+v, want an entry without a record", e)
-	}
 }
 
 // TestAPISourceNodeName: with NodeName the store holds only the pods
