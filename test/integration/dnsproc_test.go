@@ -50,8 +50,18 @@ func (s *syncBuffer) String() string {
 // and waited for); its output is logged if the test failed.
 func startProcess(t *testing.T, name, path string, args ...string) *exec.Cmd {
 	t.Helper()
+	return startProcessWith(t, name, path, nil, args...)
+}
+
+// startProcessWith is startProcess with setup (if not nil) adjusting the
+// command before it starts (its environment, say).
+func startProcessWith(t *testing.T, name, path string, setup func(*exec.Cmd), args ...string) *exec.Cmd {
+	t.Helper()
 	out := &syncBuffer{}
 	cmd := exec.Command(path, args...)
+	if setup != nil {
+		setup(cmd)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)

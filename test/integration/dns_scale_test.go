@@ -1,0 +1,567 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+	"github.com/poddns/poddns/pkg/serve/sizing"
+)
+
+// The scale of TestDNSScaleAPIRestart: about 20k objects, most of them
+// Pods as in a real cluster, filled in well under 90 s on two shared cores.
+const (
+	scaleNamespaces = 20
+	scaleServices   = 1500 // ClusterIP
+	scaleHeadless   = 1000 // headless, one EndpointSlice of 3 ready endpoints each
+	scalePods       = 16500
+)
+
+// TestDNSScaleAPIRestart is issue 15's memory test: a real API server filled
+// with ~20k objects (parallel creates, no client-side throttling), dnsd
+// watching it with pods on (verified pod records: the pod watch, as with
+// completion), then kube-apiserver stopped and started again under it.
+// It asserts that
+//   - the store never empties: a sample of Services, headless endpoints and
+//     pod PTRs answers correctly before, during and after the restart
+//     (never NXDOMAIN, SERVFAIL or a timeout), and a Service created after
+//     the restart shows;
+//   - dnsd's RSS once synced and its peak RSS (VmHWM) across the restart and
+//     the relist that follows stay under sizing.BoundMB for this many Pods and
+//     Services: the sizing formula deploy/ sizes its memory limit with.
+//
+// The dnsd process runs without GOMEMLIMIT or GOGC (Go's defaults), so the
+// bound holds without the deployment's soft limit.
+func TestDNSScaleAPIRestart(t *testing.T) {
+	testStart := time.Now()
+	certDir := t.TempDir()
+	etcdDir := tmpfsDir(t, "poddns-scale-etcd-")
+	env := testenv.Start(t, func(e *envtest.Environment) {
+		e.ControlPlane.GetAPIServer().CertDir = certDir
+		e.ControlPlaneStopTimeout = 5 * time.Second // see TestDNSAPIServerRestart
+		if e.ControlPlane.Etcd == nil {
+			e.ControlPlane.Etcd = &envtest.Etcd{}
+		}
+		// The fill is bound by etcd's fsyncs on a disk; on tmpfs it is bound
+		// by the API server's CPU.
+		e.ControlPlane.Etcd.DataDir = etcdDir
+	})
+	cs := fastClient(t, env.Config)
+
+	fillStart := time.Now()
+	scaleFill(t, cs)
+	fillTime := time.Since(fillStart)
+	objects := scaleNamespaces + scaleServices + 2*scaleHeadless + scalePods
+	t.Logf("filled %d objects (%d Services, %d Pods) in %s (%.0f objects/s)", objects, scaleServices+scaleHeadless, scalePods,
+		fillTime.Round(time.Millisecond), float64(objects)/fillTime.Seconds())
+	if fillTime > 90*time.Second {
+		// Not a failure: speed is for benchmarks, and the machine is shared.
+		t.Logf("the fill took %s, more than its 90 s budget (a busy machine?)", fillTime.Round(time.Second))
+	}
+
+	// dnsd with pods on, its profiles on loopback for the heap figures.
+	addr, health, pprofAddr := loopback(freePort(t)), loopback(freePort(t)), loopback(freePort(t))
+	cmd := startProcessEnv(t, "dnsd", buildDnsd(t), []string{"GOGC=", "GOMEMLIMIT="},
+		"--kubeconfig", writeKubeconfig(t, env, "dnsd-scale"), "--listen", addr, "--udp-sockets", "1",
+		"--health-listen", health, "--metrics-listen", health, "--pprof-listen", pprofAddr, "--lameduck", "0s", "--pods", "verified")
+	syncStart := time.Now()
+	waitHTTP(t, "http://"+health+"/ready", 90*time.Second)
+	t.Logf("dnsd ready %s after start", time.Since(syncStart).Round(time.Millisecond))
+	pid := cmd.Process.Pid
+
+	// A sample of the names, spread over the objects.
+	type check struct {
+		q    *dns.Msg
+		want []dns.RR
+	}
+	var checks []check
+	for i := 0; i < scaleServices; i += scaleServices / 20 {
+		n := fmt.Sprintf("svc-%d.%s.svc.cluster.local.", i, scaleNS(i))
+		checks = append(checks, check{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(n + " 30 IN A " + scaleServiceIP(i))})
+	}
+	for i := 0; i < scaleHeadless; i += scaleHeadless / 10 {
+		n := fmt.Sprintf("hl-%d.%s.svc.cluster.local.", i, scaleNS(i))
+		checks = append(checks, check{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(
+			n+" 30 IN A "+scaleEndpointIP(i, 0), n+" 30 IN A "+scaleEndpointIP(i, 1), n+" 30 IN A "+scaleEndpointIP(i, 2))})
+	}
+	for i := 0; i < scalePods; i += scalePods / 20 {
+		n := strings.ReplaceAll(scalePodIP(i), ".", "-") + "." + scaleNS(i) + ".pod.cluster.local."
+		checks = append(checks, check{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(n + " 30 IN A " + scalePodIP(i))})
+	}
+	last := scalePods - 1
+	lastPod := strings.ReplaceAll(scalePodIP(last), ".", "-") + "." + scaleNS(last) + ".pod.cluster.local."
+	checks = append(checks, check{dnstest.Query(lastPod, dns.TypeA, 0), dnstest.RRs(lastPod + " 30 IN A " + scalePodIP(last))})
+	for _, ch := range checks {
+		pollAnswer(t, addr, ch.q, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess && dnstest.Diff(m.Answer, ch.want) == "" })
+	}
+
+	settled := memOf(t, pid)
+	heap := heapOf(t, pprofAddr)
+	t.Logf("dnsd once synced: RSS %.1f MB (peak so far %.1f MB), Go heap in use %.1f MB", settled.rss, settled.hwm, heap)
+	bound := sizing.BoundMB(sizing.Cluster{Pods: scalePods, Services: scaleServices + scaleHeadless})
+	if settled.rss > bound {
+		t.Errorf("RSS once synced %.1f MB > %.1f MB, sizing.BoundMB for %d Pods and %d Services", settled.rss, bound, scalePods, scaleServices+scaleHeadless)
+	}
+	resetPeak(t, pid)
+
+	// The query loop, for the whole restart (hard cap loopCap).
+	const loopCap = 150 * time.Second
+	var (
+		phase    atomic.Int32
+		counts   [numPhases]loopCounts
+		failMu   sync.Mutex
+		failures []string
+		wg       sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	loopEnd := time.Now().Add(loopCap)
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+			for i := g; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if time.Now().After(loopEnd) {
+					return
+				}
+				ch := checks[i%len(checks)]
+				p := phase.Load()
+				n := &counts[p]
+				m, _, err := cl.Exchange(ch.q.Copy(), addr)
+				var bad string
+				switch {
+				case err != nil:
+					n.errors.Add(1)
+					bad = err.Error()
+				case m.Rcode == dns.RcodeNameError:
+					n.nxdomain.Add(1)
+					bad = "NXDOMAIN"
+				case m.Rcode == dns.RcodeServerFailure:
+					n.servfail.Add(1)
+					bad = "SERVFAIL"
+				case m.Rcode != dns.RcodeSuccess:
+					n.otherRcode.Add(1)
+					bad = dns.RcodeToString[m.Rcode]
+				case dnstest.Diff(m.Answer, ch.want) != "":
+					n.wrong.Add(1)
+					bad = "wrong answer:\n" + dnstest.Diff(m.Answer, ch.want)
+				default:
+					n.ok.Add(1)
+				}
+				if bad != "" {
+					failMu.Lock()
+					if len(failures) < 20 {
+						failures = append(failures, fmt.Sprintf("[%s] %s: %s", phaseNames[p], ch.q.Question[0].Name, bad))
+					}
+					failMu.Unlock()
+				}
+				time.Sleep(2 * time.Millisecond) // pace the load, ~500 qps per client at most
+			}
+		}()
+	}
+	stopLoop := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopLoop)
+
+	time.Sleep(time.Second)
+	as := env.Environment.ControlPlane.GetAPIServer()
+	phase.Store(phaseStopping)
+	t0 := time.Now()
+	if err := as.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		t.Fatalf("stopping kube-apiserver: %v", err)
+	}
+	waitPortFree(t, as.SecureServing.Address+":"+as.SecureServing.Port, as.StopTimeout+10*time.Second)
+	phase.Store(phaseDown)
+	down := time.Now()
+	time.Sleep(2 * time.Second) // the outage
+	if err := as.Start(); err != nil {
+		t.Fatalf("restarting kube-apiserver: %v", err)
+	}
+	phase.Store(phaseAfter)
+	restarted := time.Now()
+	t.Logf("kube-apiserver stopped in %s, down %s", down.Sub(t0).Round(time.Millisecond), restarted.Sub(down).Round(time.Millisecond))
+
+	// A Service created after the restart shows once every watch has
+	// resumed (the reflectors' backoff, then a relist: the API server's
+	// watch cache starts empty).
+	late := "late." + scaleNS(0) + ".svc.cluster.local."
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	_, err := cs.CoreV1().Services(scaleNS(0)).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.101.0.1", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}, metav1.CreateOptions{})
+	cancel()
+	if err != nil {
+		t.Fatalf("creating a Service after the restart: %v", err)
+	}
+	created := time.Now()
+	lateQ, lateWant := dnstest.Query(late, dns.TypeA, 0), dnstest.RRs(late+" 30 IN A 10.101.0.1")
+	for {
+		m, err := exchange(addr, "udp", lateQ)
+		if err == nil && m.Rcode == dns.RcodeSuccess && dnstest.Diff(m.Answer, lateWant) == "" {
+			break
+		}
+		if time.Since(created) > 90*time.Second {
+			t.Fatalf("%s not answered 90 s after its creation after the restart", late)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the watches' resumption, bounded above
+	}
+	t.Logf("new Service answered %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	// The pod watch relists too; wait until a pod created after the
+	// restart shows, so that the peak covers every resource's relist.
+	if err := scaleCreatePod(t.Context(), cs, scaleNS(0), "late-pod", "10.127.255.254"); err != nil {
+		t.Fatalf("creating a Pod after the restart: %v", err)
+	}
+	latePod := "10-127-255-254." + scaleNS(0) + ".pod.cluster.local."
+	pollAnswerWithin(t, addr, dnstest.Query(latePod, dns.TypeA, 0), 90*time.Second, func(m *dns.Msg) bool {
+		return m.Rcode == dns.RcodeSuccess && dnstest.Diff(m.Answer, dnstest.RRs(latePod+" 30 IN A 10.127.255.254")) == ""
+	})
+	t.Logf("new Pod answered %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	time.Sleep(2 * time.Second) // the relists' garbage collected, as it would be under load
+	stopLoop()
+
+	after := memOf(t, pid)
+	t.Logf("dnsd across the restart: peak RSS %.1f MB (%.2f× its RSS once synced), RSS after %.1f MB, Go heap in use %.1f MB; bound %.1f MB",
+		after.hwm, after.hwm/settled.rss, after.rss, heapOf(t, pprofAddr), bound)
+	for p := range numPhases {
+		n := &counts[p]
+		t.Logf("%-13s answered correctly %6d, NXDOMAIN %d, SERVFAIL %d, other rcode %d, wrong %d, errors/timeouts %d",
+			phaseNames[p], n.ok.Load(), n.nxdomain.Load(), n.servfail.Load(), n.otherRcode.Load(), n.wrong.Load(), n.errors.Load())
+	}
+	if after.hwm > bound {
+		t.Errorf("peak RSS across the API-server restart %.1f MB > %.1f MB, sizing.BoundMB for %d Pods and %d Services",
+			after.hwm, bound, scalePods, scaleServices+scaleHeadless)
+	}
+	if counts[phaseDown].ok.Load() == 0 || counts[phaseAfter].ok.Load() == 0 {
+		t.Error("the query loop had no correct answer while the API server was down or after it came back")
+	}
+	failMu.Lock()
+	for _, f := range failures {
+		t.Error(f)
+	}
+	failMu.Unlock()
+	t.Logf("test took %s", time.Since(testStart).Round(time.Second))
+}
+
+func scaleNS(i int) string { return fmt.Sprintf("scale-%d", i%scaleNamespaces) }
+
+// addrAt is base plus n.
+func addrAt(base string, n int) string {
+	a := netip.MustParseAddr(base).As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) + uint32(n)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+// ClusterIPs are set, not allocated (the API server allocates them several
+// times slower under concurrent creates); pods and endpoints get addresses
+// of their own ranges.
+func scaleServiceIP(i int) string     { return addrAt("10.100.0.1", i) }
+func scaleEndpointIP(i, k int) string { return addrAt("10.32.0.1", 3*i+k) }
+func scalePodIP(i int) string         { return addrAt("10.64.0.1", i) }
+
+// fastClient is a protobuf clientset without client-side throttling.
+func fastClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = 1e6, 1e6
+	c.ContentType = "application/vnd.kubernetes.protobuf"
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// scaleFill creates the namespaces, then at once the Services, the headless
+// Services with their EndpointSlices, and Running Pods with their IPs, each
+// kind from a bounded pool of concurrent writers.
+func scaleFill(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var errs []string
+	step := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
+		s := time.Now()
+		if err := parallelCreate(ctx, n, workers, fn); err != nil {
+			errMu.Lock()
+			errs = append(errs, fmt.Sprintf("fill %s: %v", what, err))
+			errMu.Unlock()
+			return
+		}
+		t.Logf("fill: %d %s in %s (%.0f/s)", n, what, time.Since(s).Round(time.Millisecond), float64(n)/time.Since(s).Seconds())
+	}
+	// The kinds after the namespaces are filled at once: the Pods (two
+	// writes each) take longest.
+	async := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
+		wg.Add(1)
+		go func() { defer wg.Done(); step(what, n, workers, fn) }()
+	}
+	defer func() {
+		wg.Wait()
+		if len(errs) > 0 {
+			t.Fatal(strings.Join(errs, "\n"))
+		}
+	}()
+	step("namespaces", scaleNamespaces, 8, func(ctx context.Context, i int) error {
+		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: scaleNS(i)}}, metav1.CreateOptions{})
+		return err
+	})
+	port := []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}
+	async("ClusterIP Services", scaleServices, 8, func(ctx context.Context, i int) error {
+		_, err := cs.CoreV1().Services(scaleNS(i)).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i)},
+			Spec: corev1.ServiceSpec{ClusterIP: scaleServiceIP(i), Ports: port}}, metav1.CreateOptions{})
+		return err
+	})
+	ready := true
+	async("headless Services and EndpointSlices", scaleHeadless, 8, func(ctx context.Context, i int) error {
+		ns, name := scaleNS(i), fmt.Sprintf("hl-%d", i)
+		_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: port}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		var eps []discoveryv1.Endpoint
+		for k := range 3 {
+			eps = append(eps, discoveryv1.Endpoint{Addresses: []string{scaleEndpointIP(i, k)}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+		}
+		pn, proto, pp := "http", corev1.ProtocolTCP, int32(80)
+		_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
+			Ports: []discoveryv1.EndpointPort{{Name: &pn, Protocol: &proto, Port: &pp}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	async("Pods (create, then status.podIP)", scalePods, 48, func(ctx context.Context, i int) error {
+		return scaleCreatePod(ctx, cs, scaleNS(i), fmt.Sprintf("pod-%d", i), scalePodIP(i))
+	})
+}
+
+// scaleCreatePod creates a Running Pod with address ip (envtest has no
+// kubelet: the status is written through the status subresource).
+func scaleCreatePod(ctx context.Context, cs kubernetes.Interface, ns, name, ip string) error {
+	p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}, NodeName: "scale-node"},
+	}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		p, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	}
+	if err != nil {
+		return err
+	}
+	if p.Status.PodIP == ip {
+		return nil
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.PodIP = ip
+	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+	_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	return err
+}
+
+// parallelCreate runs fn(i) for i in [0, n) on workers goroutines; the first
+// error stops it. A call is retried a few times with backoff (the API server
+// may shed load); AlreadyExists counts as done.
+func parallelCreate(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				var err error
+				for try := range 6 {
+					if err = fn(ctx, i); err == nil || apierrors.IsAlreadyExists(err) {
+						err = nil
+						break
+					}
+					time.Sleep(time.Duration(100<<try) * time.Millisecond) // backing off a loaded API server
+				}
+				if err != nil {
+					errc <- fmt.Errorf("item %d: %w", i, err)
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// tmpfsDir is a fresh directory on /dev/shm when there is one (else a
+// temporary directory), removed when the test ends.
+func tmpfsDir(t *testing.T, prefix string) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/dev/shm", prefix)
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) }) // registered first: runs after the control plane stops
+	return d
+}
+
+// startProcessEnv is startProcess with env added to the test's environment
+// ("NAME=" unsets NAME).
+func startProcessEnv(t *testing.T, name, path string, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	return startProcessWith(t, name, path, func(c *exec.Cmd) {
+		c.Env = os.Environ()
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			c.Env = dropEnv(c.Env, k)
+			if v != "" {
+				c.Env = append(c.Env, kv)
+			}
+		}
+	}, args...)
+}
+
+func dropEnv(env []string, key string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// procMem is a process's resident memory in MB (MiB).
+type procMem struct{ rss, hwm float64 }
+
+// memOf reads VmRSS and VmHWM (the peak since the last resetPeak) of pid.
+func memOf(t *testing.T, pid int) procMem {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var m procMem
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		if err != nil {
+			t.Fatalf("/proc/%d/status %s: %v", pid, k, err)
+		}
+		if k == "VmRSS" {
+			m.rss = kb / 1024
+		} else {
+			m.hwm = kb / 1024
+		}
+	}
+	if m.rss == 0 || m.hwm == 0 {
+		t.Fatalf("/proc/%d/status: no VmRSS or VmHWM", pid)
+	}
+	return m
+}
+
+// resetPeak resets pid's VmHWM to its current RSS (clear_refs 5).
+func resetPeak(t *testing.T, pid int) {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		t.Fatalf("resetting the peak RSS of dnsd: %v", err)
+	}
+}
+
+// heapOf is the Go heap in use (HeapInuse) of the process serving pprof at
+// addr, in MB, after a GC.
+func heapOf(t *testing.T, addr string) float64 {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "# HeapInuse = "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n / (1 << 20)
+		}
+	}
+	t.Fatal("heap profile without HeapInuse")
+	return 0
+}
+
+// waitPortFree waits until hostPort can be listened on again (a killed
+// process is gone), at most limit.
+func waitPortFree(t *testing.T, hostPort string, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		l, err := net.Listen("tcp", hostPort)
+		if err == nil {
+			l.Close()
+			return
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s still in use %s after the stop: %v", hostPort, limit, err)
+		}
+		time.Sleep(20 * time.Millisecond) // waiting for a killed process to exit, bounded above
+	}
+}
+
+// pollAnswerWithin is pollAnswer with a limit of its own.
+func pollAnswerWithin(t *testing.T, addr string, q *dns.Msg, limit time.Duration, ok func(*dns.Msg) bool) {
+	t.Helper()
+	start := time.Now()
+	for {
+		m, err := exchange(addr, "udp", q)
+		if err == nil && ok(m) {
+			return
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%s: no expected answer after %s (err %v):\n%v", q.Question[0].Name, limit, err, m)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a watch's resumption, bounded above
+	}
+}
