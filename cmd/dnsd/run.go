@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/poddns/poddns/pkg/memlimit"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 )
 
@@ -42,6 +43,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Si
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	// client-go logs through klog: send it to the same structured log.
 	klog.SetSlogLogger(log.With("component", "client-go"))
+	// The Go heap sized to the container (GOMEMLIMIT from its memory
+	// limit; see pkg/memlimit). A limit that cannot be read leaves Go's
+	// default: serving DNS matters more.
+	if r, err := memlimit.Set(memlimit.Options{}); err != nil {
+		log.Error("memory limit not applied", "err", err)
+	} else if r.Source != "" {
+		log.Info("Go memory limit", "limit", r.Limit, "source", r.Source, "softLimit", r.SoftLimit)
+	}
 
 	d, err := daemon.New(cfg, daemon.Options{Logger: log, Registry: prometheus.NewRegistry()})
 	if err != nil {
