@@ -1,10 +1,13 @@
 package deploy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -123,6 +126,53 @@ func TestChecksCatchBreakage(t *testing.T) {
 			f := false
 			dnsd(r).Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
 		}, "readOnlyRootFilesystem is not true"},
+		{"webhook down to one replica", "base", checkSecurity, func(r *rendering) {
+			d, _ := find[deployment](r, systemNamespace, webhookName)
+			d.Spec.Replicas = nil
+		}, "replicas unset (1) and no autoscaler targets it"},
+		{"dnsd sets replicas under its autoscaler", "base", checkAutoscaling, func(r *rendering) {
+			d, _ := find[deployment](r, systemNamespace, dnsdName)
+			two := int32(2)
+			d.Spec.Replicas = &two
+		}, "sets spec.replicas"},
+		{"autoscaler targets a missing Deployment", "base", checkAutoscaling, func(r *rendering) {
+			autoscalerArg(r, "--target=", "--target=deployment/coredns")
+		}, "deployment/coredns is not in the render"},
+		{"autoscaler reads a missing ConfigMap", "replace-coredns", checkAutoscaling, func(r *rendering) {
+			autoscalerArg(r, "--configmap=", "--configmap=dns-autoscaler")
+		}, "--configmap dns-autoscaler is not in the render"},
+		{"autoscaler floor of one replica", "base", checkAutoscaling, func(r *rendering) {
+			cm, _ := find[configMap](r, systemNamespace, autoscalerName)
+			cm.Data["linear"] = strings.Replace(cm.Data["linear"], `"min":2`, `"min":1`, 1)
+		}, "want min >= 2"},
+		{"autoscaler parameter misspelt", "base", checkAutoscaling, func(r *rendering) {
+			cm, _ := find[configMap](r, systemNamespace, autoscalerName)
+			cm.Data["linear"] = strings.Replace(cm.Data["linear"], "nodesPerReplica", "nodesPerReplicas", 1)
+		}, `unknown field "nodesPerReplicas"`},
+		{"autoscaler may not update the scale", "base", checkAutoscaling, func(r *rendering) {
+			role, _ := find[*rbacv1.Role](r, systemNamespace, autoscalerName)
+			for i := range role.Rules {
+				role.Rules[i].Verbs = slices.DeleteFunc(role.Rules[i].Verbs, func(v string) bool { return v == "update" })
+			}
+		}, "may not get and update the scale of deployment poddns-system/poddns-dnsd"},
+		{"autoscaler may not count nodes", "base", checkAutoscaling, func(r *rendering) {
+			b, _ := find[*rbacv1.ClusterRoleBinding](r, "", autoscalerName)
+			b.Subjects[0].Namespace = "kube-system"
+		}, "may not list and watch nodes"},
+		{"dnsd memory limit below the formula", "base", checkDNSDMemory, func(r *rendering) {
+			dnsd(r).Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("256Mi")
+		}, "< 303 MB"},
+		{"dnsd told another container's limit", "base", checkDNSDMemory, func(r *rendering) {
+			for _, e := range dnsd(r).Containers[0].Env {
+				if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
+					e.ValueFrom.ResourceFieldRef.ContainerName = "sidecar"
+				}
+			}
+		}, "is not its own limits.memory"},
+		{"dnsd Service without same-zone preference", "base", checkAutoscaling, func(r *rendering) {
+			s, _ := find[service](r, systemNamespace, dnsdName)
+			s.Spec.TrafficDistribution = nil
+		}, "trafficDistribution"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
@@ -143,5 +193,21 @@ func TestChecksCatchBreakage(t *testing.T) {
 			}
 			t.Errorf("broken %s: got %q, want a message containing %q", tt.overlay, msgs, tt.want)
 		})
+	}
+}
+
+// autoscalerName is the cluster-proportional-autoscaler's Deployment,
+// ConfigMap and RBAC objects in deploy/.
+const autoscalerName = "poddns-dnsd-autoscaler"
+
+// autoscalerArg replaces the autoscaler container's argument starting with
+// prefix by arg.
+func autoscalerArg(r *rendering, prefix, arg string) {
+	d, _ := find[deployment](r, systemNamespace, autoscalerName)
+	args := d.Spec.Template.Spec.Containers[0].Args
+	for i, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			args[i] = arg
+		}
 	}
 }

@@ -88,6 +88,8 @@ func TestDeploy(t *testing.T) {
 		{"policies ConfigMap", checkPolicies},
 		{"dnsd cluster DNS address", checkDNSAddress},
 		{"security context", checkSecurity},
+		{"autoscaling and traffic distribution", checkAutoscaling},
+		{"dnsd memory sized by the formula", checkDNSDMemory},
 	}
 	for _, r := range renderings {
 		t.Run(r.name, func(t *testing.T) {
@@ -892,7 +894,10 @@ func checkDNSAddress(_ *testing.T, r *rendering, _ binaries) []string {
 // checkSecurity: every container runs non-root, read-only, without
 // privilege escalation, with every capability dropped but
 // NET_BIND_SERVICE, under RuntimeDefault seccomp, with resource requests;
-// each Deployment has 2+ replicas and a PodDisruptionBudget.
+// each Deployment in a request's path has 2+ replicas (or leaves them to an
+// autoscaler, whose floor of 2 checkAutoscaling holds), a
+// PodDisruptionBudget and pod anti-affinity. The autoscaler itself is in no
+// request's path and runs one replica.
 func checkSecurity(_ *testing.T, r *rendering, _ binaries) []string {
 	var msgs []string
 	pdbs := map[string]bool{}
@@ -901,19 +906,24 @@ func checkSecurity(_ *testing.T, r *rendering, _ binaries) []string {
 			pdbs[o.u.GetName()] = true
 		}
 	}
+	scaled := autoscaled(r)
 	for _, d := range all[deployment](r) {
 		ps := d.Spec.Template.Spec
-		if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
-			msgs = append(msgs, fmt.Sprintf("Deployment %s: fewer than 2 replicas", d.Name))
-		}
-		if !pdbs[d.Name] {
-			msgs = append(msgs, fmt.Sprintf("Deployment %s: no PodDisruptionBudget of the same name", d.Name))
+		if !isAutoscaler(d) {
+			if d.Spec.Replicas == nil && !scaled[key(d.Namespace, d.Name)] {
+				msgs = append(msgs, fmt.Sprintf("Deployment %s: replicas unset (1) and no autoscaler targets it", d.Name))
+			} else if d.Spec.Replicas != nil && *d.Spec.Replicas < 2 {
+				msgs = append(msgs, fmt.Sprintf("Deployment %s: fewer than 2 replicas", d.Name))
+			}
+			if !pdbs[d.Name] {
+				msgs = append(msgs, fmt.Sprintf("Deployment %s: no PodDisruptionBudget of the same name", d.Name))
+			}
+			if ps.Affinity == nil || ps.Affinity.PodAntiAffinity == nil {
+				msgs = append(msgs, fmt.Sprintf("Deployment %s: no pod anti-affinity", d.Name))
+			}
 		}
 		if ps.SecurityContext == nil || ps.SecurityContext.SeccompProfile == nil || ps.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 			msgs = append(msgs, fmt.Sprintf("Deployment %s: pod seccompProfile is not RuntimeDefault", d.Name))
-		}
-		if ps.Affinity == nil || ps.Affinity.PodAntiAffinity == nil {
-			msgs = append(msgs, fmt.Sprintf("Deployment %s: no pod anti-affinity", d.Name))
 		}
 		for _, c := range ps.Containers {
 			sc := c.SecurityContext
