@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/loop"
 )
@@ -148,8 +149,9 @@ func TestCompletionWired(t *testing.T) {
 	}
 }
 
-// TestCompletionConfig: enabled without a profile, and a profile that does
-// not load, are configuration errors.
+// TestCompletionConfig: enabled without a profile is a configuration
+// error; a profile that does not load fails the start (it is read when the
+// handler is built).
 func TestCompletionConfig(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"enabled without profile", "completion: {enabled: true}\n", "enabled without a nodeProfile"},
@@ -157,7 +159,10 @@ func TestCompletionConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\n"+tc.body)
-			_, err := loadArgs(t, "--config", file)
+			cfg, err := loadArgs(t, "--config", file)
+			if err == nil {
+				_, err = daemon.New(cfg, daemon.Options{})
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one with %q", err, tc.want)
 			}

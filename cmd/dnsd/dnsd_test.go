@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
@@ -32,12 +33,11 @@ func writeFile(t *testing.T, name, content string) string {
 
 func loadArgs(t *testing.T, args ...string) (daemon.Config, error) {
 	t.Helper()
-	f := newFlagSet()
-	f.fs.SetOutput(io.Discard)
-	if err := f.fs.Parse(args); err != nil {
+	cmd, err := parseArgs(args, io.Discard)
+	if err != nil {
 		t.Fatalf("parse %v: %v", args, err)
 	}
-	return f.load()
+	return cmd.load()
 }
 
 func TestConfigPrecedence(t *testing.T) {
@@ -59,7 +59,7 @@ lameduck: 2s
 	if cfg.Listen != "127.0.0.1:2053" || cfg.Source.File != exampleCluster {
 		t.Errorf("flags did not override: listen %q source %+v", cfg.Listen, cfg.Source)
 	}
-	if *cfg.TTL != 10 || cfg.Pods != "verified" || cfg.Zones[0] != "example.internal" || cfg.Lameduck.Duration != 2*time.Second {
+	if cfg.TTL != 10 || cfg.Pods != cluster.PodsVerified || cfg.Zones[0] != "example.internal" || cfg.Lameduck.D() != 2*time.Second {
 		t.Errorf("file values lost: %+v", cfg)
 	}
 	if cfg.HealthListen != daemon.DefaultHealthListen || cfg.MetricsListen != daemon.DefaultMetricsListen || cfg.LogLevel != "info" {
@@ -70,8 +70,41 @@ lameduck: 2s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != daemon.DefaultListen || len(cfg.Zones) != 2 || *cfg.TTL != 0 || cfg.Pods != daemon.DefaultPods {
+	if cfg.Listen != daemon.DefaultListen || len(cfg.Zones) != 2 || cfg.TTL != 0 || cfg.Pods != cluster.PodsInsecure {
 		t.Errorf("flags only: %+v", cfg)
+	}
+}
+
+// TestFlagsOverFile: a flag given wins over the file whatever its value,
+// zero and empty included; a source or upstream flag replaces the file's
+// source or upstreams as a whole.
+func TestFlagsOverFile(t *testing.T) {
+	file := writeFile(t, "dnsd.yaml", `
+apiVersion: poddns.io/v1alpha1
+kind: DNSDConfig
+udpSockets: 4
+pprofListen: 127.0.0.1:6060
+ttl: 10
+source: {kubeconfig: /from/file}
+forward: {resolvConf: /etc/resolv.conf}
+`)
+	cfg, err := loadArgs(t, "--config", file, "--udp-sockets=0", "--pprof-listen=", "--ttl=0", "--source", exampleCluster,
+		"--upstream", "192.0.2.1", "--upstream", "192.0.2.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.UDPSockets != 0 || cfg.PprofListen != "" || cfg.TTL != 0 {
+		t.Errorf("zero flags lost to the file: udpSockets %d, pprofListen %q, ttl %d", cfg.UDPSockets, cfg.PprofListen, cfg.TTL)
+	}
+	if cfg.Source != (daemon.SourceConfig{File: exampleCluster}) {
+		t.Errorf("--source did not replace the file's source: %+v", cfg.Source)
+	}
+	if cfg.Forward.ResolvConf != "" || strings.Join(cfg.Forward.Upstreams, ",") != "192.0.2.1,192.0.2.2" {
+		t.Errorf("--upstream did not replace the file's upstreams: %v %q", cfg.Forward.Upstreams, cfg.Forward.ResolvConf)
+	}
+	// Both source flags given is an error, as both in the file.
+	if _, err := loadArgs(t, "--config", file, "--source", "a", "--kubeconfig", "b"); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("--source and --kubeconfig: err = %v", err)
 	}
 }
 
@@ -85,7 +118,9 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"unknown field", header + "lissten: x\n", nil, "unknown field"},
 		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: Policy\n", nil, "kind"},
-		{"empty file", "\n", nil, "empty"},
+		{"empty file", "\n", nil, "no document"},
+		{"field case", header + "Listen: x\n", nil, "unknown field"},
+		{"second document", header + "---\n" + header, nil, "2 documents"},
 		{"both sources", header + "source: {file: a, kubeconfig: b}\n", nil, "not both"},
 		{"pods", "", []string{"--source", "x", "--pods", "maybe"}, "pods"},
 		{"ttl", "", []string{"--source", "x", "--ttl", "4000"}, "ttl"},
@@ -207,8 +242,7 @@ metadata: {resourceVersion: ""}
 		t.Fatal(err)
 	}
 	cfg := d.Config()
-	ttl := uint32(7)
-	cfg.TTL = &ttl
+	cfg.TTL = 7
 	if err := d.Reload(cfg); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -334,7 +368,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != "127.0.0.1:5353" || cfg.Source.File != "testdata/cluster.yaml" || cfg.Pods != "insecure" || *cfg.TTL != 30 {
+	if cfg.Listen != "127.0.0.1:5353" || cfg.Source.File != "../../testdata/cluster.yaml" || cfg.Pods != cluster.PodsInsecure || cfg.TTL != 30 {
 		t.Errorf("testdata/dnsd.yaml: %+v", cfg)
 	}
 }

@@ -82,30 +82,35 @@ cache:
 	if err != nil {
 		t.Fatal(err)
 	}
-	fo, err := cfg.ForwardOptions()
-	if err != nil || len(fo.Upstreams) != 2 || len(fo.Stubs) != 1 || fo.Policy != "sequential" || fo.Deadline.String() != "3s" {
-		t.Errorf("forward options %+v, %v", fo, err)
+	if fo := cfg.Forward; len(fo.Upstreams) != 2 || len(fo.Stubs) != 1 || fo.Policy != "sequential" || fo.Deadline.String() != "3s" {
+		t.Errorf("forward config %+v", fo)
 	}
-	co, err := cfg.CacheOptions()
-	if err != nil || co.Capacity != 2048 || co.ServeStale.String() != "1h0m0s" || co.Prefetch != 10 {
-		t.Errorf("cache options %+v, %v", co, err)
+	if co := cfg.Cache; co.Capacity != 2048 || co.ServeStale.String() != "1h0m0s" || co.Prefetch != 10 {
+		t.Errorf("cache config %+v", co)
 	}
 	rc := writeFile(t, "resolv.conf", "nameserver 127.0.0.9\n")
 	cfg, err = loadArgs(t, "--config", file, "--upstream-resolv-conf", rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fo, err := cfg.ForwardOptions(); err != nil || len(fo.Upstreams) != 1 || fo.Upstreams[0] != "127.0.0.9:53" {
-		t.Errorf("--upstream-resolv-conf: upstreams %v, %v", fo.Upstreams, err)
+	if fo := cfg.Forward; len(fo.Upstreams) != 0 || fo.ResolvConf != rc {
+		t.Errorf("--upstream-resolv-conf: upstreams %v, resolvConf %q; want none and %s", fo.Upstreams, fo.ResolvConf, rc)
 	}
 	for _, tc := range []struct{ args []string }{
 		{[]string{"--source", "x", "--upstream", "nope"}},
 		{[]string{"--source", "x", "--upstream", "127.0.0.1", "--upstream-resolv-conf", rc}},
-		{[]string{"--source", "x", "--upstream-resolv-conf", "/nonexistent/resolv.conf"}},
 	} {
 		if _, err := loadArgs(t, tc.args...); err == nil {
 			t.Errorf("%v: no error", tc.args)
 		}
+	}
+	// The resolv.conf file is read when the forwarder is built.
+	cfg, err = loadArgs(t, "--source", exampleCluster, "--upstream-resolv-conf", "/nonexistent/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daemon.New(cfg, daemon.Options{}); err == nil || !strings.Contains(err.Error(), "/nonexistent/resolv.conf") {
+		t.Errorf("missing resolv.conf: New error = %v", err)
 	}
 	bad := writeFile(t, "bad.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\nforward: {upstreams: [127.0.0.1], policy: fastest}\ncache: {capacity: 10}\n")
 	if _, err := loadArgs(t, "--config", bad); err == nil || !strings.Contains(err.Error(), "policy") || !strings.Contains(err.Error(), "capacity") {
@@ -161,7 +166,7 @@ func TestReloadUpstreams(t *testing.T) {
 	}
 	want("192.0.2.2", dns.RcodeSuccess) // from the cache of the good chain
 	none := cfg
-	none.Forward = daemon.ForwardConfig{}
+	none.Forward = daemon.Defaults().Forward
 	if err := d.Reload(none); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/poddns/poddns/pkg/serve/daemon"
 )
 
 // TestNodeLocalConfig: the nodeLocal block and its flags (flags win field
@@ -59,11 +61,18 @@ nodeLocal:
 		{[]string{"--source", exampleCluster, "--kubelet-config", kubelet}, "--kubelet-config needs node-local mode"},
 		{[]string{"--source", exampleCluster, "--skip-teardown"}, "--skip-teardown needs node-local mode"},
 		{[]string{"--source", exampleCluster, "--node-local-ip", "127.0.0.1"}, "loopback"},
-		{[]string{"--source", exampleCluster, "--node-local", "--kubelet-config", "/nonexistent/config.yaml"}, "/nonexistent/config.yaml"},
 	} {
 		if _, err := loadArgs(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+	// The kubelet configuration is read when completion is built.
+	cfg, err = loadArgs(t, "--source", exampleCluster, "--node-local", "--node-name", "n", "--kubelet-config", "/nonexistent/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daemon.New(cfg, daemon.Options{}); err == nil || !strings.Contains(err.Error(), "/nonexistent/config.yaml") {
+		t.Errorf("missing kubelet config: New error = %v", err)
 	}
 	t.Setenv("NODE_NAME", "")
 	if _, err := loadArgs(t, "--source", exampleCluster, "--node-local"); err == nil || !strings.Contains(err.Error(), "nodeName is required") {

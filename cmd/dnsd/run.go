@@ -20,16 +20,15 @@ import (
 // run is dnsd: it parses args, starts serving, and handles signals until a
 // shutdown. It returns the exit status.
 func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Signal) int {
-	f := newFlagSet()
-	f.fs.SetOutput(stderr)
-	if err := f.fs.Parse(args); err != nil {
+	f, err := parseArgs(args, stderr)
+	if err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
-		return 2
-	}
-	if f.fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dnsd: unexpected arguments %q\n", f.fs.Args())
+		var ae *argsError
+		if errors.As(err, &ae) {
+			fmt.Fprintf(stderr, "dnsd: %v\n", err)
+		}
 		return 2
 	}
 	cfg, err := f.load()
@@ -54,11 +53,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Si
 
 	d, err := daemon.New(cfg, daemon.Options{Logger: log, Registry: prometheus.NewRegistry()})
 	if err != nil {
-		log.Error("cannot start", "err", err)
+		log.Error("cannot start", "error", err)
 		return 1
 	}
 	if err := d.Start(); err != nil {
-		log.Error("cannot start", "err", err)
+		log.Error("cannot start", "error", err)
 		return 1
 	}
 	for {
@@ -67,7 +66,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Si
 			d.Shutdown(0)
 			return 0
 		case err := <-d.Failed():
-			log.Error("listener stopped", "err", err)
+			log.Error("listener stopped", "error", err)
 			d.Shutdown(0)
 			return 1
 		case sig := <-sigs:
@@ -77,7 +76,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Si
 					err = d.Reload(newCfg)
 				}
 				if err != nil {
-					log.Error("reload failed, keeping the last good configuration", "err", err)
+					log.Error("reload failed, keeping the last good configuration", "error", err)
 					continue
 				}
 				if l, err := daemon.ParseLogLevel(newCfg.LogLevel); err == nil {

@@ -7,8 +7,10 @@ package acl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/miekg/dns"
 
@@ -25,14 +27,31 @@ type ACL struct {
 	nets []netip.Prefix
 }
 
-// New parses networks (CIDR prefixes, or single addresses); none means
-// DefaultNetworks.
-func New(networks []string, next serve.Handler) (*ACL, error) {
-	if len(networks) == 0 {
-		networks = DefaultNetworks
+// Config is the filter's configuration: the clientNetworks field of the
+// forward block of dnsd's DNSDConfig.
+type Config struct {
+	// ClientNetworks are the client networks (CIDR prefixes, or single
+	// addresses) served names outside the cluster zones; others get
+	// REFUSED. Default: DefaultNetworks.
+	ClientNetworks []string `json:"clientNetworks"`
+}
+
+// Defaults returns the configuration of the usual pod and node networks
+// (a copy: a file decoded over it reuses its slice).
+func Defaults() Config { return Config{ClientNetworks: slices.Clone(DefaultNetworks)} }
+
+// Validate checks c.
+func (c Config) Validate() error {
+	_, err := c.prefixes()
+	return err
+}
+
+func (c Config) prefixes() ([]netip.Prefix, error) {
+	if len(c.ClientNetworks) == 0 {
+		return nil, errors.New("acl: no client network")
 	}
-	a := &ACL{Next: next}
-	for _, s := range networks {
+	var out []netip.Prefix
+	for _, s := range c.ClientNetworks {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			ip, err2 := netip.ParseAddr(s)
@@ -41,9 +60,24 @@ func New(networks []string, next serve.Handler) (*ACL, error) {
 			}
 			p = netip.PrefixFrom(ip, ip.BitLen())
 		}
-		a.nets = append(a.nets, p.Masked())
+		out = append(out, p.Masked())
 	}
-	return a, nil
+	return out, nil
+}
+
+// Deps are what the filter is given besides its configuration.
+type Deps struct {
+	// Next gets the queries of allowed clients.
+	Next serve.Handler
+}
+
+// New checks c and returns the filter.
+func New(c Config, d Deps) (*ACL, error) {
+	nets, err := c.prefixes()
+	if err != nil {
+		return nil, err
+	}
+	return &ACL{Next: d.Next, nets: nets}, nil
 }
 
 // Name implements serve.Handler.

@@ -13,11 +13,11 @@ import (
 )
 
 func TestAllowed(t *testing.T) {
-	def, err := acl.New(nil, nil)
+	def, err := acl.New(acl.Defaults(), acl.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	custom, err := acl.New([]string{"100.64.0.0/10", "2001:db8::7"}, nil)
+	custom, err := acl.New(acl.Config{ClientNetworks: []string{"100.64.0.0/10", "2001:db8::7"}}, acl.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestAllowed(t *testing.T) {
 			t.Errorf("Allowed(%s) = %v, want %v", tc.ip, got, tc.want)
 		}
 	}
-	if _, err := acl.New([]string{"10.0.0.0/33"}, nil); err == nil {
+	if _, err := acl.New(acl.Config{ClientNetworks: []string{"10.0.0.0/33"}}, acl.Deps{}); err == nil {
 		t.Error("bad prefix: no error")
 	}
 }
@@ -48,7 +48,7 @@ func TestServe(t *testing.T) {
 		m.SetReply(r)
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	})
-	a, err := acl.New([]string{"127.0.0.0/8"}, next)
+	a, err := acl.New(acl.Config{ClientNetworks: []string{"127.0.0.0/8"}}, acl.Deps{Next: next})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func testAPISource(t *testing.T, watchList bool) {
 	pagesBefore := apisource.PagesListed()
 
 	st := store.New()
-	h, err := cluster.New(cluster.Options{Store: st, Next: serve.Refused})
+	h, err := cluster.New(cluster.Defaults(), cluster.Deps{Store: st, Next: serve.Refused})
 	if err != nil {
 		t.Fatal(err)
 	}

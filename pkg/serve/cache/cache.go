@@ -2,8 +2,6 @@ package cache
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -32,43 +30,11 @@ const (
 	prefetchTimeout        = 10 * time.Second
 )
 
-// Options configure a Cache. Zero values mean the defaults.
-type Options struct {
-	// Capacity is the number of entries of each of the two caches
-	// (success, denial), rounded down to a multiple of 256, at least 1024.
-	Capacity int
-	// SuccessMaxTTL and DenialMaxTTL cap entry TTLs.
-	SuccessMaxTTL, DenialMaxTTL time.Duration
-	// SuccessMinTTL and DenialMinTTL floor entry TTLs; negative means 0.
-	SuccessMinTTL, DenialMinTTL time.Duration
-	// ServfailTTL is how long a SERVFAIL is cached (at most 5 m); negative
-	// disables it.
-	ServfailTTL time.Duration
-	// Prefetch is the number of hits that makes an entry popular; 0 turns
-	// prefetch off.
-	Prefetch int
-	// PrefetchWindow is the longest gap between hits of a popular entry.
-	PrefetchWindow time.Duration
-	// PrefetchPercent (10..90) of the TTL left triggers the refresh.
-	PrefetchPercent int
-	// ServeStale keeps expired entries this long, served when the next
-	// handler fails; 0 turns serve-stale off.
-	ServeStale time.Duration
-	// StaleTTL is the TTL of stale answers.
-	StaleTTL time.Duration
-	// Metrics, if set, receive the cache's metrics.
-	Metrics *Metrics
-	// Next answers what the cache does not have.
-	Next serve.Handler
-	// Now is the clock (tests); nil means time.Now.
-	Now func() time.Time
-}
-
 // Cache is the caching handler.
 type Cache struct {
 	Next serve.Handler
 
-	succ, deny  *store
+	succ, deny  *table
 	succMax     uint32
 	succMin     uint32
 	denyMax     uint32
@@ -96,67 +62,31 @@ func secs(d time.Duration) uint32 {
 	return uint32(min(d/time.Second, 1<<31))
 }
 
-// New checks o and returns the cache.
-func New(o Options) (*Cache, error) {
-	c := &Cache{Next: o.Next, m: o.Metrics, now: o.Now, prefetchSem: make(chan struct{}, maxPrefetching)}
-	capacity := o.Capacity
-	if capacity == 0 {
-		capacity = DefaultCapacity
+// New checks c and returns the cache.
+func New(c Config, d Deps) (*Cache, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
-	if capacity < MinCapacity {
-		return nil, fmt.Errorf("cache: capacity %d is below %d", capacity, MinCapacity)
+	h := &Cache{Next: d.Next, m: d.Metrics, now: d.Now, prefetchSem: make(chan struct{}, maxPrefetching),
+		succMax: secs(c.SuccessTTL.D()), denyMax: secs(c.DenialTTL.D()), succMin: secs(c.MinTTL.D()), denyMin: secs(c.MinTTL.D()),
+		servfail: secs(c.ServfailTTL.D()), prefetch: int32(c.Prefetch), window: c.PrefetchWindow.D(), percent: c.PrefetchPercent,
+		stale: c.ServeStale.D(), staleTTL: secs(c.StaleTTL.D())}
+	if h.now == nil {
+		h.now = time.Now
 	}
-	or := func(d, def time.Duration) time.Duration {
-		if d == 0 {
-			return def
-		}
-		return d
+	if h.m == nil {
+		h.m, _ = NewMetrics(nil)
 	}
-	c.succMax = secs(or(o.SuccessMaxTTL, DefaultSuccessMaxTTL))
-	c.denyMax = secs(or(o.DenialMaxTTL, DefaultDenialMaxTTL))
-	c.succMin = secs(or(o.SuccessMinTTL, DefaultMinTTL))
-	c.denyMin = secs(or(o.DenialMinTTL, DefaultMinTTL))
-	if c.succMin > c.succMax || c.denyMin > c.denyMax {
-		return nil, errors.New("cache: a minimum TTL is above its maximum")
+	perShard := c.Capacity / numShards
+	h.succ = newTable(perShard, h.m.entries.WithLabelValues("success"))
+	h.deny = newTable(perShard, h.m.entries.WithLabelValues("denial"))
+	h.hitS, h.hitD = h.m.hits.WithLabelValues("success"), h.m.hits.WithLabelValues("denial")
+	h.evictS, h.evictD = h.m.evictions.WithLabelValues("success"), h.m.evictions.WithLabelValues("denial")
+	h.missC, h.reqC, h.coalC = h.m.misses, h.m.requests, h.m.coalesced
+	for i := range h.flights {
+		h.flights[i].m = make(map[string]*flight)
 	}
-	sf := or(o.ServfailTTL, DefaultServfailTTL)
-	if sf > MaxServfailTTL {
-		return nil, fmt.Errorf("cache: servfail TTL %s is above %s", sf, MaxServfailTTL)
-	}
-	c.servfail = secs(sf)
-	if o.Prefetch < 0 {
-		return nil, errors.New("cache: prefetch is negative")
-	}
-	c.prefetch = int32(o.Prefetch)
-	c.window = or(o.PrefetchWindow, DefaultPrefetchWindow)
-	c.percent = o.PrefetchPercent
-	if c.percent == 0 {
-		c.percent = DefaultPrefetchPercent
-	}
-	if c.percent < 10 || c.percent > 90 {
-		return nil, fmt.Errorf("cache: prefetch percentage %d is outside 10..90", c.percent)
-	}
-	if o.ServeStale < 0 {
-		return nil, errors.New("cache: serve-stale duration is negative")
-	}
-	c.stale = o.ServeStale
-	c.staleTTL = secs(or(o.StaleTTL, DefaultStaleTTL))
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.m == nil {
-		c.m, _ = NewMetrics(nil)
-	}
-	perShard := capacity / numShards
-	c.succ = newStore(perShard, c.m.entries.WithLabelValues("success"))
-	c.deny = newStore(perShard, c.m.entries.WithLabelValues("denial"))
-	c.hitS, c.hitD = c.m.hits.WithLabelValues("success"), c.m.hits.WithLabelValues("denial")
-	c.evictS, c.evictD = c.m.evictions.WithLabelValues("success"), c.m.evictions.WithLabelValues("denial")
-	c.missC, c.reqC, c.coalC = c.m.misses, c.m.requests, c.m.coalesced
-	for i := range c.flights {
-		c.flights[i].m = make(map[string]*flight)
-	}
-	return c, nil
+	return h, nil
 }
 
 // Name implements serve.Handler.
@@ -584,8 +514,9 @@ type addrWriter struct {
 func (a *addrWriter) LocalAddr() net.Addr  { return a.local }
 func (a *addrWriter) RemoteAddr() net.Addr { return a.remote }
 
-// store is one sharded, bounded map.
-type store struct {
+// table is one sharded, bounded map of entries: the success cache or the
+// denial cache.
+type table struct {
 	shards   [numShards]shard
 	perShard int
 	size     interface{ Add(float64) }
@@ -597,15 +528,15 @@ type shard struct {
 	m  map[string]*entry
 }
 
-func newStore(perShard int, size interface{ Add(float64) }) *store {
-	s := &store{perShard: perShard, size: size}
+func newTable(perShard int, size interface{ Add(float64) }) *table {
+	s := &table{perShard: perShard, size: size}
 	for i := range s.shards {
 		s.shards[i].m = make(map[string]*entry)
 	}
 	return s
 }
 
-func (s *store) shard(k string) *shard { return &s.shards[shardIndex(k)] }
+func (s *table) shard(k string) *shard { return &s.shards[shardIndex(k)] }
 
 // shardIndex is the shard of key k (FNV-1a).
 func shardIndex(k string) uint32 {
@@ -617,7 +548,7 @@ func shardIndex(k string) uint32 {
 	return h % numShards
 }
 
-func (s *store) get(k string) *entry {
+func (s *table) get(k string) *entry {
 	sh := s.shard(k)
 	sh.mu.RLock()
 	e := sh.m[k]
@@ -628,7 +559,7 @@ func (s *store) get(k string) *entry {
 // put stores e under k, evicting one entry when the shard is full (an
 // entry past its expiry and keep, if one of the first few looked at is;
 // else the first); it reports whether it evicted.
-func (s *store) put(k string, e *entry, now time.Time, keep time.Duration) (evicted bool) {
+func (s *table) put(k string, e *entry, now time.Time, keep time.Duration) (evicted bool) {
 	sh := s.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -658,7 +589,7 @@ func (s *store) put(k string, e *entry, now time.Time, keep time.Duration) (evic
 	return evicted
 }
 
-func (s *store) remove(k string) {
+func (s *table) remove(k string) {
 	sh := s.shard(k)
 	sh.mu.Lock()
 	if _, ok := sh.m[k]; ok {
@@ -669,9 +600,9 @@ func (s *store) remove(k string) {
 	sh.mu.Unlock()
 }
 
-func (s *store) len() int { return int(s.n.Load()) }
+func (s *table) len() int { return int(s.n.Load()) }
 
-func (s *store) clear() {
+func (s *table) clear() {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()

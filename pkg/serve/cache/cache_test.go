@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
@@ -77,9 +78,14 @@ func records(rcode int, answer []string, ns []string) func(r *dns.Msg) *dns.Msg 
 
 const soa = "example. %d IN SOA ns.example. host.example. 1 7200 1800 86400 %d"
 
-func newCache(t testing.TB, o cache.Options) (*cache.Cache, string) {
+// newCache starts a cache of the default configuration changed by mods.
+func newCache(t testing.TB, d cache.Deps, mods ...func(*cache.Config)) (*cache.Cache, string) {
 	t.Helper()
-	c, err := cache.New(o)
+	cfg := cache.Defaults()
+	for _, m := range mods {
+		m(&cfg)
+	}
+	c, err := cache.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +101,7 @@ func query(t testing.TB, addr, name string, qtype uint16) *dns.Msg {
 func TestTTLDecrementsAndCase(t *testing.T) {
 	clk := newClock()
 	up := newUpstream(records(dns.RcodeSuccess, []string{"%s 60 IN A 192.0.2.1"}, nil))
-	_, addr := newCache(t, cache.Options{Next: up, Now: clk.Now})
+	_, addr := newCache(t, cache.Deps{Next: up, Now: clk.Now})
 	steps := []struct {
 		advance time.Duration
 		name    string
@@ -125,26 +131,29 @@ func TestTTLDecrementsAndCase(t *testing.T) {
 func TestCapsAndFloors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		opts    cache.Options
+		mod     func(*cache.Config)
 		answer  func(*dns.Msg) *dns.Msg
 		qtype   uint16
 		wantTTL uint32 // of every record served from the cache
 	}{
-		{"success cap", cache.Options{}, records(0, []string{"%s 86400 IN A 192.0.2.1"}, nil), dns.TypeA, 3600},
-		{"success floor", cache.Options{}, records(0, []string{"%s 1 IN A 192.0.2.1"}, nil), dns.TypeA, 5},
-		{"success min over records", cache.Options{}, records(0, []string{"%s 300 IN CNAME b.example.", "b.example. 90 IN A 192.0.2.1"}, nil), dns.TypeA, 90},
-		{"configured cap", cache.Options{SuccessMaxTTL: 30 * time.Second}, records(0, []string{"%s 300 IN A 192.0.2.1"}, nil), dns.TypeA, 30},
-		{"denial: SOA minimum", cache.Options{}, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 3600, 60)}), dns.TypeA, 60},
-		{"denial: SOA TTL", cache.Options{}, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 45, 600)}), dns.TypeA, 45},
-		{"denial cap", cache.Options{}, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 86400, 86400)}), dns.TypeA, 1800},
-		{"node-local denial cap", cache.Options{DenialMaxTTL: 5 * time.Second}, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 600, 600)}), dns.TypeA, 5},
-		{"NODATA", cache.Options{}, records(0, nil, []string{fmt.Sprintf(soa, 3600, 120)}), dns.TypeAAAA, 120},
+		{"success cap", nil, records(0, []string{"%s 86400 IN A 192.0.2.1"}, nil), dns.TypeA, 3600},
+		{"success floor", nil, records(0, []string{"%s 1 IN A 192.0.2.1"}, nil), dns.TypeA, 5},
+		{"success min over records", nil, records(0, []string{"%s 300 IN CNAME b.example.", "b.example. 90 IN A 192.0.2.1"}, nil), dns.TypeA, 90},
+		{"configured cap", func(c *cache.Config) { c.SuccessTTL = configfile.Duration(30 * time.Second) }, records(0, []string{"%s 300 IN A 192.0.2.1"}, nil), dns.TypeA, 30},
+		{"denial: SOA minimum", nil, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 3600, 60)}), dns.TypeA, 60},
+		{"denial: SOA TTL", nil, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 45, 600)}), dns.TypeA, 45},
+		{"denial cap", nil, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 86400, 86400)}), dns.TypeA, 1800},
+		{"node-local denial cap", func(c *cache.Config) { c.DenialTTL = configfile.Duration(5 * time.Second) }, records(dns.RcodeNameError, nil, []string{fmt.Sprintf(soa, 600, 600)}), dns.TypeA, 5},
+		{"NODATA", nil, records(0, nil, []string{fmt.Sprintf(soa, 3600, 120)}), dns.TypeAAAA, 120},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock()
 			up := newUpstream(tc.answer)
-			tc.opts.Next, tc.opts.Now = up, clk.Now
-			_, addr := newCache(t, tc.opts)
+			mods := []func(*cache.Config){}
+			if tc.mod != nil {
+				mods = append(mods, tc.mod)
+			}
+			_, addr := newCache(t, cache.Deps{Next: up, Now: clk.Now}, mods...)
 			for i := range 2 {
 				m := query(t, addr, "a.example.", tc.qtype)
 				for _, rr := range append(m.Answer, m.Ns...) {
@@ -180,7 +189,7 @@ func TestNotCached(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := newUpstream(tc.answer)
-			_, addr := newCache(t, cache.Options{Next: up})
+			_, addr := newCache(t, cache.Deps{Next: up})
 			query(t, addr, "a.example.", dns.TypeA)
 			query(t, addr, "a.example.", dns.TypeA)
 			if n := up.n.Load(); n != 2 {
@@ -193,7 +202,7 @@ func TestNotCached(t *testing.T) {
 func TestServfailCachedBriefly(t *testing.T) {
 	clk := newClock()
 	up := newUpstream(func(*dns.Msg) *dns.Msg { return nil })
-	_, addr := newCache(t, cache.Options{Next: up, Now: clk.Now})
+	_, addr := newCache(t, cache.Deps{Next: up, Now: clk.Now})
 	for range 3 {
 		if m := query(t, addr, "a.example.", dns.TypeA); m.Rcode != dns.RcodeServerFailure {
 			t.Errorf("rcode %s, want SERVFAIL", dns.RcodeToString[m.Rcode])
@@ -211,7 +220,7 @@ func TestServfailCachedBriefly(t *testing.T) {
 
 func TestKeyBits(t *testing.T) {
 	up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1"}, nil))
-	_, addr := newCache(t, cache.Options{Next: up})
+	_, addr := newCache(t, cache.Deps{Next: up})
 	mk := func(do, cd bool, class uint16) *dns.Msg {
 		m := dnstest.Query("a.example.", dns.TypeA, 0)
 		m.Question[0].Qclass = class
@@ -235,7 +244,7 @@ func TestKeyBits(t *testing.T) {
 
 func TestEvictionBound(t *testing.T) {
 	up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1"}, nil))
-	c, err := cache.New(cache.Options{Next: up, Capacity: 1024})
+	c, err := cache.New(func() cache.Config { c := cache.Defaults(); c.Capacity = 1024; return c }(), cache.Deps{Next: up})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +261,7 @@ func TestEvictionBound(t *testing.T) {
 func TestPrefetch(t *testing.T) {
 	clk := newClock()
 	up := newUpstream(records(0, []string{"%s 10 IN A 192.0.2.1"}, nil))
-	_, addr := newCache(t, cache.Options{Next: up, Now: clk.Now, Prefetch: 3})
+	_, addr := newCache(t, cache.Deps{Next: up, Now: clk.Now}, func(c *cache.Config) { c.Prefetch = 3 })
 	query(t, addr, "hot.example.", dns.TypeA) // miss
 	for range 3 {
 		clk.Advance(time.Second)
@@ -285,7 +294,7 @@ func TestServeStale(t *testing.T) {
 		t.Run(fmt.Sprint("stale=", stale), func(t *testing.T) {
 			clk := newClock()
 			up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1"}, nil))
-			_, addr := newCache(t, cache.Options{Next: up, Now: clk.Now, ServeStale: stale})
+			_, addr := newCache(t, cache.Deps{Next: up, Now: clk.Now}, func(c *cache.Config) { c.ServeStale = configfile.Duration(stale) })
 			query(t, addr, "a.example.", dns.TypeA)
 			up.set(func(*dns.Msg) *dns.Msg { return nil }) // upstream fails from now on
 			clk.Advance(2 * time.Minute)
@@ -321,7 +330,7 @@ func TestCopyBeforeMutate(t *testing.T) {
 		last = m
 		return m
 	})
-	c, err := cache.New(cache.Options{Next: up, Now: clk.Now})
+	c, err := cache.New(cache.Defaults(), cache.Deps{Next: up, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,16 +358,23 @@ func TestCopyBeforeMutate(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	for _, o := range []cache.Options{
-		{Capacity: 100},
-		{SuccessMinTTL: time.Hour, SuccessMaxTTL: time.Minute},
-		{ServfailTTL: time.Hour},
-		{PrefetchPercent: 95},
-		{Prefetch: -1},
-		{ServeStale: -time.Second},
+	for _, mod := range []func(*cache.Config){
+		func(c *cache.Config) { c.Capacity = 100 },
+		func(c *cache.Config) {
+			c.MinTTL, c.SuccessTTL = configfile.Duration(time.Hour), configfile.Duration(time.Minute)
+		},
+		func(c *cache.Config) { c.ServfailTTL = configfile.Duration(time.Hour) },
+		func(c *cache.Config) { c.PrefetchPercent = 95 },
+		func(c *cache.Config) { c.Prefetch = -1 },
+		func(c *cache.Config) { c.ServeStale = configfile.Duration(-time.Second) },
 	} {
-		if _, err := cache.New(o); err == nil {
-			t.Errorf("New(%+v): no error", o)
+		c := cache.Defaults()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v): no error", c)
+		}
+		if _, err := cache.New(c, cache.Deps{}); err == nil {
+			t.Errorf("New(%+v): no error", c)
 		}
 	}
 }
@@ -366,7 +382,7 @@ func TestNewRejects(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	m, _ := cache.NewMetrics(nil)
 	up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1"}, nil))
-	c, addr := newCache(t, cache.Options{Next: up, Metrics: m})
+	c, addr := newCache(t, cache.Deps{Next: up, Metrics: m})
 	for range 3 {
 		query(t, addr, "a.example.", dns.TypeA)
 	}
@@ -381,7 +397,7 @@ func TestMetrics(t *testing.T) {
 
 func BenchmarkCacheHit(b *testing.B) {
 	up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1", "%s 60 IN A 192.0.2.2"}, nil))
-	c, err := cache.New(cache.Options{Next: up})
+	c, err := cache.New(cache.Defaults(), cache.Deps{Next: up})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -401,7 +417,7 @@ func BenchmarkCacheHit(b *testing.B) {
 // trip over loopback through the serving core.
 func BenchmarkCacheHitUDP(b *testing.B) {
 	up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1", "%s 60 IN A 192.0.2.2"}, nil))
-	_, addr := newCache(b, cache.Options{Next: up})
+	_, addr := newCache(b, cache.Deps{Next: up})
 	conn, err := dns.Dial("udp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -425,7 +441,7 @@ func BenchmarkCacheHitUDP(b *testing.B) {
 
 func BenchmarkCacheHitParallel(b *testing.B) {
 	up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1"}, nil))
-	c, err := cache.New(cache.Options{Next: up})
+	c, err := cache.New(cache.Defaults(), cache.Deps{Next: up})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -452,7 +468,7 @@ func FuzzCache(f *testing.F) {
 		f.Add(b)
 	}
 	up := newUpstream(records(0, []string{"%s 60 IN A 192.0.2.1"}, nil))
-	c, err := cache.New(cache.Options{Next: up})
+	c, err := cache.New(cache.Defaults(), cache.Deps{Next: up})
 	if err != nil {
 		f.Fatal(err)
 	}

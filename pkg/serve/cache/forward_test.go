@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/forward"
@@ -35,14 +36,20 @@ func TestStaleWhenUpstreamSilent(t *testing.T) {
 				m.Answer = dnstest.RRs(q.Question[0].Name + " 60 IN A 192.0.2.1")
 				return []*dns.Msg{m}
 			})
-			fwd, err := forward.New(forward.Options{Upstreams: []string{up},
-				TryTimeout: 100 * time.Millisecond, Deadline: 300 * time.Millisecond, HealthCheck: time.Hour})
+			fwd, err := forward.New(func() forward.Config {
+				c := forward.Defaults()
+				c.Upstreams = []string{up}
+				c.TryTimeout = configfile.Duration(100 * time.Millisecond)
+				c.Deadline = configfile.Duration(300 * time.Millisecond)
+				c.HealthCheck = configfile.Duration(time.Hour)
+				return c
+			}(), forward.Deps{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(fwd.Close)
 			clk := newClock()
-			_, addr := newCache(t, cache.Options{Next: fwd, Now: clk.Now, ServeStale: stale})
+			_, addr := newCache(t, cache.Deps{Next: fwd, Now: clk.Now}, func(c *cache.Config) { c.ServeStale = configfile.Duration(stale) })
 			m := query(t, addr, "ext.example.", dns.TypeA)
 			dnstest.Check(t, dnstest.Case{Qname: "ext.example.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("ext.example. 60 IN A 192.0.2.1")}, m)
 			silent.Store(true)
@@ -259,14 +266,20 @@ func cmpQuestion(a, b upQuestion) int {
 // purpose), with the cache's metrics.
 func slowUpstreamCache(t *testing.T, up string) (*cache.Cache, *cache.Metrics) {
 	t.Helper()
-	fwd, err := forward.New(forward.Options{Upstreams: []string{up},
-		TryTimeout: 20 * time.Second, Deadline: 30 * time.Second, HealthCheck: time.Hour})
+	fwd, err := forward.New(func() forward.Config {
+		c := forward.Defaults()
+		c.Upstreams = []string{up}
+		c.TryTimeout = configfile.Duration(20 * time.Second)
+		c.Deadline = configfile.Duration(30 * time.Second)
+		c.HealthCheck = configfile.Duration(time.Hour)
+		return c
+	}(), forward.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(fwd.Close)
 	m, _ := cache.NewMetrics(nil)
-	c, err := cache.New(cache.Options{Next: fwd, Metrics: m})
+	c, err := cache.New(cache.Defaults(), cache.Deps{Next: fwd, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,13 +141,13 @@ func newStore(tb testing.TB, yaml string) *store.Store {
 }
 
 // newHandler is the cluster handler over st, in front of serve.Refused.
-func newHandler(tb testing.TB, st cluster.Source, mod func(*cluster.Options)) serve.Handler {
+func newHandler(tb testing.TB, st cluster.Source, mod func(*cluster.Config, *cluster.Deps)) serve.Handler {
 	tb.Helper()
-	o := cluster.Options{Store: st, Pods: cluster.PodsInsecure, Next: serve.Refused}
+	c, d := cluster.Defaults(), cluster.Deps{Store: st, Next: serve.Refused}
 	if mod != nil {
-		mod(&o)
+		mod(&c, &d)
 	}
-	h, err := cluster.New(o)
+	h, err := cluster.New(c, d)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
@@ -317,7 +317,7 @@ func TestPodRecords(t *testing.T) {
 		})
 	})
 	t.Run("verified", func(t *testing.T) {
-		runCases(t, newHandler(t, st, func(o *cluster.Options) { o.Pods = cluster.PodsVerified }), []dnstest.Case{
+		runCases(t, newHandler(t, st, func(o *cluster.Config, _ *cluster.Deps) { o.Pods = cluster.PodsVerified }), []dnstest.Case{
 			answer(p1, dns.TypeA, p1+" 30 IN A 10.244.1.10"),
 			nxdomain("10-1-2-3.default.pod.cluster.local.", dns.TypeA),
 			nxdomain("10-244-9-9.default.pod.cluster.local.", dns.TypeA), // that pod is in "other"
@@ -325,7 +325,7 @@ func TestPodRecords(t *testing.T) {
 		})
 	})
 	t.Run("disabled", func(t *testing.T) {
-		runCases(t, newHandler(t, st, func(o *cluster.Options) { o.Pods = cluster.PodsDisabled }), []dnstest.Case{
+		runCases(t, newHandler(t, st, func(o *cluster.Config, _ *cluster.Deps) { o.Pods = cluster.PodsDisabled }), []dnstest.Case{
 			nxdomain(p1, dns.TypeA),
 		})
 	})
@@ -353,7 +353,7 @@ func TestPTRRecords(t *testing.T) {
 		{Qname: v6("10.244.3.22"), Qtype: dns.TypePTR, Rcode: dns.RcodeRefused, NoAA: true}, // not ready
 	})
 	t.Run("no fallthrough", func(t *testing.T) {
-		runCases(t, newHandler(t, st, func(o *cluster.Options) { o.NoReverseFallthrough = true }), []dnstest.Case{
+		runCases(t, newHandler(t, st, func(c *cluster.Config, _ *cluster.Deps) { c.ReverseFallthrough = false }), []dnstest.Case{
 			{Qname: v6("192.0.2.1"), Qtype: dns.TypePTR, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaRev}},
 			{Qname: v6("2001:db8::1"), Qtype: dns.TypePTR, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaV6}},
 		})
@@ -362,8 +362,10 @@ func TestPTRRecords(t *testing.T) {
 
 func TestTTLAndZones(t *testing.T) {
 	st := newStore(t, fixture)
-	ttl := uint32(5)
-	h := newHandler(t, st, func(o *cluster.Options) { o.TTL = &ttl; o.Zones = []string{"Example.Internal", "cluster.local"} })
+	h := newHandler(t, st, func(o *cluster.Config, _ *cluster.Deps) {
+		o.TTL = 5
+		o.Zones = []string{"Example.Internal", "cluster.local"}
+	})
 	const w = "web.default.svc.example.internal."
 	s := dnstest.RR(fmt.Sprintf("example.internal. 5 IN SOA ns.dns.example.internal. hostmaster.example.internal. %d 7200 1800 86400 5", serial))
 	runCases(t, h, []dnstest.Case{
@@ -387,17 +389,25 @@ func TestServfailBeforeSync(t *testing.T) {
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	st := store.New()
-	big := uint32(3601)
-	for name, o := range map[string]cluster.Options{
-		"no store":     {},
-		"ttl":          {Store: st, TTL: &big},
-		"pods":         {Store: st, Pods: "sometimes"},
-		"zone":         {Store: st, Zones: []string{"a..b"}},
-		"root zone":    {Store: st, Zones: []string{"."}},
-		"reverse zone": {Store: st, Zones: []string{"10.in-addr.arpa"}},
+	if _, err := cluster.New(cluster.Defaults(), cluster.Deps{}); err == nil {
+		t.Error("New accepted no store")
+	}
+	for name, mod := range map[string]func(*cluster.Config){
+		"ttl":          func(c *cluster.Config) { c.TTL = 3601 },
+		"pods":         func(c *cluster.Config) { c.Pods = "sometimes" },
+		"pods empty":   func(c *cluster.Config) { c.Pods = "" },
+		"no zone":      func(c *cluster.Config) { c.Zones = nil },
+		"zone":         func(c *cluster.Config) { c.Zones = []string{"a..b"} },
+		"root zone":    func(c *cluster.Config) { c.Zones = []string{"."} },
+		"reverse zone": func(c *cluster.Config) { c.Zones = []string{"10.in-addr.arpa"} },
 	} {
-		if _, err := cluster.New(o); err == nil {
-			t.Errorf("%s: New accepted %+v", name, o)
+		c := cluster.Defaults()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, c)
+		}
+		if _, err := cluster.New(c, cluster.Deps{Store: st}); err == nil {
+			t.Errorf("%s: New accepted %+v", name, c)
 		}
 	}
 }
@@ -488,7 +498,7 @@ func TestExternalNameUpstream(t *testing.T) {
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	})
 	const ext = "ext.default.svc.cluster.local."
-	runCases(t, newHandler(t, st, func(o *cluster.Options) { o.Upstream = upstream }), []dnstest.Case{
+	runCases(t, newHandler(t, st, func(_ *cluster.Config, d *cluster.Deps) { d.Upstream = upstream }), []dnstest.Case{
 		answer(ext, dns.TypeA, ext+" 30 IN CNAME search.example.com.", "search.example.com. 300 IN A 192.0.2.10"),
 		answer(ext, dns.TypeAAAA, ext+" 30 IN CNAME search.example.com."), // upstream refused: the CNAME alone
 		answer(ext, dns.TypeCNAME, ext+" 30 IN CNAME search.example.com."),

@@ -26,8 +26,7 @@ const (
 
 // Defaults.
 const (
-	DefaultZone = "cluster.local."
-	DefaultTTL  = 30
+	DefaultTTL = 30
 	// MaxTTL is the largest TTL accepted (as CoreDNS).
 	MaxTTL = 3600
 	// DNSSchemaVersion is the version of the Kubernetes DNS specification
@@ -46,19 +45,69 @@ type Source interface {
 	Synced() bool
 }
 
-// Options configure the handler.
-type Options struct {
-	// Zones are the cluster domains, e.g. "cluster.local"; default
-	// DefaultZone.
-	Zones []string
-	// TTL of every record except dns-version; nil means DefaultTTL.
-	TTL *uint32
-	// Pods is how pod names are answered; "" means PodsDisabled.
-	Pods PodMode
-	// NoReverseFallthrough answers NXDOMAIN for reverse names of unknown
-	// IPs instead of handing them to the next handler.
-	NoReverseFallthrough bool
-	// Store holds the records.
+// Config is the handler's configuration: the zones, ttl and pods fields of
+// dnsd's DNSDConfig. Defaults returns the values of the fields a file
+// leaves out; every value is taken as it is (0 is a TTL of 0 seconds).
+type Config struct {
+	// Zones are the cluster domains, e.g. cluster.local (default
+	// [cluster.local]); the first is the one PTR targets are in.
+	Zones []string `json:"zones"`
+	// TTL of every record but dns-version, in seconds, 0 to 3600 (default
+	// 30).
+	TTL uint32 `json:"ttl"`
+	// Pods is how pod names are answered: disabled, insecure (default, as
+	// the stock Kubernetes Corefile) or verified.
+	Pods PodMode `json:"pods"`
+	// ReverseFallthrough hands reverse names of IPs the cluster does not
+	// own to the next handler (default true, as the stock Corefile's
+	// fallthrough in-addr.arpa ip6.arpa); false answers them NXDOMAIN.
+	ReverseFallthrough bool `json:"reverseFallthrough"`
+}
+
+// Defaults returns the configuration of a stock Kubernetes cluster.
+func Defaults() Config {
+	return Config{Zones: []string{"cluster.local"}, TTL: DefaultTTL, Pods: PodsInsecure, ReverseFallthrough: true}
+}
+
+// Validate checks c without building anything.
+func (c Config) Validate() error {
+	_, err := c.FQDNs()
+	if c.TTL > MaxTTL {
+		err = errors.Join(err, fmt.Errorf("cluster: ttl %d is above %d", c.TTL, MaxTTL))
+	}
+	switch c.Pods {
+	case PodsDisabled, PodsInsecure, PodsVerified:
+	default:
+		err = errors.Join(err, fmt.Errorf("cluster: pods %q: want %s, %s or %s", c.Pods, PodsDisabled, PodsInsecure, PodsVerified))
+	}
+	return err
+}
+
+// FQDNs are the zones as served: lower-case, fully qualified, in the
+// configured order.
+func (c Config) FQDNs() ([]string, error) {
+	if len(c.Zones) == 0 {
+		return nil, errors.New("cluster: no zone")
+	}
+	var out []string
+	for _, z := range c.Zones {
+		z = dns.Fqdn(strings.ToLower(strings.TrimSpace(z)))
+		if _, ok := dns.IsDomainName(z); !ok || z == "." {
+			return nil, fmt.Errorf("cluster: zone %q is not a domain name", z)
+		}
+		for _, r := range ReverseZones {
+			if dns.IsSubDomain(r, z) {
+				return nil, fmt.Errorf("cluster: zone %q is inside the reverse zone %s", z, r)
+			}
+		}
+		out = append(out, z)
+	}
+	return out, nil
+}
+
+// Deps are what the handler is given besides its configuration.
+type Deps struct {
+	// Store holds the records. Required.
 	Store Source
 	// Next gets the names the handler does not answer.
 	Next serve.Handler
@@ -80,45 +129,20 @@ type Cluster struct {
 	upstream serve.Handler
 }
 
-// New checks o and returns the handler.
-func New(o Options) (*Cluster, error) {
-	if o.Store == nil {
+// New checks c and returns the handler.
+func New(c Config, d Deps) (*Cluster, error) {
+	if d.Store == nil {
 		return nil, errors.New("cluster: no store")
 	}
-	c := &Cluster{ttl: DefaultTTL, pods: PodsDisabled, revFall: !o.NoReverseFallthrough, store: o.Store, Next: o.Next, upstream: o.Upstream}
-	if o.TTL != nil {
-		if *o.TTL > MaxTTL {
-			return nil, fmt.Errorf("cluster: ttl %d is above %d", *o.TTL, MaxTTL)
-		}
-		c.ttl = *o.TTL
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
-	switch o.Pods {
-	case "":
-	case PodsDisabled, PodsInsecure, PodsVerified:
-		c.pods = o.Pods
-	default:
-		return nil, fmt.Errorf("cluster: pods %q: want %s, %s or %s", o.Pods, PodsDisabled, PodsInsecure, PodsVerified)
-	}
-	zones := o.Zones
-	if len(zones) == 0 {
-		zones = []string{DefaultZone}
-	}
-	for _, z := range zones {
-		z = dns.Fqdn(strings.ToLower(strings.TrimSpace(z)))
-		if _, ok := dns.IsDomainName(z); !ok || z == "." {
-			return nil, fmt.Errorf("cluster: zone %q is not a domain name", z)
-		}
-		for _, r := range ReverseZones {
-			if dns.IsSubDomain(r, z) {
-				return nil, fmt.Errorf("cluster: zone %q is inside the reverse zone %s", z, r)
-			}
-		}
-		c.zones = append(c.zones, z)
-	}
-	c.primary = c.zones[0]
+	zones, _ := c.FQDNs()
+	h := &Cluster{zones: zones, primary: zones[0], ttl: c.TTL, pods: c.Pods, revFall: c.ReverseFallthrough,
+		store: d.Store, Next: d.Next, upstream: d.Upstream}
 	// Longest zone first, so that a zone inside another wins.
-	sortLongestFirst(c.zones)
-	return c, nil
+	sortLongestFirst(h.zones)
+	return h, nil
 }
 
 func sortLongestFirst(zs []string) {

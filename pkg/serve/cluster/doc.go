@@ -14,7 +14,7 @@
 //	                                 headless), targets' addresses in the
 //	                                 additional section
 //	<svc>.<ns>.svc.<zone> SRV        SRV for every port of the Service
-//	<a-b-c-d>.<ns>.pod.<zone>        pod A/AAAA: Options.Pods
+//	<a-b-c-d>.<ns>.pod.<zone>        pod A/AAAA: Config.Pods
 //	dns-version.<zone> TXT           "1.1.0"
 //	<reverse>.in-addr.arpa, ip6.arpa PTR for Service and endpoint IPs
 //
@@ -27,11 +27,11 @@
 // and caches keep.
 //
 // Names outside the zones, and reverse names of IPs the cluster does not
-// own (Options.ReverseFallthrough), go to the next handler.
+// own (Config.ReverseFallthrough), go to the next handler.
 //
 // Deliberate differences from CoreDNS 1.14: dns-version.<zone> with a type
 // other than TXT is NODATA (CoreDNS answers NXDOMAIN, a quirk); the apex NS
 // record has no glue address; an ExternalName target outside the zones is
-// resolved through Options.Upstream (in dnsd, the chain behind the metrics
+// resolved through Deps.Upstream (in dnsd, the chain behind the metrics
 // handler), and without an answer from it the CNAME is answered alone.
 package cluster

@@ -96,21 +96,6 @@ type Source interface {
 	Snapshot() *store.Snapshot
 }
 
-// Options configure the handler.
-type Options struct {
-	// Profile is the node profile the pods' resolv.conf is derived with
-	// (the one the webhook uses). Required.
-	Profile *resolvconf.NodeProfile
-	// Store holds the pods, indexed by IP. Required.
-	Store Source
-	// Next answers the asked name and every name of the walk.
-	Next serve.Handler
-	// Metrics counts saved queries; nil means a counter of the handler's
-	// own, registered nowhere. Make it once with NewMetrics: it outlives the
-	// handlers a reload replaces.
-	Metrics *Metrics
-}
-
 // Metrics are the handler's metrics.
 type Metrics struct {
 	saved *prometheus.CounterVec
@@ -143,25 +128,6 @@ type Completion struct {
 	mu    sync.Mutex
 	cache map[*store.Pod]*podResolv
 }
-
-// New returns the handler, or an error when o is incomplete.
-func New(o Options) (*Completion, error) {
-	if o.Profile == nil {
-		return nil, errorString("completion: no node profile")
-	}
-	if o.Store == nil {
-		return nil, errorString("completion: no store")
-	}
-	m := o.Metrics
-	if m == nil {
-		m, _ = NewMetrics(nil)
-	}
-	return &Completion{Next: o.Next, profile: o.Profile, store: o.Store, saved: m.saved, cache: map[*store.Pod]*podResolv{}}, nil
-}
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
 
 // Name implements serve.Handler.
 func (c *Completion) Name() string { return "completion" }

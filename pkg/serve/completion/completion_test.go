@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/poddns/poddns/pkg/resolvconf"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/completion"
@@ -142,23 +143,22 @@ func setup(t *testing.T) (addr string, c *completion.Completion, up *upstream) {
 		Namespaces: []*store.Namespace{{Name: "default"}, {Name: "other"}},
 	})
 
-	fwd, err := forward.New(forward.Options{Upstreams: []string{upAddr}})
+	fwd, err := forward.New(func() forward.Config {
+		c := forward.Defaults()
+		c.Upstreams = []string{upAddr}
+		return c
+	}(), forward.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fwd.Close() })
-	cl, err := cluster.New(cluster.Options{Zones: []string{"cluster.local"}, Store: st, Next: fwd})
+	cl, err := cluster.New(cluster.Defaults(), cluster.Deps{Store: st, Next: fwd})
 	if err != nil {
 		t.Fatal(err)
 	}
-	profile, err := resolvconf.NewNodeProfile(resolvconf.NodeConfig{
-		ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"},
-		ResolvConf: "/etc/resolv.conf", ResolvConfData: []byte("nameserver 192.0.2.53\nsearch corp.example\n"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err = completion.New(completion.Options{Profile: profile, Store: st, Next: cl})
+	profile := writeProfile(t, "clusterDomain: cluster.local\nclusterDNS: [10.96.0.10]\nresolvConf: /etc/resolv.conf\n"+
+		"resolvConfContent: |\n  nameserver 192.0.2.53\n  search corp.example\n")
+	c, err = completion.New(completion.Config{NodeProfile: profile}, completion.Deps{Store: st, Next: cl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,10 +285,7 @@ func TestCompletion(t *testing.T) {
 func TestNextFails(t *testing.T) {
 	st := store.New()
 	st.Replace(store.Objects{Pods: []*store.Pod{k8sPod("default", "p", "10.240.0.1", nil)}})
-	profile, err := resolvconf.NewNodeProfile(resolvconf.NodeConfig{ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	profile := writeProfile(t, "clusterDomain: cluster.local\nclusterDNS: [10.96.0.10]\nresolvConf: \"\"\n")
 	for _, tc := range []struct {
 		name  string
 		next  serve.HandlerFunc
@@ -307,7 +304,7 @@ func TestNextFails(t *testing.T) {
 		}, dns.RcodeNameError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := completion.New(completion.Options{Profile: profile, Store: st, Next: tc.next})
+			c, err := completion.New(completion.Config{NodeProfile: profile}, completion.Deps{Store: st, Next: tc.next})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,5 +323,40 @@ func TestNextFails(t *testing.T) {
 				t.Fatal("counted a saved query")
 			}
 		})
+	}
+}
+
+// writeProfile writes a NodeProfile file of the given fields and returns
+// its path.
+func writeProfile(t *testing.T, fields string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "profile.yaml")
+	if err := os.WriteFile(p, []byte("apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n"+fields), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfig(t *testing.T) {
+	on, off := true, false
+	for _, tc := range []struct {
+		c       completion.Config
+		on, bad bool
+	}{
+		{c: completion.Defaults()},
+		{c: completion.Config{NodeProfile: "p.yaml"}, on: true},
+		{c: completion.Config{NodeProfile: "p.yaml", Enabled: &off}},
+		{c: completion.Config{NodeProfile: "p.yaml", Enabled: &on}, on: true},
+		{c: completion.Config{Enabled: &on}, bad: true},
+	} {
+		if got := tc.c.On(); got != tc.on {
+			t.Errorf("%+v: On() = %v, want %v", tc.c, got, tc.on)
+		}
+		if err := tc.c.Validate(); (err != nil) != tc.bad {
+			t.Errorf("%+v: Validate() = %v, want an error: %v", tc.c, err, tc.bad)
+		}
+	}
+	if _, err := completion.New(completion.Config{NodeProfile: filepath.Join(t.TempDir(), "none.yaml")}, completion.Deps{Store: store.New()}); err == nil {
+		t.Error("New with a missing node profile: no error")
 	}
 }

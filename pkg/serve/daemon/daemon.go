@@ -68,9 +68,12 @@ type Options struct {
 	Registry *prometheus.Registry
 }
 
-// New builds a daemon from a configuration that Load returned; Start
-// starts it.
+// New builds a daemon from a configuration (Load's, or any valid one);
+// Start starts it.
 func New(cfg Config, o Options) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
 	log, reg := o.Logger, o.Registry
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -99,16 +102,13 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	if d.completionMetrics, err = completion.NewMetrics(reg); err != nil {
 		return nil, err
 	}
-	inner, closeInner, err := buildInner(cfg, d.store, d.inner, d.handlerMetrics)
+	inner, closeInner, err := d.build(cfg)
 	if err != nil {
 		return nil, err
 	}
 	d.inner.Store(inner)
 	d.closeInner = closeInner
-	zones, err := cfg.clusterZones()
-	if err != nil {
-		return nil, err
-	}
+	zones, _ := cfg.FQDNs() // valid: checked above
 	d.metrics, err = metrics.New(metrics.Options{Registerer: reg, Zones: append(zones, cluster.ReverseZones...), Store: d.store}, d.inner)
 	if err != nil {
 		return nil, err
@@ -116,111 +116,136 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	return d, nil
 }
 
-// handlerMetrics are the metrics of the handlers buildInner makes.
+// handlerMetrics are the metrics of the handlers of the chain: made once,
+// they outlive the handlers a reload replaces.
 type handlerMetrics struct {
 	forwardMetrics    *forward.Metrics
 	cacheMetrics      *cache.Metrics
 	completionMetrics *completion.Metrics
 }
 
-// buildInner builds the handlers behind metrics, in their one order
-// (outermost first):
+// link is one handler of the chain: build returns it in front of next, or
+// nil when cfg leaves it out.
+type link struct {
+	name  string
+	build func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error)
+}
+
+// building is what the links of one build share.
+type building struct {
+	store    *store.Store
+	upstream serve.Handler // the chain behind metrics (for ExternalName targets)
+	metrics  handlerMetrics
+	forward  *forward.Forward // built by the forward link, probed by the loop link
+}
+
+// chain is dnsd's handler chain, outermost first, behind the metrics
+// handler (built once in New, not here: its counters outlive reloads; it
+// sees every query and the final rcode). The order is this list's and it
+// matters, as CoreDNS's plugin.cfg's does:
 //
-//  1. metrics (built once in newDaemon, not here: its counters outlive
-//     reloads) sees every query and the final rcode, so it comes first.
-//     loop (only with default upstreams) recognizes dnsd's own startup
-//     probes before anything else can answer them; other queries pass.
-//     minimalany answers every ANY query with HINFO "RFC8482" "" (RFC
+//   - loop (with default upstreams) recognizes dnsd's own startup probes
+//     before anything else can answer them; other queries pass.
+//   - minimalany answers every ANY query with HINFO "RFC8482" "" (RFC
 //     8482), cluster and external names alike, before anything looks up.
-//  2. loadbalance (on by default) shuffles the addresses of every NOERROR
+//   - loadbalance (on by default) shuffles the addresses of every NOERROR
 //     reply written below it, CNAMEs first.
-//  3. completion (on when a node profile is configured) answers the first
+//   - completion (on when a node profile is configured) answers the first
 //     search expansion of a pod's query with where the pod's own walk
-//     would stop, asking cluster (and through it 5 to 7) for each name.
-//  4. cluster answers the cluster zones and the reverse zones of cluster
+//     would stop, asking the handlers below it for each name.
+//   - cluster answers the cluster zones and the reverse zones of cluster
 //     IPs from the store; it hands everything else on. Cluster answers are
 //     never cached: a change in the API shows at once.
-//  5. acl refuses recursion to clients outside the configured client
+//   - acl refuses recursion to clients outside the configured client
 //     networks (dnsd is not an open resolver).
-//  6. cache answers what it holds of the forwarder's replies.
-//  7. forward sends the rest to the configured upstreams (per zone first);
+//   - cache answers what it holds of the forwarder's replies.
+//   - forward sends the rest to the configured upstreams (per zone first);
 //     a name no upstream covers goes on.
-//  8. the end of the chain refuses. Without any upstream configured, 5 to
-//     7 are left out and everything outside the cluster zones is refused.
 //
-// upstream is where cluster resolves ExternalName targets outside its zones:
-// this very part of the chain, so that they get the cache and forwarder.
-// The returned function stops what the handlers run (health checks,
-// pooled sockets, background refreshes) once they are swapped out.
-func buildInner(cfg Config, st *store.Store, upstream serve.Handler, hm handlerMetrics) (serve.Handler, func(), error) {
-	var next serve.Handler = serve.Refused
-	var fwd *forward.Forward // for the loop probe
-	closers := []func(){}
+// The end of the chain refuses. Without any upstream configured, acl,
+// cache and forward are left out and everything outside the cluster zones
+// is refused. Adding a handler is one entry here (and its package).
+var chain = []link{
+	{"loop", func(_ *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		if b.forward == nil || len(b.forward.Upstreams()) == 0 {
+			return nil, nil
+		}
+		return loop.New(loop.Config{}, loop.Deps{Next: next, Forwarder: b.forward})
+	}},
+	{"minimalany", func(_ *Config, _ *building, next serve.Handler) (serve.Handler, error) {
+		return minimalany.New(minimalany.Config{}, minimalany.Deps{Next: next})
+	}},
+	{"loadbalance", func(cfg *Config, _ *building, next serve.Handler) (serve.Handler, error) {
+		if !cfg.LoadBalance {
+			return nil, nil
+		}
+		return loadbalance.New(loadbalance.Config{}, loadbalance.Deps{Next: next})
+	}},
+	{"completion", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		if !cfg.completion() {
+			return nil, nil
+		}
+		d := completion.Deps{Store: b.store, Next: next, Metrics: b.metrics.completionMetrics}
+		if cfg.Completion.NodeProfile == "" { // node-local: the node's own kubelet
+			p, err := cfg.NodeLocal.NodeProfile()
+			if err != nil {
+				return nil, err
+			}
+			d.Profile = p
+		}
+		return completion.New(cfg.Completion, d)
+	}},
+	{"cluster", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		return cluster.New(cfg.ClusterConfig, cluster.Deps{Store: b.store, Next: next, Upstream: b.upstream})
+	}},
+	{"acl", func(cfg *Config, _ *building, next serve.Handler) (serve.Handler, error) {
+		if !cfg.Forward.Enabled() {
+			return nil, nil
+		}
+		return acl.New(cfg.Forward.ACLConfig, acl.Deps{Next: next})
+	}},
+	{"cache", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		if !cfg.Forward.Enabled() || cfg.Cache.Disabled {
+			return nil, nil
+		}
+		return cache.New(cfg.Cache, cache.Deps{Next: next, Metrics: b.metrics.cacheMetrics})
+	}},
+	{"forward", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		if !cfg.Forward.Enabled() {
+			return nil, nil
+		}
+		f, err := forward.New(cfg.Forward.Config, forward.Deps{Next: next, Metrics: b.metrics.forwardMetrics})
+		b.forward = f
+		return f, err
+	}},
+}
+
+// build builds the chain for cfg, innermost first, and returns it with a
+// function that stops what its handlers run (health checks, pooled
+// sockets, background refreshes) once they are swapped out: outermost
+// first (the cache's refreshes use the forwarder).
+func (d *Daemon) build(cfg Config) (serve.Handler, func(), error) {
+	b := &building{store: d.store, upstream: d.inner, metrics: d.handlerMetrics}
+	var closers []func()
 	closeAll := func() {
-		for _, c := range closers {
-			c()
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
 		}
 	}
-	if cfg.forwarding() {
-		fo, err := cfg.ForwardOptions()
-		if err != nil {
-			return nil, nil, err
-		}
-		fo.Next, fo.Metrics = next, hm.forwardMetrics
-		fwd, err = forward.New(fo)
-		if err != nil {
-			return nil, nil, err
-		}
-		closers = append(closers, fwd.Close)
-		next = fwd
-		if !cfg.Cache.Disabled {
-			co, err := cfg.CacheOptions()
-			if err != nil {
-				closeAll()
-				return nil, nil, err
-			}
-			co.Next, co.Metrics = next, hm.cacheMetrics
-			ch, err := cache.New(co)
-			if err != nil {
-				closeAll()
-				return nil, nil, err
-			}
-			closers = append([]func(){ch.Close}, closers...) // the cache's refreshes use the forwarder
-			next = ch
-		}
-		a, err := acl.New(cfg.Forward.ClientNetworks, next)
+	var h serve.Handler = serve.Refused
+	for i := len(chain) - 1; i >= 0; i-- {
+		next, err := chain[i].build(&cfg, b, h)
 		if err != nil {
 			closeAll()
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s: %w", chain[i].name, err)
 		}
-		next = a
-	}
-	o := cfg.clusterOptions(st)
-	o.Next = next
-	o.Upstream = upstream
-	c, err := cluster.New(o)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	var h serve.Handler = c
-	if cfg.completion() {
-		p, err := cfg.nodeProfile()
-		if err != nil {
-			closeAll()
-			return nil, nil, err
+		if next == nil {
+			continue
 		}
-		if h, err = completion.New(completion.Options{Profile: p, Store: st, Next: c, Metrics: hm.completionMetrics}); err != nil {
-			closeAll()
-			return nil, nil, err
+		if c, ok := next.(interface{ Close() }); ok {
+			closers = append(closers, c.Close)
 		}
-	}
-	if cfg.LoadBalance == nil || *cfg.LoadBalance {
-		h = loadbalance.New(h)
-	}
-	h = minimalany.New(h)
-	if fwd != nil && len(fwd.Upstreams()) > 0 {
-		h = loop.New(h, fwd)
+		h = next
 	}
 	return h, closeAll, nil
 }
@@ -253,10 +278,7 @@ func (d *Daemon) Config() Config { return *d.cfg.Load() }
 
 // Lameduck is how long Shutdown should keep serving after a signal.
 func (d *Daemon) Lameduck() time.Duration {
-	if l := d.Config().Lameduck; l != nil {
-		return l.Duration
-	}
-	return 0
+	return d.Config().Lameduck.D()
 }
 
 // loadSource fills the store from the configured source: the objects file
@@ -321,7 +343,7 @@ func (d *Daemon) Start() error {
 		d.Shutdown(0)
 		return err
 	}
-	d.log.Info("serving DNS", "listen", srv.Addr(), "zones", cfg.Zones, "ttl", *cfg.TTL, "pods", cfg.Pods,
+	d.log.Info("serving DNS", "listen", srv.Addr(), "zones", cfg.Zones, "ttl", cfg.TTL, "pods", cfg.Pods,
 		"health", d.httpAddr["health"], "metrics", d.httpAddr["metrics"],
 		"upstreams", cfg.Forward.Upstreams, "upstreamResolvConf", cfg.Forward.ResolvConf, "stubs", len(cfg.Forward.Stubs))
 	return nil
@@ -392,6 +414,9 @@ func (d *Daemon) listenHTTP(addr string, h http.Handler, names ...string) error 
 // kind need a restart; changing them is an error that keeps everything as
 // it was.
 func (d *Daemon) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
 	old := d.Config()
 	if cfg.Listen != old.Listen || cfg.HealthListen != old.HealthListen || cfg.MetricsListen != old.MetricsListen || cfg.PprofListen != old.PprofListen || cfg.UDPSockets != old.UDPSockets {
 		return errors.New("listen addresses and udpSockets change only with a restart")
@@ -408,7 +433,7 @@ func (d *Daemon) Reload(cfg Config) error {
 	if cfg.Source.File == "" && cfg.watchPods() != old.watchPods() {
 		return errors.New("turning verified pod records or search completion on or off with the API server source needs a restart (it starts or stops the pod watch)")
 	}
-	inner, closeInner, err := buildInner(cfg, d.store, d.inner, d.handlerMetrics)
+	inner, closeInner, err := d.build(cfg)
 	if err != nil {
 		return err
 	}
@@ -474,7 +499,7 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 	defer cancel()
 	if d.dns != nil {
 		if err := d.dns.Shutdown(ctx); err != nil {
-			d.log.Error("dns shutdown", "err", err)
+			d.log.Error("dns shutdown", "error", err)
 		}
 	}
 	if d.nl != nil {
@@ -488,7 +513,7 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 	}
 	for _, s := range d.http {
 		if err := s.Shutdown(ctx); err != nil {
-			d.log.Error("http shutdown", "err", err)
+			d.log.Error("http shutdown", "error", err)
 		}
 	}
 }
@@ -496,14 +521,8 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 // onError logs a handler's error at debug level only (the metrics handler
 // counts it): a query-driven error must not turn into a log line per query.
 func (d *Daemon) onError(err error) {
-	d.log.Debug("handler error", "err", err)
+	d.log.Debug("handler error", "error", err)
 }
-
-// noSource stands in for the store when a configuration is only checked.
-type noSource struct{}
-
-func (noSource) Snapshot() *store.Snapshot { return nil }
-func (noSource) Synced() bool              { return false }
 
 // Failed receives an error when a listener stops on its own: the daemon
 // no longer serves and should be shut down.

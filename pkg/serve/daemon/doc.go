@@ -1,5 +1,6 @@
 // Package daemon is dnsd as a library: its versioned configuration
-// (DNSDConfig: defaults, strict decoding, merging, validation) and the
+// (DNSDConfig: the handlers' own configurations gathered, decoded with
+// package configfile, validated) and the
 // daemon's lifecycle (the handler chain in its one order, the object
 // source, the DNS and HTTP listeners, reload keeping the last good
 // configuration, lame-duck shutdown).

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -41,52 +40,6 @@ const (
 	// MaxUpstreams is the most upstreams of one zone (CoreDNS's limit).
 	MaxUpstreams = 15
 )
-
-// Stub sends the names in Zone (and below) to its own upstreams.
-type Stub struct {
-	Zone      string
-	Upstreams []string
-}
-
-// Options configure a Forward.
-type Options struct {
-	// Upstreams answer every name no stub covers: "IP" or "IP:port"
-	// (port 53 by default). May be empty when Stubs are set.
-	Upstreams []string
-	// Stubs are per-zone upstreams.
-	Stubs []Stub
-	// Policy orders the upstreams; "" means Random.
-	Policy Policy
-	// TryTimeout bounds one try (UDP, and the TCP retry together); 0 means
-	// DefaultTryTimeout.
-	TryTimeout time.Duration
-	// Deadline bounds all the tries of one query; 0 means DefaultDeadline.
-	Deadline time.Duration
-	// MaxFails is the number of failed tries in a row that marks an
-	// upstream down; 0 means DefaultMaxFails, negative never marks down.
-	MaxFails int
-	// HealthCheck is the probe interval of a down upstream; 0 means
-	// DefaultHealthCheck.
-	HealthCheck time.Duration
-	// Expire closes pooled TCP connections idle this long; 0 means
-	// DefaultExpire.
-	Expire time.Duration
-	// PoolSize is the most idle TCP connections kept per upstream; 0
-	// means DefaultPoolSize. (UDP sockets are never pooled.)
-	PoolSize int
-	// MaxConcurrent bounds the queries in flight; 0 means
-	// DefaultMaxConcurrent, negative means no limit.
-	MaxConcurrent int
-	// RandomizeCase sends query names in random case (0x20) and accepts
-	// only replies that echo it exactly; an upstream that does not keep
-	// case is detected by its first such reply, counted, and sent names
-	// unchanged for CaseFallback.
-	RandomizeCase bool
-	// Metrics, if set, receive the forwarder's metrics.
-	Metrics *Metrics
-	// Next gets the names no upstream set covers.
-	Next serve.Handler
-}
 
 // Forward is the forwarding handler. Close stops its health checks and
 // closes its sockets.
@@ -155,96 +108,6 @@ func ParseUpstream(s string) (string, error) {
 		return "", fmt.Errorf("upstream %q: want IP or IP:port", s)
 	}
 	return netip.AddrPortFrom(ip.Unmap(), 53).String(), nil
-}
-
-// New checks o and returns the forwarder. It starts nothing: sockets are
-// dialled and health checks started when needed.
-func New(o Options) (*Forward, error) {
-	f := &Forward{Next: o.Next, policy: o.Policy, tryTO: o.TryTimeout, deadline: o.Deadline, maxFails: o.MaxFails,
-		hcEvery: o.HealthCheck, expire: o.Expire, poolSize: o.PoolSize, maxConc: int64(o.MaxConcurrent), case0x20: o.RandomizeCase, m: o.Metrics, stop: make(chan struct{})}
-	switch f.policy {
-	case "":
-		f.policy = Random
-	case Random, RoundRobin, Sequential:
-	default:
-		return nil, fmt.Errorf("forward: policy %q: want random, round_robin or sequential", o.Policy)
-	}
-	if f.tryTO <= 0 {
-		f.tryTO = DefaultTryTimeout
-	}
-	if f.deadline <= 0 {
-		f.deadline = DefaultDeadline
-	}
-	if f.maxFails == 0 {
-		f.maxFails = DefaultMaxFails
-	}
-	if f.hcEvery <= 0 {
-		f.hcEvery = DefaultHealthCheck
-	}
-	if f.expire <= 0 {
-		f.expire = DefaultExpire
-	}
-	if f.poolSize <= 0 {
-		f.poolSize = DefaultPoolSize
-	}
-	if f.maxConc == 0 {
-		f.maxConc = DefaultMaxConcurrent
-	}
-	if f.m == nil {
-		f.m, _ = NewMetrics(nil)
-	}
-	var err error
-	if len(o.Upstreams) > 0 {
-		if f.def, err = f.newGroup(".", o.Upstreams); err != nil {
-			return nil, err
-		}
-	}
-	seen := map[string]bool{}
-	for _, s := range o.Stubs {
-		z := dns.Fqdn(strings.ToLower(strings.TrimSpace(s.Zone)))
-		if _, ok := dns.IsDomainName(z); !ok {
-			return nil, fmt.Errorf("forward: stub zone %q is not a domain name", s.Zone)
-		}
-		if seen[z] {
-			return nil, fmt.Errorf("forward: stub zone %q given twice", z)
-		}
-		seen[z] = true
-		g, err := f.newGroup(z, s.Upstreams)
-		if err != nil {
-			return nil, err
-		}
-		if z == "." {
-			if f.def != nil {
-				return nil, errors.New("forward: stub zone \".\" and default upstreams both given")
-			}
-			f.def = g
-			continue
-		}
-		f.stubs = append(f.stubs, g)
-	}
-	slices.SortStableFunc(f.stubs, func(a, b *group) int { return len(b.zone) - len(a.zone) })
-	if f.def == nil && len(f.stubs) == 0 {
-		return nil, errors.New("forward: no upstream")
-	}
-	return f, nil
-}
-
-func (f *Forward) newGroup(zone string, addrs []string) (*group, error) {
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("forward: zone %s: no upstream", zone)
-	}
-	if len(addrs) > MaxUpstreams {
-		return nil, fmt.Errorf("forward: zone %s: %d upstreams, at most %d", zone, len(addrs), MaxUpstreams)
-	}
-	g := &group{zone: zone}
-	for _, a := range addrs {
-		addr, err := ParseUpstream(a)
-		if err != nil {
-			return nil, fmt.Errorf("forward: zone %s: %w", zone, err)
-		}
-		g.ups = append(g.ups, newUpstream(f, addr))
-	}
-	return g, nil
 }
 
 // Name implements serve.Handler.

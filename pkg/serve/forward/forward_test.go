@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/forward"
@@ -44,9 +45,14 @@ func upstreamHandler(fn func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg) serve.H
 	})
 }
 
-func newForward(t testing.TB, o forward.Options) *forward.Forward {
+// newForward is a forwarder of the default configuration changed by mods.
+func newForward(t testing.TB, d forward.Deps, mods ...func(*forward.Config)) *forward.Forward {
 	t.Helper()
-	f, err := forward.New(o)
+	c := forward.Defaults()
+	for _, m := range mods {
+		m(&c)
+	}
+	f, err := forward.New(c, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +69,7 @@ func TestForwardAnswers(t *testing.T) {
 		return []*dns.Msg{m}
 	})
 	fm, _ := forward.NewMetrics(nil)
-	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}, Metrics: fm}))
+	addr := dnstest.StartServer(t, newForward(t, forward.Deps{Metrics: fm}, func(c *forward.Config) { c.Upstreams = []string{up} }))
 	for _, proto := range []string{"udp", "tcp"} {
 		for _, name := range []string{"example.com.", "ExAmPle.COM."} {
 			m := dnstest.Exchange(t, addr, proto, dnstest.Query(name, dns.TypeA, 0))
@@ -84,7 +90,11 @@ func TestForwardAnswers(t *testing.T) {
 func TestUpstreamSilent(t *testing.T) {
 	silent := dnstest.RawUDPServer(t, func(*dns.Msg) []*dns.Msg { return nil })
 	// The deadline, not the per-try timeout, ends the query.
-	f := newForward(t, forward.Options{Upstreams: []string{silent}, TryTimeout: 2 * time.Second, Deadline: 300 * time.Millisecond})
+	f := newForward(t, forward.Deps{}, func(c *forward.Config) {
+		c.Upstreams = []string{silent}
+		c.TryTimeout = configfile.Duration(2 * time.Second)
+		c.Deadline = configfile.Duration(300 * time.Millisecond)
+	})
 	addr := dnstest.StartServer(t, f)
 	start := time.Now()
 	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
@@ -110,7 +120,7 @@ func TestTruncatedRetriesOverTCP(t *testing.T) {
 		m.Answer = dnstest.RRs("big.example. 60 IN TXT \"over tcp\"")
 		return m
 	}))
-	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}}))
+	addr := dnstest.StartServer(t, newForward(t, forward.Deps{}, func(c *forward.Config) { c.Upstreams = []string{up} }))
 	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("big.example.", dns.TypeTXT, 1232))
 	dnstest.Check(t, dnstest.Case{Qname: "big.example.", Qtype: dns.TypeTXT, NoAA: true,
 		Answer: dnstest.RRs("big.example. 60 IN TXT \"over tcp\"")}, m)
@@ -137,7 +147,10 @@ func TestInFlightLimit(t *testing.T) {
 				return m
 			}))
 			fm, _ := forward.NewMetrics(nil)
-			addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}, MaxConcurrent: tc.limit, Metrics: fm}))
+			addr := dnstest.StartServer(t, newForward(t, forward.Deps{Metrics: fm}, func(c *forward.Config) {
+				c.Upstreams = []string{up}
+				c.MaxConcurrent = tc.limit
+			}))
 			var wg sync.WaitGroup
 			rcodes := make([]int, tc.limit)
 			for i := range tc.limit {
@@ -210,7 +223,7 @@ func TestBadRepliesIgnored(t *testing.T) {
 	})
 	reg := prometheus.NewRegistry()
 	fm, _ := forward.NewMetrics(reg)
-	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}, Metrics: fm}))
+	addr := dnstest.StartServer(t, newForward(t, forward.Deps{Metrics: fm}, func(c *forward.Config) { c.Upstreams = []string{up} }))
 	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
 	dnstest.Check(t, dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true,
 		Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.7")}, m)
@@ -228,7 +241,7 @@ func TestRandomQueryIDs(t *testing.T) {
 		mu.Unlock()
 		return answerA("192.0.2.1")(q)
 	})
-	addr := dnstest.StartServer(t, newForward(t, forward.Options{Upstreams: []string{up}}))
+	addr := dnstest.StartServer(t, newForward(t, forward.Deps{}, func(c *forward.Config) { c.Upstreams = []string{up} }))
 	for range 20 {
 		q := dnstest.Query("example.com.", dns.TypeA, 0)
 		q.Id = 4242
@@ -251,8 +264,13 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 	})
 	reg := prometheus.NewRegistry()
 	fm, _ := forward.NewMetrics(reg)
-	f := newForward(t, forward.Options{Upstreams: []string{up}, TryTimeout: 50 * time.Millisecond, Deadline: 200 * time.Millisecond,
-		MaxFails: 2, HealthCheck: 20 * time.Millisecond, Metrics: fm})
+	f := newForward(t, forward.Deps{Metrics: fm}, func(c *forward.Config) {
+		c.Upstreams = []string{up}
+		c.TryTimeout = configfile.Duration(50 * time.Millisecond)
+		c.Deadline = configfile.Duration(200 * time.Millisecond)
+		c.MaxFails = 2
+		c.HealthCheck = configfile.Duration(20 * time.Millisecond)
+	})
 	addr := dnstest.StartServer(t, f)
 	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))
 	if m.Rcode != dns.RcodeServerFailure {
@@ -295,7 +313,12 @@ func TestPolicyAndFailover(t *testing.T) {
 		{"failover to the next", forward.Sequential, []string{silent, b}, []string{"192.0.2.2", "192.0.2.2", "192.0.2.2", "192.0.2.2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newForward(t, forward.Options{Upstreams: tc.ups, Policy: tc.policy, TryTimeout: 100 * time.Millisecond, HealthCheck: time.Hour})
+			f := newForward(t, forward.Deps{}, func(c *forward.Config) {
+				c.Upstreams = tc.ups
+				c.Policy = tc.policy
+				c.TryTimeout = configfile.Duration(100 * time.Millisecond)
+				c.HealthCheck = configfile.Duration(time.Hour)
+			})
 			addr := dnstest.StartServer(t, f)
 			var got []string
 			for range tc.want {
@@ -315,7 +338,10 @@ func TestPolicyAndFailover(t *testing.T) {
 func TestStubZones(t *testing.T) {
 	def := dnstest.RawUDPServer(t, answerA("192.0.2.1"))
 	corp := dnstest.RawUDPServer(t, answerA("10.1.1.1"))
-	f := newForward(t, forward.Options{Upstreams: []string{def}, Stubs: []forward.Stub{{Zone: "Corp.Example", Upstreams: []string{corp}}}})
+	f := newForward(t, forward.Deps{}, func(c *forward.Config) {
+		c.Upstreams = []string{def}
+		c.Stubs = []forward.Stub{{Zone: "Corp.Example", Upstreams: []string{corp}}}
+	})
 	addr := dnstest.StartServer(t, f)
 	for name, want := range map[string]string{"www.example.com.": "192.0.2.1", "db.corp.example.": "10.1.1.1", "corp.example.": "10.1.1.1", "xcorp.example.": "192.0.2.1"} {
 		m := dnstest.Exchange(t, addr, "udp", dnstest.Query(name, dns.TypeA, 0))
@@ -324,7 +350,9 @@ func TestStubZones(t *testing.T) {
 		}
 	}
 	// Only stubs: other names go to Next (REFUSED at the end of a chain).
-	only := newForward(t, forward.Options{Stubs: []forward.Stub{{Zone: "corp.example", Upstreams: []string{corp}}}, Next: serve.Refused})
+	only := newForward(t, forward.Deps{Next: serve.Refused}, func(c *forward.Config) {
+		c.Stubs = []forward.Stub{{Zone: "corp.example", Upstreams: []string{corp}}}
+	})
 	addr = dnstest.StartServer(t, only)
 	if m := dnstest.Exchange(t, addr, "udp", dnstest.Query("www.example.com.", dns.TypeA, 0)); m.Rcode != dns.RcodeRefused {
 		t.Errorf("name outside the stubs: rcode %s, want REFUSED", dns.RcodeToString[m.Rcode])
@@ -346,23 +374,35 @@ func TestResolvConfUpstreams(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	for _, o := range []forward.Options{
-		{},
-		{Upstreams: []string{"not-an-ip"}},
-		{Upstreams: []string{"127.0.0.1:0"}},
-		{Upstreams: []string{"127.0.0.1"}, Policy: "fastest"},
-		{Stubs: []forward.Stub{{Zone: "a.example", Upstreams: nil}}},
-		{Stubs: []forward.Stub{{Zone: "a.example", Upstreams: []string{"127.0.0.1"}}, {Zone: "A.example.", Upstreams: []string{"127.0.0.1"}}}},
+	if _, err := forward.New(forward.Defaults(), forward.Deps{}); err == nil {
+		t.Error("New without upstreams: no error")
+	}
+	for _, mod := range []func(*forward.Config){
+		func(c *forward.Config) { c.Upstreams = []string{"not-an-ip"} },
+		func(c *forward.Config) { c.Upstreams = []string{"127.0.0.1:0"} },
+		func(c *forward.Config) { c.Upstreams, c.Policy = []string{"127.0.0.1"}, "fastest" },
+		func(c *forward.Config) { c.Upstreams, c.ResolvConf = []string{"127.0.0.1"}, "/etc/resolv.conf" },
+		func(c *forward.Config) { c.Upstreams, c.TryTimeout = []string{"127.0.0.1"}, 0 },
+		func(c *forward.Config) { c.Upstreams, c.MaxConcurrent = []string{"127.0.0.1"}, -1 },
+		func(c *forward.Config) { c.Stubs = []forward.Stub{{Zone: "a.example", Upstreams: nil}} },
+		func(c *forward.Config) {
+			c.Stubs = []forward.Stub{{Zone: "a.example", Upstreams: []string{"127.0.0.1"}}, {Zone: "A.example.", Upstreams: []string{"127.0.0.1"}}}
+		},
 	} {
-		if _, err := forward.New(o); err == nil {
-			t.Errorf("New(%+v): no error", o)
+		c := forward.Defaults()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v): no error", c)
+		}
+		if _, err := forward.New(c, forward.Deps{}); err == nil {
+			t.Errorf("New(%+v): no error", c)
 		}
 	}
 }
 
 func BenchmarkForwardRoundTrip(b *testing.B) {
 	up := dnstest.RawUDPServer(b, answerA("192.0.2.1"))
-	f, err := forward.New(forward.Options{Upstreams: []string{up}})
+	f, err := forward.New(func() forward.Config { c := forward.Defaults(); c.Upstreams = []string{up}; return c }(), forward.Deps{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -395,7 +435,11 @@ func TestClosedPooledConnection(t *testing.T) {
 		w.Close()
 		return nil
 	}))
-	f := newForward(t, forward.Options{Upstreams: []string{up}, MaxFails: 1, HealthCheck: time.Hour})
+	f := newForward(t, forward.Deps{}, func(c *forward.Config) {
+		c.Upstreams = []string{up}
+		c.MaxFails = 1
+		c.HealthCheck = configfile.Duration(time.Hour)
+	})
 	addr := dnstest.StartServer(t, f)
 	for i := range 3 {
 		m := dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0))

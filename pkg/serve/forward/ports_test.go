@@ -69,7 +69,7 @@ func newRecordingUpstream(t testing.TB, lower bool) *recordingUpstream {
 func TestSourcePortsRandom(t *testing.T) {
 	const queries = 5000
 	up := newRecordingUpstream(t, false)
-	f := newForward(t, forward.Options{Upstreams: []string{up.addr}})
+	f := newForward(t, forward.Deps{}, func(c *forward.Config) { c.Upstreams = []string{up.addr} })
 	q := dnstest.Query("example.com.", dns.TypeA, 0)
 	for i := range queries {
 		w := &dnstest.Recorder{}
@@ -103,7 +103,7 @@ func TestRandomizeCase(t *testing.T) {
 	t.Run("echoing upstream", func(t *testing.T) {
 		up := newRecordingUpstream(t, false)
 		fm, _ := forward.NewMetrics(nil)
-		f := newForward(t, forward.Options{Upstreams: []string{up.addr}, RandomizeCase: true, Metrics: fm})
+		f := newForward(t, forward.Deps{Metrics: fm}, func(c *forward.Config) { c.Upstreams = []string{up.addr}; c.RandomizeCase = true })
 		for range 10 {
 			w := &dnstest.Recorder{}
 			f.ServeDNS(t.Context(), w, dnstest.Query(name, dns.TypeA, 0))
@@ -128,7 +128,7 @@ func TestRandomizeCase(t *testing.T) {
 	t.Run("upstream that does not keep case", func(t *testing.T) {
 		up := newRecordingUpstream(t, true)
 		fm, _ := forward.NewMetrics(nil)
-		f := newForward(t, forward.Options{Upstreams: []string{up.addr}, RandomizeCase: true, Metrics: fm})
+		f := newForward(t, forward.Deps{Metrics: fm}, func(c *forward.Config) { c.Upstreams = []string{up.addr}; c.RandomizeCase = true })
 		for i := range 3 {
 			w := &dnstest.Recorder{}
 			rc, err := f.ServeDNS(t.Context(), w, dnstest.Query(name, dns.TypeA, 0))

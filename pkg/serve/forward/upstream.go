@@ -298,7 +298,7 @@ func restoreCase(reply *dns.Msg, sent, orig string) {
 // a row, starting its health check.
 func (u *upstream) failed() {
 	n := u.fails.Add(1)
-	if u.f.maxFails < 0 || int(n) < u.f.maxFails {
+	if u.f.maxFails == 0 || int(n) < u.f.maxFails {
 		return
 	}
 	u.down.Store(true)

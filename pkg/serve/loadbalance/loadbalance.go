@@ -22,8 +22,19 @@ type LoadBalance struct {
 	Next serve.Handler
 }
 
+// Config is the handler's configuration. It has no field: the shuffle
+// (CoreDNS's round_robin) is the only policy; dnsd's loadBalance field says
+// whether the handler is in the chain.
+type Config struct{}
+
+// Deps are what the handler is given besides its configuration.
+type Deps struct {
+	// Next writes the replies the handler shuffles.
+	Next serve.Handler
+}
+
 // New returns the handler.
-func New(next serve.Handler) *LoadBalance { return &LoadBalance{Next: next} }
+func New(_ Config, d Deps) (*LoadBalance, error) { return &LoadBalance{Next: d.Next}, nil }
 
 // Name implements serve.Handler.
 func (l *LoadBalance) Name() string { return "loadbalance" }

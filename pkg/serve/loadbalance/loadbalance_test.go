@@ -26,12 +26,15 @@ func TestShuffle(t *testing.T) {
 		shuffle bool
 	}{{"NOERROR", dns.RcodeSuccess, true}, {"SERVFAIL", dns.RcodeServerFailure, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := loadbalance.New(serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+			h, err := loadbalance.New(loadbalance.Config{}, loadbalance.Deps{Next: serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 				m := new(dns.Msg)
 				m.SetRcode(r, tc.rcode)
 				m.Answer = answer // shared by every reply
 				return dns.RcodeSuccess, w.WriteMsg(m)
-			}))
+			})})
+			if err != nil {
+				t.Fatal(err)
+			}
 			addr := dnstest.StartServer(t, h)
 			firsts := map[string]bool{}
 			for range 40 {

@@ -78,9 +78,24 @@ func (e *Error) Error() string {
 		"configure upstreams that do not lead back to dnsd", e.Upstream, e.Probe, e.Seen, Threshold)
 }
 
-// New returns the handler, probing through fwd and handing on to next.
-func New(next serve.Handler, fwd Forwarder) *Loop {
-	return &Loop{Next: next, fwd: fwd, probes: map[string]*probe{}}
+// Config is the handler's configuration. It has no field: dnsd puts the
+// handler in its chain whenever there are default upstreams to probe.
+type Config struct{}
+
+// Deps are what the handler is given besides its configuration.
+type Deps struct {
+	// Next gets everything that is not one of the handler's probes.
+	Next serve.Handler
+	// Forwarder sends the probes. Required.
+	Forwarder Forwarder
+}
+
+// New returns the handler.
+func New(_ Config, d Deps) (*Loop, error) {
+	if d.Forwarder == nil {
+		return nil, errors.New("loop: no forwarder")
+	}
+	return &Loop{Next: d.Next, fwd: d.Forwarder, probes: map[string]*probe{}}, nil
 }
 
 // Name implements serve.Handler.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/forward"
@@ -26,12 +27,22 @@ func startDNSD(t *testing.T, self bool, ups ...string) (*loop.Loop, string) {
 	if self {
 		ups = append(ups, addr)
 	}
-	f, err := forward.New(forward.Options{Upstreams: ups, Policy: forward.Sequential, TryTimeout: 500 * time.Millisecond, Deadline: time.Second})
+	f, err := forward.New(func() forward.Config {
+		c := forward.Defaults()
+		c.Upstreams = ups
+		c.Policy = forward.Sequential
+		c.TryTimeout = configfile.Duration(500 * time.Millisecond)
+		c.Deadline = configfile.Duration(time.Second)
+		return c
+	}(), forward.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
-	l := loop.New(f, f)
+	l, err := loop.New(loop.Config{}, loop.Deps{Next: f, Forwarder: f})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a.Store(l)
 	return l, addr
 }

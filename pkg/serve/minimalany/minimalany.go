@@ -29,8 +29,18 @@ type Any struct {
 	Next serve.Handler
 }
 
-// New returns the handler, handing every non-ANY query to next.
-func New(next serve.Handler) *Any { return &Any{Next: next} }
+// Config is the handler's configuration. It has no field: the handler is
+// always in dnsd's chain.
+type Config struct{}
+
+// Deps are what the handler is given besides its configuration.
+type Deps struct {
+	// Next gets every query that is not of type ANY.
+	Next serve.Handler
+}
+
+// New returns the handler.
+func New(_ Config, d Deps) (*Any, error) { return &Any{Next: d.Next}, nil }
 
 // Name implements serve.Handler.
 func (a *Any) Name() string { return "any" }

@@ -14,14 +14,17 @@ import (
 
 func TestMinimalAny(t *testing.T) {
 	var next atomic.Int32
-	h := minimalany.New(serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	h, err := minimalany.New(minimalany.Config{}, minimalany.Deps{Next: serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 		next.Add(1)
 		m := new(dns.Msg)
 		m.SetReply(r)
 		m.Authoritative = true
 		m.Answer = dnstest.RRs(r.Question[0].Name + " 30 IN A 192.0.2.1")
 		return dns.RcodeSuccess, w.WriteMsg(m)
-	}))
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	addr := dnstest.StartServer(t, h)
 	for _, proto := range []string{"udp", "tcp"} {
 		for _, name := range []string{"example.com.", "Web.Default.svc.cluster.local.", "nowhere.invalid."} {

@@ -73,56 +73,13 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Merge sets in c every field that o sets (o from flags over c from the
-// file).
-func (c *Config) Merge(o Config) {
-	s, oc := &c.Config, o.Config
-	if len(oc.IPs) > 0 {
-		s.IPs = oc.IPs
-	}
-	if oc.Interface != "" {
-		s.Interface = oc.Interface
-	}
-	if oc.SetupInterface != nil {
-		s.SetupInterface = oc.SetupInterface
-	}
-	if oc.SetupRules != nil {
-		s.SetupRules = oc.SetupRules
-	}
-	if oc.SkipTeardown {
-		s.SkipTeardown = true
-	}
-	if oc.SyncInterval != nil {
-		s.SyncInterval = oc.SyncInterval
-	}
-	if oc.LockFile != "" {
-		s.LockFile = oc.LockFile
-	}
-	if oc.Table != "" {
-		s.Table = oc.Table
-	}
-	if o.NodeName != "" {
-		c.NodeName = o.NodeName
-	}
-	if o.KubeletConfig != "" {
-		c.KubeletConfig = o.KubeletConfig
-	}
-	if o.ClusterDomain != nil {
-		c.ClusterDomain = o.ClusterDomain
-	}
-	if o.ClusterDNS != nil {
-		c.ClusterDNS = o.ClusterDNS
-	}
-	if o.ResolvConf != nil {
-		c.ResolvConf = o.ResolvConf
-	}
-	if o.Central != "" {
-		c.Central = o.Central
-	}
-}
+// Paths are the files c names, relative to the config file's directory
+// when relative.
+func (c *Config) Paths() []*string { return []*string{&c.KubeletConfig, c.ResolvConf} }
 
-// Validate checks c (after WithDefaults) without touching the node; the
-// kubelet configuration is read when set.
+// Validate checks c (after WithDefaults) without touching the node or
+// reading anything: the kubelet configuration is read by NodeProfile, when
+// dnsd builds its completion handler.
 func (c Config) Validate() error {
 	var errs []error
 	if err := c.Config.Validate(); err != nil {
@@ -133,11 +90,6 @@ func (c Config) Validate() error {
 	}
 	if c.Central != "" {
 		if _, err := CentralAddr(c.Central); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.KubeletConfig != "" {
-		if _, _, err := c.NodeConfig(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,0 +1,235 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/poddns/poddns/pkg/configfile"
+	"github.com/poddns/poddns/pkg/serve"
+)
+
+// Config is the forwarder's configuration: the forward block of dnsd's
+// DNSDConfig. Defaults returns the values of the fields a file leaves out;
+// every value is taken as it is, zero included.
+type Config struct {
+	// Upstreams answer every name no stub covers: "IP" or "IP:port" (port
+	// 53 by default).
+	Upstreams []string `json:"upstreams,omitempty"`
+	// ResolvConf takes the upstreams from the nameservers of a resolv.conf
+	// file instead (e.g. the node's /etc/resolv.conf), read when the
+	// forwarder is built; never implied.
+	ResolvConf string `json:"resolvConf,omitempty"`
+	// Stubs are per-zone upstreams (stub domains).
+	Stubs []Stub `json:"stubs,omitempty"`
+	// Policy orders the upstreams of a query: random (default),
+	// round_robin or sequential.
+	Policy Policy `json:"policy"`
+	// MaxConcurrent bounds the queries in flight (default 1000); beyond it
+	// queries are refused. 0: no limit.
+	MaxConcurrent int `json:"maxConcurrent"`
+	// TryTimeout bounds one try to one upstream, the UDP try and its TCP
+	// retry together (default 2s).
+	TryTimeout configfile.Duration `json:"tryTimeout"`
+	// Deadline bounds all the tries of one query (default 5s).
+	Deadline configfile.Duration `json:"deadline"`
+	// MaxFails is the number of failed tries in a row that marks an
+	// upstream down (default 2); 0: never marked down.
+	MaxFails int `json:"maxFails"`
+	// HealthCheck is how often a down upstream is probed (default 0.5s).
+	HealthCheck configfile.Duration `json:"healthCheck"`
+	// Expire closes pooled TCP connections idle this long (default 10s).
+	Expire configfile.Duration `json:"expire"`
+	// PoolSize is the most idle TCP connections kept per upstream (default
+	// 16). UDP sockets are never pooled.
+	PoolSize int `json:"poolSize"`
+	// RandomizeCase sends query names upstream in random case (0x20) and
+	// accepts only replies that echo it exactly; an upstream that does not
+	// keep case is detected by its first such reply, counted, and sent
+	// names unchanged for CaseFallback (default false).
+	RandomizeCase bool `json:"randomizeCase"`
+}
+
+// Stub sends the names in Zone (and below) to its own upstreams.
+type Stub struct {
+	Zone      string   `json:"zone"`
+	Upstreams []string `json:"upstreams"`
+}
+
+// Defaults returns CoreDNS's forward settings with the Kubernetes
+// Corefile's max_concurrent, and no upstream.
+func Defaults() Config {
+	return Config{
+		Policy:        Random,
+		MaxConcurrent: DefaultMaxConcurrent,
+		TryTimeout:    configfile.Duration(DefaultTryTimeout),
+		Deadline:      configfile.Duration(DefaultDeadline),
+		MaxFails:      DefaultMaxFails,
+		HealthCheck:   configfile.Duration(DefaultHealthCheck),
+		Expire:        configfile.Duration(DefaultExpire),
+		PoolSize:      DefaultPoolSize,
+	}
+}
+
+// Enabled reports whether c names any upstream: without one, dnsd leaves
+// the forwarder (and the cache in front of it) out of its chain.
+func (c Config) Enabled() bool {
+	return len(c.Upstreams) > 0 || c.ResolvConf != "" || len(c.Stubs) > 0
+}
+
+// Paths are the files c names.
+func (c *Config) Paths() []*string { return []*string{&c.ResolvConf} }
+
+// Validate checks c without reading or building anything (the resolv.conf
+// file is read by New).
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Policy {
+	case Random, RoundRobin, Sequential:
+	default:
+		errs = append(errs, fmt.Errorf("forward: policy %q: want random, round_robin or sequential", c.Policy))
+	}
+	if len(c.Upstreams) > 0 && c.ResolvConf != "" {
+		errs = append(errs, errors.New("forward: set upstreams or resolvConf, not both"))
+	}
+	for _, d := range []struct {
+		name string
+		d    configfile.Duration
+	}{{"tryTimeout", c.TryTimeout}, {"deadline", c.Deadline}, {"healthCheck", c.HealthCheck}, {"expire", c.Expire}} {
+		if d.d <= 0 {
+			errs = append(errs, fmt.Errorf("forward: %s: %s is not positive", d.name, d.d))
+		}
+	}
+	for _, n := range []struct {
+		name string
+		n    int
+	}{{"maxConcurrent", c.MaxConcurrent}, {"maxFails", c.MaxFails}} {
+		if n.n < 0 {
+			errs = append(errs, fmt.Errorf("forward: %s: %d is negative", n.name, n.n))
+		}
+	}
+	if c.PoolSize < 1 {
+		errs = append(errs, fmt.Errorf("forward: poolSize: %d is below 1", c.PoolSize))
+	}
+	if _, err := c.zones(c.Upstreams); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// zone is the upstream addresses ("IP:port") of one zone.
+type zone struct {
+	name  string // lower-case FQDN; "." for the default upstreams
+	addrs []string
+}
+
+// zones checks the upstreams (the default ones, then the stubs') and
+// returns them by zone, the default zone (when any) last and the stubs
+// longest first.
+func (c Config) zones(upstreams []string) ([]zone, error) {
+	var stubs []zone
+	var def *zone
+	if len(upstreams) > 0 {
+		def = &zone{name: "."}
+		if err := def.parse(upstreams); err != nil {
+			return nil, err
+		}
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Stubs {
+		z := zone{name: dns.Fqdn(strings.ToLower(strings.TrimSpace(s.Zone)))}
+		if _, ok := dns.IsDomainName(z.name); !ok {
+			return nil, fmt.Errorf("forward: stub zone %q is not a domain name", s.Zone)
+		}
+		if seen[z.name] {
+			return nil, fmt.Errorf("forward: stub zone %q given twice", z.name)
+		}
+		seen[z.name] = true
+		if err := z.parse(s.Upstreams); err != nil {
+			return nil, err
+		}
+		if z.name == "." {
+			if def != nil {
+				return nil, errors.New("forward: stub zone \".\" and default upstreams both given")
+			}
+			def = &z
+			continue
+		}
+		stubs = append(stubs, z)
+	}
+	slices.SortStableFunc(stubs, func(a, b zone) int { return len(b.name) - len(a.name) })
+	if def != nil {
+		stubs = append(stubs, *def)
+	}
+	return stubs, nil
+}
+
+func (z *zone) parse(addrs []string) error {
+	if len(addrs) == 0 {
+		return fmt.Errorf("forward: zone %s: no upstream", z.name)
+	}
+	if len(addrs) > MaxUpstreams {
+		return fmt.Errorf("forward: zone %s: %d upstreams, at most %d", z.name, len(addrs), MaxUpstreams)
+	}
+	for _, a := range addrs {
+		addr, err := ParseUpstream(a)
+		if err != nil {
+			return fmt.Errorf("forward: zone %s: %w", z.name, err)
+		}
+		z.addrs = append(z.addrs, addr)
+	}
+	return nil
+}
+
+// Deps are what the forwarder is given besides its configuration.
+type Deps struct {
+	// Next gets the names no upstream set covers.
+	Next serve.Handler
+	// Metrics, if set, receive the forwarder's metrics; make them once with
+	// NewMetrics: they outlive the forwarders a reload replaces.
+	Metrics *Metrics
+}
+
+// New checks c, reads its resolv.conf file if it names one, and returns
+// the forwarder. It starts nothing: sockets are dialled and health checks
+// started when needed.
+func New(c Config, d Deps) (*Forward, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	upstreams := c.Upstreams
+	if c.ResolvConf != "" {
+		var err error
+		if upstreams, err = ResolvConfUpstreams(c.ResolvConf); err != nil {
+			return nil, err
+		}
+	}
+	zones, err := c.zones(upstreams)
+	if err != nil {
+		return nil, err
+	}
+	if len(zones) == 0 {
+		return nil, errors.New("forward: no upstream")
+	}
+	f := &Forward{Next: d.Next, policy: c.Policy, tryTO: c.TryTimeout.D(), deadline: c.Deadline.D(), maxFails: c.MaxFails,
+		hcEvery: c.HealthCheck.D(), expire: c.Expire.D(), poolSize: c.PoolSize, maxConc: int64(c.MaxConcurrent), case0x20: c.RandomizeCase, m: d.Metrics,
+		stop: make(chan struct{})}
+	if f.m == nil {
+		f.m, _ = NewMetrics(nil)
+	}
+	for _, z := range zones {
+		g := &group{zone: z.name}
+		for _, a := range z.addrs {
+			g.ups = append(g.ups, newUpstream(f, a))
+		}
+		if z.name == "." {
+			f.def = g
+		} else {
+			f.stubs = append(f.stubs, g)
+		}
+	}
+	return f, nil
+}
