@@ -68,7 +68,7 @@ func TestServfailHasRA(t *testing.T) {
 	fail := serve.HandlerFunc(func(context.Context, dns.ResponseWriter, *dns.Msg) (int, error) {
 		return dns.RcodeServerFailure, nil
 	})
-	a, err := acl.New([]string{"127.0.0.0/8"}, fail)
+	a, err := acl.New(acl.Config{ClientNetworks: []string{"127.0.0.0/8"}}, acl.Deps{Next: fail})
 	if err != nil {
 		t.Fatal(err)
 	}

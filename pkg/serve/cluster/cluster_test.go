@@ -517,7 +517,7 @@ func TestOtherClassRefused(t *testing.T) {
 		handedOn = append(handedOn, r.Question[0].Name)
 		return dns.RcodeRefused, nil
 	})
-	h := newHandler(t, st, func(o *cluster.Options) { o.Next = next })
+	h := newHandler(t, st, func(_ *cluster.Config, d *cluster.Deps) { d.Next = next })
 	for _, tc := range []struct {
 		name  string
 		class uint16

@@ -302,7 +302,7 @@ func (d *Daemon) loadSource(cfg Config) error {
 		return err
 	}
 	if res.NotWhole != nil {
-		d.log.Warn("objects file is not one List with kind after items (kubectl get -o yaml): loaded, but reloads of it will be refused", "err", res.NotWhole)
+		d.log.Warn("objects file is not one List with kind after items (kubectl get -o yaml): loaded, but reloads of it will be refused", "error", res.NotWhole)
 	}
 	d.keepNode(cfg, res)
 	d.store.Replace(res.Objects)
