@@ -1,19 +1,9 @@
 package nodeprofile
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
 
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	sigsjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
-
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
@@ -58,111 +48,40 @@ type File struct {
 	ResolvConfContent *string `json:"resolvConfContent,omitempty"`
 }
 
-// Parse decodes a node profile strictly: unknown or duplicate fields, a wrong
-// apiVersion or kind, and more than one document are errors.
-func Parse(data []byte) (*File, error) {
-	docs, err := documents(data)
-	if err != nil {
-		return nil, err
-	}
-	switch len(docs) {
-	case 0:
-		return nil, errors.New("no document: expected one NodeProfile")
-	case 1:
-	default:
-		return nil, fmt.Errorf("%d documents: expected one NodeProfile", len(docs))
-	}
+// Identity is the apiVersion and kind of a node profile file.
+var Identity = configfile.Identity{APIVersion: APIVersion, Kind: Kind}
+
+// Parse decodes a node profile, the content of a file named name in
+// errors, strictly (package configfile): unknown or duplicate fields, a
+// wrong apiVersion or kind, and more than one document are errors with
+// their line and field.
+func Parse(data []byte, name string) (*File, error) {
 	var f File
-	if err := unmarshalStrict(docs[0], &f); err != nil {
+	if err := configfile.Decode(data, name, Identity, &f); err != nil {
 		return nil, err
 	}
-	if f.APIVersion != APIVersion || f.Kind != Kind {
-		return nil, fmt.Errorf("apiVersion %q, kind %q: expected apiVersion %q, kind %q", f.APIVersion, f.Kind, APIVersion, Kind)
-	}
+	return &f, f.validate(name)
+}
+
+func (f *File) validate(name string) error {
 	if f.ResolvConf != nil && *f.ResolvConf == "" && f.ResolvConfContent != nil {
-		return nil, errors.New(`resolvConfContent is set but resolvConf is "" (kubelet reads no file)`)
+		return fmt.Errorf(`%s: resolvConfContent is set but resolvConf is "" (kubelet reads no file)`, name)
 	}
-	return &f, nil
+	return nil
 }
 
-// unmarshalStrict decodes a YAML or JSON document into v as the API server's
-// strict field validation does: field names match case-sensitively, and
-// unknown or duplicate fields are errors.
-func unmarshalStrict(doc []byte, v any) error {
-	j, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
-		return err
-	}
-	strictErrs, err := sigsjson.UnmarshalStrict(j, v)
-	if err != nil {
-		return err
-	}
-	if len(strictErrs) == 0 {
-		return nil
-	}
-	return strictError(strictErrs)
-}
-
-// strictError lists every unknown or duplicate field on one line.
-type strictError []error
-
-func (e strictError) Error() string {
-	msgs := make([]string, len(e))
-	for i, err := range e {
-		msgs[i] = err.Error()
-	}
-	return strings.Join(msgs, "; ")
-}
-
-func (e strictError) Unwrap() []error { return e }
-
-// documents splits a YAML stream into its non-empty documents.
-func documents(data []byte) ([][]byte, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var docs [][]byte
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		j, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			return nil, err
-		}
-		if string(j) != "null" {
-			docs = append(docs, doc)
-		}
-	}
-}
+// Paths are the files f names: resolvConf, when set.
+func (f *File) Paths() []*string { return []*string{f.ResolvConf} }
 
 // ReadFile reads and parses the node profile at path. A relative resolvConf is
-// resolved against the file's directory.
+// resolved against the file's directory, as kubelet does for its
+// configuration file.
 func ReadFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read node profile: %w", err)
+	var f File
+	if err := configfile.DecodeFile(path, Identity, &f); err != nil {
+		return nil, fmt.Errorf("node profile: %w", err)
 	}
-	f, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("node profile %s: %w", path, err)
-	}
-	if f.ResolvConf != nil {
-		resolved := resolvePath(*f.ResolvConf, filepath.Dir(path))
-		f.ResolvConf = &resolved
-	}
-	return f, nil
-}
-
-// resolvePath makes a relative, non-empty path relative to dir (kubelet's
-// resolveRelativePaths).
-func resolvePath(path, dir string) string {
-	if path == "" || filepath.IsAbs(path) {
-		return path
-	}
-	return filepath.Join(dir, path)
+	return &f, f.validate(path)
 }
 
 // Apply sets in cfg every field f sets. A resolvConf path without content

@@ -13,20 +13,21 @@ func TestParseErrors(t *testing.T) {
 		in   string
 		want string // substring of the error
 	}{
-		{"unknown field", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nresolvconf: /etc/resolv.conf\n", `unknown field "resolvconf"`},
-		{"duplicate field", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDomain: a\nclusterDomain: b\n", `"clusterDomain" already set`},
-		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\n", `kind "DNSPolicy": expected apiVersion "poddns.io/v1alpha1", kind "NodeProfile"`},
-		{"wrong apiVersion", "apiVersion: poddns.io/v1\nkind: NodeProfile\n", `apiVersion "poddns.io/v1"`},
-		{"no apiVersion", "kind: NodeProfile\nclusterDomain: a\n", `apiVersion ""`},
+		{"unknown field", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nresolvconf: /etc/resolv.conf\n", "profile.yaml: document 1, line 3: resolvconf: unknown field"},
+		{"duplicate field", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDomain: a\nclusterDomain: b\n", "line 4: clusterDomain: duplicate field (first at line 3)"},
+		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\n", `line 2: kind: unsupported value "DNSPolicy": want "NodeProfile"`},
+		{"wrong apiVersion", "apiVersion: poddns.io/v1\nkind: NodeProfile\n", `line 1: apiVersion: unsupported value "poddns.io/v1"`},
+		{"no apiVersion", "kind: NodeProfile\nclusterDomain: a\n", `apiVersion: unsupported value ""`},
 		{"empty", "# nothing\n", "no document"},
-		{"two documents", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n---\napiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n", "2 documents"},
-		{"wrong type", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDNS: 10.0.0.10\n", "cannot unmarshal string"},
+		{"two documents", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n---\napiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n", "document 2, line 4: 2 documents: expected one NodeProfile"},
+		{"wrong type", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDNS: 10.0.0.10\n", "line 3: clusterDNS: cannot unmarshal string"},
 		{"content without a file", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nresolvConf: \"\"\nresolvConfContent: \"nameserver 10.0.0.2\"\n", `resolvConfContent is set but resolvConf is ""`},
-		{"not YAML", "apiVersion: [\n", "yaml"},
+		{"not YAML", "apiVersion: [\n", "invalid YAML"},
+		{"field case", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nClusterDomain: a\n", "line 3: ClusterDomain: unknown field (field names are case-sensitive)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := nodeprofile.Parse([]byte(tt.in))
+			_, err := nodeprofile.Parse([]byte(tt.in), "profile.yaml")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Parse error = %v, want one containing %q", err, tt.want)
 			}
@@ -120,7 +121,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(profileContent))
 	f.Add([]byte("apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n---\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := nodeprofile.Parse(data)
+		p, err := nodeprofile.Parse(data, "profile.yaml")
 		if err == nil && (p.APIVersion != nodeprofile.APIVersion || p.Kind != nodeprofile.Kind) {
 			t.Errorf("Parse accepted apiVersion %q kind %q", p.APIVersion, p.Kind)
 		}

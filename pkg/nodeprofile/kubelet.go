@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
@@ -62,10 +63,7 @@ func ReadKubeletConfig(path string) (*kubeletv1beta1.KubeletConfiguration, []str
 	for i, w := range warnings {
 		warnings[i] = fmt.Sprintf("kubelet config %s: %s", path, w)
 	}
-	if kc.ResolverConfig != nil {
-		resolved := resolvePath(*kc.ResolverConfig, filepath.Dir(path))
-		kc.ResolverConfig = &resolved
-	}
+	configfile.ResolvePaths(filepath.Dir(path), kc.ResolverConfig)
 	return kc, warnings, nil
 }
 

@@ -255,7 +255,7 @@ func TestOptionsErrors(t *testing.T) {
 		{
 			name: "missing profile",
 			args: []string{"--profile", "$DIR/nope.yaml"},
-			want: []string{"read node profile", "nope.yaml", "no such file"},
+			want: []string{"node profile: read NodeProfile", "nope.yaml", "no such file"},
 		},
 		{
 			name: "missing kubelet config",
@@ -266,7 +266,7 @@ func TestOptionsErrors(t *testing.T) {
 			name:  "unknown profile field names file and field",
 			files: map[string]string{"p.yaml": "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDNs: [10.0.0.10]\n"},
 			args:  []string{"--profile", "$DIR/p.yaml"},
-			want:  []string{"node profile", "p.yaml", `unknown field "clusterDNs"`},
+			want:  []string{"node profile", "p.yaml", "line 3: clusterDNs: unknown field"},
 		},
 		{
 			name: "bad node IP",

@@ -658,9 +658,9 @@ func readNodeProfile(r *rendering, d *appsv1.Deployment, c *corev1.Container, pa
 	if err != nil {
 		return nil, fmt.Errorf("node profile: %w", err)
 	}
-	f, err := nodeprofile.Parse([]byte(data))
+	f, err := nodeprofile.Parse([]byte(data), path)
 	if err != nil {
-		return nil, fmt.Errorf("node profile %s: %w", path, err)
+		return nil, fmt.Errorf("node profile: %w", err)
 	}
 	return f, nil
 }
