@@ -347,7 +347,7 @@ func TestConfig(t *testing.T) {
 		{c: completion.Config{NodeProfile: "p.yaml"}, on: true},
 		{c: completion.Config{NodeProfile: "p.yaml", Enabled: &off}},
 		{c: completion.Config{NodeProfile: "p.yaml", Enabled: &on}, on: true},
-		{c: completion.Config{Enabled: &on}, bad: true},
+		{c: completion.Config{Enabled: &on}}, // a profile may come from Deps
 	} {
 		if got := tc.c.On(); got != tc.on {
 			t.Errorf("%+v: On() = %v, want %v", tc.c, got, tc.on)
@@ -358,5 +358,8 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := completion.New(completion.Config{NodeProfile: filepath.Join(t.TempDir(), "none.yaml")}, completion.Deps{Store: store.New()}); err == nil {
 		t.Error("New with a missing node profile: no error")
+	}
+	if _, err := completion.New(completion.Config{Enabled: &on}, completion.Deps{Store: store.New()}); err == nil {
+		t.Error("New without a node profile: no error")
 	}
 }

@@ -41,7 +41,7 @@ func (c Config) Validate() error { return nil }
 func (c Config) Profile() (*resolvconf.NodeProfile, error) {
 	f, err := nodeprofile.ReadFile(c.NodeProfile)
 	if err != nil {
-		return nil, fmt.Errorf("completion: %w", err)
+		return nil, err
 	}
 	nc := nodeprofile.Defaults()
 	f.Apply(&nc)
@@ -50,7 +50,7 @@ func (c Config) Profile() (*resolvconf.NodeProfile, error) {
 		err = p.HostError()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("completion: node profile %s: %w", c.NodeProfile, err)
+		return nil, fmt.Errorf("node profile %s: %w", c.NodeProfile, err)
 	}
 	return p, nil
 }
