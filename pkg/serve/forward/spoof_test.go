@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/forward"
@@ -200,12 +201,14 @@ func spoofChild(t *testing.T, hostNS string) {
 	}
 	// Tries long enough for the slowest spray: the upstream answers only
 	// after it.
-	opts := forward.Options{Upstreams: []string{"127.0.0.53:53"}, TryTimeout: 10 * time.Minute, Deadline: 10 * time.Minute, HealthCheck: time.Hour}
+	opts := forward.Defaults()
+	opts.Upstreams = []string{"127.0.0.53:53"}
+	opts.TryTimeout, opts.Deadline, opts.HealthCheck = configfile.Duration(10*time.Minute), configfile.Duration(10*time.Minute), configfile.Duration(time.Hour)
 
 	// Control: a forger told the live port wins against the ID alone.
 	{
 		o := opts
-		f, err := forward.New(o)
+		f, err := forward.New(o, forward.Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,12 +241,12 @@ func spoofChild(t *testing.T, hostNS string) {
 
 	o := opts
 	_ = 0
-	f, err := forward.New(o)
+	f, err := forward.New(o, forward.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	c, err := cache.New(cache.Options{Next: f})
+	c, err := cache.New(cache.Defaults(), cache.Deps{Next: f})
 	if err != nil {
 		t.Fatal(err)
 	}
