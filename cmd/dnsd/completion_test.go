@@ -155,7 +155,7 @@ func TestCompletionWired(t *testing.T) {
 func TestCompletionConfig(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"enabled without profile", "completion: {enabled: true}\n", "enabled without a nodeProfile"},
-		{"missing profile", "completion: {nodeProfile: /nonexistent/profile.yaml}\n", "completion: node profile: read NodeProfile: open /nonexistent/profile.yaml"},
+		{"missing profile", "completion: {nodeProfile: /nonexistent/profile.yaml}\n", "completion: node profile: open /nonexistent/profile.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\n"+tc.body)

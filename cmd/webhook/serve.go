@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -18,22 +16,22 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 )
 
-// The identity of the webhook's configuration file.
-const (
-	ConfigAPIVersion = "poddns.io/v1alpha1"
-	ConfigKind       = "WebhookConfig"
-)
+// webhookIdentity is the apiVersion and kind of the webhook's
+// configuration file.
+var webhookIdentity = configfile.Identity{APIVersion: "poddns.io/v1alpha1", Kind: "WebhookConfig"}
 
-// WebhookConfig is the configuration file of `webhook serve`
-// (apiVersion poddns.io/v1alpha1, kind WebhookConfig). Every field has a
-// flag of the same meaning that overrides it (in brackets):
+// WebhookConfig is the configuration of `webhook serve` (apiVersion
+// poddns.io/v1alpha1, kind WebhookConfig), read by package configfile as
+// every poddns file is: defaults, then the file, then the flags bound onto
+// the same fields (an explicit flag wins, zero and empty included), then
+// validation. Each field has the flag named in brackets:
 //
 //	apiVersion: poddns.io/v1alpha1
 //	kind: WebhookConfig
@@ -47,24 +45,27 @@ const (
 //	healthProbeAddress: ":8081"         # [--health-probe-bind-address] /healthz, /readyz
 //	metricsAddress: ":8080"             # [--metrics-bind-address] /metrics ("0" = off)
 //	excludedNamespaces: [poddns-system] # [--excluded-namespaces] besides kube-system
-//	policyResync: 1m                    # [--policy-resync] periodic reload, 0 = only on change
+//	policyResync: 1m                    # [--policy-resync] periodic reload, 0s = only on change
+//	logLevel: info                      # [--log-level] info | debug
 //
-// The kubelet-style node profile flags (--cluster-dns, --cluster-domain,
-// --resolv-conf, --node-ip) override the profile file field by field.
+// Relative paths are relative to the file's directory. The kubelet-style
+// node profile flags (--cluster-dns, --cluster-domain, --resolv-conf,
+// --node-ip) override the profile file field by field.
 type WebhookConfig struct {
-	APIVersion         string   `json:"apiVersion"`
-	Kind               string   `json:"kind"`
-	Policies           []string `json:"policies,omitempty"`
-	Mode               string   `json:"mode,omitempty"`
-	NodeProfile        string   `json:"nodeProfile,omitempty"`
-	KubeletConfig      string   `json:"kubeletConfig,omitempty"`
-	Host               string   `json:"host,omitempty"`
-	Port               int      `json:"port,omitempty"`
-	CertDir            string   `json:"certDir,omitempty"`
-	HealthProbeAddress string   `json:"healthProbeAddress,omitempty"`
-	MetricsAddress     string   `json:"metricsAddress,omitempty"`
-	ExcludedNamespaces []string `json:"excludedNamespaces,omitempty"`
-	PolicyResync       string   `json:"policyResync,omitempty"`
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Policies   []string `json:"policies"`
+	Mode       string   `json:"mode"`
+	// Node is the node profile: nodeProfile, kubeletConfig.
+	nodeprofile.Options
+	Host               string              `json:"host"`
+	Port               int                 `json:"port"`
+	CertDir            string              `json:"certDir"`
+	HealthProbeAddress string              `json:"healthProbeAddress"`
+	MetricsAddress     string              `json:"metricsAddress"`
+	ExcludedNamespaces []string            `json:"excludedNamespaces"`
+	PolicyResync       configfile.Duration `json:"policyResync"`
+	LogLevel           string              `json:"logLevel"`
 }
 
 // Defaults of `webhook serve`.
@@ -76,22 +77,70 @@ const (
 	defaultPolicyResync       = time.Minute
 )
 
-// serveOptions are the flags of `webhook serve`, after the configuration
-// file has filled those not given on the command line.
+// defaultWebhookConfig is the configuration of whatever neither the file
+// nor a flag sets.
+func defaultWebhookConfig() WebhookConfig {
+	return WebhookConfig{
+		APIVersion: webhookIdentity.APIVersion, Kind: webhookIdentity.Kind,
+		Mode: string(policy.GlobalPerPolicy), Port: defaultPort, CertDir: defaultCertDir,
+		HealthProbeAddress: defaultHealthProbeAddress, MetricsAddress: defaultMetricsAddress,
+		PolicyResync: configfile.Duration(defaultPolicyResync), LogLevel: "info",
+	}
+}
+
+// Paths are the files the configuration names.
+func (c *WebhookConfig) Paths() []*string {
+	paths := append(c.Options.Paths(), &c.CertDir)
+	for i := range c.Policies {
+		paths = append(paths, &c.Policies[i])
+	}
+	return paths
+}
+
+// Validate checks the configuration without reading anything.
+func (c *WebhookConfig) Validate() error {
+	var errs []error
+	if len(c.Policies) == 0 {
+		errs = append(errs, errors.New("no policies: give -p PATH or policies in --config"))
+	}
+	if _, err := policy.ParseGlobalMode(c.Mode); err != nil {
+		errs = append(errs, fmt.Errorf("mode: %w", err))
+	}
+	if c.Port <= 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d: want 1 to 65535", c.Port))
+	}
+	if c.PolicyResync < 0 {
+		errs = append(errs, fmt.Errorf("policyResync %s is negative", c.PolicyResync))
+	}
+	if c.LogLevel != "info" && c.LogLevel != "debug" {
+		errs = append(errs, fmt.Errorf("log-level %q: want info or debug", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// bindServeFlags defines the flags of `webhook serve` on fs, each bound to
+// the field of c it sets; the defaults shown are c's values. A knob with a
+// flag is one line here.
+func bindServeFlags(fs *pflag.FlagSet, c *WebhookConfig) {
+	fs.StringArrayVarP(&c.Policies, "policies", "p", c.Policies, "DNSPolicy file or directory (a ConfigMap mount works); repeatable")
+	fs.StringVar(&c.Mode, "mode", c.Mode, "global policy mode: enforce, audit or per-policy")
+	fs.StringVar(&c.Host, "host", c.Host, "webhook server listen host (empty: all addresses)")
+	fs.IntVar(&c.Port, "port", c.Port, "webhook server port")
+	fs.StringVar(&c.CertDir, "cert-dir", c.CertDir, "directory holding tls.crt and tls.key (e.g. a cert-manager Secret volume)")
+	fs.StringVar(&c.HealthProbeAddress, "health-probe-bind-address", c.HealthProbeAddress, "address of /healthz and /readyz (\"0\": off)")
+	fs.StringVar(&c.MetricsAddress, "metrics-bind-address", c.MetricsAddress, "address of /metrics (\"0\": off)")
+	fs.StringSliceVar(&c.ExcludedNamespaces, "excluded-namespaces", c.ExcludedNamespaces, "namespaces never mutated besides kube-system (the webhook's own); comma-separated or repeated")
+	fs.DurationVar((*time.Duration)(&c.PolicyResync), "policy-resync", c.PolicyResync.D(), "reload the policies this often besides on file changes (0: only on changes)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: info or debug")
+	c.Options.AddFlags(fs)
+}
+
+// serveOptions are the command line of `webhook serve`: the configuration
+// file, the kubeconfig, and the configuration the flags are bound to.
 type serveOptions struct {
-	config             string
-	kubeconfig         string
-	policies           []string
-	mode               string
-	host               string
-	port               int
-	certDir            string
-	healthProbeAddress string
-	metricsAddress     string
-	excludedNamespaces []string
-	policyResync       time.Duration
-	logLevel           string
-	node               nodeprofile.Options
+	config     string
+	kubeconfig string
+	cfg        WebhookConfig
 }
 
 func newServeCommand(s streams) *cobra.Command {
@@ -128,116 +177,30 @@ flags, later ones winning.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.config, "config", "", "configuration file (apiVersion: "+ConfigAPIVersion+", kind: "+ConfigKind+"); flags override it")
+	fs.StringVar(&o.config, "config", "", "configuration file (apiVersion: "+webhookIdentity.APIVersion+", kind: "+webhookIdentity.Kind+"); flags override it")
 	// A pflag of the command, not of the standard flag set, where
 	// controller-runtime registers its own --kubeconfig.
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
-	fs.StringArrayVarP(&o.policies, "policies", "p", nil, "DNSPolicy file or directory (a ConfigMap mount works); repeatable")
-	fs.StringVar(&o.mode, "mode", string(policy.GlobalPerPolicy), "global policy mode: enforce, audit or per-policy")
-	fs.StringVar(&o.host, "host", "", "webhook server listen host (empty: all addresses)")
-	fs.IntVar(&o.port, "port", defaultPort, "webhook server port")
-	fs.StringVar(&o.certDir, "cert-dir", defaultCertDir, "directory holding tls.crt and tls.key (e.g. a cert-manager Secret volume)")
-	fs.StringVar(&o.healthProbeAddress, "health-probe-bind-address", defaultHealthProbeAddress, "address of /healthz and /readyz (\"0\": off)")
-	fs.StringVar(&o.metricsAddress, "metrics-bind-address", defaultMetricsAddress, "address of /metrics (\"0\": off)")
-	fs.StringSliceVar(&o.excludedNamespaces, "excluded-namespaces", nil, "namespaces never mutated besides kube-system (the webhook's own); comma-separated or repeated")
-	fs.DurationVar(&o.policyResync, "policy-resync", defaultPolicyResync, "reload the policies this often besides on file changes (0: only on changes)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: info or debug")
-	o.node.AddFlags(fs)
+	o.cfg = defaultWebhookConfig()
+	bindServeFlags(fs, &o.cfg)
 	return cmd
 }
 
-// readConfig decodes a WebhookConfig strictly.
-func readConfig(path string) (*WebhookConfig, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	var c WebhookConfig
-	if err := yaml.UnmarshalStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	if c.APIVersion != ConfigAPIVersion || c.Kind != ConfigKind {
-		return nil, fmt.Errorf("config %s: apiVersion %q, kind %q: want %s, %s", path, c.APIVersion, c.Kind, ConfigAPIVersion, ConfigKind)
-	}
-	// Relative paths are relative to the configuration file.
-	dir := filepath.Dir(path)
-	rel := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
-	for i := range c.Policies {
-		c.Policies[i] = rel(c.Policies[i])
-	}
-	c.NodeProfile, c.KubeletConfig, c.CertDir = rel(c.NodeProfile), rel(c.KubeletConfig), rel(c.CertDir)
-	return &c, nil
-}
-
-// complete fills every flag not given on the command line from the --config
-// file, then checks the result.
+// complete builds the configuration as configfile.Load does: the
+// defaults, the --config file, then every flag given on the command line
+// (fs) set again onto the result, then validation.
 func (o *serveOptions) complete(fs *pflag.FlagSet) error {
-	if o.config != "" {
-		c, err := readConfig(o.config)
-		if err != nil {
-			return err
-		}
-		set := func(name string, values ...string) error {
-			if fs.Changed(name) || len(values) == 0 {
-				return nil
-			}
-			if f := fs.Lookup(name); f != nil {
-				if sv, ok := f.Value.(pflag.SliceValue); ok {
-					return sv.Replace(values)
-				}
-			}
-			return fs.Set(name, values[0])
-		}
-		nonEmpty := func(s string) []string {
-			if s == "" {
-				return nil
-			}
-			return []string{s}
-		}
-		port := ""
-		if c.Port != 0 {
-			port = strconv.Itoa(c.Port)
-		}
-		for _, kv := range []struct {
-			flag   string
-			values []string
-		}{
-			{"policies", c.Policies},
-			{"mode", nonEmpty(c.Mode)},
-			{"profile", nonEmpty(c.NodeProfile)},
-			{"kubelet-config", nonEmpty(c.KubeletConfig)},
-			{"host", nonEmpty(c.Host)},
-			{"port", nonEmpty(port)},
-			{"cert-dir", nonEmpty(c.CertDir)},
-			{"health-probe-bind-address", nonEmpty(c.HealthProbeAddress)},
-			{"metrics-bind-address", nonEmpty(c.MetricsAddress)},
-			{"excluded-namespaces", c.ExcludedNamespaces},
-			{"policy-resync", nonEmpty(c.PolicyResync)},
-		} {
-			if err := set(kv.flag, kv.values...); err != nil {
-				return fmt.Errorf("config %s: %s: %w", o.config, kv.flag, err)
-			}
-		}
+	cfg := defaultWebhookConfig()
+	err := configfile.Load(o.config, webhookIdentity, &cfg, func() error {
+		bound := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		bindServeFlags(bound, &cfg)
+		return configfile.SetFlags(fs, bound)
+	})
+	if err != nil {
+		return err
 	}
-	var errs []error
-	if len(o.policies) == 0 {
-		errs = append(errs, errors.New("no policies: give -p PATH or policies in --config"))
-	}
-	if _, err := policy.ParseGlobalMode(o.mode); err != nil {
-		errs = append(errs, fmt.Errorf("mode: %w", err))
-	}
-	if o.port <= 0 || o.port > 65535 {
-		errs = append(errs, fmt.Errorf("port %d: want 1 to 65535", o.port))
-	}
-	if o.logLevel != "info" && o.logLevel != "debug" {
-		errs = append(errs, fmt.Errorf("log-level %q: want info or debug", o.logLevel))
-	}
-	return errors.Join(errs...)
+	o.cfg = cfg
+	return nil
 }
 
 // restConfig is --kubeconfig, else controller-runtime's lookup ($KUBECONFIG,
@@ -251,7 +214,7 @@ func (o *serveOptions) restConfig() (*rest.Config, error) {
 
 func (o *serveOptions) logger(s streams) logr.Logger {
 	level := slog.LevelInfo
-	if o.logLevel == "debug" {
+	if o.cfg.LogLevel == "debug" {
 		level = slog.LevelDebug
 	}
 	return logr.FromSlogHandler(slog.NewJSONHandler(s.err, &slog.HandlerOptions{Level: level}))
@@ -261,7 +224,8 @@ func (o *serveOptions) logger(s streams) logr.Logger {
 func (o *serveOptions) run(ctx context.Context, s streams) error {
 	log := o.logger(s)
 	ctrl.SetLogger(log)
-	profile, warnings, err := o.node.NodeProfile()
+	c := o.cfg
+	profile, warnings, err := c.NodeProfile()
 	if err != nil {
 		return err
 	}
@@ -273,9 +237,9 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	return padmission.Serve(ctx, padmission.ServeOptions{
-		RESTConfig: cfg, Policies: o.policies, Mode: policy.GlobalMode(o.mode), Profile: profile,
-		Host: o.host, Port: o.port, CertDir: o.certDir,
-		HealthProbeAddress: o.healthProbeAddress, MetricsAddress: o.metricsAddress,
-		ExcludedNamespaces: o.excludedNamespaces, PolicyResync: o.policyResync, Log: log,
+		RESTConfig: cfg, Policies: c.Policies, Mode: policy.GlobalMode(c.Mode), Profile: profile,
+		Host: c.Host, Port: c.Port, CertDir: c.CertDir,
+		HealthProbeAddress: c.HealthProbeAddress, MetricsAddress: c.MetricsAddress,
+		ExcludedNamespaces: c.ExcludedNamespaces, PolicyResync: c.PolicyResync.D(), Log: log,
 	})
 }

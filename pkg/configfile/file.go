@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/pflag"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -79,7 +80,7 @@ func Decode(data []byte, file string, id Identity, v any) error {
 func DecodeFile(path string, id Identity, v any) error {
 	data, err := ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", id.Kind, err)
+		return err // names the path
 	}
 	if err := Decode(data, path, id, v); err != nil {
 		return err
@@ -122,4 +123,33 @@ func Load(path string, id Identity, cfg any, bind func() error) error {
 		}
 	}
 	return nil
+}
+
+// SetFlags sets on to every flag given on from (pflag's Changed), by name:
+// it binds a command line already parsed (cobra's) onto the fields of a
+// configuration decoded since. Flags of from that to does not define are
+// skipped; list flags are replaced as a whole.
+func SetFlags(from, to *pflag.FlagSet) error {
+	var errs []error
+	from.Visit(func(f *pflag.Flag) {
+		t := to.Lookup(f.Name)
+		if t == nil {
+			return
+		}
+		var err error
+		if fv, ok := f.Value.(pflag.SliceValue); ok {
+			if tv, ok := t.Value.(pflag.SliceValue); ok {
+				err = tv.Replace(fv.GetSlice())
+				t.Changed = true
+			} else {
+				err = fmt.Errorf("--%s: not a list flag", f.Name)
+			}
+		} else {
+			err = to.Set(f.Name, f.Value.String())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
 }

@@ -10,11 +10,16 @@ import (
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
-// Options are the node-profile flags of a command. Bind them with AddFlags,
-// parse the flag set, then call NodeConfig or NodeProfile.
+// Options are the node-profile settings of a command: the profile file or
+// kubelet configuration file (fields of a configuration file too, such as
+// the webhook's nodeProfile and kubeletConfig), and the kubelet-style flags
+// that override them. Bind them with AddFlags, parse the flag set, then
+// call NodeConfig or NodeProfile.
 type Options struct {
-	profile       string
-	kubeletConfig string
+	// Profile is a NodeProfile file (--profile).
+	Profile string `json:"nodeProfile,omitempty"`
+	// KubeletConfig is a KubeletConfiguration file (--kubelet-config).
+	KubeletConfig string `json:"kubeletConfig,omitempty"`
 	clusterDNS    listFlag
 	nodeIPs       listFlag
 	clusterDomain stringFlag
@@ -31,13 +36,16 @@ type Options struct {
 //	--profile FILE          a NodeProfile file
 //	--kubelet-config FILE   a KubeletConfiguration file
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.profile, "profile", "", "node profile file (apiVersion: "+APIVersion+", kind: "+Kind+"); flags override it")
-	fs.StringVar(&o.kubeletConfig, "kubelet-config", "", "kubelet configuration file (KubeletConfiguration) to take the node profile from; flags override it")
+	fs.StringVar(&o.Profile, "profile", o.Profile, "node profile file (apiVersion: "+APIVersion+", kind: "+Kind+"); flags override it")
+	fs.StringVar(&o.KubeletConfig, "kubelet-config", o.KubeletConfig, "kubelet configuration file (KubeletConfiguration) to take the node profile from; flags override it")
 	fs.Var(&o.clusterDNS, "cluster-dns", "kubelet --cluster-dns: cluster DNS server IPs, comma-separated or repeated; an empty value means none (default "+DefaultClusterDNS+")")
 	fs.Var(&o.clusterDomain, "cluster-domain", "kubelet --cluster-domain (default "+DefaultClusterDomain+")")
 	fs.Var(&o.resolvConf, "resolv-conf", `kubelet --resolv-conf: the node's resolver file, read from disk; --resolv-conf="" means none (default: a built-in typical node file shown as `+resolvconf.DefaultResolvConf+")")
 	fs.Var(&o.nodeIPs, "node-ip", "kubelet --node-ip: the node's IPs, comma-separated or repeated; used only with --resolv-conf=\"\"")
 }
+
+// Paths are the files o names.
+func (o *Options) Paths() []*string { return []*string{&o.Profile, &o.KubeletConfig} }
 
 // NodeConfig layers the built-in defaults, the --profile or --kubelet-config
 // file and the flags, later ones winning field by field. It returns the
@@ -46,16 +54,16 @@ func (o *Options) NodeConfig() (resolvconf.NodeConfig, []string, error) {
 	var warnings []string
 	cfg := Defaults()
 	switch {
-	case o.profile != "" && o.kubeletConfig != "":
+	case o.Profile != "" && o.KubeletConfig != "":
 		return cfg, nil, errors.New("--profile and --kubelet-config are mutually exclusive")
-	case o.profile != "":
-		f, err := ReadFile(o.profile)
+	case o.Profile != "":
+		f, err := ReadFile(o.Profile)
 		if err != nil {
 			return cfg, nil, err
 		}
 		f.Apply(&cfg)
-	case o.kubeletConfig != "":
-		kc, w, err := ReadKubeletConfig(o.kubeletConfig)
+	case o.KubeletConfig != "":
+		kc, w, err := ReadKubeletConfig(o.KubeletConfig)
 		if err != nil {
 			return cfg, nil, err
 		}

@@ -255,7 +255,7 @@ func TestOptionsErrors(t *testing.T) {
 		{
 			name: "missing profile",
 			args: []string{"--profile", "$DIR/nope.yaml"},
-			want: []string{"node profile: read NodeProfile", "nope.yaml", "no such file"},
+			want: []string{"node profile: open", "nope.yaml", "no such file"},
 		},
 		{
 			name: "missing kubelet config",

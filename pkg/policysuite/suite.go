@@ -1,7 +1,6 @@
 package policysuite
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,9 +9,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/manifest"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
@@ -95,30 +94,30 @@ func (r *Result) Failed() int {
 	return n
 }
 
-// Read decodes the suite at path: a poddns-test.yaml file or a directory
-// holding one.
+// Identity is the apiVersion and kind of a suite.
+var Identity = configfile.Identity{APIVersion: APIVersion, Kind: Kind}
+
+// Paths are the files the suite names: relative to its directory.
+func (s *Suite) Paths() []*string {
+	var paths []*string
+	for _, list := range [][]string{s.Policies, s.Resources} {
+		for i := range list {
+			paths = append(paths, &list[i])
+		}
+	}
+	return append(paths, &s.Profile)
+}
+
+// Read decodes the suite at path, a poddns-test.yaml file or a directory
+// holding one, strictly (package configfile); the paths it names are made
+// relative to its directory.
 func Read(path string) (*Suite, string, error) {
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
 		path = filepath.Join(path, FileName)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, path, fmt.Errorf("read suite: %w", err)
-	}
-	j, err := yaml.YAMLToJSONStrict(data)
-	if err != nil {
-		return nil, path, fmt.Errorf("read suite %s: %w", path, err)
-	}
 	var s Suite
-	strict, err := sigsjson.UnmarshalStrict(j, &s)
-	if err != nil {
-		return nil, path, fmt.Errorf("read suite %s: %w", path, err)
-	}
-	if len(strict) > 0 {
-		return nil, path, fmt.Errorf("read suite %s: %w", path, errors.Join(strict...))
-	}
-	if s.APIVersion != APIVersion || s.Kind != Kind {
-		return nil, path, fmt.Errorf("read suite %s: apiVersion %q, kind %q: want %q, %q", path, s.APIVersion, s.Kind, APIVersion, Kind)
+	if err := configfile.DecodeFile(path, Identity, &s); err != nil {
+		return nil, path, fmt.Errorf("read suite: %w", err)
 	}
 	if len(s.Policies) == 0 || len(s.Resources) == 0 {
 		return nil, path, fmt.Errorf("read suite %s: policies and resources are required", path)
@@ -138,25 +137,13 @@ func Run(path string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(file)
-	rel := func(list []string) []string {
-		out := make([]string, len(list))
-		for i, p := range list {
-			if filepath.IsAbs(p) {
-				out[i] = p
-			} else {
-				out[i] = filepath.Join(dir, p)
-			}
-		}
-		return out
-	}
-	set, err := policy.Load(rel(s.Policies)...)
+	set, err := policy.Load(s.Policies...)
 	if err != nil {
 		return nil, fmt.Errorf("suite %s: %w", file, err)
 	}
 	cfg := nodeprofile.Defaults()
 	if s.Profile != "" {
-		f, err := nodeprofile.ReadFile(rel([]string{s.Profile})[0])
+		f, err := nodeprofile.ReadFile(s.Profile)
 		if err != nil {
 			return nil, fmt.Errorf("suite %s: profile: %w", file, err)
 		}
@@ -170,7 +157,7 @@ func Run(path string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("suite %s: %w", file, err)
 	}
-	ms, err := manifest.Read(rel(s.Resources), nil)
+	ms, err := manifest.Read(s.Resources, nil)
 	if err != nil {
 		return nil, fmt.Errorf("suite %s: resources: %w", file, err)
 	}

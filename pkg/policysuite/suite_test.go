@@ -74,10 +74,11 @@ func TestReadErrors(t *testing.T) {
 	tests := []struct {
 		name, suite, want string
 	}{
-		{"unknown field", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\npolicies: [a]\nresources: [b]\nresult: []\n", `unknown field "result"`},
-		{"field case", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\nPolicies: [a]\nresources: [b]\n", `unknown field "Policies"`},
-		{"duplicate field", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\npolicies: [a]\npolicies: [a]\nresources: [b]\n", `key "policies" already set in map`},
-		{"kind", "apiVersion: poddns.io/v1alpha1\nkind: Test\npolicies: [a]\nresources: [b]\n", `apiVersion "poddns.io/v1alpha1", kind "Test": want "poddns.io/v1alpha1", "PolicyTest"`},
+		{"unknown field", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\npolicies: [a]\nresources: [b]\nresult: []\n", "line 5: result: unknown field"},
+		{"field case", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\nPolicies: [a]\nresources: [b]\n", "line 3: Policies: unknown field (field names are case-sensitive)"},
+		{"duplicate field", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\npolicies: [a]\npolicies: [a]\nresources: [b]\n", "line 4: policies: duplicate field (first at line 3)"},
+		{"second document", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\npolicies: [a]\nresources: [b]\n---\nresults: []\n", "document 2, line 6: 2 documents: expected one PolicyTest"},
+		{"kind", "apiVersion: poddns.io/v1alpha1\nkind: Test\npolicies: [a]\nresources: [b]\n", `line 2: kind: unsupported value "Test": want "PolicyTest"`},
 		{"no policies", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\nresources: [b]\n", "policies and resources are required"},
 		{"pod not namespace-name", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\npolicies: [a]\nresources: [b]\nresults: [{pod: web}]\n", `results[0].pod: "web" is not namespace/name`},
 		{"missing policies", "apiVersion: poddns.io/v1alpha1\nkind: PolicyTest\npolicies: [nope]\nresources: [b]\n", "nope: read policies: no such file or directory"},
