@@ -51,6 +51,9 @@ type Config struct {
 	// keep case is detected by its first such reply, counted, and sent
 	// names unchanged for CaseFallback (default false).
 	RandomizeCase bool `json:"randomizeCase"`
+	// ForceTCP sends every query over TCP, never UDP (CoreDNS's
+	// force_tcp; default false).
+	ForceTCP bool `json:"forceTCP"`
 }
 
 // Stub sends the names in Zone (and below) to its own upstreams.
@@ -215,7 +218,7 @@ func New(c Config, d Deps) (*Forward, error) {
 		return nil, errors.New("forward: no upstream")
 	}
 	f := &Forward{Next: d.Next, policy: c.Policy, tryTO: c.TryTimeout.D(), deadline: c.Deadline.D(), maxFails: c.MaxFails,
-		hcEvery: c.HealthCheck.D(), expire: c.Expire.D(), poolSize: c.PoolSize, maxConc: int64(c.MaxConcurrent), case0x20: c.RandomizeCase, m: d.Metrics,
+		hcEvery: c.HealthCheck.D(), expire: c.Expire.D(), poolSize: c.PoolSize, maxConc: int64(c.MaxConcurrent), case0x20: c.RandomizeCase, forceTCP: c.ForceTCP, m: d.Metrics,
 		stop: make(chan struct{})}
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil)

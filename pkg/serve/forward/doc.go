@@ -10,7 +10,8 @@
 //     upstream set covers is handed to the next handler (REFUSED at the end
 //     of dnsd's chain: dnsd is not an open resolver).
 //   - Every try goes over UDP first and is retried over TCP on the same
-//     upstream when the reply is truncated (CoreDNS's prefer_udp).
+//     upstream when the reply is truncated (CoreDNS's prefer_udp); with
+//     ForceTCP, over TCP only (CoreDNS's force_tcp).
 //   - Each try is bounded by TryTimeout (2 s), the whole query by Deadline
 //     (5 s); when every try failed the client gets SERVFAIL within the
 //     deadline.

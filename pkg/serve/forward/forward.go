@@ -57,6 +57,7 @@ type Forward struct {
 	poolSize int
 	maxConc  int64
 	case0x20 bool
+	forceTCP bool
 	inflight atomic.Int64
 	m        *Metrics
 

@@ -454,3 +454,30 @@ func TestClosedPooledConnection(t *testing.T) {
 		t.Errorf("%d TCP queries upstream, want 3", n)
 	}
 }
+
+// TestForceTCP: with forceTCP every query reaches the upstream over TCP;
+// without it, over UDP.
+func TestForceTCP(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		var udp, tcp atomic.Int32
+		up := dnstest.StartServer(t, upstreamHandler(func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
+			if serve.Proto(w) == "udp" {
+				udp.Add(1)
+			} else {
+				tcp.Add(1)
+			}
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Answer = dnstest.RRs(r.Question[0].Name + " 60 IN A 192.0.2.4")
+			return m
+		}))
+		addr := dnstest.StartServer(t, newForward(t, forward.Deps{}, func(c *forward.Config) { c.Upstreams, c.ForceTCP = []string{up}, force }))
+		for range 2 {
+			c := dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.4")}
+			dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
+		}
+		if want := map[bool][2]int32{false: {2, 0}, true: {0, 2}}[force]; udp.Load() != want[0] || tcp.Load() != want[1] {
+			t.Errorf("forceTCP %v: upstream got %d UDP and %d TCP queries, want %d and %d", force, udp.Load(), tcp.Load(), want[0], want[1])
+		}
+	}
+}

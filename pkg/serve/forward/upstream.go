@@ -100,9 +100,12 @@ func (u *upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 }
 
 // tryUDPThenTCP sends q over UDP, and over TCP when the reply is
-// truncated. With exactCase (q's name is in 0x20 case) the reply must
-// spell the name exactly as sent.
+// truncated (only over TCP with ForceTCP). With exactCase (q's name is in
+// 0x20 case) the reply must spell the name exactly as sent.
 func (u *upstream) tryUDPThenTCP(q *dns.Msg, deadline time.Time, exactCase bool) (*dns.Msg, error) {
+	if u.f.forceTCP {
+		return u.roundTripTCP(q, deadline, exactCase)
+	}
 	reply, err := u.roundTripUDP(q, deadline, exactCase)
 	if err == nil && reply.Truncated {
 		reply, err = u.roundTripTCP(q, deadline, exactCase)
