@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
@@ -67,13 +68,19 @@ func autoscalers(r *rendering) ([]autoscaler, []string) {
 }
 
 // autoscaled reports which Deployments (namespace/name) an autoscaler of r
-// scales.
-func autoscaled(r *rendering) map[string]bool {
+// (cluster-proportional-autoscaler or HorizontalPodAutoscaler) scales, and
+// by how many of them.
+func autoscaled(r *rendering) map[string]int {
 	as, _ := autoscalers(r)
-	m := map[string]bool{}
+	m := map[string]int{}
 	for _, a := range as {
 		if a.kind == "deployment" {
-			m[key(a.namespace, a.target)] = true
+			m[key(a.namespace, a.target)]++
+		}
+	}
+	for _, h := range all[*autoscalingv2.HorizontalPodAutoscaler](r) {
+		if h.Spec.ScaleTargetRef.Kind == "Deployment" {
+			m[key(h.Namespace, h.Spec.ScaleTargetRef.Name)]++
 		}
 	}
 	return m
@@ -84,8 +91,10 @@ func isAutoscaler(d *appsv1.Deployment) bool {
 	return slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return strings.HasPrefix(c.Image, cpaImage+":") })
 }
 
-// checkAutoscaling: dnsd's Deployment is scaled by a
-// cluster-proportional-autoscaler whose --target is a Deployment of the
+// checkAutoscaling: dnsd's Deployment is scaled by one autoscaler: a
+// HorizontalPodAutoscaler on CPU utilization (deploy/components/hpa) with
+// minReplicas >= 2 whose target is in the render, leaves spec.replicas unset
+// and requests CPU, or a cluster-proportional-autoscaler whose --target is a Deployment of the
 // render in its --namespace that leaves spec.replicas unset (else every
 // apply resets the autoscaler's choice), whose --configmap is in the render
 // with linear parameters that decode strictly and keep at least 2 replicas
@@ -95,8 +104,48 @@ func isAutoscaler(d *appsv1.Deployment) bool {
 // Service prefers same-zone endpoints (trafficDistribution: PreferSameZone).
 func checkAutoscaling(_ *testing.T, r *rendering, _ binaries) []string {
 	as, msgs := autoscalers(r)
-	if !autoscaled(r)[key(systemNamespace, dnsdName)] {
-		msgs = append(msgs, fmt.Sprintf("no cluster-proportional-autoscaler (%s) targets deployment/%s in %s", cpaImage, dnsdName, systemNamespace))
+	for d, n := range autoscaled(r) {
+		if n > 1 {
+			msgs = append(msgs, fmt.Sprintf("%d autoscalers scale deployment %s: they fight over spec.replicas", n, d))
+		}
+	}
+	if autoscaled(r)[key(systemNamespace, dnsdName)] == 0 {
+		msgs = append(msgs, fmt.Sprintf("no cluster-proportional-autoscaler (%s) nor HorizontalPodAutoscaler targets deployment/%s in %s", cpaImage, dnsdName, systemNamespace))
+	}
+	for _, h := range all[*autoscalingv2.HorizontalPodAutoscaler](r) {
+		bad := func(format string, args ...any) {
+			msgs = append(msgs, fmt.Sprintf("HorizontalPodAutoscaler %s: ", h.Name)+fmt.Sprintf(format, args...))
+		}
+		ref := h.Spec.ScaleTargetRef
+		d, ok := find[deployment](r, h.Namespace, ref.Name)
+		switch {
+		case ref.Kind != "Deployment" || ref.APIVersion != "apps/v1":
+			bad("scaleTargetRef %s %s: want an apps/v1 Deployment", ref.APIVersion, ref.Kind)
+			continue
+		case !ok:
+			bad("scaleTargetRef deployment/%s is not in the render (namespace %s)", ref.Name, h.Namespace)
+			continue
+		case d.Spec.Replicas != nil:
+			bad("its target deployment/%s sets spec.replicas (%d): every apply would reset the autoscaler's choice", ref.Name, *d.Spec.Replicas)
+		}
+		if h.Spec.MinReplicas == nil || *h.Spec.MinReplicas < 2 {
+			bad("minReplicas %v: want at least 2 (DNS on one replica is a single point of failure)", h.Spec.MinReplicas)
+		}
+		if h.Spec.MaxReplicas < 2 || (h.Spec.MinReplicas != nil && h.Spec.MaxReplicas < *h.Spec.MinReplicas) {
+			bad("maxReplicas %d below minReplicas", h.Spec.MaxReplicas)
+		}
+		cpu := slices.ContainsFunc(h.Spec.Metrics, func(m autoscalingv2.MetricSpec) bool {
+			return m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Name == corev1.ResourceCPU &&
+				m.Resource.Target.Type == autoscalingv2.UtilizationMetricType && m.Resource.Target.AverageUtilization != nil
+		})
+		if !cpu {
+			bad("no CPU utilization metric")
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Resources.Requests.Cpu().IsZero() {
+				bad("container %s of its target has no CPU request: utilization is undefined", c.Name)
+			}
+		}
 	}
 	for _, a := range as {
 		bad := func(format string, args ...any) {

@@ -5,10 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 )
 
 // TestChecksCatchBreakage breaks one reference at a time in a fresh render
@@ -169,6 +173,21 @@ func TestChecksCatchBreakage(t *testing.T) {
 				}
 			}
 		}, "is not its own limits.memory"},
+		{"HorizontalPodAutoscaler floor of one replica", "hpa", checkAutoscaling, func(r *rendering) {
+			h, _ := find[*autoscalingv2.HorizontalPodAutoscaler](r, systemNamespace, dnsdName)
+			one := int32(1)
+			h.Spec.MinReplicas = &one
+		}, "want at least 2"},
+		{"HorizontalPodAutoscaler without a CPU metric", "hpa", checkAutoscaling, func(r *rendering) {
+			h, _ := find[*autoscalingv2.HorizontalPodAutoscaler](r, systemNamespace, dnsdName)
+			h.Spec.Metrics[0].Resource.Name = corev1.ResourceMemory
+		}, "no CPU utilization metric"},
+		{"HorizontalPodAutoscaler beside the cluster-proportional one", "base", checkAutoscaling, func(r *rendering) {
+			h := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: dnsdName, Namespace: systemNamespace},
+				Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MinReplicas: ptr.To[int32](2), MaxReplicas: 4,
+					ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: dnsdName}}}
+			r.objects = append(r.objects, object{typed: h, u: &unstructured.Unstructured{}})
+		}, "2 autoscalers scale deployment poddns-system/poddns-dnsd"},
 		{"dnsd Service without same-zone preference", "base", checkAutoscaling, func(r *rendering) {
 			s, _ := find[service](r, systemNamespace, dnsdName)
 			s.Spec.TrafficDistribution = nil

@@ -910,7 +910,7 @@ func checkSecurity(_ *testing.T, r *rendering, _ binaries) []string {
 	for _, d := range all[deployment](r) {
 		ps := d.Spec.Template.Spec
 		if !isAutoscaler(d) {
-			if d.Spec.Replicas == nil && !scaled[key(d.Namespace, d.Name)] {
+			if d.Spec.Replicas == nil && scaled[key(d.Namespace, d.Name)] == 0 {
 				msgs = append(msgs, fmt.Sprintf("Deployment %s: replicas unset (1) and no autoscaler targets it", d.Name))
 			} else if d.Spec.Replicas != nil && *d.Spec.Replicas < 2 {
 				msgs = append(msgs, fmt.Sprintf("Deployment %s: fewer than 2 replicas", d.Name))
