@@ -101,7 +101,7 @@ func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := padmission.NewHandler(engine, env.Scheme, mgr.GetCache(), mgr.GetAPIReader())
+	h := padmission.NewHandler(engine, mgr.GetCache(), mgr.GetAPIReader())
 	h.ExcludedNamespaces = []string{"poddns-system"}
 	h.Metrics = m
 	mgr.GetWebhookServer().Register(padmission.Path, &admission.Webhook{Handler: h})

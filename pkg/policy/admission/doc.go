@@ -10,8 +10,9 @@
 // What the handler does, in order:
 //
 //   - only CREATE is mutated; every other operation is allowed untouched;
-//   - the pod is decoded (a malformed object is answered with an error, code
-//     400: the request is wrong, not a policy);
+//   - the pod's metadata and the spec fields the engine reads are decoded,
+//     the rest of the object is skipped (a malformed object is answered
+//     with an error, code 400: the request is wrong, not a policy);
 //   - its namespace is the request's (pods of controllers may come without
 //     one); kube-system and the configured excluded namespaces (the
 //     webhook's own) are left alone;
@@ -24,10 +25,10 @@
 //     admitted exactly as sent, with the decision's warnings (what audit
 //     policies would change, which policies were skipped and why);
 //   - otherwise the pod is patched by [policy.Decision.Patch] and the answer is
-//     a JSON patch computed from the raw request and the typed pod
-//     ([admission.PatchResponseFromRaw]), restricted to the fields poddns owns
-//     (spec.dnsPolicy, spec.dnsConfig, metadata.annotations), plus the
-//     warnings.
+//     a JSON patch computed (gomodules.xyz/jsonpatch) from the fields poddns
+//     owns (spec.dnsPolicy, spec.dnsConfig, metadata.annotations) before and
+//     after, never from the whole pod, plus the warnings.
+
 //
 // The handler never denies a pod: a policy whose result would be invalid or
 // truncated is skipped by the engine for that pod and reported as a warning.

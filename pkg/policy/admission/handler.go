@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,13 +12,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/poddns/poddns/pkg/policy"
 )
@@ -30,17 +33,11 @@ const Path = "/mutate-v1-pod"
 // configuration says: the cluster's own DNS and control plane live there.
 var AlwaysExcluded = []string{"kube-system"}
 
-// ownedPaths are the JSON pointers poddns patches; the patch is restricted to
-// them so that a round trip through the typed Pod never touches other fields.
-var ownedPaths = []string{"/spec/dnsPolicy", "/spec/dnsConfig", "/metadata/annotations"}
-
-// Handler mutates Pods on CREATE with the policy engine's decision. Engine,
-// Decoder and Namespaces are required; the others are optional.
+// Handler mutates Pods on CREATE with the policy engine's decision. Engine
+// and Namespaces are required; the others are optional.
 type Handler struct {
 	// Engine decides; reloads swap its policies while the handler runs.
 	Engine *policy.Engine
-	// Decoder decodes the pod (admission.NewDecoder(scheme)).
-	Decoder admission.Decoder
 	// Namespaces reads Namespace objects, usually the manager's cache.
 	Namespaces client.Reader
 	// APIReader reads a Namespace live when Namespaces does not have it yet
@@ -58,9 +55,10 @@ type Handler struct {
 
 var _ admission.Handler = (*Handler)(nil)
 
-// NewHandler returns a handler with a decoder for the built-in types.
-func NewHandler(engine *policy.Engine, scheme *runtime.Scheme, namespaces, apiReader client.Reader) *Handler {
-	return &Handler{Engine: engine, Decoder: admission.NewDecoder(scheme), Namespaces: namespaces, APIReader: apiReader}
+// NewHandler returns a handler reading namespaces from namespaces, and live
+// from apiReader on a miss (nil: no second read).
+func NewHandler(engine *policy.Engine, namespaces, apiReader client.Reader) *Handler {
+	return &Handler{Engine: engine, Namespaces: namespaces, APIReader: apiReader}
 }
 
 // Handle answers one admission request. It never denies.
@@ -134,7 +132,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		return admission.Allowed("poddns mutates pods only"), ResultIgnored
 	}
 	var pod corev1.Pod
-	if err := h.Decoder.Decode(req, &pod); err != nil {
+	if err := decodePod(req.Object.Raw, &pod); err != nil {
 		h.requestLogger(ctx, req, podName(req)).Info("cannot decode the pod", "error", err.Error())
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("poddns: decode pod: %w", err)), ResultError
 	}
@@ -173,45 +171,76 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		log.V(1).Info("pod exempt", "reason", d.Exempt)
 		return admission.Allowed("exempt: " + d.Exempt), ResultExempt
 	}
-	if !d.Patch(&pod) {
+	before, err := ownedJSON(&pod)
+	if err == nil && !d.Patch(&pod) {
 		return admission.Allowed("no change").WithWarnings(d.Warnings...), ResultUnchanged
 	}
-	current, err := json.Marshal(&pod)
+	var ops []jsonpatch.JsonPatchOperation
+	if err == nil {
+		var after []byte
+		if after, err = ownedJSON(&pod); err == nil {
+			ops, err = jsonpatch.CreatePatch(before, after)
+		}
+	}
 	if err != nil {
 		// Never deny for our own fault: admit unchanged, say so.
-		log.Error(err, "cannot marshal the patched pod; pod left unchanged")
+		log.Error(err, "cannot compute the patch; pod left unchanged")
 		return admission.Allowed("internal error").WithWarnings(
 			append(d.Warnings, "poddns: internal error, the pod is left unchanged: "+err.Error())...), ResultError
 	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, current)
-	if !resp.Allowed {
-		log.Error(errors.New(resp.Result.Message), "cannot compute the patch; pod left unchanged")
-		return admission.Allowed("internal error").WithWarnings(
-			append(d.Warnings, "poddns: internal error, the pod is left unchanged")...), ResultError
-	}
-	kept := resp.Patches[:0]
-	for _, op := range resp.Patches {
-		if owned(op.Path) {
-			kept = append(kept, op)
-		}
-	}
-	resp.Patches = kept
-	if len(resp.Patches) == 0 {
-		resp.PatchType = nil
-		return resp.WithWarnings(d.Warnings...), ResultUnchanged
+	if len(ops) == 0 {
+		return admission.Allowed("no change").WithWarnings(d.Warnings...), ResultUnchanged
 	}
 	log.Info("pod mutated", "policies", strings.Join(d.Applied(), ","), "dnsPolicy", string(d.DNSPolicy))
-	return resp.WithWarnings(d.Warnings...), ResultPatched
+	return admission.Patched("", ops...).WithWarnings(d.Warnings...), ResultPatched
 }
 
-// owned reports whether a JSON pointer is a field poddns may change.
-func owned(path string) bool {
-	for _, p := range ownedPaths {
-		if path == p || strings.HasPrefix(path, p+"/") {
-			return true
-		}
+// slimPod is what the handler reads of a pod: its metadata and the fields
+// the engine looks at. The rest of the object (containers, volumes, ...),
+// which can make a pod megabytes long, is skipped while decoding.
+type slimPod struct {
+	Metadata metav1.ObjectMeta `json:"metadata"`
+	Spec     struct {
+		DNSPolicy   corev1.DNSPolicy     `json:"dnsPolicy,omitempty"`
+		DNSConfig   *corev1.PodDNSConfig `json:"dnsConfig,omitempty"`
+		HostNetwork bool                 `json:"hostNetwork,omitempty"`
+		OS          *corev1.PodOS        `json:"os,omitempty"`
+	} `json:"spec"`
+}
+
+// decodePod reads the fields of slimPod from the request's object, with the
+// API server's JSON rules (case-sensitive field names).
+func decodePod(raw []byte, pod *corev1.Pod) error {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return errors.New("the request holds no object")
 	}
-	return false
+	var s slimPod
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &s); err != nil {
+		return err
+	}
+	pod.ObjectMeta = s.Metadata
+	pod.Spec.DNSPolicy, pod.Spec.DNSConfig = s.Spec.DNSPolicy, s.Spec.DNSConfig
+	pod.Spec.HostNetwork, pod.Spec.OS = s.Spec.HostNetwork, s.Spec.OS
+	return nil
+}
+
+// ownedJSON is the JSON of the fields poddns owns (spec.dnsPolicy,
+// spec.dnsConfig, metadata.annotations) at their places in a pod: the patch
+// is the difference of two of them, so it touches nothing else and costs
+// nothing for the rest of a large pod.
+func ownedJSON(pod *corev1.Pod) ([]byte, error) {
+	var o struct {
+		Metadata struct {
+			Annotations map[string]string `json:"annotations,omitempty"`
+		} `json:"metadata"`
+		Spec struct {
+			DNSPolicy corev1.DNSPolicy     `json:"dnsPolicy,omitempty"`
+			DNSConfig *corev1.PodDNSConfig `json:"dnsConfig,omitempty"`
+		} `json:"spec"`
+	}
+	o.Metadata.Annotations = pod.Annotations
+	o.Spec.DNSPolicy, o.Spec.DNSConfig = pod.Spec.DNSPolicy, pod.Spec.DNSConfig
+	return json.Marshal(&o)
 }
 
 // namespaceLabels reads the namespace from the cache, then live on a miss.

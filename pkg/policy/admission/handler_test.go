@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -135,7 +134,7 @@ func newFixture(t testing.TB, mode policy.GlobalMode) *fixture {
 		metrics: m,
 		reg:     reg,
 	}
-	f.h = padmission.NewHandler(e, clientgoscheme.Scheme, f.cache, f.live)
+	f.h = padmission.NewHandler(e, f.cache, f.live)
 	f.h.ExcludedNamespaces = []string{"poddns-system"}
 	f.h.Metrics = m
 	return f

@@ -34,7 +34,6 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -80,7 +79,7 @@ func startLoadServer(tb testing.TB, n int) (string, []byte) {
 	// The namespace reader stands in for the manager's informer cache,
 	// which is an in-memory lookup too.
 	ns := &nsReader{ns: loadNamespace}
-	h := padmission.NewHandler(e, clientgoscheme.Scheme, ns, nil)
+	h := padmission.NewHandler(e, ns, nil)
 
 	dir := tb.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -606,7 +605,7 @@ func BenchmarkHandle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := padmission.NewHandler(e, clientgoscheme.Scheme, &nsReader{ns: loadNamespace}, nil)
+	h := padmission.NewHandler(e, &nsReader{ns: loadNamespace}, nil)
 	var ar admissionv1.AdmissionReview
 	if err := json.Unmarshal(loadReview, &ar); err != nil {
 		b.Fatal(err)

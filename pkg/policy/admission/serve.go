@@ -99,7 +99,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
-	h := NewHandler(engine, mgr.GetScheme(), mgr.GetCache(), mgr.GetAPIReader())
+	h := NewHandler(engine, mgr.GetCache(), mgr.GetAPIReader())
 	h.ExcludedNamespaces = o.ExcludedNamespaces
 	h.Metrics = m
 	srv := mgr.GetWebhookServer()
