@@ -47,6 +47,7 @@ var webhookIdentity = configfile.Identity{APIVersion: "poddns.io/v1alpha1", Kind
 //	excludedNamespaces: [poddns-system] # [--excluded-namespaces] besides kube-system
 //	policyResync: 1m                    # [--policy-resync] periodic reload, 0s = only on change
 //	logLevel: info                      # [--log-level] info | debug
+//	enableHTTP2: false                  # [--enable-http2] offer HTTP/2 on the webhook port (off: CVE-2023-44487)
 //
 // Relative paths are relative to the file's directory. The kubelet-style
 // node profile flags (--cluster-dns, --cluster-domain, --resolv-conf,
@@ -66,6 +67,7 @@ type WebhookConfig struct {
 	ExcludedNamespaces []string            `json:"excludedNamespaces"`
 	PolicyResync       configfile.Duration `json:"policyResync"`
 	LogLevel           string              `json:"logLevel"`
+	EnableHTTP2        bool                `json:"enableHTTP2"`
 }
 
 // Defaults of `webhook serve`.
@@ -132,6 +134,7 @@ func bindServeFlags(fs *pflag.FlagSet, c *WebhookConfig) {
 	fs.StringSliceVar(&c.ExcludedNamespaces, "excluded-namespaces", c.ExcludedNamespaces, "namespaces never mutated besides kube-system (the webhook's own); comma-separated or repeated")
 	fs.DurationVar((*time.Duration)(&c.PolicyResync), "policy-resync", c.PolicyResync.D(), "reload the policies this often besides on file changes (0: only on changes)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: info or debug")
+	fs.BoolVar(&c.EnableHTTP2, "enable-http2", c.EnableHTTP2, "offer HTTP/2 on the webhook port; off by default since HTTP/2 rapid reset (CVE-2023-44487), the API server speaks HTTP/1.1 as well")
 	c.Options.AddFlags(fs)
 }
 
@@ -240,6 +243,6 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 		RESTConfig: cfg, Policies: c.Policies, Mode: policy.GlobalMode(c.Mode), Profile: profile,
 		Host: c.Host, Port: c.Port, CertDir: c.CertDir,
 		HealthProbeAddress: c.HealthProbeAddress, MetricsAddress: c.MetricsAddress,
-		ExcludedNamespaces: c.ExcludedNamespaces, PolicyResync: c.PolicyResync.D(), Log: log,
+		ExcludedNamespaces: c.ExcludedNamespaces, PolicyResync: c.PolicyResync.D(), HTTP2: c.EnableHTTP2, Log: log,
 	})
 }

@@ -42,6 +42,7 @@ healthProbeAddress: 127.0.0.1:18081
 metricsAddress: "0"
 excludedNamespaces: [poddns-system, cert-manager]
 policyResync: 30s
+enableHTTP2: true
 `
 
 func TestServeConfigPrecedence(t *testing.T) {
@@ -54,7 +55,7 @@ func TestServeConfigPrecedence(t *testing.T) {
 			t.Fatal(err)
 		}
 		if o.cfg.Port != defaultPort || o.cfg.CertDir != defaultCertDir || o.cfg.Mode != "per-policy" || o.cfg.HealthProbeAddress != defaultHealthProbeAddress ||
-			o.cfg.MetricsAddress != defaultMetricsAddress || o.cfg.PolicyResync.D() != defaultPolicyResync || len(o.cfg.ExcludedNamespaces) != 0 || o.cfg.Host != "" {
+			o.cfg.MetricsAddress != defaultMetricsAddress || o.cfg.PolicyResync.D() != defaultPolicyResync || len(o.cfg.ExcludedNamespaces) != 0 || o.cfg.Host != "" || o.cfg.EnableHTTP2 {
 			t.Errorf("defaults: %+v", o)
 		}
 	})
@@ -69,7 +70,7 @@ func TestServeConfigPrecedence(t *testing.T) {
 			t.Errorf("policies = %q, want %q (relative to the config file)", o.cfg.Policies, wantPolicies)
 		}
 		if o.cfg.Mode != "audit" || o.cfg.Host != "127.0.0.1" || o.cfg.Port != 10443 || o.cfg.CertDir != "/var/run/tls" ||
-			o.cfg.HealthProbeAddress != "127.0.0.1:18081" || o.cfg.MetricsAddress != "0" || o.cfg.PolicyResync.D() != 30*time.Second {
+			o.cfg.HealthProbeAddress != "127.0.0.1:18081" || o.cfg.MetricsAddress != "0" || o.cfg.PolicyResync.D() != 30*time.Second || !o.cfg.EnableHTTP2 {
 			t.Errorf("config values not taken: %+v", o)
 		}
 		if !slices.Equal(o.cfg.ExcludedNamespaces, []string{"poddns-system", "cert-manager"}) {
@@ -84,11 +85,11 @@ func TestServeConfigPrecedence(t *testing.T) {
 
 	t.Run("flags over config", func(t *testing.T) {
 		o, err := parseServe(t, "--config", cfg, "--port", "8443", "--mode", "enforce", "-p", "other", "--excluded-namespaces", "mine",
-			"--cert-dir", "/certs", "--policy-resync", "0s", "--profile", "")
+			"--cert-dir", "/certs", "--policy-resync", "0s", "--profile", "", "--enable-http2=false")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.cfg.Port != 8443 || o.cfg.Mode != "enforce" || o.cfg.CertDir != "/certs" || o.cfg.PolicyResync != 0 {
+		if o.cfg.Port != 8443 || o.cfg.Mode != "enforce" || o.cfg.CertDir != "/certs" || o.cfg.PolicyResync != 0 || o.cfg.EnableHTTP2 {
 			t.Errorf("flags lost to the config: %+v", o)
 		}
 		if !slices.Equal(o.cfg.Policies, []string{"other"}) || !slices.Equal(o.cfg.ExcludedNamespaces, []string{"mine"}) {

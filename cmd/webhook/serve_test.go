@@ -3,17 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -69,34 +62,6 @@ func kubeletVolume(t *testing.T, dir string, files map[string][]byte) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// servingCert returns a self-signed certificate for 127.0.0.1 with serial.
-func servingCert(t *testing.T, serial int64) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "poddns-webhook.poddns-system.svc"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"poddns-webhook.poddns-system.svc"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
 func freePort(t *testing.T) int {
@@ -182,7 +147,7 @@ func TestServe(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	crt, key := servingCert(t, 1)
+	crt, key := testenv.ServingCert(t, 1)
 	kubeletVolume(t, certDir, map[string][]byte{"tls.crt": crt, "tls.key": key})
 	kubeletVolume(t, policyDir, map[string][]byte{"ndots.yaml": fmt.Appendf(nil, ndotsPolicy, 2)})
 
@@ -309,7 +274,7 @@ policyResync: 0s
 	}
 
 	t.Run("certificate rotation through the ..data swap", func(t *testing.T) {
-		crt, key := servingCert(t, 2)
+		crt, key := testenv.ServingCert(t, 2)
 		kubeletVolume(t, certDir, map[string][]byte{"tls.crt": crt, "tls.key": key})
 		eventually(t, 30*time.Second, "new certificate presented", func() (bool, string) {
 			s, err := serial()

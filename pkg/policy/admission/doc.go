@@ -28,7 +28,12 @@
 //     a JSON patch computed (gomodules.xyz/jsonpatch) from the fields poddns
 //     owns (spec.dnsPolicy, spec.dnsConfig, metadata.annotations) before and
 //     after, never from the whole pod, plus the warnings.
-
+//
+// [Server] is the HTTPS server the manager runs it in: HTTP/1.1 unless
+// HTTP/2 is enabled, read and write timeouts, a limit on the request body
+// and on the bodies handled at once (requests over it are answered at once
+// with 413 or 429, which the API server's failurePolicy: Ignore turns into an
+// unmodified pod), and a stop within the grace period.
 //
 // The handler never denies a pod: a policy whose result would be invalid or
 // truncated is skipped by the engine for that pod and reported as a warning.

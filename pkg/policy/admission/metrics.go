@@ -28,6 +28,9 @@ type Metrics struct {
 	Reloads        prometheus.Counter
 	ReloadFailures prometheus.Counter
 	Policies       prometheus.Gauge
+	// Refused counts requests the server answered at once, unread, by
+	// reason (RefusedTooLarge, RefusedBusy).
+	Refused *prometheus.CounterVec
 }
 
 // NewMetrics makes the collectors and registers them with reg (the webhook
@@ -71,6 +74,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "policies",
 			Help: "Policies in use.",
 		}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "requests_refused_total",
+			Help: "Requests answered at once with an error, unread, by reason (too-large: over the body limit; busy: over the in-flight budget).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{RefusedTooLarge, RefusedBusy} {
+		m.Refused.WithLabelValues(r)
 	}
 	if reg == nil {
 		return m, nil
@@ -95,6 +105,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	register(m.Reloads, func(c prometheus.Collector) { m.Reloads = c.(prometheus.Counter) })
 	register(m.ReloadFailures, func(c prometheus.Collector) { m.ReloadFailures = c.(prometheus.Counter) })
 	register(m.Policies, func(c prometheus.Collector) { m.Policies = c.(prometheus.Gauge) })
+	register(m.Refused, func(c prometheus.Collector) { m.Refused = c.(*prometheus.CounterVec) })
 	return m, errors.Join(errs...)
 }
 

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/poddns/poddns/pkg/policy"
@@ -50,6 +49,13 @@ type ServeOptions struct {
 	PolicyResync time.Duration
 	// GracefulShutdown bounds the stop after ctx ends (default 30s).
 	GracefulShutdown time.Duration
+	// HTTP2 offers HTTP/2 on the webhook port (off by default, see
+	// ServerOptions.HTTP2).
+	HTTP2 bool
+	// ReadTimeout, WriteTimeout, MaxBodyBytes and MaxInFlightBytes tune the
+	// webhook server (ServerOptions; 0: the defaults).
+	ReadTimeout, WriteTimeout      time.Duration
+	MaxBodyBytes, MaxInFlightBytes int64
 	// Log is the logger of the server and of controller-runtime.
 	Log logr.Logger
 }
@@ -88,12 +94,15 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddress},
 		HealthProbeBindAddress:  o.HealthProbeAddress,
 		GracefulShutdownTimeout: &shutdown,
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host:     o.Host,
-			Port:     o.Port,
-			CertDir:  o.CertDir,
-			CertName: "tls.crt",
-			KeyName:  "tls.key",
+		// The webhook server stops within 90% of the grace period, so the
+		// manager's wait for its runnables never runs out.
+		WebhookServer: NewServer(ServerOptions{
+			Host: o.Host, Port: o.Port, CertDir: o.CertDir,
+			HTTP2:       o.HTTP2,
+			ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			ShutdownTimeout: shutdown * 9 / 10,
+			MaxBodyBytes:    o.MaxBodyBytes, MaxInFlightBytes: o.MaxInFlightBytes,
+			Metrics: m, Log: log,
 		}),
 	})
 	if err != nil {
