@@ -169,6 +169,7 @@ func (c *Cache) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		if e.kind == kindServfail {
 			return dns.RcodeServerFailure, nil
 		}
+		serve.SetSource(ctx, serve.SourceCache)
 		if err := w.WriteMsg(c.reply(e, r, now, false)); err != nil {
 			return dns.RcodeServerFailure, err
 		}
@@ -203,6 +204,7 @@ func (c *Cache) serveStale(ctx context.Context, e *entry, k string, w dns.Respon
 		return f.rcode, nil
 	}
 	c.m.stale.Inc()
+	serve.SetSource(ctx, serve.SourceCache)
 	if werr := w.WriteMsg(c.reply(e, r, c.now(), true)); werr != nil {
 		return dns.RcodeServerFailure, werr
 	}
@@ -321,6 +323,7 @@ func (c *Cache) fetch(ctx context.Context, k string, w dns.ResponseWriter, r *dn
 		c.coalC.Inc()
 		select {
 		case <-f.done:
+			serve.SetSource(ctx, serve.SourceCache) // another query's flight answered
 			return f
 		case <-ctx.Done():
 			return nil
@@ -342,6 +345,7 @@ func (c *Cache) fetch(ctx context.Context, k string, w dns.ResponseWriter, r *dn
 		if now := c.now(); now.Before(e.expires) {
 			// A flight of k ended between this caller's miss and now.
 			f.e, f.at, f.rcode, f.err = e, now, e.msg.Rcode, nil
+			serve.SetSource(ctx, serve.SourceCache)
 			return f
 		}
 	}

@@ -59,6 +59,7 @@ func (c *Cluster) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		}
 		m.Ns = []dns.RR{c.soa(zone, snap)}
 	}
+	serve.SetSource(ctx, serve.SourceCluster)
 	if err := w.WriteMsg(m); err != nil {
 		return dns.RcodeServerFailure, err
 	}

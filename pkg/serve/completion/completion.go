@@ -152,7 +152,11 @@ func (c *Completion) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 	if err != nil || !serve.ClientWrite(rcode) || capt.Msg == nil {
 		return rcode, err
 	}
-	honest := func() (int, error) { return rcode, w.WriteMsg(capt.Msg) }
+	src := serve.SourceOf(ctx) // the asked name's; the walk's lookups record theirs
+	honest := func() (int, error) {
+		serve.SetSource(ctx, src)
+		return rcode, w.WriteMsg(capt.Msg)
+	}
 	if capt.Msg.Rcode != dns.RcodeNameError {
 		return honest()
 	}
@@ -185,6 +189,7 @@ func (c *Completion) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 			m.Ns = append(m.Ns, target.Ns...)
 		}
 		c.saved.WithLabelValues(ns).Add(float64(i + 1))
+		serve.SetSource(ctx, serve.SourceCompletion)
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	}
 	return honest()

@@ -14,6 +14,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/completion"
 	"github.com/poddns/poddns/pkg/serve/forward"
 	"github.com/poddns/poddns/pkg/serve/nodelocal"
+	"github.com/poddns/poddns/pkg/serve/querylog"
 )
 
 // Identity is the apiVersion and kind of dnsd's configuration file.
@@ -77,6 +78,9 @@ type Config struct {
 	LoadBalance bool `json:"loadBalance"`
 	// Completion configures server-side search completion.
 	Completion completion.Config `json:"completion"`
+	// QueryLog logs one JSON line per query, with the client pod's
+	// namespace and name (off by default; --query-log).
+	QueryLog querylog.Config `json:"queryLog"`
 	// NodeLocal, when the block is present, runs dnsd as the node-local
 	// server of one node (package nodelocal): listen is replaced by the
 	// node-local IPs, only the node's pods are watched, completion takes
@@ -125,6 +129,7 @@ func Defaults() Config {
 		Cache:         cache.Defaults(),
 		LoadBalance:   true,
 		Completion:    completion.Defaults(),
+		QueryLog:      querylog.Defaults(),
 	}
 }
 
@@ -132,6 +137,7 @@ func Defaults() Config {
 // paths are relative to its directory.
 func (c *Config) Paths() []*string {
 	paths := append([]*string{&c.Source.File, &c.Source.Kubeconfig}, append(c.Forward.Paths(), c.Completion.Paths()...)...)
+	paths = append(paths, c.QueryLog.Paths()...)
 	if c.NodeLocal != nil {
 		paths = append(paths, c.NodeLocal.Paths()...)
 	}
@@ -189,7 +195,7 @@ func (c *Config) nodeLocalDefaults() {
 // fields.
 func (c Config) Validate() error {
 	errs := []error{c.ClusterConfig.Validate(), c.Forward.Config.Validate(), c.Forward.ACLConfig.Validate(),
-		c.Cache.Validate(), c.Completion.Validate()}
+		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate()}
 	for _, a := range []struct {
 		field, addr string
 		optional    bool

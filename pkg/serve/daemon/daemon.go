@@ -30,6 +30,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/loop"
 	"github.com/poddns/poddns/pkg/serve/metrics"
 	"github.com/poddns/poddns/pkg/serve/minimalany"
+	"github.com/poddns/poddns/pkg/serve/querylog"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
@@ -102,6 +103,9 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	if d.completionMetrics, err = completion.NewMetrics(reg); err != nil {
 		return nil, err
 	}
+	if d.queryLogMetrics, err = querylog.NewMetrics(reg); err != nil {
+		return nil, err
+	}
 	inner, closeInner, err := d.build(cfg)
 	if err != nil {
 		return nil, err
@@ -122,6 +126,7 @@ type handlerMetrics struct {
 	forwardMetrics    *forward.Metrics
 	cacheMetrics      *cache.Metrics
 	completionMetrics *completion.Metrics
+	queryLogMetrics   *querylog.Metrics
 }
 
 // link is one handler of the chain: build returns it in front of next, or
@@ -146,6 +151,8 @@ type building struct {
 //
 //   - loop (with default upstreams) recognizes dnsd's own startup probes
 //     before anything else can answer them; other queries pass.
+//   - querylog (queryLog.enabled) logs every other query with its final
+//     reply, the client's pod and the source the handlers below record.
 //   - minimalany answers every ANY query with HINFO "RFC8482" "" (RFC
 //     8482), cluster and external names alike, before anything looks up.
 //   - loadbalance (on by default) shuffles the addresses of every NOERROR
@@ -171,6 +178,12 @@ var chain = []link{
 			return nil, nil
 		}
 		return loop.New(loop.Config{}, loop.Deps{Next: next, Forwarder: b.forward})
+	}},
+	{"querylog", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		if !cfg.QueryLog.Enabled {
+			return nil, nil
+		}
+		return querylog.New(cfg.QueryLog, querylog.Deps{Next: next, Store: b.store, Metrics: b.metrics.queryLogMetrics})
 	}},
 	{"minimalany", func(_ *Config, _ *building, next serve.Handler) (serve.Handler, error) {
 		return minimalany.New(minimalany.Config{}, minimalany.Deps{Next: next})

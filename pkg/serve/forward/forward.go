@@ -176,6 +176,7 @@ func (f *Forward) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	// records and neither AA nor RA, then tries the next nameserver).
 	reply.RecursionAvailable = true
 	reply.Extra = slices.DeleteFunc(reply.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT })
+	serve.SetSource(ctx, serve.SourceUpstream)
 	if err := w.WriteMsg(reply); err != nil {
 		return dns.RcodeServerFailure, err
 	}
