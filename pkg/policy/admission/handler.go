@@ -171,16 +171,18 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		log.V(1).Info("pod exempt", "reason", d.Exempt)
 		return admission.Allowed("exempt: " + d.Exempt), ResultExempt
 	}
-	before, err := ownedJSON(&pod)
+	hadAnnotations, prev := pod.Annotations != nil, ownedAnnotations(pod.Annotations)
+	before, err := dnsJSON(&pod)
 	if err == nil && !d.Patch(&pod) {
 		return admission.Allowed("no change").WithWarnings(d.Warnings...), ResultUnchanged
 	}
 	var ops []jsonpatch.JsonPatchOperation
 	if err == nil {
 		var after []byte
-		if after, err = ownedJSON(&pod); err == nil {
+		if after, err = dnsJSON(&pod); err == nil {
 			ops, err = jsonpatch.CreatePatch(before, after)
 		}
+		ops = append(ops, annotationOps(hadAnnotations, prev, pod.Annotations)...)
 	}
 	if err != nil {
 		// Never deny for our own fault: admit unchanged, say so.
@@ -224,23 +226,57 @@ func decodePod(raw []byte, pod *corev1.Pod) error {
 	return nil
 }
 
-// ownedJSON is the JSON of the fields poddns owns (spec.dnsPolicy,
-// spec.dnsConfig, metadata.annotations) at their places in a pod: the patch
-// is the difference of two of them, so it touches nothing else and costs
-// nothing for the rest of a large pod.
-func ownedJSON(pod *corev1.Pod) ([]byte, error) {
+// dnsJSON is the JSON of the pod's DNS fields at their places in a pod: the
+// patch of spec is the difference of two of them, so it touches nothing else
+// and costs nothing for the rest of a large pod.
+func dnsJSON(pod *corev1.Pod) ([]byte, error) {
 	var o struct {
-		Metadata struct {
-			Annotations map[string]string `json:"annotations,omitempty"`
-		} `json:"metadata"`
 		Spec struct {
 			DNSPolicy corev1.DNSPolicy     `json:"dnsPolicy,omitempty"`
 			DNSConfig *corev1.PodDNSConfig `json:"dnsConfig,omitempty"`
 		} `json:"spec"`
 	}
-	o.Metadata.Annotations = pod.Annotations
 	o.Spec.DNSPolicy, o.Spec.DNSConfig = pod.Spec.DNSPolicy, pod.Spec.DNSConfig
 	return json.Marshal(&o)
+}
+
+// ownedKeys are the annotations Decision.Patch writes or removes.
+var ownedKeys = []string{policy.AnnotationApplied, policy.AnnotationResolvConf}
+
+// ownedAnnotations copies the owned keys of annotations.
+func ownedAnnotations(annotations map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, k := range ownedKeys {
+		if v, ok := annotations[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// annotationOps patches the owned keys from prev to now, key by key (the
+// pod's other annotations, up to 256 KiB of them, are never copied); a pod
+// that had no annotations gets the whole map.
+func annotationOps(had bool, prev, now map[string]string) []jsonpatch.JsonPatchOperation {
+	if !had {
+		if len(now) == 0 {
+			return nil
+		}
+		return []jsonpatch.JsonPatchOperation{{Operation: "add", Path: "/metadata/annotations", Value: now}}
+	}
+	var ops []jsonpatch.JsonPatchOperation
+	for _, k := range ownedKeys {
+		path := "/metadata/annotations/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
+		old, hadKey := prev[k]
+		v, has := now[k]
+		switch {
+		case has && (!hadKey || old != v):
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "add", Path: path, Value: v})
+		case !has && hadKey:
+			ops = append(ops, jsonpatch.JsonPatchOperation{Operation: "remove", Path: path})
+		}
+	}
+	return ops
 }
 
 // namespaceLabels reads the namespace from the cache, then live on a miss.

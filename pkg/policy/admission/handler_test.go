@@ -270,6 +270,45 @@ func TestHandlerMutates(t *testing.T) {
 	}
 }
 
+// TestHandlerPatchesOwnedAnnotationsOnly: on a pod with annotations, the
+// patch sets poddns's keys one by one (a stale preview replaced, a key with
+// "/" and "~" escaped) and leaves the others; with an annotations object of
+// null, the whole map is added.
+func TestHandlerPatchesOwnedAnnotationsOnly(t *testing.T) {
+	f := newFixture(t, "")
+	for _, tc := range []struct{ name, annotations string }{
+		{"other annotations and a stale preview", `{"team":"a","x.io/a~b":"c","poddns.io/resolv-conf":"stale"}`},
+		{"null", `null`},
+		{"empty", `{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := `{"metadata":{"name":"web","annotations":` + tc.annotations + `},"spec":{"containers":[{"name":"c","image":"nginx"}]}}`
+			r := f.serve(t, review("CREATE", "tuned", "web", pod))
+			got, _ := patched(t, pod, r)
+			if got.Annotations[policy.AnnotationApplied] != "ndots" || !strings.Contains(got.Annotations[policy.AnnotationResolvConf], "options ndots:2") {
+				t.Errorf("annotations %v; patch %s", got.Annotations, r.Patch)
+			}
+			var want map[string]string
+			_ = json.Unmarshal([]byte(tc.annotations), &want)
+			for k, v := range want {
+				if k != policy.AnnotationResolvConf && got.Annotations[k] != v {
+					t.Errorf("annotation %s = %q, want %q kept; patch %s", k, got.Annotations[k], v, r.Patch)
+				}
+			}
+			if len(got.Annotations) != len(want)+2-btoi(want[policy.AnnotationResolvConf] != "") {
+				t.Errorf("annotations %v; patch %s", got.Annotations, r.Patch)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func TestHandlerHostNetworkNamespaceFromRequest(t *testing.T) {
 	f := newFixture(t, "")
 	// The pod has no namespace and no dnsPolicy; the request names the
