@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/poddns/poddns/pkg/configfile"
+	"github.com/poddns/poddns/pkg/memlimit"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
@@ -227,6 +228,14 @@ func (o *serveOptions) logger(s streams) logr.Logger {
 func (o *serveOptions) run(ctx context.Context, s streams) error {
 	log := o.logger(s)
 	ctrl.SetLogger(log)
+	// The Go heap sized to the container (GOMEMLIMIT from its memory
+	// limit; see pkg/memlimit). A limit that cannot be read leaves Go's
+	// default: admitting pods matters more.
+	if r, err := memlimit.Set(memlimit.Options{}); err != nil {
+		log.Error(err, "memory limit not applied")
+	} else if r.Source != "" {
+		log.Info("Go memory limit", "limit", r.Limit, "source", r.Source, "softLimit", r.SoftLimit)
+	}
 	c := o.cfg
 	profile, warnings, err := c.NodeProfile()
 	if err != nil {
