@@ -4,14 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
@@ -108,4 +113,94 @@ queryLog:
 			t.Errorf("%v: queryLog.enabled %v, want %v", tc.args, c.QueryLog.Enabled, tc.on)
 		}
 	}
+}
+
+// TestErrorsLogWired: with errors.enabled, the errors of a dead upstream
+// make one line at once, and its repeats one line with their count when
+// the daemon stops.
+func TestErrorsLogWired(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().String()
+	pc.Close() // nothing listens: every query gets "connection refused" at once
+	file := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
+kind: DNSDConfig
+errors: {enabled: true, consolidate: 1h}
+forward: {tryTimeout: 200ms, deadline: 500ms}
+`)
+	cfg, err := loadArgs(t, "--config", file, "--source", writeFile(t, "cluster.yaml", queryLogCluster), "--upstream", dead,
+		"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncWriter
+	d, err := daemon.New(cfg, daemon.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	for i := range n {
+		r := dnstest.Exchange(t, d.DNSAddr(), "udp", dnstest.Query(fmt.Sprintf("q%d.example.com.", i), dns.TypeA, 0))
+		if r.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("rcode %s, want SERVFAIL from a dead upstream", dns.RcodeToString[r.Rcode])
+		}
+	}
+	d.Shutdown(0)
+	first, repeated := 0, 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		var e struct {
+			Level, Msg string
+			Count      int
+		}
+		if l == "" || json.Unmarshal([]byte(l), &e) != nil {
+			continue
+		}
+		switch e.Msg {
+		case "handler error":
+			first++
+		case "handler errors repeated":
+			repeated += e.Count
+		}
+	}
+	if first+repeated != n || first > 2 || repeated == 0 {
+		t.Errorf("%d errors logged, %d counted as repeats; want %d in all, most as repeats:\n%s", first, repeated, n, logs.String())
+	}
+}
+
+// TestSwitchConfigErrors: bad queryLog and errors blocks are refused.
+func TestSwitchConfigErrors(t *testing.T) {
+	header := "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
+	for _, tc := range []struct{ file, want string }{
+		{header + "queryLog: {classes: [denials]}\n", "queryLog: class"},
+		{header + "queryLog: {sample: 0}\n", "sample"},
+		{header + "queryLog: {enabld: true}\n", "unknown field"},
+		{header + "errors: {patterns: ['(']}\n", "errors: pattern"},
+	} {
+		if _, err := loadArgs(t, "--config", writeFile(t, "c.yaml", tc.file), "--source", "x"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want one containing %q", tc.file, err, tc.want)
+		}
+	}
+}
+
+// syncWriter is a log output shared by the daemon's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/completion"
+	"github.com/poddns/poddns/pkg/serve/errorlog"
 	"github.com/poddns/poddns/pkg/serve/forward"
 	"github.com/poddns/poddns/pkg/serve/nodelocal"
 	"github.com/poddns/poddns/pkg/serve/querylog"
@@ -81,6 +82,9 @@ type Config struct {
 	// QueryLog logs one JSON line per query, with the client pod's
 	// namespace and name (off by default; --query-log).
 	QueryLog querylog.Config `json:"queryLog"`
+	// Errors logs the errors handlers return at error level, repeats
+	// consolidated (off by default: debug level).
+	Errors errorlog.Config `json:"errors"`
 	// NodeLocal, when the block is present, runs dnsd as the node-local
 	// server of one node (package nodelocal): listen is replaced by the
 	// node-local IPs, only the node's pods are watched, completion takes
@@ -130,6 +134,7 @@ func Defaults() Config {
 		LoadBalance:   true,
 		Completion:    completion.Defaults(),
 		QueryLog:      querylog.Defaults(),
+		Errors:        errorlog.Defaults(),
 	}
 }
 
@@ -195,7 +200,7 @@ func (c *Config) nodeLocalDefaults() {
 // fields.
 func (c Config) Validate() error {
 	errs := []error{c.ClusterConfig.Validate(), c.Forward.Config.Validate(), c.Forward.ACLConfig.Validate(),
-		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate()}
+		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate(), c.Errors.Validate()}
 	for _, a := range []struct {
 		field, addr string
 		optional    bool

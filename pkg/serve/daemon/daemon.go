@@ -24,6 +24,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/completion"
+	"github.com/poddns/poddns/pkg/serve/errorlog"
 	"github.com/poddns/poddns/pkg/serve/filesource"
 	"github.com/poddns/poddns/pkg/serve/forward"
 	"github.com/poddns/poddns/pkg/serve/loadbalance"
@@ -42,9 +43,10 @@ type Daemon struct {
 	store *store.Store
 
 	cfg            atomic.Pointer[Config]
-	inner          *serve.Atomic // the part of the chain a reload replaces
-	closeInner     func()        // stops what the current inner part runs
-	handlerMetrics               // metrics of inner handlers: they outlive reloads
+	errorLog       atomic.Pointer[errorlog.Log] // replaced by a reload
+	inner          *serve.Atomic                // the part of the chain a reload replaces
+	closeInner     func()                       // stops what the current inner part runs
+	handlerMetrics                              // metrics of inner handlers: they outlive reloads
 	metrics        *metrics.Metrics
 	dns            *serve.Server
 	http           []*http.Server
@@ -106,8 +108,14 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	if d.queryLogMetrics, err = querylog.NewMetrics(reg); err != nil {
 		return nil, err
 	}
+	el, err := errorlog.New(cfg.Errors, log)
+	if err != nil {
+		return nil, err
+	}
+	d.errorLog.Store(el)
 	inner, closeInner, err := d.build(cfg)
 	if err != nil {
+		el.Close()
 		return nil, err
 	}
 	d.inner.Store(inner)
@@ -446,14 +454,20 @@ func (d *Daemon) Reload(cfg Config) error {
 	if cfg.Source.File == "" && cfg.watchPods() != old.watchPods() {
 		return errors.New("turning verified pod records or search completion on or off with the API server source needs a restart (it starts or stops the pod watch)")
 	}
+	el, err := errorlog.New(cfg.Errors, d.log)
+	if err != nil {
+		return err
+	}
 	inner, closeInner, err := d.build(cfg)
 	if err != nil {
+		el.Close()
 		return err
 	}
 	if cfg.Source.File != "" {
 		res, err := d.reloadFile(cfg.Source.File)
 		if err != nil {
 			closeInner()
+			el.Close()
 			return err
 		}
 		d.keepNode(cfg, res)
@@ -461,6 +475,7 @@ func (d *Daemon) Reload(cfg Config) error {
 	}
 	d.inner.Store(inner)
 	d.cfg.Store(&cfg)
+	d.errorLog.Swap(el).Close() // reports the old one's repeats
 	// Queries already in the old handlers finish; their sockets are closed
 	// after them.
 	prevClose := d.closeInner
@@ -524,6 +539,7 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 		d.closeInner()
 		d.closeInner = nil
 	}
+	d.errorLog.Load().Close()
 	for _, s := range d.http {
 		if err := s.Shutdown(ctx); err != nil {
 			d.log.Error("http shutdown", "error", err)
@@ -531,10 +547,12 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 	}
 }
 
-// onError logs a handler's error at debug level only (the metrics handler
-// counts it): a query-driven error must not turn into a log line per query.
+// onError logs a handler's error through the errors log: at debug level
+// unless errors.enabled, and then with repeats consolidated (the metrics
+// handler counts every one): a query-driven error must not turn into a log
+// line per query.
 func (d *Daemon) onError(err error) {
-	d.log.Debug("handler error", "error", err)
+	d.errorLog.Load().Error(err)
 }
 
 // Failed receives an error when a listener stops on its own: the daemon
