@@ -165,7 +165,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		}, "may not list and watch nodes"},
 		{"dnsd memory limit below the formula", "base", checkDNSDMemory, func(r *rendering) {
 			dnsd(r).Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("256Mi")
-		}, "< 303 MB"},
+		}, "< 311 MB"},
 		{"dnsd told another container's limit", "base", checkDNSDMemory, func(r *rendering) {
 			for _, e := range dnsd(r).Containers[0].Env {
 				if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {

@@ -52,7 +52,9 @@ const (
 //     the restart shows;
 //   - dnsd's RSS once synced and its peak RSS (VmHWM) across the restart and
 //     the relist that follows stay under sizing.BoundMB for this many Pods and
-//     Services: the sizing formula deploy/ sizes its memory limit with.
+//     Services: the sizing formula deploy/ sizes its memory limit with;
+//   - after the relists its RSS comes back within 1.25× of what it was once
+//     synced (the relists' garbage is returned to the OS).
 //
 // The dnsd process runs without GOMEMLIMIT or GOGC (Go's defaults), so the
 // bound holds without the deployment's soft limit.
@@ -246,7 +248,15 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	time.Sleep(2 * time.Second) // the relists' garbage collected, as it would be under load
 	stopLoop()
 
+	// dnsd returns a relist's garbage to the OS once the relists are over:
+	// RSS comes back near what it was once synced.
 	after := memOf(t, pid)
+	for deadline := time.Now().Add(15 * time.Second); after.rss > 1.25*settled.rss && time.Now().Before(deadline); after = memOf(t, pid) {
+		time.Sleep(250 * time.Millisecond) // polling the return of memory after the relists, bounded above
+	}
+	if after.rss > 1.25*settled.rss {
+		t.Errorf("RSS %.1f MB 15 s after the relists, more than 1.25× its %.1f MB once synced: the relists' garbage was not returned to the OS", after.rss, settled.rss)
+	}
 	t.Logf("dnsd across the restart: peak RSS %.1f MB (%.2f× its RSS once synced), RSS after %.1f MB, Go heap in use %.1f MB; bound %.1f MB",
 		after.hwm, after.hwm/settled.rss, after.rss, heapOf(t, pprofAddr), bound)
 	for p := range numPhases {

@@ -23,7 +23,8 @@
 // changed, never a second copy of the cluster; it is written with one
 // Store.Replace* and published once. Updates that change nothing DNS reads
 // (most pod status updates) publish nothing. Once synced, the garbage of
-// the initial lists is returned to the OS (debug.FreeOSMemory).
+// the initial lists is returned to the OS (debug.FreeOSMemory), and so is
+// a relist's once the relists have been quiet for 2 s.
 package apisource
 
 import (
@@ -168,7 +169,9 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 			}))
 	}
 	s := &Source{synced: make(chan struct{})}
+	relisted := make(chan struct{}, 1)
 	for _, k := range kinds {
+		k.onRelist(relisted)
 		r := cache.NewReflectorWithOptions(k.listWatch(), k.example(), k, cache.ReflectorOptions{Name: "poddns-dnsd/" + k.name()})
 		s.wg.Add(1)
 		go func() {
@@ -194,9 +197,34 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 		log.Info("API objects synced", "after", time.Since(start).Round(time.Millisecond).String(), "services", n.Services,
 			"endpointslices", n.EndpointSlices, "pods", n.Pods, "namespaces", n.Namespaces)
 		close(s.synced)
+		// A relist (after an API-server restart every kind relists, one
+		// after the other) leaves as much garbage as the initial lists: once
+		// they have been quiet for relistQuiet, return it to the OS too.
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-relisted:
+			}
+			for quiet := false; !quiet; {
+				select {
+				case <-ctx.Done():
+					return
+				case <-relisted:
+				case <-time.After(relistQuiet):
+					quiet = true
+				}
+			}
+			debug.FreeOSMemory()
+			log.Info("API objects relisted, memory returned to the OS")
+		}
 	}()
 	return s, nil
 }
+
+// relistQuiet is how long after the last relist dnsd returns the relists'
+// garbage to the OS.
+const relistQuiet = 2 * time.Second
 
 // Synced is closed once the store has the initial state.
 func (s *Source) Synced() <-chan struct{} { return s.synced }
@@ -212,6 +240,9 @@ type kind interface {
 	example() runtime.Object
 	listWatch() cache.ListerWatcher
 	synced() <-chan struct{}
+	// onRelist has every Replace after the first (a relist) send on ch
+	// without blocking.
+	onRelist(ch chan struct{})
 }
 
 // pageSize is the page of a paged list (API servers without WatchList);
@@ -240,8 +271,9 @@ type sink[T interface {
 	items    func(L) ([]I, metav1.ListMeta)
 	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
 
-	once sync.Once
-	done chan struct{}
+	once     sync.Once
+	done     chan struct{}
+	relisted chan struct{}
 }
 
 // newKind builds a sink; I is the list's item type, whose pointer is T.
@@ -258,6 +290,7 @@ func newKind[T interface {
 
 func (s *sink[T, R, L, I]) name() string                     { return s.kindName }
 func (s *sink[T, R, L, I]) example() runtime.Object          { return s.ex }
+func (s *sink[T, R, L, I]) onRelist(ch chan struct{})        { s.relisted = ch }
 func (s *sink[T, R, L, I]) synced() <-chan struct{}          { return s.done }
 func (s *sink[T, R, L, I]) Resync() error                    { return nil }
 func (s *sink[T, R, L, I]) Transformer() cache.TransformFunc { return s.transform }
@@ -341,7 +374,14 @@ func (s *sink[T, R, L, I]) Replace(list []any, _ string) error {
 		list[i] = nil // the reflector hands the list over: let it go as it is consumed
 	}
 	s.replace(recs)
-	s.once.Do(func() { close(s.done) })
+	first := false
+	s.once.Do(func() { close(s.done); first = true })
+	if !first && s.relisted != nil {
+		select {
+		case s.relisted <- struct{}{}:
+		default: // one is pending already
+		}
+	}
 	return nil
 }
 

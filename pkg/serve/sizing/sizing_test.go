@@ -13,10 +13,10 @@ func TestBoundMB(t *testing.T) {
 		c    sizing.Cluster
 		want float64
 	}{
-		{sizing.Cluster{}, 48},
-		{sizing.Cluster{Pods: 150000, Services: 10000}, 303}, // deploy/base/dnsd/deployment.yaml: limits.memory 320Mi
-		{sizing.Cluster{Pods: 16500, Services: 2500}, 80.25}, // TestDNSScaleAPIRestart
-		{sizing.Cluster{Services: 10000}, 78},                // pods off
+		{sizing.Cluster{}, 56},
+		{sizing.Cluster{Pods: 150000, Services: 10000}, 311}, // deploy/base/dnsd/deployment.yaml: limits.memory 320Mi
+		{sizing.Cluster{Pods: 16500, Services: 2500}, 88.25}, // TestDNSScaleAPIRestart
+		{sizing.Cluster{Services: 10000}, 86},                // pods off
 	} {
 		if got := sizing.BoundMB(tc.c); got != tc.want {
 			t.Errorf("BoundMB(%+v) = %v, want %v", tc.c, got, tc.want)
