@@ -7,7 +7,6 @@ import (
 	"net"
 	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -28,18 +27,24 @@ type Options struct {
 	// called on the query's goroutine, so it must be cheap and must not log
 	// a line per query.
 	OnError func(error)
-	// StartTimeout bounds how long Start waits for the sockets to serve;
-	// 0 means 10s.
-	StartTimeout time.Duration
+	// TCPIdleTimeout closes a TCP connection without a query in flight
+	// after this long without a new one; 0 means DefaultTCPIdleTimeout.
+	TCPIdleTimeout time.Duration
+	// TCPWriteTimeout bounds every TCP reply's write; a client that does
+	// not read is disconnected. 0 means DefaultTCPWriteTimeout.
+	TCPWriteTimeout time.Duration
+	// MaxTCPConns caps the TCP connections (the oldest idle one is closed
+	// for a new one); 0 means DefaultMaxTCPConns.
+	MaxTCPConns int
 }
 
 // Server serves one address over UDP and TCP with a Handler chain.
 type Server struct {
-	opts    Options
-	servers []*dns.Server // TCP
-	udp     []*udpLoop
-	addr    string
-	done    chan error
+	opts Options
+	tcp  *tcpLoop
+	udp  []*udpLoop
+	addr string
+	done chan error
 }
 
 // NewServer checks o and returns a server that is not listening yet.
@@ -53,8 +58,14 @@ func NewServer(o Options) (*Server, error) {
 	if o.UDPSockets <= 0 {
 		o.UDPSockets = runtime.GOMAXPROCS(0)
 	}
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = 10 * time.Second
+	if o.TCPIdleTimeout <= 0 {
+		o.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if o.TCPWriteTimeout <= 0 {
+		o.TCPWriteTimeout = DefaultTCPWriteTimeout
+	}
+	if o.MaxTCPConns <= 0 {
+		o.MaxTCPConns = DefaultMaxTCPConns
 	}
 	return &Server{opts: o}, nil
 }
@@ -87,40 +98,24 @@ func (s *Server) Start() error {
 		}
 		s.udp = append(s.udp, newUDPLoop(uc, h))
 	}
-	s.servers = append(s.servers, &dns.Server{Listener: tcp, Handler: h})
-
-	closeAll := func() {
-		s.shutdownAll(context.Background())
-		// Sockets of listeners that never started are still open.
-		for _, pc := range udp {
-			pc.Close()
-		}
-		tcp.Close()
-	}
-	started := make(chan struct{}, len(s.servers))
-	s.done = make(chan error, len(s.servers)+len(s.udp))
+	s.tcp = newTCPLoop(tcp, h, s.opts)
+	s.done = make(chan error, 1+len(s.udp))
+	// The sockets are bound: reads and accepts succeed from here on.
 	for _, l := range s.udp {
 		l.start()
 		go func() { s.done <- <-l.done }()
 	}
-	for _, srv := range s.servers {
-		srv.NotifyStartedFunc = func() { started <- struct{}{} }
-		go func() { s.done <- srv.ActivateAndServe() }()
-	}
-	timeout := time.NewTimer(s.opts.StartTimeout)
-	defer timeout.Stop()
-	for range s.servers {
-		select {
-		case <-started:
-		case err := <-s.done:
-			closeAll()
-			return fmt.Errorf("serve %s: %w", s.addr, err)
-		case <-timeout.C:
-			closeAll()
-			return fmt.Errorf("serve %s: listeners not started after %s", s.addr, s.opts.StartTimeout)
-		}
-	}
+	s.tcp.start()
+	go func() { s.done <- <-s.tcp.done }()
 	return nil
+}
+
+// TCPConns is the number of open TCP client connections.
+func (s *Server) TCPConns() int {
+	if s.tcp == nil {
+		return 0
+	}
+	return int(s.tcp.count.Load())
 }
 
 // listen binds the TCP listener and the UDP sockets on one port.
@@ -176,8 +171,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdownAll(ctx context.Context) error {
 	var errs []error
+	// Stop reading everywhere first, then wait for the answers in flight.
 	for _, l := range s.udp {
 		if err := l.close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if s.tcp != nil {
+		if err := s.tcp.close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
@@ -186,10 +187,9 @@ func (s *Server) shutdownAll(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("udp %s: %w", l.conn.LocalAddr(), err))
 		}
 	}
-	for _, srv := range s.servers {
-		// A listener that never started (Start failed) is not an error.
-		if err := srv.ShutdownContext(ctx); err != nil && !strings.Contains(err.Error(), "not started") {
-			errs = append(errs, err)
+	if s.tcp != nil {
+		if err := s.tcp.wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("tcp %s: %w", s.tcp.ln.Addr(), err))
 		}
 	}
 	return errors.Join(errs...)
