@@ -6,7 +6,7 @@
 // Where the figures come from (this machine: go1.26, amd64; dnsd with Go's
 // defaults, GOGC 100 and no GOMEMLIMIT):
 //   - the live heap of the record store per object, from
-//     pkg/serve/store's TestRecordMemory: ~0.45 kB per Pod, ~0.65 kB per
+//     pkg/serve/store's TestRecordMemory: ~0.5 kB per Pod, ~0.65 kB per
 //     ClusterIP Service, ~2.3 kB per headless Service with an EndpointSlice
 //     of 3 endpoints;
 //   - a real dnsd at ~20k objects (16 500 Pods, 2 500 Services of which

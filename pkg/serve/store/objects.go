@@ -169,7 +169,7 @@ func ToPod(p *corev1.Pod) (*Pod, bool) {
 		return nil, false
 	}
 	out := &Pod{Namespace: namespaceOf(p.Namespace), Name: p.Name, HostNetwork: p.Spec.HostNetwork,
-		UID: p.UID, Phase: p.Status.Phase, DNSPolicy: p.Spec.DNSPolicy}
+		UID: p.UID, Phase: internPhase(p.Status.Phase), DNSPolicy: internDNSPolicy(p.Spec.DNSPolicy)}
 	if p.Spec.DNSConfig != nil {
 		out.DNSConfig = p.Spec.DNSConfig.DeepCopy()
 	}
@@ -242,4 +242,25 @@ func DashedIP(addr netip.Addr) string {
 		s += "0"
 	}
 	return s
+}
+
+// internPhase returns the constant equal to ph: a decoded pod's phase is a
+// string of its own, and a record keeps it for as long as the pod lives.
+func internPhase(ph corev1.PodPhase) corev1.PodPhase {
+	for _, c := range [...]corev1.PodPhase{corev1.PodRunning, corev1.PodPending, corev1.PodSucceeded, corev1.PodFailed, corev1.PodUnknown} {
+		if ph == c {
+			return c
+		}
+	}
+	return ph
+}
+
+// internDNSPolicy is internPhase for dnsPolicy.
+func internDNSPolicy(p corev1.DNSPolicy) corev1.DNSPolicy {
+	for _, c := range [...]corev1.DNSPolicy{corev1.DNSClusterFirst, corev1.DNSClusterFirstWithHostNet, corev1.DNSDefault, corev1.DNSNone} {
+		if p == c {
+			return c
+		}
+	}
+	return p
 }
