@@ -16,6 +16,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/forward"
 	"github.com/poddns/poddns/pkg/serve/nodelocal"
 	"github.com/poddns/poddns/pkg/serve/querylog"
+	"github.com/poddns/poddns/pkg/serve/static"
 )
 
 // Identity is the apiVersion and kind of dnsd's configuration file.
@@ -79,6 +80,10 @@ type Config struct {
 	LoadBalance bool `json:"loadBalance"`
 	// Completion configures server-side search completion.
 	Completion completion.Config `json:"completion"`
+	// Static are static records (CoreDNS hosts): inline entries and
+	// watched hosts files, answered after the cluster zones and before
+	// forwarding.
+	Static static.Config `json:"static,omitempty"`
 	// QueryLog logs one JSON line per query, with the client pod's
 	// namespace and name (off by default; --query-log).
 	QueryLog querylog.Config `json:"queryLog"`
@@ -143,6 +148,7 @@ func Defaults() Config {
 func (c *Config) Paths() []*string {
 	paths := append([]*string{&c.Source.File, &c.Source.Kubeconfig}, append(c.Forward.Paths(), c.Completion.Paths()...)...)
 	paths = append(paths, c.QueryLog.Paths()...)
+	paths = append(paths, c.Static.Paths()...)
 	if c.NodeLocal != nil {
 		paths = append(paths, c.NodeLocal.Paths()...)
 	}
@@ -200,7 +206,7 @@ func (c *Config) nodeLocalDefaults() {
 // fields.
 func (c Config) Validate() error {
 	errs := []error{c.ClusterConfig.Validate(), c.Forward.Config.Validate(), c.Forward.ACLConfig.Validate(),
-		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate(), c.Errors.Validate()}
+		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate(), c.Errors.Validate(), c.Static.Validate()}
 	for _, a := range []struct {
 		field, addr string
 		optional    bool

@@ -32,6 +32,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/metrics"
 	"github.com/poddns/poddns/pkg/serve/minimalany"
 	"github.com/poddns/poddns/pkg/serve/querylog"
+	"github.com/poddns/poddns/pkg/serve/static"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
@@ -108,6 +109,9 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	if d.queryLogMetrics, err = querylog.NewMetrics(reg); err != nil {
 		return nil, err
 	}
+	if d.staticMetrics, err = static.NewMetrics(reg); err != nil {
+		return nil, err
+	}
 	el, err := errorlog.New(cfg.Errors, log)
 	if err != nil {
 		return nil, err
@@ -135,6 +139,7 @@ type handlerMetrics struct {
 	cacheMetrics      *cache.Metrics
 	completionMetrics *completion.Metrics
 	queryLogMetrics   *querylog.Metrics
+	staticMetrics     *static.Metrics
 }
 
 // link is one handler of the chain: build returns it in front of next, or
@@ -150,6 +155,7 @@ type building struct {
 	upstream serve.Handler // the chain behind metrics (for ExternalName targets)
 	metrics  handlerMetrics
 	forward  *forward.Forward // built by the forward link, probed by the loop link
+	log      *slog.Logger
 }
 
 // chain is dnsd's handler chain, outermost first, behind the metrics
@@ -171,6 +177,10 @@ type building struct {
 //   - cluster answers the cluster zones and the reverse zones of cluster
 //     IPs from the store; it hands everything else on. Cluster answers are
 //     never cached: a change in the API shows at once.
+//   - static (static blocks) answers inline and hosts-file records, CNAME
+//     targets it lacks through the chain; local data, answered to every
+//     client and never cached, so a hosts file's reload (its own, without
+//     rebuilding the chain) leaves the cache alone.
 //   - acl refuses recursion to clients outside the configured client
 //     networks (dnsd is not an open resolver).
 //   - cache answers what it holds of the forwarder's replies.
@@ -219,6 +229,12 @@ var chain = []link{
 	{"cluster", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
 		return cluster.New(cfg.ClusterConfig, cluster.Deps{Store: b.store, Next: next, Upstream: b.upstream})
 	}},
+	{"static", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		if len(cfg.Static) == 0 {
+			return nil, nil
+		}
+		return static.New(cfg.Static, static.Deps{Next: next, Upstream: b.upstream, Metrics: b.metrics.staticMetrics, Logger: b.log})
+	}},
 	{"acl", func(cfg *Config, _ *building, next serve.Handler) (serve.Handler, error) {
 		if !cfg.Forward.Enabled() {
 			return nil, nil
@@ -246,7 +262,7 @@ var chain = []link{
 // sockets, background refreshes) once they are swapped out: outermost
 // first (the cache's refreshes use the forwarder).
 func (d *Daemon) build(cfg Config) (serve.Handler, func(), error) {
-	b := &building{store: d.store, upstream: d.inner, metrics: d.handlerMetrics}
+	b := &building{store: d.store, upstream: d.inner, metrics: d.handlerMetrics, log: d.log}
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
