@@ -68,6 +68,6 @@ echo "== fuzz summary (corpus entries in $cache)"
 for t in "${targets[@]}"; do
 	read -r m pkg f <<<"$t"
 	path=$(cd "$m" && $GO list -f '{{.ImportPath}}' "$pkg")
-	n=$(find "$cache/$path/$f" -type f 2>/dev/null | wc -l)
+	n=$(find "$cache/$path/$f" -type f 2>/dev/null | wc -l || true)
 	printf '  %-50s %-28s %6d\n' "$path" "$f" "$n"
 done

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -173,5 +174,52 @@ func TestReloadUpstreams(t *testing.T) {
 	want("", dns.RcodeRefused)
 	if na.Load() != 1 || nb.Load() != 1 {
 		t.Errorf("upstream queries: a %d, b %d; want 1 and 1", na.Load(), nb.Load())
+	}
+}
+
+// TestTCPPipeliningSlowUpstream: on one TCP connection, a cluster name
+// asked after a forwarded name whose upstream is slow is answered at once,
+// not behind the forward (RFC 7766 §6.2.1.1).
+func TestTCPPipeliningSlowUpstream(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := dnstest.StartServer(t, serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		if !dns.IsSubDomain(loop.Zone, r.Question[0].Name) {
+			select {
+			case <-release:
+			case <-time.After(4 * time.Second):
+			}
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = dnstest.RRs(r.Question[0].Name + " 60 IN A 192.0.2.10")
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	}))
+	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
+	c, err := dns.Dial("tcp", d.DNSAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	slow := dnstest.Query("slow.example.", dns.TypeA, 0)
+	slow.Id = 1
+	cl := dnstest.Query("web.default.svc.cluster.local.", dns.TypeA, 0)
+	cl.Id = 2
+	for _, q := range []*dns.Msg{slow, cl} {
+		if err := c.WriteMsg(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	m, err := c.ReadMsg()
+	if err != nil || m.Id != 2 {
+		t.Fatalf("first reply: %v, %v; want the cluster answer (ID 2) while the forward waits", m, err)
+	}
+	dnstest.Check(t, dnstest.Case{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA,
+		Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")}, m)
+	release <- struct{}{}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if m, err = c.ReadMsg(); err != nil || m.Id != 1 || len(m.Answer) != 1 {
+		t.Fatalf("forwarded reply: %v, %v", m, err)
 	}
 }

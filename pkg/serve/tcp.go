@@ -42,8 +42,9 @@ import (
 //   - A clean close: the server closes a connection only once each query it
 //     read is answered, by shutting down its write side (FIN) and reading
 //     what the client still sends for a moment, never with unread data (a
-//     reset that loses replies in flight). Only a write timeout, Shutdown's
-//     context ending or a malformed length close at once.
+//     reset that loses replies in flight), also after a length too short
+//     for a DNS message. Only a write timeout or Shutdown's context ending
+//     close at once.
 const (
 	// DefaultTCPIdleTimeout is RFC 7766 §6.2.3's "order of seconds":
 	// CoreDNS's 10 s.
@@ -287,7 +288,9 @@ func (c *tcpConn) readLoop() {
 		}
 		n := int(binary.BigEndian.Uint16(hdr[:]))
 		if n < 12 {
-			c.broken.Store(true) // not a DNS message: close at once
+			// Not a DNS message: the stream cannot be trusted further.
+			// Answer what was read before it, then close cleanly (a
+			// reset would discard those replies at the client).
 			return
 		}
 		buf := make([]byte, n)

@@ -88,3 +88,21 @@ func TestCheckEveryCut(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheck: Check never panics, and a whole file followed by a second
+// document is never whole.
+func FuzzCheck(f *testing.F) {
+	f.Add([]byte(kubectlList))
+	f.Add([]byte(kubectlJSON))
+	f.Add([]byte("apiVersion: v1\nkind: List\nitems: []\n"))
+	f.Add([]byte("a: [\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if wholefile.Check(data, "items", "List") != nil {
+			return
+		}
+		two := append(append([]byte{}, data...), "\n---\napiVersion: v1\nkind: Namespace\n"...)
+		if err := wholefile.Check(two, "items", "List"); err == nil {
+			t.Fatalf("two documents passed: %q", two)
+		}
+	})
+}

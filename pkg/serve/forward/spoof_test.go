@@ -175,7 +175,7 @@ func spoofChild(t *testing.T, hostNS string) {
 			m := new(dns.Msg)
 			m.SetReply(q)
 			m.RecursionAvailable = true
-			m.Answer = dnstest.RRs(q.Question[0].Name + " 300 IN A 192.0.2.1")
+			m.Answer = dnstest.RRs(q.Question[0].Name + " 86400 IN A 192.0.2.1") // cached for the whole run
 			b, _ := m.Pack()
 			queries <- query{port: from.(*net.UDPAddr).Port, reply: b, from: from}
 		}
