@@ -44,7 +44,9 @@ var webhookIdentity = configfile.Identity{APIVersion: "poddns.io/v1alpha1", Kind
 //	port: 9443                          # [--port]
 //	certDir: /tls                       # [--cert-dir] tls.crt and tls.key, reloaded on change
 //	healthProbeAddress: ":8081"         # [--health-probe-bind-address] /healthz, /readyz
-//	metricsAddress: ":8080"             # [--metrics-bind-address] /metrics ("0" = off)
+//	metricsAddress: ":8443"             # [--metrics-bind-address] /metrics ("0" = off)
+//	metricsSecure: true                 # [--metrics-secure] HTTPS, TokenReview + SubjectAccessReview; false = plain HTTP
+//	metricsCertDir: ""                  # [--metrics-cert-dir] tls.crt and tls.key ("" = self-signed)
 //	excludedNamespaces: [poddns-system] # [--excluded-namespaces] besides kube-system
 //	policyResync: 1m                    # [--policy-resync] periodic reload, 0s = only on change
 //	logLevel: info                      # [--log-level] info | debug
@@ -65,6 +67,8 @@ type WebhookConfig struct {
 	CertDir            string              `json:"certDir"`
 	HealthProbeAddress string              `json:"healthProbeAddress"`
 	MetricsAddress     string              `json:"metricsAddress"`
+	MetricsSecure      bool                `json:"metricsSecure"`
+	MetricsCertDir     string              `json:"metricsCertDir"`
 	ExcludedNamespaces []string            `json:"excludedNamespaces"`
 	PolicyResync       configfile.Duration `json:"policyResync"`
 	LogLevel           string              `json:"logLevel"`
@@ -76,7 +80,7 @@ const (
 	defaultPort               = 9443
 	defaultCertDir            = "/tls"
 	defaultHealthProbeAddress = ":8081"
-	defaultMetricsAddress     = ":8080"
+	defaultMetricsAddress     = ":8443"
 	defaultPolicyResync       = time.Minute
 )
 
@@ -86,14 +90,14 @@ func defaultWebhookConfig() WebhookConfig {
 	return WebhookConfig{
 		APIVersion: webhookIdentity.APIVersion, Kind: webhookIdentity.Kind,
 		Mode: string(policy.GlobalPerPolicy), Port: defaultPort, CertDir: defaultCertDir,
-		HealthProbeAddress: defaultHealthProbeAddress, MetricsAddress: defaultMetricsAddress,
+		HealthProbeAddress: defaultHealthProbeAddress, MetricsAddress: defaultMetricsAddress, MetricsSecure: true,
 		PolicyResync: configfile.Duration(defaultPolicyResync), LogLevel: "info",
 	}
 }
 
 // Paths are the files the configuration names.
 func (c *WebhookConfig) Paths() []*string {
-	paths := append(c.Options.Paths(), &c.CertDir)
+	paths := append(c.Options.Paths(), &c.CertDir, &c.MetricsCertDir)
 	for i := range c.Policies {
 		paths = append(paths, &c.Policies[i])
 	}
@@ -132,6 +136,8 @@ func bindServeFlags(fs *pflag.FlagSet, c *WebhookConfig) {
 	fs.StringVar(&c.CertDir, "cert-dir", c.CertDir, "directory holding tls.crt and tls.key (e.g. a cert-manager Secret volume)")
 	fs.StringVar(&c.HealthProbeAddress, "health-probe-bind-address", c.HealthProbeAddress, "address of /healthz and /readyz (\"0\": off)")
 	fs.StringVar(&c.MetricsAddress, "metrics-bind-address", c.MetricsAddress, "address of /metrics (\"0\": off)")
+	fs.BoolVar(&c.MetricsSecure, "metrics-secure", c.MetricsSecure, "serve /metrics over HTTPS to clients the API server authenticates and authorizes (get /metrics); false: plain HTTP to anyone")
+	fs.StringVar(&c.MetricsCertDir, "metrics-cert-dir", c.MetricsCertDir, "directory holding tls.crt and tls.key of the metrics server (empty: a self-signed certificate)")
 	fs.StringSliceVar(&c.ExcludedNamespaces, "excluded-namespaces", c.ExcludedNamespaces, "namespaces never mutated besides kube-system (the webhook's own); comma-separated or repeated")
 	fs.DurationVar((*time.Duration)(&c.PolicyResync), "policy-resync", c.PolicyResync.D(), "reload the policies this often besides on file changes (0: only on changes)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: info or debug")
@@ -252,6 +258,7 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 		RESTConfig: cfg, Policies: c.Policies, Mode: policy.GlobalMode(c.Mode), Profile: profile,
 		Host: c.Host, Port: c.Port, CertDir: c.CertDir,
 		HealthProbeAddress: c.HealthProbeAddress, MetricsAddress: c.MetricsAddress,
+		MetricsSecure: c.MetricsSecure, MetricsCertDir: c.MetricsCertDir,
 		ExcludedNamespaces: c.ExcludedNamespaces, PolicyResync: c.PolicyResync.D(), HTTP2: c.EnableHTTP2, Log: log,
 	})
 }

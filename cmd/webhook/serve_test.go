@@ -161,6 +161,7 @@ port: %d
 certDir: tls
 healthProbeAddress: 127.0.0.1:%d
 metricsAddress: 127.0.0.1:%d
+metricsSecure: false
 excludedNamespaces: [poddns-system]
 policyResync: 0s
 `, port, health, metricsPort), 0o600); err != nil {

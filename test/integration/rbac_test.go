@@ -13,8 +13,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +27,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -144,8 +149,17 @@ func rbacWiring(t *testing.T, path, sa string, objs []client.Object) rbacProbe {
 		case *corev1.ServiceAccount:
 			haveSA = haveSA || o.Name == sa
 		case *rbacv1.ClusterRole:
-			if o.Name == sa {
+			switch o.Name {
+			case sa:
 				role = o
+			case "poddns-metrics-reader":
+				// For the scraper to bind: get on /metrics, nothing else.
+				want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+				if !equality.Semantic.DeepEqual(o.Rules, want) {
+					t.Errorf("%s: ClusterRole %s rules %+v, want %+v", path, o.Name, o.Rules, want)
+				}
+			default:
+				t.Errorf("%s: unexpected ClusterRole %s", path, o.Name)
 			}
 		case *rbacv1.ClusterRoleBinding:
 			want := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: rbacNamespace}
@@ -167,7 +181,7 @@ func rbacWiring(t *testing.T, path, sa string, objs []client.Object) rbacProbe {
 	// Exactly the grants each binary uses, no more: resource (with its
 	// group) -> verbs, from every rule of the role.
 	want := map[string][]string{
-		rbacWebhookSA: {"namespaces=get,list,watch"},
+		rbacWebhookSA: {"namespaces=get,list,watch", "subjectaccessreviews.authorization.k8s.io=create", "tokenreviews.authentication.k8s.io=create"},
 		rbacDnsdSA: {"endpointslices.discovery.k8s.io=list,watch", "namespaces=list,watch", "pods=list,watch",
 			"services=list,watch"},
 	}[sa]
@@ -522,10 +536,79 @@ func rbacWebhook(t *testing.T, env *testenv.Env, bin string) {
 		t.Errorf("pod in a namespace without the opt-in label changed: %+v %v", plain.Spec.DNSConfig, plain.Annotations)
 	}
 
+	rbacMetrics(t, env, "https://"+metrics+"/metrics")
+
 	out := rbacOutput(proc)
 	rbacNoForbidden(t, "webhook", out)
 	if !strings.Contains(out, `"msg":"serving"`) {
 		t.Errorf("webhook output has no serving line:\n%s", out)
+	}
+}
+
+// rbacMetrics scrapes the webhook's /metrics, served over HTTPS to clients
+// the API server authenticates and authorizes (the webhook's TokenReviews
+// and SubjectAccessReviews, made as its ServiceAccount): a ServiceAccount
+// bound to poddns-metrics-reader gets the metrics, one without the binding
+// 403, a client without a token 401.
+func rbacMetrics(t *testing.T, env *testenv.Env, url string) {
+	ctx := t.Context()
+	admin, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(sa string) string {
+		if _, err := admin.CoreV1().ServiceAccounts(rbacNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := admin.CoreV1().ServiceAccounts(rbacNamespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("token of %s: %v", sa, err)
+		}
+		return tr.Status.Token
+	}
+	scraper, stranger := token("rbac-prometheus"), token("rbac-stranger")
+	mustCreate(t, env.Client, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "rbac-prometheus-metrics"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "poddns-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "rbac-prometheus", Namespace: rbacNamespace}},
+	})
+	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the metrics server's self-signed certificate
+	get := func(token string) (int, string) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := httpc.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// The binding may take a moment to reach the authorizer's cache.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := get(scraper)
+		if code == http.StatusOK {
+			if !strings.Contains(body, "poddns_webhook_admissions_total") {
+				t.Errorf("/metrics without poddns_webhook_admissions_total:\n%.500s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics as a ServiceAccount bound to poddns-metrics-reader: %d %.200s", code, body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if code, body := get(stranger); code != http.StatusForbidden {
+		t.Errorf("/metrics as a ServiceAccount without the binding: %d %.200s, want 403", code, body)
+	}
+	if code, body := get(""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token: %d %.200s, want 401", code, body)
 	}
 }
 
@@ -633,6 +716,9 @@ func rbacMinimal(t *testing.T, admin kubernetes.Interface) {
 		rbacWebhookSA: {
 			// Needed: the Namespace cache and the live read.
 			{verb: "get", resource: "namespaces", allowed: true},
+			// Needed: /metrics's authentication and authorization.
+			{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews", allowed: true},
+			{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews", allowed: true},
 			{verb: "list", resource: "namespaces", allowed: true},
 			{verb: "watch", resource: "namespaces", allowed: true},
 			// Not needed: the pod comes in the AdmissionReview.
