@@ -104,4 +104,3 @@ func FuzzTCPStream(f *testing.F) {
 		}
 	})
 }
-
