@@ -24,6 +24,7 @@ nodeLocal:
   ips: [169.254.20.10, 10.96.0.10]
   interface: nodedns0
   kubeletConfig: `+kubelet+`
+  resolvConf: `+resolv+`
   setupRules: false
 `)
 	cfg, err := loadArgs(t, "--config", file, "--node-name", "node-flag", "--node-local-ip", "169.254.20.10,10.96.0.10,fd00::a", "--skip-teardown")
@@ -35,8 +36,8 @@ nodeLocal:
 		*nl.SetupRules || !*nl.SetupInterface || !nl.SkipTeardown || nl.KubeletConfig != kubelet {
 		t.Fatalf("nodeLocal: %+v", nl)
 	}
-	if cfg.Forward.ResolvConf != "/etc/resolv.conf" || len(cfg.Forward.Upstreams) != 0 {
-		t.Errorf("default upstreams: %+v, want the node's /etc/resolv.conf", cfg.Forward)
+	if cfg.Forward.ResolvConf != resolv || len(cfg.Forward.Upstreams) != 0 {
+		t.Errorf("default upstreams: %+v, want the node's resolv.conf that nodeLocal.resolvConf names", cfg.Forward)
 	}
 
 	// Flags alone: defaults, $NODE_NAME, the central server as upstream.
@@ -44,8 +45,11 @@ nodeLocal:
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg, err := loadArgs(t, "--source", exampleCluster, "--node-local"); err != nil || cfg.Forward.ResolvConf != "/etc/resolv.conf" {
+		t.Errorf("without a kubelet config: upstreams %+v, %v; want /etc/resolv.conf", cfg.Forward, err)
+	}
 	if nl := cfg.NodeLocal; nl == nil || nl.NodeName != "node-env" || !slices.Equal(nl.IPs, []string{"169.254.20.10"}) || nl.Interface != "poddns0" ||
-		!slices.Equal(cfg.Forward.Upstreams, []string{"10.96.0.11"}) || cfg.Forward.ResolvConf != "" {
+		!slices.Equal(cfg.Forward.Upstreams, []string{"10.96.0.11"}) || cfg.Forward.ResolvConf != "" || !cfg.Forward.ForceTCP {
 		t.Fatalf("flags only: %+v, forward %+v", cfg.NodeLocal, cfg.Forward)
 	}
 	// Explicit upstreams win over the node-local default.

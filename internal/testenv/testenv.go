@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,4 +199,27 @@ func RequireCommand(t testing.TB, names ...string) []string {
 		paths[i] = p
 	}
 	return paths
+}
+
+// HoldTimingLock takes, for the rest of the test, an exclusive lock shared
+// by every timing-sensitive test on the machine (a file in the temporary
+// directory): `go test ./...` runs packages in parallel, and a test that
+// judges latencies or counts retries must not share the CPU with another
+// such test.
+func HoldTimingLock(t testing.TB) {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), "poddns-timing.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatalf("timing lock %s: %v", path, err)
+	}
+	start := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("timing lock %s: %v", path, err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Logf("testenv: waited %s for the timing lock", waited.Round(time.Millisecond))
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }

@@ -23,6 +23,7 @@ type ifaceResult struct {
 	created bool   // the link was made now
 	added   int    // addresses added
 	removed int    // addresses removed (not ours any more)
+	quieted bool   // a bridge's ARP or multicast turned off
 }
 
 // ensureInterface makes the link if it is missing (a dummy where the
@@ -45,6 +46,31 @@ func ensureInterface(h *netlink.Handle, name string, want []netip.Addr) (ifaceRe
 		res.kind = link.Type()
 		if res.kind != KindDummy && res.kind != KindBridge {
 			return res, fmt.Errorf("interface %s exists and is a %s link, not a dummy or bridge made for node-local DNS: refusing to use it", name, res.kind)
+		}
+	}
+	if res.kind == KindBridge {
+		// Quiet like a dummy: no ARP, no multicast, no multicast snooping
+		// (a bridge would join 224.0.0.106 and send IGMP reports from a
+		// listen IP, flows that conntrack tracks).
+		if br, ok := link.(*netlink.Bridge); ok && (br.MulticastSnooping == nil || *br.MulticastSnooping) {
+			off := false
+			only := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: link.Attrs().Index, Name: name}, MulticastSnooping: &off}
+			if err := h.LinkModify(only); err != nil {
+				return res, fmt.Errorf("interface %s: multicast snooping off: %w", name, err)
+			}
+			res.quieted = true
+		}
+		if link.Attrs().Flags&net.FlagMulticast != 0 {
+			if err := h.LinkSetMulticastOff(link); err != nil {
+				return res, fmt.Errorf("interface %s: multicast off: %w", name, err)
+			}
+			res.quieted = true
+		}
+		if link.Attrs().RawFlags&unix.IFF_NOARP == 0 {
+			if err := h.LinkSetARPOff(link); err != nil {
+				return res, fmt.Errorf("interface %s: arp off: %w", name, err)
+			}
+			res.quieted = true
 		}
 	}
 	if link.Attrs().Flags&net.FlagUp == 0 {
@@ -89,7 +115,8 @@ func addLink(h *netlink.Handle, name string) (netlink.Link, string, error) {
 			return nil, "", fmt.Errorf("interface %s: appeared while being made: %w", name, dummyErr)
 		}
 		kind = KindBridge
-		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		off := false // no IGMP/MLD snooping: the bridge would join 224.0.0.106
+		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs, MulticastSnooping: &off}); err != nil {
 			return nil, "", fmt.Errorf("interface %s: neither a dummy (%v) nor a bridge could be made: %w", name, dummyErr, err)
 		}
 	}

@@ -213,12 +213,12 @@ func (s *Setup) ensureInterface(repair bool) error {
 			"why", "the kernel has no dummy link type (CONFIG_DUMMY off); a bridge with no ports holds the addresses", "ips", s.addrs)
 	case res.created:
 		s.log.Info("node-local interface made", "interface", s.cfg.Interface, "kind", res.kind, "ips", s.addrs)
-	case !repair && (res.added > 0 || res.removed > 0):
+	case !repair && (res.added > 0 || res.removed > 0 || res.quieted):
 		s.log.Info("node-local interface adopted", "interface", s.cfg.Interface, "kind", res.kind, "added", res.added, "removed", res.removed)
 	case !repair:
 		s.log.Info("node-local interface adopted as it was", "interface", s.cfg.Interface, "kind", res.kind)
 	}
-	if repair && (res.created || res.added > 0 || res.removed > 0) {
+	if repair && (res.created || res.added > 0 || res.removed > 0 || res.quieted) {
 		s.metrics.repairs.WithLabelValues(StepInterface).Inc()
 		s.log.Warn("node-local interface repaired", "interface", s.cfg.Interface, "created", res.created, "added", res.added, "removed", res.removed)
 	}

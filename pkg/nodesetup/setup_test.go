@@ -215,6 +215,11 @@ func testBesideKubeProxy(t *testing.T, ns testNS, dummy bool) {
 	if kind != wantKind || in.LinkKind() != wantKind {
 		t.Fatalf("interface kind %q (LinkKind %q), want %q", kind, in.LinkKind(), wantKind)
 	}
+	// A bridge is as quiet as a dummy: no ARP, no multicast (IGMP or MLD
+	// reports from the listen IPs would be tracked flows).
+	if show := ns.run(t, "ip", "link", "show", DefaultInterface); !strings.Contains(show, "NOARP") || strings.Contains(show, "MULTICAST") {
+		t.Errorf("interface flags: %s", show)
+	}
 	if !strings.Contains(in.log.String(), "kind="+wantKind) || (!dummy && !strings.Contains(in.log.String(), "no dummy link type")) {
 		t.Errorf("the log does not state the choice of %s:\n%s", wantKind, in.log)
 	}
@@ -376,6 +381,13 @@ func TestSetupRepairs(t *testing.T) {
 			}
 		}, StepInterface},
 		{"foreign address added", func() { ns.run(t, "ip", "addr", "add", "192.0.2.99/32", "dev", DefaultInterface) }, StepInterface},
+		{"multicast turned on", func() {
+			if kind == KindBridge {
+				ns.run(t, "ip", "link", "set", DefaultInterface, "multicast", "on", "type", "bridge", "mcast_snooping", "1")
+			} else {
+				ns.run(t, "ip", "addr", "del", linkLocal+"/32", "dev", DefaultInterface)
+			}
+		}, StepInterface},
 		{"rule deleted", func() { ns.run(t, "nft", "flush", "chain", "inet", DefaultTable, chainPrerouting) }, StepRules},
 		{"rule added", func() {
 			ns.run(t, "nft", "add", "rule", "inet", DefaultTable, chainOutput, "udp", "dport", "5353", "notrack")

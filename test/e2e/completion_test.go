@@ -650,7 +650,13 @@ func startDNSD(t *testing.T, ctx context.Context, bin, cfg string) (stop func())
 // dnsRequests is the sum of poddns_dns_requests_total over all its series.
 func dnsRequests(t *testing.T, ctx context.Context) int {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+complMetrics+"/metrics", nil)
+	return dnsRequestsAt(t, ctx, complMetrics)
+}
+
+// dnsRequestsAt is dnsRequests of the dnsd whose metrics are at addr.
+func dnsRequestsAt(t *testing.T, ctx context.Context, addr string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,8 +183,9 @@ func Load(path string, bind func(*Config) error) (Config, error) {
 
 // nodeLocalDefaults applies node-local mode's defaults once the file and
 // the flags are in: the setup's and the node name's, and upstreams — the
-// central server when named, else the node's resolv.conf — when none are
-// configured.
+// central server when named (over TCP, as NodeLocal DNSCache's force_tcp:
+// no conntrack entry lingers per query), else the node's resolv.conf — when
+// none are configured.
 func (c *Config) nodeLocalDefaults() {
 	if c.NodeLocal == nil {
 		return
@@ -196,9 +197,10 @@ func (c *Config) nodeLocalDefaults() {
 	}
 	if nl.Central != "" {
 		c.Forward.Upstreams = []string{nl.Central}
+		c.Forward.ForceTCP = true
 		return
 	}
-	c.Forward.ResolvConf = nodelocal.DefaultUpstreamResolvConf
+	c.Forward.ResolvConf = nl.UpstreamResolvConf()
 }
 
 // Validate checks the configuration without opening, reading or building

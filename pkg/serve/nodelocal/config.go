@@ -32,9 +32,22 @@ import (
 const NodeNameEnv = "NODE_NAME"
 
 // DefaultUpstreamResolvConf is where names outside the cluster go by
-// default: the node's resolver file (a hostNetwork pod with dnsPolicy
-// Default sees the node's).
+// default when no kubelet configuration names the node's resolver file: a
+// hostNetwork pod with dnsPolicy Default sees the node's here.
 const DefaultUpstreamResolvConf = "/etc/resolv.conf"
+
+// UpstreamResolvConf is the node's resolver file, whose nameservers get
+// the names outside the cluster by default: the resolvConf override when
+// set, else DefaultUpstreamResolvConf — in a hostNetwork pod with dnsPolicy
+// Default, the copy of the very file the kubelet configuration names. (No
+// file is read here: the kubelet configuration is read when the completion
+// handler is built.)
+func (c Config) UpstreamResolvConf() string {
+	if c.ResolvConf != nil && *c.ResolvConf != "" {
+		return *c.ResolvConf
+	}
+	return DefaultUpstreamResolvConf
+}
 
 // Config is the nodeLocal block of DNSDConfig. Its presence turns
 // node-local mode on.
