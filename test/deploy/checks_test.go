@@ -33,6 +33,10 @@ func TestChecksCatchBreakage(t *testing.T) {
 		d, _ := find[deployment](r, systemNamespace, dnsdName)
 		return &d.Spec.Template.Spec
 	}
+	nodeLocal := func(r *rendering) *corev1.PodSpec {
+		ds, _ := find[daemonSet](r, "kube-system", nodeLocalName)
+		return &ds.Spec.Template.Spec
+	}
 	dnsdConfigMap := func(r *rendering) *corev1.ConfigMap {
 		d, _ := find[deployment](r, systemNamespace, dnsdName)
 		for _, v := range d.Spec.Template.Spec.Volumes {
@@ -126,6 +130,31 @@ func TestChecksCatchBreakage(t *testing.T) {
 			c := &webhook(r).Containers[0]
 			c.SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
 		}, "adds capabilities [NET_ADMIN]"},
+		{"node-local adds SYS_ADMIN", "node-local", checkNodeLocal, func(r *rendering) {
+			c := &nodeLocal(r).Containers[0]
+			c.SecurityContext.Capabilities.Add = append(c.SecurityContext.Capabilities.Add, "SYS_ADMIN")
+		}, "want exactly [NET_ADMIN NET_BIND_SERVICE]"},
+		{"node-local declares a port (a host port)", "node-local", checkNodeLocal, func(r *rendering) {
+			c := &nodeLocal(r).Containers[0]
+			c.Ports = []corev1.ContainerPort{{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP}}
+		}, "host ports"},
+		{"node-local memory limit over 64Mi", "node-local", checkNodeLocal, func(r *rendering) {
+			nodeLocal(r).Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("128Mi")
+		}, "want at most 64Mi"},
+		{"node-local kubelet config mounted writable", "node-local", checkNodeLocal, func(r *rendering) {
+			for i, m := range nodeLocal(r).Containers[0].VolumeMounts {
+				if m.Name == "kubelet-config" {
+					nodeLocal(r).Containers[0].VolumeMounts[i].ReadOnly = false
+				}
+			}
+		}, "not mounted read-only from the host"},
+		{"node-local lock file not shared", "node-local", checkNodeLocal, func(r *rendering) {
+			for i, v := range nodeLocal(r).Volumes {
+				if v.Name == "run" {
+					nodeLocal(r).Volumes[i].VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+				}
+			}
+		}, "instances on one node would not share it"},
 		{"writable root filesystem", "base", checkSecurity, func(r *rendering) {
 			f := false
 			dnsd(r).Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f

@@ -90,6 +90,7 @@ func TestDeploy(t *testing.T) {
 		{"security context", checkSecurity},
 		{"autoscaling and traffic distribution", checkAutoscaling},
 		{"dnsd memory sized by the formula", checkDNSDMemory},
+		{"node-local DaemonSet", checkNodeLocal},
 	}
 	for _, r := range renderings {
 		t.Run(r.name, func(t *testing.T) {
@@ -517,6 +518,15 @@ func checkProbes(_ *testing.T, r *rendering, _ binaries) []string {
 // Secret is one a Certificate of the render writes.
 func checkVolumes(_ *testing.T, r *rendering, _ binaries) []string {
 	var msgs []string
+	for _, ds := range all[daemonSet](r) {
+		for _, v := range ds.Spec.Template.Spec.Volumes {
+			if v.ConfigMap != nil {
+				if _, ok := find[configMap](r, ds.Namespace, v.ConfigMap.Name); !ok {
+					msgs = append(msgs, fmt.Sprintf("DaemonSet %s mounts ConfigMap %s, which is not in the render", ds.Name, v.ConfigMap.Name))
+				}
+			}
+		}
+	}
 	for _, d := range all[deployment](r) {
 		for _, v := range d.Spec.Template.Spec.Volumes {
 			switch {
@@ -897,7 +907,9 @@ func checkDNSAddress(_ *testing.T, r *rendering, _ binaries) []string {
 // each Deployment in a request's path has 2+ replicas (or leaves them to an
 // autoscaler, whose floor of 2 checkAutoscaling holds), a
 // PodDisruptionBudget and pod anti-affinity. The autoscaler itself is in no
-// request's path and runs one replica.
+// request's path and runs one replica. The one exception is the node-local
+// DaemonSet (checkNodeLocal): UID 0 with NET_ADMIN besides
+// NET_BIND_SERVICE, nothing else.
 func checkSecurity(_ *testing.T, r *rendering, _ binaries) []string {
 	var msgs []string
 	pdbs := map[string]bool{}

@@ -161,6 +161,7 @@ func find[T interface {
 // Shorthands for the kinds the checks look up.
 type (
 	deployment  = *appsv1.Deployment
+	daemonSet   = *appsv1.DaemonSet
 	service     = *corev1.Service
 	configMap   = *corev1.ConfigMap
 	certificate = *certmanagerv1.Certificate

@@ -894,6 +894,7 @@ func (n *simNode) delayedProxy(target string, delay time.Duration) string {
 type loadResult struct {
 	pod, client                  string
 	lookups, failed, slow, maxMS int
+	at                           string // when lookups were slow or failed
 }
 
 var loadLine = regexp.MustCompile(`lookups (\d+) failed (\d+) slow (\d+) max_ms (\d+)`)
@@ -918,6 +919,9 @@ func (n *simNode) startLoad(mode string, secs, interval int, names map[string]st
 					r.failed, _ = strconv.Atoi(m[2])
 					r.slow, _ = strconv.Atoi(m[3])
 					r.maxMS, _ = strconv.Atoi(m[4])
+					if _, after, ok := strings.Cut(stdout, "\nat"); ok {
+						r.at = strings.TrimSpace(after)
+					}
 				} else {
 					n.t.Errorf("gailoop %s in %s: %v exit %d: %s %s", client, nlPods[i].name, err, code, stdout, stderr)
 				}
@@ -956,7 +960,7 @@ func (n *simNode) upgradeUnderLoad(kubeconfig string) {
 		t.Errorf("the second instance got queries before its store synced")
 	}
 	n.waitReady(b, 30*time.Second)
-	t.Logf("second instance (API 4s late) ready %s after its start", time.Since(bStart).Round(time.Millisecond))
+	t.Logf("second instance (API 4s late) started %s into the load, ready %s after its start", bStart.Sub(start).Round(time.Millisecond), time.Since(bStart).Round(time.Millisecond))
 	if since := time.Since(start); since < 5*time.Second {
 		time.Sleep(5*time.Second - since)
 	}
@@ -977,7 +981,7 @@ func (n *simNode) upgradeUnderLoad(kubeconfig string) {
 	total, retried := 0, 0
 	perPod := map[string]int{}
 	for _, r := range results {
-		t.Logf("upgrade load: pod %s %s: %d lookups, %d failed, %d slow (retried), max %d ms", r.pod, r.client, r.lookups, r.failed, r.slow, r.maxMS)
+		t.Logf("upgrade load: pod %s %s: %d lookups, %d failed, %d slow (retried), max %d ms; %s", r.pod, r.client, r.lookups, r.failed, r.slow, r.maxMS, r.at)
 		if r.failed != 0 {
 			t.Errorf("upgrade load: pod %s %s: %d failed lookups, want 0", r.pod, r.client, r.failed)
 		}
@@ -1000,7 +1004,7 @@ func (n *simNode) upgradeUnderLoad(kubeconfig string) {
 	n.stop(b, syscall.SIGTERM)
 	gap := 0
 	for _, r := range wait() {
-		t.Logf("fallback load: pod %s %s: %d lookups, %d failed, %d slow, max %d ms", r.pod, r.client, r.lookups, r.failed, r.slow, r.maxMS)
+		t.Logf("fallback load: pod %s %s: %d lookups, %d failed, %d slow, max %d ms; %s", r.pod, r.client, r.lookups, r.failed, r.slow, r.maxMS, r.at)
 		if r.failed != 0 {
 			t.Errorf("fallback: pod %s %s: %d failed lookups, want 0", r.pod, r.client, r.failed)
 		}

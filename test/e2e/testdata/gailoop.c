@@ -6,6 +6,7 @@
  * application does, and prints one summary line:
  *
  *   lookups N failed F slow S max_ms M
+ *   at MS:slow|failed ...   when and how (ms since the start) it went wrong
  *
  * slow counts lookups that took 900 ms or more: with `options timeout:1`
  * in resolv.conf those needed a retry. It is built twice, with gcc
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
 	double start, end, t0, took, max = 0;
 	struct timespec pause;
 	double next, wait;
+	char at[4096] = "";
+	size_t used = 0;
 	int interval;
 
 	if (argc != 4) {
@@ -49,13 +52,16 @@ int main(int argc, char **argv)
 	while (now_ms() < end) {
 		t0 = now_ms();
 		lookups++;
-		if (getaddrinfo(argv[1], NULL, &hints, &res) != 0)
+		int rc = getaddrinfo(argv[1], NULL, &hints, &res);
+		if (rc != 0)
 			failed++;
 		else
 			freeaddrinfo(res);
 		took = now_ms() - t0;
 		if (took >= 900)
 			slow++;
+		if ((rc != 0 || took >= 900) && used < sizeof at - 64)
+			used += snprintf(at + used, sizeof at - used, " %.0f:%s(%.0fms)", t0 - start, rc != 0 ? "failed" : "slow", took);
 		if (took > max)
 			max = took;
 		next += interval;
@@ -66,7 +72,7 @@ int main(int argc, char **argv)
 			nanosleep(&pause, NULL);
 		}
 	}
-	printf("lookups %ld failed %ld slow %ld max_ms %.0f\n", lookups, failed, slow, max);
+	printf("lookups %ld failed %ld slow %ld max_ms %.0f\nat%s\n", lookups, failed, slow, max, at);
 	fflush(stdout);
 	return 0;
 }
