@@ -65,6 +65,7 @@ nodeLocal:
 		{[]string{"--source", exampleCluster, "--kubelet-config", kubelet}, "--kubelet-config needs node-local mode"},
 		{[]string{"--source", exampleCluster, "--skip-teardown"}, "--skip-teardown needs node-local mode"},
 		{[]string{"--source", exampleCluster, "--node-local-ip", "127.0.0.1"}, "loopback"},
+		{[]string{"--source", exampleCluster, "--node-local", "--pods", "verified"}, "pods: verified is not available in node-local mode"},
 	} {
 		if _, err := loadArgs(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
