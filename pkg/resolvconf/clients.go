@@ -28,7 +28,8 @@ const (
 // containers read c differently from what it says: musl libc (Alpine
 // images) skips lines of 256 bytes or more, glibc before 2.26 keeps only the
 // first 6 search domains and 255 characters of them, and both cap ndots at
-// 15. The notes are advice, not errors: kubelet writes the file as it is.
+// 15, and glibc before 2.36 and musl ignore options no-aaaa. The notes are
+// advice, not errors: kubelet writes the file as it is.
 // They come in a fixed order; nil when there is nothing to say.
 func ClientNotes(c Config) []string {
 	var notes []string
@@ -49,6 +50,10 @@ func ClientNotes(c Config) []string {
 		}
 	}
 	for _, o := range c.Options {
+		if o == "no-aaaa" {
+			notes = append(notes, "options no-aaaa is read by glibc 2.36 and later only: musl libc (e.g. Alpine images) and older glibc ignore it and still ask for AAAA records (dnsd's aaaa filter answers them NODATA itself, for every client)")
+			continue
+		}
 		v, ok := strings.CutPrefix(o, "ndots:")
 		if !ok {
 			continue

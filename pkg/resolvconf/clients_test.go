@@ -37,6 +37,8 @@ func TestClientNotes(t *testing.T) {
 		{"options line 255 bytes", Config{Options: []string{"ndots:2", "x:" + strings.Repeat("z", 236)}}, nil},
 		{"ndots 15", Config{Options: []string{"ndots:15"}}, nil},
 		{"ndots 16", Config{Options: []string{"ndots:16"}}, []string{"ndots:16 acts as ndots:15"}},
+		{"no-aaaa", Config{Options: []string{"ndots:2", "no-aaaa"}}, []string{"musl libc (e.g. Alpine images) and older glibc ignore it"}},
+		{"no-aaaa-ish", Config{Options: []string{"no-aaaa:1", "inet6"}}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
