@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poddns/poddns/pkg/configfile"
+	"github.com/poddns/poddns/pkg/serve/aaaa"
 	"github.com/poddns/poddns/pkg/serve/acl"
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
@@ -84,6 +85,10 @@ type Config struct {
 	// watched hosts files, answered after the cluster zones and before
 	// forwarding.
 	Static static.Config `json:"static,omitempty"`
+	// AAAA answers AAAA queries for names outside the cluster NODATA
+	// without asking an upstream, for IPv4-only pods or every client
+	// (default off).
+	AAAA aaaa.Config `json:"aaaa"`
 	// QueryLog logs one JSON line per query, with the client pod's
 	// namespace and name (off by default; --query-log).
 	QueryLog querylog.Config `json:"queryLog"`
@@ -140,6 +145,7 @@ func Defaults() Config {
 		Completion:    completion.Defaults(),
 		QueryLog:      querylog.Defaults(),
 		Errors:        errorlog.Defaults(),
+		AAAA:          aaaa.Defaults(),
 	}
 }
 
@@ -208,7 +214,7 @@ func (c *Config) nodeLocalDefaults() {
 // fields.
 func (c Config) Validate() error {
 	errs := []error{c.ClusterConfig.Validate(), c.Forward.Config.Validate(), c.Forward.ACLConfig.Validate(),
-		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate(), c.Errors.Validate(), c.Static.Validate()}
+		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate(), c.Errors.Validate(), c.Static.Validate(), c.AAAA.Validate()}
 	for _, a := range []struct {
 		field, addr string
 		optional    bool
@@ -259,9 +265,10 @@ func (c Config) completion() bool {
 }
 
 // watchPods reports whether the API source must watch pods: for verified
-// pod records and for completion.
+// pod records, completion, the query log's pod identity and the AAAA
+// filter of IPv4-only pods.
 func (c Config) watchPods() bool {
-	return c.Pods == cluster.PodsVerified || c.completion()
+	return c.Pods == cluster.PodsVerified || c.completion() || c.QueryLog.Enabled || c.AAAA.Filter == aaaa.ModeIPv4Pods
 }
 
 // ParseLogLevel parses a logLevel value.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/aaaa"
 	"github.com/poddns/poddns/pkg/serve/acl"
 	"github.com/poddns/poddns/pkg/serve/apisource"
 	"github.com/poddns/poddns/pkg/serve/cache"
@@ -112,6 +113,9 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	if d.staticMetrics, err = static.NewMetrics(reg); err != nil {
 		return nil, err
 	}
+	if d.aaaaMetrics, err = aaaa.NewMetrics(reg); err != nil {
+		return nil, err
+	}
 	el, err := errorlog.New(cfg.Errors, log)
 	if err != nil {
 		return nil, err
@@ -140,6 +144,7 @@ type handlerMetrics struct {
 	completionMetrics *completion.Metrics
 	queryLogMetrics   *querylog.Metrics
 	staticMetrics     *static.Metrics
+	aaaaMetrics       *aaaa.Metrics
 }
 
 // link is one handler of the chain: build returns it in front of next, or
@@ -183,6 +188,8 @@ type building struct {
 //     rebuilding the chain) leaves the cache alone.
 //   - acl refuses recursion to clients outside the configured client
 //     networks (dnsd is not an open resolver).
+//   - aaaa (aaaa.filter) answers AAAA queries of the chosen clients
+//     NODATA: only names that reach it, so never a cluster or static name.
 //   - cache answers what it holds of the forwarder's replies.
 //   - forward sends the rest to the configured upstreams (per zone first);
 //     a name no upstream covers goes on.
@@ -240,6 +247,12 @@ var chain = []link{
 			return nil, nil
 		}
 		return acl.New(cfg.Forward.ACLConfig, acl.Deps{Next: next})
+	}},
+	{"aaaa", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		if !cfg.Forward.Enabled() || !cfg.AAAA.Enabled() {
+			return nil, nil
+		}
+		return aaaa.New(cfg.AAAA, aaaa.Deps{Next: next, Store: b.store, Metrics: b.metrics.aaaaMetrics})
 	}},
 	{"cache", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
 		if !cfg.Forward.Enabled() || cfg.Cache.Disabled {
@@ -468,7 +481,7 @@ func (d *Daemon) Reload(cfg Config) error {
 		return errors.New("switching between the objects file and the API server needs a restart")
 	}
 	if cfg.Source.File == "" && cfg.watchPods() != old.watchPods() {
-		return errors.New("turning verified pod records or search completion on or off with the API server source needs a restart (it starts or stops the pod watch)")
+		return errors.New("turning verified pod records, search completion, the query log or the AAAA filter of IPv4-only pods on or off with the API server source needs a restart (it starts or stops the pod watch)")
 	}
 	el, err := errorlog.New(cfg.Errors, d.log)
 	if err != nil {
