@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -15,7 +16,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -116,6 +120,28 @@ func TestDeploy(t *testing.T) {
 			return
 		}
 		t.Error("no overlay named audit")
+	})
+
+	// Its effect cannot be tested here (no CNI enforces it): its shape and
+	// references are, and the server-side dry run below applies it.
+	t.Run("networkpolicy overlay limits who reaches the webhook", func(t *testing.T) {
+		for _, r := range renderings {
+			np, ok := find[*networkingv1.NetworkPolicy](r, systemNamespace, webhookName)
+			if r.name != "networkpolicy" {
+				if ok {
+					t.Errorf("%s: a NetworkPolicy %s; it belongs to the optional component only", r.name, webhookName)
+				}
+				continue
+			}
+			if !ok {
+				t.Fatal("networkpolicy: no NetworkPolicy poddns-webhook")
+			}
+			for _, msg := range checkWebhookNetworkPolicy(r, np) {
+				t.Error("networkpolicy: " + msg)
+			}
+			return
+		}
+		t.Error("no overlay named networkpolicy")
 	})
 
 	t.Run("shipped policy suite", func(t *testing.T) {
@@ -965,6 +991,57 @@ func checkSecurity(_ *testing.T, r *rendering, _ binaries) []string {
 				bad("no cpu and memory requests and memory limit")
 			}
 		}
+	}
+	return msgs
+}
+
+// checkWebhookNetworkPolicy checks the webhook's NetworkPolicy in the
+// networkpolicy overlay: it selects the webhook's pods, limits ingress only,
+// and has exactly two rules: the webhook port from the overlay's CIDRs, the
+// metrics port from its monitoring namespace, both ports named ports of the
+// webhook container.
+func checkWebhookNetworkPolicy(r *rendering, np *networkingv1.NetworkPolicy) []string {
+	var msgs []string
+	_, c, err := container(r, systemNamespace, webhookName, "webhook")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	d, _ := find[*appsv1.Deployment](r, systemNamespace, webhookName)
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || d == nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		msgs = append(msgs, fmt.Sprintf("podSelector %v does not select the webhook's pods (%v)", np.Spec.PodSelector, err))
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		msgs = append(msgs, fmt.Sprintf("policyTypes %v, want [Ingress] (the webhook calls the API server)", np.Spec.PolicyTypes))
+	}
+	if len(np.Spec.Ingress) != 2 {
+		return append(msgs, fmt.Sprintf("%d ingress rules, want 2", len(np.Spec.Ingress)))
+	}
+	port := func(rule networkingv1.NetworkPolicyIngressRule, name string) {
+		if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || rule.Ports[0].Port.String() != name {
+			msgs = append(msgs, fmt.Sprintf("rule ports %v, want the named port %s only", rule.Ports, name))
+		}
+		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == name }) {
+			msgs = append(msgs, fmt.Sprintf("the webhook container has no port named %s", name))
+		}
+	}
+	port(np.Spec.Ingress[0], "webhook")
+	var cidrs []string
+	for _, f := range np.Spec.Ingress[0].From {
+		if f.IPBlock == nil || f.PodSelector != nil || f.NamespaceSelector != nil {
+			msgs = append(msgs, fmt.Sprintf("webhook port open to %+v, want ipBlocks only", f))
+			continue
+		}
+		cidrs = append(cidrs, f.IPBlock.CIDR)
+	}
+	if want := []string{"10.0.0.0/24", "10.0.1.0/24"}; !slices.Equal(cidrs, want) {
+		msgs = append(msgs, fmt.Sprintf("webhook port open to %v, want the overlay's %v", cidrs, want))
+	}
+	port(np.Spec.Ingress[1], "metrics")
+	from := np.Spec.Ingress[1].From
+	if len(from) != 1 || from[0].NamespaceSelector == nil || from[0].PodSelector != nil || from[0].IPBlock != nil ||
+		!maps.Equal(from[0].NamespaceSelector.MatchLabels, map[string]string{"kubernetes.io/metadata.name": "observability"}) {
+		msgs = append(msgs, fmt.Sprintf("metrics port open to %+v, want the namespace observability only", from))
 	}
 	return msgs
 }
