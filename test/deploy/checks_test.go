@@ -37,6 +37,15 @@ func TestChecksCatchBreakage(t *testing.T) {
 		ds, _ := find[daemonSet](r, "kube-system", nodeLocalName)
 		return &ds.Spec.Template.Spec
 	}
+	nodeLocalConfigMap := func(r *rendering) string {
+		for _, v := range nodeLocal(r).Volumes {
+			if v.Name == "config" {
+				return v.ConfigMap.Name
+			}
+		}
+		t.Fatal("the node-local DaemonSet has no config volume")
+		return ""
+	}
 	dnsdConfigMap := func(r *rendering) *corev1.ConfigMap {
 		d, _ := find[deployment](r, systemNamespace, dnsdName)
 		for _, v := range d.Spec.Template.Spec.Volumes {
@@ -148,6 +157,10 @@ func TestChecksCatchBreakage(t *testing.T) {
 				}
 			}
 		}, "not mounted read-only from the host"},
+		{"a node-local configuration dnsd rejects", "node-local", checkNodeLocal, func(r *rendering) {
+			cm, _ := find[configMap](r, "kube-system", nodeLocalConfigMap(r))
+			cm.Data["config.yaml"] = strings.Replace(cm.Data["config.yaml"], "pods: insecure", "pods: verified", 1)
+		}, "pods: verified is not available in node-local mode"},
 		{"node-local lock file not shared", "node-local", checkNodeLocal, func(r *rendering) {
 			for i, v := range nodeLocal(r).Volumes {
 				if v.Name == "run" {

@@ -31,7 +31,7 @@ const nodeLocalName = "poddns-dnsd-node-local"
 //   - the kubelet config mounted read-only from the host at the path the
 //     config names, the lock file's directory a hostPath, probes on the
 //     health address of its configuration, which has a nodeLocal block.
-func checkNodeLocal(_ *testing.T, r *rendering, _ binaries) []string {
+func checkNodeLocal(t *testing.T, r *rendering, _ binaries) []string {
 	var msgs []string
 	for _, ds := range all[daemonSet](r) {
 		bad := func(format string, args ...any) {
@@ -112,6 +112,15 @@ func checkNodeLocal(_ *testing.T, r *rendering, _ binaries) []string {
 			continue
 		}
 		msgs = append(msgs, checkNodeLocalConfig(ds, c, cfg)...)
+		// dnsd's own validation, with the node name the downward API gives.
+		if cfg.NodeLocal != nil {
+			nl := cfg.NodeLocal.WithDefaults() // as dnsd's Load does
+			nl.NodeName = "node-1"
+			cfg.NodeLocal = &nl
+			if err := validateDNSDConfig(t, r, asDeployment, c, cfg); err != nil {
+				bad("%v", err)
+			}
+		}
 	}
 	return msgs
 }
