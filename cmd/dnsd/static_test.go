@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,5 +77,69 @@ static:
 	// static block.
 	if got := n.Load(); got != asked {
 		t.Errorf("upstream asked %d more times, want 0: the hosts reload flushed the cache or node-b was forwarded", got-asked)
+	}
+}
+
+// TestRewriteWired: rewrite rules from the config: an outside name
+// rewritten to a cluster Service's name and to a static name answers with
+// the asked name; a cluster name is not rewritten without cluster: true.
+func TestRewriteWired(t *testing.T) {
+	up, n := startUpstream(t, "192.0.2.10")
+	cfg := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
+kind: DNSDConfig
+rewrite:
+- {match: exact, from: shop.corp.example, to: web.shop.svc.cluster.local}
+- {match: suffix, from: legacy.example, to: corp.example}
+- {match: exact, from: web.shop.svc.cluster.local, to: db.corp.example}
+static:
+- zones: [corp.example]
+  entries: ["10.1.0.1 db.corp.example"]
+`)
+	d := startDaemonArgs(t, "--config", cfg, "--source", writeFile(t, "cluster.yaml", queryLogCluster), "--upstream", up)
+	for _, c := range []dnstest.Case{
+		{Qname: "shop.corp.example.", Qtype: dns.TypeA, Answer: dnstest.RRs("shop.corp.example. 30 IN A 10.96.0.20")},
+		{Qname: "db.Legacy.example.", Qtype: dns.TypeA, Answer: dnstest.RRs("db.Legacy.example. 3600 IN A 10.1.0.1")},
+		{Qname: "web.shop.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.shop.svc.cluster.local. 30 IN A 10.96.0.20")},
+	} {
+		dnstest.Check(t, c, dnstest.Exchange(t, d.DNSAddr(), "udp", c.Msg()))
+	}
+	if got := n.Load(); got != 0 {
+		t.Errorf("upstream asked %d times, want 0", got)
+	}
+}
+
+// TestExampleSwitchBlocks: the commented-out queryLog, errors, static, aaaa
+// and rewrite blocks of testdata/dnsd.yaml, uncommented, load.
+func TestExampleSwitchBlocks(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/dnsd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
+	blocks := map[string]bool{}
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "# ")
+		switch {
+		case ok && !in && slices.Contains([]string{"queryLog:", "errors:", "static:", "aaaa:", "rewrite:"}, rest):
+			in = true
+			blocks[rest] = true
+		case ok && in && (strings.HasPrefix(rest, "  ") || strings.HasPrefix(rest, "- ")):
+		default:
+			in = false
+		}
+		if in {
+			out += rest + "\n"
+		}
+	}
+	if len(blocks) != 5 {
+		t.Fatalf("found the blocks %v in testdata/dnsd.yaml, want 5", blocks)
+	}
+	cfg, err := loadArgs(t, "--config", writeFile(t, "dnsd.yaml", out), "--source", "x")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !cfg.QueryLog.Enabled || !cfg.Errors.Enabled || len(cfg.Static) != 2 || cfg.AAAA.Filter != "none" || len(cfg.Rewrite) != 3 {
+		t.Errorf("loaded %+v", cfg)
 	}
 }

@@ -39,19 +39,20 @@ type Mode string
 
 // The modes.
 const (
-	ModeOff      Mode = "off"
+	ModeNone     Mode = "none"
 	ModeIPv4Pods Mode = "ipv4Pods"
 	ModeAll      Mode = "all"
 )
 
 // Config is the aaaa block of dnsd's DNSDConfig.
 type Config struct {
-	// Filter is off (default), ipv4Pods or all.
+	// Filter is none (default), ipv4Pods or all. (Not "off": YAML reads an
+	// unquoted off as false.)
 	Filter Mode `json:"filter"`
 }
 
-// Defaults returns the filter off.
-func Defaults() Config { return Config{Filter: ModeOff} }
+// Defaults returns no filter.
+func Defaults() Config { return Config{Filter: ModeNone} }
 
 // Enabled reports whether the handler is in the chain.
 func (c Config) Enabled() bool { return c.Filter == ModeIPv4Pods || c.Filter == ModeAll }
@@ -59,10 +60,10 @@ func (c Config) Enabled() bool { return c.Filter == ModeIPv4Pods || c.Filter == 
 // Validate checks c.
 func (c Config) Validate() error {
 	switch c.Filter {
-	case ModeOff, ModeIPv4Pods, ModeAll:
+	case ModeNone, ModeIPv4Pods, ModeAll:
 		return nil
 	}
-	return fmt.Errorf("aaaa: filter %q: want off, ipv4Pods or all", c.Filter)
+	return fmt.Errorf("aaaa: filter %q: want none, ipv4Pods or all", c.Filter)
 }
 
 // Metrics count the filtered queries; made once, they outlive reloads.

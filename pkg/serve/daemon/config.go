@@ -17,6 +17,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/forward"
 	"github.com/poddns/poddns/pkg/serve/nodelocal"
 	"github.com/poddns/poddns/pkg/serve/querylog"
+	"github.com/poddns/poddns/pkg/serve/rewrite"
 	"github.com/poddns/poddns/pkg/serve/static"
 )
 
@@ -81,6 +82,10 @@ type Config struct {
 	LoadBalance bool `json:"loadBalance"`
 	// Completion configures server-side search completion.
 	Completion completion.Config `json:"completion"`
+	// Rewrite rewrites query names (exact, suffix, regex) and answers with
+	// the asked name (CoreDNS rewrite name ... answer auto); never inside
+	// the cluster zones unless a rule says cluster.
+	Rewrite rewrite.Config `json:"rewrite,omitempty"`
 	// Static are static records (CoreDNS hosts): inline entries and
 	// watched hosts files, answered after the cluster zones and before
 	// forwarding.
@@ -214,7 +219,7 @@ func (c *Config) nodeLocalDefaults() {
 // fields.
 func (c Config) Validate() error {
 	errs := []error{c.ClusterConfig.Validate(), c.Forward.Config.Validate(), c.Forward.ACLConfig.Validate(),
-		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate(), c.Errors.Validate(), c.Static.Validate(), c.AAAA.Validate()}
+		c.Cache.Validate(), c.Completion.Validate(), c.QueryLog.Validate(), c.Errors.Validate(), c.Static.Validate(), c.AAAA.Validate(), c.Rewrite.Validate()}
 	for _, a := range []struct {
 		field, addr string
 		optional    bool

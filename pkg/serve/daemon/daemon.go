@@ -33,6 +33,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/metrics"
 	"github.com/poddns/poddns/pkg/serve/minimalany"
 	"github.com/poddns/poddns/pkg/serve/querylog"
+	"github.com/poddns/poddns/pkg/serve/rewrite"
 	"github.com/poddns/poddns/pkg/serve/static"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
@@ -179,6 +180,10 @@ type building struct {
 //   - completion (on when a node profile is configured) answers the first
 //     search expansion of a pod's query with where the pod's own walk
 //     would stop, asking the handlers below it for each name.
+//   - rewrite (rewrite rules) looks up a rewritten name in place of the
+//     asked one in everything below it and gives the reply the asked name
+//     back; below completion, so a pod's walk is completed on the names
+//     the pod asks.
 //   - cluster answers the cluster zones and the reverse zones of cluster
 //     IPs from the store; it hands everything else on. Cluster answers are
 //     never cached: a change in the API shows at once.
@@ -232,6 +237,16 @@ var chain = []link{
 			d.Profile = p
 		}
 		return completion.New(cfg.Completion, d)
+	}},
+	{"rewrite", func(cfg *Config, _ *building, next serve.Handler) (serve.Handler, error) {
+		if len(cfg.Rewrite) == 0 {
+			return nil, nil
+		}
+		zones, err := cfg.FQDNs()
+		if err != nil {
+			return nil, err
+		}
+		return rewrite.New(cfg.Rewrite, rewrite.Deps{Next: next, Zones: zones})
 	}},
 	{"cluster", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
 		return cluster.New(cfg.ClusterConfig, cluster.Deps{Store: b.store, Next: next, Upstream: b.upstream})
