@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
@@ -30,7 +31,7 @@ func (o *policyOptions) engine(profile *resolvconf.NodeProfile, errOut io.Writer
 	}
 	set, err := policy.Load(o.paths...)
 	if err != nil {
-		bad := leaves(err)
+		bad := configfile.Leaves(err)
 		for _, e := range bad {
 			fmt.Fprintf(errOut, "error: %v\n", e)
 		}

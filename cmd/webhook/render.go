@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/manifest"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
@@ -122,7 +123,7 @@ func (o *renderOptions) run(s streams) error {
 		fmt.Fprintf(s.err, "%d of %d pods would not run: rejected by the API server or failed in kubelet\n", failed, len(reports))
 	}
 	if readErr != nil {
-		bad := leaves(readErr)
+		bad := configfile.Leaves(readErr)
 		for _, err := range bad {
 			fmt.Fprintf(s.err, "error: %v\n", err)
 		}
@@ -132,19 +133,6 @@ func (o *renderOptions) run(s streams) error {
 		return errPodsFailed
 	}
 	return nil
-}
-
-// leaves flattens the errors joined by errors.Join.
-func leaves(err error) []error {
-	joined, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range joined.Unwrap() {
-		out = append(out, leaves(e)...)
-	}
-	return out
 }
 
 func countFailed(reports []render.Report) int {

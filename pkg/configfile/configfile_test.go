@@ -128,22 +128,11 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		for _, e := range flatten(err) {
+		for _, e := range configfile.Leaves(err) {
 			var ce *configfile.Error
 			if !errors.As(e, &ce) || ce.File != "f.yaml" {
 				t.Fatalf("error %T %v is not a *configfile.Error naming the file", e, e)
 			}
 		}
 	})
-}
-
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

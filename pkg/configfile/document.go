@@ -393,3 +393,17 @@ func child(n *yaml.Node, seg pathSegment) (*yaml.Node, int) {
 	}
 	return nil, 0
 }
+
+// Leaves returns the errors joined in err (errors.Join, nested too), in
+// order: one per problem of a load.
+func Leaves(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, Leaves(e)...)
+	}
+	return out
+}

@@ -36,10 +36,12 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readAll(f, path)
+	return ReadAll(f, path)
 }
 
-func readAll(r io.Reader, name string) ([]byte, error) {
+// ReadAll reads r, a file named name in errors, to its end: at most
+// MaxFileSize bytes, more is an *Error.
+func ReadAll(r io.Reader, name string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
@@ -52,7 +53,7 @@ func FuzzParse(f *testing.F) {
 			if set != nil {
 				t.Fatalf("Parse returned a Set and an error")
 			}
-			for _, e := range leaves(err) {
+			for _, e := range configfile.Leaves(err) {
 				if _, ok := e.(*policy.LoadError); !ok {
 					t.Fatalf("Error %T is not a *LoadError: %v", e, e)
 				}

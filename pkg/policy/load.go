@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,54 +9,20 @@ import (
 	"sort"
 	"strings"
 
-	yaml "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	sigsjson "sigs.k8s.io/json"
-	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/poddns/poddns/pkg/configfile"
 )
 
 // MaxFileSize is the most Parse reads of one policy file.
-const MaxFileSize = 4 << 20
+const MaxFileSize = configfile.MaxFileSize
 
 // policyExtensions are the file names Load takes from a directory.
 var policyExtensions = []string{".yaml", ".yml", ".json"}
 
-// LoadError is a policy document that could not be loaded: where, which field,
-// and why.
-type LoadError struct {
-	// File is the path as given to Load, or the name given to Parse.
-	File string
-	// Document counts the file's YAML documents from 1 (empty documents are
-	// not counted); 0 when the error is about the whole file.
-	Document int
-	// Line is the line in File of the field (or of the document when the
-	// field cannot be located); 0 when unknown.
-	Line int
-	// Field is the field path in the document, e.g. spec.actions.ndots; empty
-	// for an error about the whole document.
-	Field string
-	// Message says what is wrong.
-	Message string
-}
-
-// Error returns "file: document N, line L: field: message".
-func (e *LoadError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Document > 0 {
-		fmt.Fprintf(&b, ": document %d", e.Document)
-	}
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ", line %d", e.Line)
-	}
-	if e.Field != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Field)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Message)
-	return b.String()
-}
+// LoadError is a policy document that could not be loaded: where, which
+// field, and why (package configfile's error, as for every poddns file).
+type LoadError = configfile.Error
 
 // Source is where a policy was read.
 type Source struct {
@@ -115,7 +80,7 @@ func compileAll(policies []loaded, errs []error) (*Set, error) {
 	}
 	var flat []error
 	for _, e := range errs {
-		flat = append(flat, flatten(e)...)
+		flat = append(flat, configfile.Leaves(e)...)
 	}
 	fileOrder := map[string]int{}
 	order := func(file string) int {
@@ -152,19 +117,6 @@ func compileAll(policies []loaded, errs []error) (*Set, error) {
 		return li < lj
 	})
 	return nil, errors.Join(flat...)
-}
-
-// flatten returns the errors joined in err.
-func flatten(err error) []error {
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		return []error{err}
-	}
-	var out []error
-	for _, e := range j.Unwrap() {
-		out = append(out, flatten(e)...)
-	}
-	return out
 }
 
 // Parse reads, validates and compiles the policies of one file's content,
@@ -242,305 +194,46 @@ func hasPolicyExtension(name string) bool {
 type loaded struct {
 	policy Policy
 	source Source
-	root   *yaml.Node // the document's mapping, for field lines
+	doc    *configfile.Document // for field lines
 }
 
 // parse splits r into YAML documents (JSON is YAML) and decodes each one
-// strictly into a Policy. It returns what decoded and every error; a document
-// that fails does not stop the others.
+// strictly into a Policy (package configfile). It returns what decoded and
+// every error; a document that fails does not stop the others.
 func parse(r io.Reader, file string) ([]loaded, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	data, err := configfile.ReadAll(r, file)
 	if err != nil {
+		var le *LoadError
+		if errors.As(err, &le) {
+			return nil, le
+		}
 		return nil, &LoadError{File: file, Message: fmt.Sprintf("read policy file: %v", err)}
 	}
-	if len(data) > MaxFileSize {
-		return nil, &LoadError{File: file, Message: fmt.Sprintf("file larger than %d bytes", MaxFileSize)}
-	}
-	var (
-		out  []loaded
-		errs []error
-		n    int
-	)
-	for _, chunk := range splitDocuments(data) {
-		var doc yaml.Node
-		if err := yaml.Unmarshal(chunk.data, &doc); err != nil {
-			errs = append(errs, syntaxError(file, n+1, chunk.line, err))
-			n++
+	docs, errs := configfile.Split(data, file)
+	var out []loaded
+	for _, d := range docs {
+		if !d.IsMapping() {
+			errs = append(errs, d.Errorf("", "not a mapping: a policy document has apiVersion, kind, metadata and spec"))
 			continue
 		}
-		if isEmptyDocument(&doc) {
-			continue
-		}
-		n++
-		shiftLines(&doc, chunk.line-1)
-		p, root, docErrs := decodeDocument(file, n, &doc, chunk)
-		if len(docErrs) > 0 {
+		var p Policy
+		if docErrs := d.Decode(&p); len(docErrs) > 0 {
 			errs = append(errs, docErrs...)
 			continue
 		}
-		out = append(out, loaded{policy: p, source: Source{File: file, Document: n, Line: root.Line}, root: root})
+		if docErrs := d.Check(identity); len(docErrs) > 0 {
+			errs = append(errs, docErrs...)
+			continue
+		}
+		out = append(out, loaded{policy: p, source: Source{File: file, Document: d.Index, Line: d.Line()}, doc: d})
 	}
 	return out, errors.Join(errs...)
 }
 
-// document is one YAML document of a file and the line it starts on.
-type document struct {
-	data []byte
-	line int
-}
-
-// splitDocuments splits a YAML stream at its separator lines: "---" at the
-// start of a line followed by nothing but white space or a comment, as the
-// Kubernetes YAML reader does.
-func splitDocuments(data []byte) []document {
-	var (
-		docs  []document
-		cur   document
-		start = 1
-	)
-	cur.line = 1
-	lineNo := 0
-	for len(data) > 0 {
-		lineNo++
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i+1], data[i+1:]
-		} else {
-			data = nil
-		}
-		if rest, ok := bytes.CutPrefix(line, []byte("---")); ok {
-			trimmed := bytes.TrimSpace(rest)
-			if len(trimmed) == 0 || trimmed[0] == '#' {
-				docs = append(docs, cur)
-				start = lineNo + 1
-				cur = document{line: start}
-				continue
-			}
-		}
-		cur.data = append(cur.data, line...)
-	}
-	return append(docs, cur)
-}
-
-// shiftLines adds offset to the line of every node under n, so that lines
-// count in the file rather than in the document.
-func shiftLines(n *yaml.Node, offset int) {
-	n.Line += offset
-	for _, c := range n.Content {
-		shiftLines(c, offset)
-	}
-}
-
-// syntaxError turns a YAML parser error ("yaml: line 3: ...", lines counted
-// in the document) into a LoadError with the line in the file.
-func syntaxError(file string, doc, firstLine int, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: yaml: ")
-	line := 0
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if num, tail, ok := strings.Cut(rest, ": "); ok {
-			if _, scanErr := fmt.Sscanf(num, "%d", &line); scanErr == nil {
-				msg = tail
-				line += firstLine - 1
-			}
-		}
-	}
-	if line == 0 {
-		line = firstLine
-	}
-	return &LoadError{File: file, Document: doc, Line: line, Message: "invalid YAML: " + msg}
-}
-
-func isEmptyDocument(doc *yaml.Node) bool {
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return true
-	}
-	c := doc.Content[0]
-	return c.Kind == yaml.ScalarNode && c.Tag == "!!null"
-}
-
-// decodeDocument decodes one document strictly. The returned node is the
-// document's top-level mapping.
-func decodeDocument(file string, doc int, d *yaml.Node, chunk document) (Policy, *yaml.Node, []error) {
-	root := d.Content[0]
-	fail := func(line int, path, msg string) []error {
-		return []error{&LoadError{File: file, Document: doc, Line: line, Field: path, Message: msg}}
-	}
-	if root.Kind != yaml.MappingNode {
-		return Policy{}, root, fail(root.Line, "", "not a mapping: a policy document has apiVersion, kind, metadata and spec")
-	}
-	var errs []error
-	for _, dup := range duplicateKeys(root, "") {
-		errs = append(errs, &LoadError{File: file, Document: doc, Line: dup.line, Field: dup.path,
-			Message: fmt.Sprintf("duplicate field (first at line %d)", dup.first)})
-	}
-	if len(errs) > 0 {
-		return Policy{}, root, errs
-	}
-	// The conversion Kubernetes uses (YAML 1.1 scalars, as kubectl reads
-	// manifests); the node tree above only serves lines and duplicates.
-	j, err := sigsyaml.YAMLToJSONStrict(chunk.data)
-	if err != nil {
-		return Policy{}, root, []error{syntaxError(file, doc, chunk.line, err)}
-	}
-	var p Policy
-	strict, err := sigsjson.UnmarshalStrict(j, &p)
-	if err != nil {
-		path, msg := typeErrorPath(err)
-		return Policy{}, root, fail(lineOf(root, path), path, msg)
-	}
-	for _, se := range strict {
-		path, msg := se.Error(), se.Error()
-		var fe sigsjson.FieldError
-		if errors.As(se, &fe) {
-			path = fe.FieldPath()
-			msg, _, _ = strings.Cut(se.Error(), " ")
-			msg += " field" // "unknown field" / "duplicate field"
-			if strings.HasPrefix(se.Error(), "unknown") {
-				msg = "unknown field (field names are case-sensitive)"
-			}
-		}
-		errs = append(errs, &LoadError{File: file, Document: doc, Line: lineOf(root, path), Field: path, Message: msg})
-	}
-	if len(errs) > 0 {
-		return Policy{}, root, errs
-	}
-	if p.APIVersion != APIVersion {
-		errs = append(errs, &LoadError{File: file, Document: doc, Line: lineOf(root, "apiVersion"), Field: "apiVersion",
-			Message: fmt.Sprintf("unsupported value %q: want %q", p.APIVersion, APIVersion)})
-	}
-	if p.Kind != Kind {
-		errs = append(errs, &LoadError{File: file, Document: doc, Line: lineOf(root, "kind"), Field: "kind",
-			Message: fmt.Sprintf("unsupported value %q: want %q", p.Kind, Kind)})
-	}
-	return p, root, errs
-}
-
-// typeErrorPath extracts the field path from a decoding error such as
-// `json: cannot unmarshal string into Go struct field Spec.spec.priority of
-// type int32`, returning the path and a shorter message.
-func typeErrorPath(err error) (string, string) {
-	msg := strings.TrimPrefix(err.Error(), "json: ")
-	const marker = " into Go struct field "
-	head, rest, ok := strings.Cut(msg, marker)
-	if !ok {
-		return "", msg
-	}
-	qualified, typ, ok := strings.Cut(rest, " of type ")
-	if !ok {
-		return "", msg
-	}
-	_, path, _ := strings.Cut(qualified, ".") // drop the Go struct name
-	return path, fmt.Sprintf("%s into %s", head, typ)
-}
-
-type duplicate struct {
-	path        string
-	line, first int
-}
-
-// duplicateKeys finds repeated keys in every mapping under n, with their field
-// paths, in document order.
-func duplicateKeys(n *yaml.Node, path string) []duplicate {
-	var out []duplicate
-	switch n.Kind {
-	case yaml.MappingNode:
-		seen := map[string]int{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			child := joinField(path, k.Value)
-			if first, ok := seen[k.Value]; ok {
-				out = append(out, duplicate{path: child, line: k.Line, first: first})
-				continue
-			}
-			seen[k.Value] = k.Line
-			out = append(out, duplicateKeys(v, child)...)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			out = append(out, duplicateKeys(c, fmt.Sprintf("%s[%d]", path, i))...)
-		}
-	}
-	return out
-}
-
-func joinField(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-// lineOf returns the line of the field at path ("spec.match.podSelector",
-// "spec.actions.nameservers[1]") in the mapping root: the line of its key, or
-// of its element in a list; the nearest existing ancestor's when the field is
-// not in the document.
-func lineOf(root *yaml.Node, path string) int {
-	n := root
-	line := root.Line
-	for _, seg := range splitPath(path) {
-		next, l := child(n, seg)
-		if next == nil {
-			break
-		}
-		n, line = next, l
-	}
-	return line
-}
-
-// pathSegment is one step of a field path: a key or an index.
-type pathSegment struct {
-	key   string
-	index int // -1 for a key
-}
-
-func splitPath(path string) []pathSegment {
-	var segs []pathSegment
-	for part := range strings.SplitSeq(path, ".") {
-		if part == "" {
-			continue
-		}
-		key, rest, _ := strings.Cut(part, "[")
-		if key != "" {
-			segs = append(segs, pathSegment{key: key, index: -1})
-		}
-		for rest != "" {
-			num, after, _ := strings.Cut(rest, "]")
-			var i int
-			if _, err := fmt.Sscanf(num, "%d", &i); err == nil {
-				segs = append(segs, pathSegment{index: i})
-			}
-			_, rest, _ = strings.Cut(after, "[")
-		}
-	}
-	return segs
-}
-
-// child returns the node one segment below n and the line that names it.
-func child(n *yaml.Node, seg pathSegment) (*yaml.Node, int) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	if seg.index >= 0 {
-		if n.Kind == yaml.SequenceNode && seg.index < len(n.Content) {
-			c := n.Content[seg.index]
-			return c, c.Line
-		}
-		return nil, 0
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil, 0
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; k.Value == seg.key {
-			return n.Content[i+1], k.Line
-		}
-	}
-	return nil, 0
-}
+// identity is the apiVersion and kind of a policy document.
+var identity = configfile.Identity{APIVersion: APIVersion, Kind: Kind}
 
 // fieldError is a validation error of the policy loaded from l.
 func (l *loaded) fieldError(err *field.Error) *LoadError {
-	msg := err.ErrorBody()
-	return &LoadError{File: l.source.File, Document: l.source.Document, Line: lineOf(l.root, err.Field), Field: err.Field, Message: msg}
+	return l.doc.Errorf(err.Field, "%s", err.ErrorBody())
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/policy"
 )
 
@@ -107,7 +108,7 @@ func TestLoadAllErrors(t *testing.T) {
 		t.Fatal("Load of the invalid directory succeeded")
 	}
 	var n int
-	for _, e := range leaves(err) {
+	for _, e := range configfile.Leaves(err) {
 		var le *policy.LoadError
 		if !errors.As(e, &le) {
 			t.Errorf("Not a *LoadError: %v", e)
@@ -120,17 +121,6 @@ func TestLoadAllErrors(t *testing.T) {
 	if n < len(files) {
 		t.Errorf("%d errors for %d files, want at least one per file", n, len(files))
 	}
-}
-
-func leaves(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, leaves(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 func TestParseValid(t *testing.T) {
