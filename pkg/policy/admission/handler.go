@@ -85,40 +85,29 @@ func (h *Handler) requestLogger(ctx context.Context, req admission.Request, name
 	return h.logger(ctx).WithValues("namespace", req.Namespace, "name", name, "uid", req.UID, "operation", req.Operation)
 }
 
-// decodedPodName is podName for a pod already decoded from the request,
-// without decoding the object again.
-func decodedPodName(req admission.Request, pod *corev1.Pod) string {
+// podName is the pod's name, or its generateName prefix followed by "*",
+// for log lines: from the request, else from meta (the decoded pod's, or
+// what could be read of a pod that did not decode).
+func podName(req admission.Request, meta metav1.ObjectMeta) string {
 	switch {
 	case req.Name != "":
 		return req.Name
-	case pod.Name != "":
-		return pod.Name
-	case pod.GenerateName != "":
-		return pod.GenerateName + "*"
+	case meta.Name != "":
+		return meta.Name
+	case meta.GenerateName != "":
+		return meta.GenerateName + "*"
 	}
 	return ""
 }
 
-// podName is the pod's name, or its generateName prefix, for log lines.
-func podName(req admission.Request) string {
-	if req.Name != "" {
-		return req.Name
+// rawMeta is what can be read of the metadata of an object that did not
+// decode as a pod.
+func rawMeta(raw []byte) metav1.ObjectMeta {
+	var obj struct {
+		Metadata metav1.ObjectMeta `json:"metadata"`
 	}
-	var meta struct {
-		Metadata struct {
-			Name         string `json:"name"`
-			GenerateName string `json:"generateName"`
-		} `json:"metadata"`
-	}
-	if json.Unmarshal(req.Object.Raw, &meta) == nil {
-		if meta.Metadata.Name != "" {
-			return meta.Metadata.Name
-		}
-		if meta.Metadata.GenerateName != "" {
-			return meta.Metadata.GenerateName + "*"
-		}
-	}
-	return ""
+	_ = json.Unmarshal(raw, &obj) // best effort: names are for the log
+	return obj.Metadata
 }
 
 func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
@@ -133,12 +122,12 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	var pod corev1.Pod
 	if err := decodePod(req.Object.Raw, &pod); err != nil {
-		h.requestLogger(ctx, req, podName(req)).Info("cannot decode the pod", "error", err.Error())
+		h.requestLogger(ctx, req, podName(req, rawMeta(req.Object.Raw))).Info("cannot decode the pod", "error", err.Error())
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("poddns: decode pod: %w", err)), ResultError
 	}
 	// The pod's name comes from the decoded pod: decoding the object again
 	// for it would cost as much as the pod's decoding.
-	log := h.requestLogger(ctx, req, decodedPodName(req, &pod))
+	log := h.requestLogger(ctx, req, podName(req, pod.ObjectMeta))
 	ns := req.Namespace
 	if ns == "" {
 		ns = pod.Namespace
