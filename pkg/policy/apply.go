@@ -12,28 +12,19 @@ import (
 
 // applier applies one policy to a state, recording changes and the pod's
 // settings it kept. The merge rules are in the package documentation.
+//
+// The state starts as the evaluation's current one, sharing its dnsConfig:
+// reads go through current, every change through setPolicy, edit or
+// replace, which copy the dnsConfig before its first change and mark the
+// state changed (kubelet's result for it is then computed again).
 type applier struct {
 	ev      *evaluation
 	c       *compiled
 	st      *state
 	changes []Change
 	kept    []Kept
-	// fresh reports that st still equals the evaluation's current state
-	// (st starts as its clone), so kubelet's result for it is the one the
-	// evaluation keeps. Every change to st clears it.
-	fresh bool
-	// shared reports that st.config is still the evaluation's current
-	// dnsConfig (copy on write: most matching policies change nothing); own
-	// copies it before a change.
-	shared bool
-}
-
-// own gives st a dnsConfig of its own before it is changed in place.
-func (a *applier) own() {
-	if a.shared {
-		a.st.config = a.st.config.DeepCopy()
-		a.shared = false
-	}
+	changed bool // st differs from the evaluation's current state
+	owned   bool // st.config is st's own, not the evaluation's
 }
 
 func (a *applier) change(fieldPath, from, to, reason string) {
@@ -44,112 +35,115 @@ func (a *applier) keep(fieldPath, pod, policy string) {
 	a.kept = append(a.kept, Kept{Field: fieldPath, Pod: pod, Policy: policy})
 }
 
-// kubelet is kubelet's result for the state as it is now.
-// The result is shared with the evaluation: callers must not modify it.
+// errKubelet is kubelet failing for the pod: the policy cannot be applied.
+type errKubelet struct{ err error }
+
+func (e errKubelet) Error() string { return "kubelet fails for this pod: " + e.err.Error() }
+
+// kubelet is kubelet's result for the state as it is now. It is shared with
+// the evaluation: callers must not modify it.
 func (a *applier) kubelet() (resolvconf.Config, error) {
-	if a.fresh {
-		res, err := a.ev.curKubelet()
-		return res.Config, err
+	var res resolvconf.Result
+	var err error
+	if a.changed {
+		res, err = resolvconf.Compute(a.st.pod(a.ev), a.ev.e.profile)
+	} else {
+		res, err = a.ev.curKubelet()
 	}
-	res, err := resolvconf.Compute(a.st.pod(a.ev), a.ev.e.profile)
-	return res.Config, err
+	if err != nil {
+		return res.Config, errKubelet{err}
+	}
+	return res.Config, nil
 }
 
 // base is kubelet's result for the state without its dnsConfig: what kubelet
 // generates itself, which a dnsConfig cannot take away from.
-func (a *applier) base() (resolvconf.Config, error) { return a.ev.base(a.st.policy) }
+func (a *applier) base() (resolvconf.Config, error) {
+	b, err := a.ev.base(a.st.policy)
+	if err != nil {
+		return b, errKubelet{err}
+	}
+	return b, nil
+}
 
-// config returns st's dnsConfig (made when nil) for the caller to read or
-// change; st is no longer fresh.
-func (a *applier) config() *corev1.PodDNSConfig {
-	a.own()
-	a.fresh = false
+// current is st's dnsConfig to read (empty when it has none).
+func (a *applier) current() *corev1.PodDNSConfig {
+	if a.st.config == nil {
+		return &corev1.PodDNSConfig{}
+	}
+	return a.st.config
+}
+
+// edit returns st's dnsConfig to change (made when nil, copied when still
+// the evaluation's).
+func (a *applier) edit() *corev1.PodDNSConfig {
+	if !a.owned {
+		a.st.config, a.owned = a.st.config.DeepCopy(), true
+	}
 	if a.st.config == nil {
 		a.st.config = &corev1.PodDNSConfig{}
 	}
+	a.changed = true
 	return a.st.config
+}
+
+// replace gives st the dnsPolicy policy and the dnsConfig dc.
+func (a *applier) replace(policy corev1.DNSPolicy, dc *corev1.PodDNSConfig) {
+	a.st.policy, a.st.config = policy, dc
+	a.changed, a.owned = true, true
 }
 
 // origExplicitPolicy reports whether the pod chose its dnsPolicy itself:
 // anything but ClusterFirst, which is also what an empty one defaults to.
 func (a *applier) origExplicitPolicy() bool { return a.ev.orig.policy != corev1.DNSClusterFirst }
 
-// apply runs the policy's actions. It returns a reason when the policy cannot
-// be applied to this pod at all.
-func (a *applier) apply() string {
-	c, ev := a.c, a.ev
-	override := c.override
-	orig := ev.orig.config
+// noneReason is why the state must switch to dnsPolicy None: the policy
+// takes away from what kubelet generates (option, when it removes one).
+type noneReason struct {
+	why    string
+	option string
+}
+
+func joinReasons(rs []noneReason) string {
+	whys := make([]string, len(rs))
+	for i, r := range rs {
+		whys[i] = r.why
+	}
+	return strings.Join(whys, ", ")
+}
+
+// apply runs the policy's actions. An error is why the policy cannot be
+// applied to this pod at all.
+func (a *applier) apply() error {
+	c := a.c
+	orig := a.ev.orig.config
 	if orig == nil {
 		orig = &corev1.PodDNSConfig{}
 	}
-
-	// dnsPolicy.
-	var want corev1.DNSPolicy
-	if c.hostNetworkClusterDNS && ev.hostNetwork && a.st.policy == corev1.DNSClusterFirst {
-		want = corev1.DNSClusterFirstWithHostNet
-	}
-	if c.dnsPolicy != "" {
-		want = c.dnsPolicy
-	}
-	policyKept := false
-	if want != "" && want != a.st.policy && a.origExplicitPolicy() && ev.orig.policy != want && !override {
-		a.keep("spec.dnsPolicy", string(ev.orig.policy), string(want))
-		want, policyKept = "", true
-	}
-	if want != "" && want != a.st.policy && want != corev1.DNSNone {
-		a.change("spec.dnsPolicy", string(a.st.policy), string(want), "")
-		a.st.policy, a.fresh = want, false
-	}
+	want, policyKept := a.applyPolicy()
 
 	// What needs None: the policy says so, or it takes away from kubelet's
 	// settings (decided against the state as it is).
 	isNone := a.st.policy == corev1.DNSNone
-	var needNone []string // why, for the explanation
+	var needNone []noneReason
 	if want == corev1.DNSNone && !isNone {
-		needNone = append(needNone, "the policy sets dnsPolicy None")
+		needNone = append(needNone, noneReason{why: "the policy sets dnsPolicy None"})
 	}
-
-	var nameservers []string
-	if c.nameservers != nil {
-		if len(orig.Nameservers) > 0 && !slices.Equal(orig.Nameservers, c.nameservers) && !override {
-			a.keep("spec.dnsConfig.nameservers", fmtList(orig.Nameservers), fmtList(c.nameservers))
-		} else {
-			nameservers = c.nameservers
-			if !isNone {
-				k, err := a.kubelet()
-				if err != nil {
-					return "kubelet fails for this pod: " + err.Error()
-				}
-				if !slices.Equal(k.Nameservers, nameservers) {
-					needNone = append(needNone, "nameservers are replaced")
-				}
-			}
-		}
+	nameservers, err := a.replacement("spec.dnsConfig.nameservers", orig.Nameservers, c.nameservers, isNone,
+		func(k resolvconf.Config) []string { return k.Nameservers }, "nameservers are replaced", &needNone)
+	if err != nil {
+		return err
 	}
-
 	var searches []string
 	if c.searchReplace != nil {
-		list := a.expandAll(c.searchReplace)
-		if len(orig.Searches) > 0 && !slices.Equal(orig.Searches, list) && !override {
-			a.keep("spec.dnsConfig.searches", fmtList(orig.Searches), fmtList(list))
-		} else {
-			searches = list
-			if !isNone {
-				k, err := a.kubelet()
-				if err != nil {
-					return "kubelet fails for this pod: " + err.Error()
-				}
-				if !slices.Equal(k.Searches, searches) {
-					needNone = append(needNone, "searches are replaced")
-				}
-			}
+		if searches, err = a.replacement("spec.dnsConfig.searches", orig.Searches, a.expandAll(c.searchReplace), isNone,
+			func(k resolvconf.Config) []string { return k.Searches }, "searches are replaced", &needNone); err != nil {
+			return err
 		}
 	}
-
 	var remove []string
 	for _, name := range c.removeOptions {
-		if v, ok := optionValue(orig.Options, name); ok && !override {
+		if v, ok := optionValue(orig.Options, name); ok && !c.override {
 			a.keep(optionField(name), formatOption(name, v), "(removed)")
 			continue
 		}
@@ -157,111 +151,184 @@ func (a *applier) apply() string {
 		if !isNone {
 			b, err := a.base()
 			if err != nil {
-				return "kubelet fails for this pod: " + err.Error()
+				return err
 			}
 			if hasOptionText(b.Options, name) {
-				needNone = append(needNone, fmt.Sprintf("option %s is removed", name))
+				needNone = append(needNone, noneReason{why: fmt.Sprintf("option %s is removed", name), option: name})
 			}
 		}
 	}
 
 	if len(needNone) > 0 && !isNone {
-		if a.origExplicitPolicy() && ev.orig.policy != corev1.DNSNone && !override {
+		if a.origExplicitPolicy() && a.ev.orig.policy != corev1.DNSNone && !c.override {
+			// The pod chose its dnsPolicy: it stays, and so does what only
+			// None could take away.
 			if !policyKept {
-				a.keep("spec.dnsPolicy", string(ev.orig.policy), "None (because "+strings.Join(needNone, ", ")+")")
+				a.keep("spec.dnsPolicy", string(a.ev.orig.policy), "None (because "+joinReasons(needNone)+")")
 			}
 			nameservers, searches = nil, nil
 			remove = slices.DeleteFunc(remove, func(name string) bool {
-				return slices.Contains(needNone, fmt.Sprintf("option %s is removed", name))
+				return slices.ContainsFunc(needNone, func(r noneReason) bool { return r.option == name })
 			})
 		} else {
-			k, err := a.kubelet()
-			if err != nil {
-				return "cannot switch to dnsPolicy None: kubelet fails for this pod: " + err.Error()
+			if err := a.switchToNone(want, needNone); err != nil {
+				return err
 			}
-			from := a.st.policy
-			old := fmtConfig(a.st.config)
-			a.st.policy, a.fresh, a.shared = corev1.DNSNone, false, false
-			a.st.config = &corev1.PodDNSConfig{
-				Nameservers: slices.Clone(k.Nameservers),
-				Searches:    slices.Clone(k.Searches),
-				Options:     parseOptions(k.Options),
-			}
-			reason := fmt.Sprintf("%s can only add to what kubelet generates, and %s: the pod switches to None with the complete configuration kubelet would give it on the node profile", from, strings.Join(needNone, ", "))
-			if want == corev1.DNSNone {
-				reason = "the policy sets dnsPolicy None: the pod gets the complete configuration kubelet would give it on the node profile, then the policy's edits"
-			}
-			a.change("spec.dnsPolicy", string(from), string(corev1.DNSNone), reason)
-			a.change("spec.dnsConfig", old, fmtConfig(a.st.config), "this is kubelet's result for the pod, where the policy's edits start")
 			isNone = true
 		}
 	}
-
 	if isNone {
-		if nameservers != nil && !slices.Equal(a.config().Nameservers, nameservers) {
-			a.change("spec.dnsConfig.nameservers", fmtList(a.config().Nameservers), fmtList(nameservers), "")
-			a.config().Nameservers = slices.Clone(nameservers)
+		a.setList("spec.dnsConfig.nameservers", func(dc *corev1.PodDNSConfig) *[]string { return &dc.Nameservers }, nameservers)
+		a.setList("spec.dnsConfig.searches", func(dc *corev1.PodDNSConfig) *[]string { return &dc.Searches }, searches)
+	}
+	a.removeOptions(remove)
+	if err := a.addSearches(isNone); err != nil {
+		return err
+	}
+	if err := a.setOptions(orig, isNone); err != nil {
+		return err
+	}
+	a.st.normalize()
+	a.changed = true
+	return nil
+}
+
+// applyPolicy applies the policy's dnsPolicy, but None (which apply decides
+// with the rest). It returns the dnsPolicy wanted ("" for none) and whether
+// the pod's own was kept.
+func (a *applier) applyPolicy() (want corev1.DNSPolicy, kept bool) {
+	c, ev := a.c, a.ev
+	if c.hostNetworkClusterDNS && ev.hostNetwork && a.st.policy == corev1.DNSClusterFirst {
+		want = corev1.DNSClusterFirstWithHostNet
+	}
+	if c.dnsPolicy != "" {
+		want = c.dnsPolicy
+	}
+	if want != "" && want != a.st.policy && a.origExplicitPolicy() && ev.orig.policy != want && !c.override {
+		a.keep("spec.dnsPolicy", string(ev.orig.policy), string(want))
+		return "", true
+	}
+	if want != "" && want != a.st.policy && want != corev1.DNSNone {
+		a.change("spec.dnsPolicy", string(a.st.policy), string(want), "")
+		a.replace(want, a.st.config)
+		a.owned = false // the dnsConfig is still the evaluation's
+	}
+	return want, false
+}
+
+// replacement is the list the policy replaces a field with (policy; nil:
+// the policy does not), or nil when the pod set the field itself and the
+// policy does not override it. Outside None, a list that differs from
+// kubelet's (of) needs None, for why.
+func (a *applier) replacement(field string, pod, policy []string, isNone bool, of func(resolvconf.Config) []string, why string, needNone *[]noneReason) ([]string, error) {
+	if policy == nil {
+		return nil, nil
+	}
+	if len(pod) > 0 && !slices.Equal(pod, policy) && !a.c.override {
+		a.keep(field, fmtList(pod), fmtList(policy))
+		return nil, nil
+	}
+	if !isNone {
+		k, err := a.kubelet()
+		if err != nil {
+			return nil, err
 		}
-		if searches != nil && !slices.Equal(a.config().Searches, searches) {
-			a.change("spec.dnsConfig.searches", fmtList(a.config().Searches), fmtList(searches), "")
-			a.config().Searches = slices.Clone(searches)
+		if !slices.Equal(of(k), policy) {
+			*needNone = append(*needNone, noneReason{why: why})
 		}
 	}
-	for _, name := range remove {
-		if a.st.config == nil {
-			break
-		}
-		if v, ok := optionValue(a.st.config.Options, name); ok {
-			a.own()
-			a.fresh = false
-			a.st.config.Options = slices.DeleteFunc(a.st.config.Options, func(o corev1.PodDNSConfigOption) bool { return o.Name == name })
+	return policy, nil
+}
+
+// switchToNone gives the state dnsPolicy None with kubelet's complete
+// configuration for it, where the policy's edits start.
+func (a *applier) switchToNone(want corev1.DNSPolicy, needNone []noneReason) error {
+	k, err := a.kubelet()
+	if err != nil {
+		return fmt.Errorf("cannot switch to dnsPolicy None: %w", err)
+	}
+	from, old := a.st.policy, fmtConfig(a.st.config)
+	a.replace(corev1.DNSNone, &corev1.PodDNSConfig{
+		Nameservers: slices.Clone(k.Nameservers),
+		Searches:    slices.Clone(k.Searches),
+		Options:     parseOptions(k.Options),
+	})
+	reason := fmt.Sprintf("%s can only add to what kubelet generates, and %s: the pod switches to None with the complete configuration kubelet would give it on the node profile", from, joinReasons(needNone))
+	if want == corev1.DNSNone {
+		reason = "the policy sets dnsPolicy None: the pod gets the complete configuration kubelet would give it on the node profile, then the policy's edits"
+	}
+	a.change("spec.dnsPolicy", string(from), string(corev1.DNSNone), reason)
+	a.change("spec.dnsConfig", old, fmtConfig(a.st.config), "this is kubelet's result for the pod, where the policy's edits start")
+	return nil
+}
+
+// setList sets the list field of the dnsConfig to list, when list is not
+// nil and differs.
+func (a *applier) setList(field string, of func(*corev1.PodDNSConfig) *[]string, list []string) {
+	if list == nil || slices.Equal(*of(a.current()), list) {
+		return
+	}
+	a.change(field, fmtList(*of(a.current())), fmtList(list), "")
+	*of(a.edit()) = slices.Clone(list)
+}
+
+// removeOptions removes the options named from the dnsConfig.
+func (a *applier) removeOptions(names []string) {
+	for _, name := range names {
+		if v, ok := optionValue(a.current().Options, name); ok {
+			dc := a.edit()
+			dc.Options = slices.DeleteFunc(dc.Options, func(o corev1.PodDNSConfigOption) bool { return o.Name == name })
 			a.change(optionField(name), formatOption(name, v), "", "")
 		}
 	}
+}
 
-	// Searches to add: appended when kubelet's list does not have them yet.
-	if c.searchAdd != nil {
-		add := a.expandAll(c.searchAdd)
-		var have []string
-		if isNone {
-			have = a.config().Searches
-		} else {
-			k, err := a.kubelet()
-			if err != nil {
-				return "kubelet fails for this pod: " + err.Error()
-			}
-			have = k.Searches
+// addSearches appends the searches to add that kubelet's list (None: the
+// dnsConfig's) does not have yet.
+func (a *applier) addSearches(isNone bool) error {
+	if a.c.searchAdd == nil {
+		return nil
+	}
+	have := a.current().Searches
+	if !isNone {
+		k, err := a.kubelet()
+		if err != nil {
+			return err
 		}
-		var missing []string
-		for _, s := range add {
-			if !slices.Contains(have, s) && !slices.Contains(missing, s) {
-				missing = append(missing, s)
-			}
-		}
-		if len(missing) > 0 {
-			before := fmtList(a.config().Searches)
-			a.config().Searches = append(a.config().Searches, missing...)
-			a.change("spec.dnsConfig.searches", before, fmtList(a.config().Searches), "")
+		have = k.Searches
+	}
+	var missing []string
+	for _, s := range a.expandAll(a.c.searchAdd) {
+		if !slices.Contains(have, s) && !slices.Contains(missing, s) {
+			missing = append(missing, s)
 		}
 	}
+	if len(missing) > 0 {
+		before := fmtList(a.current().Searches)
+		dc := a.edit()
+		dc.Searches = append(dc.Searches, missing...)
+		a.change("spec.dnsConfig.searches", before, fmtList(dc.Searches), "")
+	}
+	return nil
+}
 
-	// Options to set: upsert by name, unless the pod set the option itself.
-	for _, opt := range c.setOptions {
+// setOptions upserts the options to set by name, unless the pod set the
+// option itself (orig) and the policy does not override it.
+func (a *applier) setOptions(orig *corev1.PodDNSConfig, isNone bool) error {
+	for _, opt := range a.c.setOptions {
 		value := ""
 		if opt.Value != nil {
 			value = *opt.Value
 		}
-		if v, ok := optionValue(orig.Options, opt.Name); ok && v != value && !override {
+		if v, ok := optionValue(orig.Options, opt.Name); ok && v != value && !a.c.override {
 			a.keep(optionField(opt.Name), formatOption(opt.Name, v), formatOption(opt.Name, value))
 			continue
 		}
-		current, has := "", false
-		if isNone {
-			current, has = optionValue(a.config().Options, opt.Name)
-		} else {
+		current, has := optionValue(a.current().Options, opt.Name)
+		if !isNone {
 			k, err := a.kubelet()
 			if err != nil {
-				return "kubelet fails for this pod: " + err.Error()
+				return err
 			}
 			current, has = optionTextValue(k.Options, opt.Name)
 		}
@@ -272,12 +339,11 @@ func (a *applier) apply() string {
 		if has {
 			from = formatOption(opt.Name, current)
 		}
-		a.config().Options = upsertOption(a.config().Options, opt)
+		dc := a.edit()
+		dc.Options = upsertOption(dc.Options, opt)
 		a.change(optionField(opt.Name), from, formatOption(opt.Name, value), "")
 	}
-	a.st.normalize()
-	a.fresh = false
-	return ""
+	return nil
 }
 
 // normalize drops empty lists, and an empty dnsConfig of a policy other than

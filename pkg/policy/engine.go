@@ -42,15 +42,13 @@ type EngineOptions struct {
 }
 
 // Engine evaluates pods against the current Set. The Set is swapped
-// atomically on reload, so Evaluate never blocks and always sees one whole
-// Set. An Engine is safe for concurrent use.
+// atomically (Swap; reloading is the admission reloader's), so Evaluate
+// never blocks and always sees one whole Set. An Engine is safe for
+// concurrent use.
 type Engine struct {
-	set            atomic.Pointer[Set]
-	profile        *resolvconf.NodeProfile
-	mode           GlobalMode
-	reloads        atomic.Uint64
-	reloadFailures atomic.Uint64
-	lastErr        atomic.Pointer[error]
+	set     atomic.Pointer[Set]
+	profile *resolvconf.NodeProfile
+	mode    GlobalMode
 }
 
 // NewEngine returns an engine serving set (nil is an empty Set).
@@ -85,36 +83,4 @@ func (e *Engine) Swap(s *Set) {
 		s = &Set{}
 	}
 	e.set.Store(s)
-}
-
-// Reload loads paths (see Load) and swaps the result in. On error the Set in
-// use stays, the failure is counted (ReloadFailures) and remembered
-// (LastReloadError), and the error is returned for the caller to log.
-func (e *Engine) Reload(paths ...string) error {
-	e.reloads.Add(1)
-	s, err := Load(paths...)
-	if err != nil {
-		e.reloadFailures.Add(1)
-		err = fmt.Errorf("reload policies (keeping the %d policies in use): %w", e.Set().Len(), err)
-		e.lastErr.Store(&err)
-		return err
-	}
-	e.Swap(s)
-	e.lastErr.Store(nil)
-	return nil
-}
-
-// Reloads returns how many reloads were attempted.
-func (e *Engine) Reloads() uint64 { return e.reloads.Load() }
-
-// ReloadFailures returns how many reloads failed since the engine was made.
-func (e *Engine) ReloadFailures() uint64 { return e.reloadFailures.Load() }
-
-// LastReloadError returns the error of the last reload, nil if it succeeded
-// or none was tried.
-func (e *Engine) LastReloadError() error {
-	if p := e.lastErr.Load(); p != nil {
-		return *p
-	}
-	return nil
 }

@@ -51,12 +51,22 @@ func policyDoc(name string, ndots int) string {
 	return fmt.Sprintf(validPolicy, name, ndots)
 }
 
-func TestEngineReloadConfigMap(t *testing.T) {
+// TestEngineSwapConfigMap: policies loaded from a ConfigMap volume and
+// swapped in are what the engine evaluates with; a bad version does not
+// load and the engine keeps the last good set.
+func TestEngineSwapConfigMap(t *testing.T) {
 	vol := &configMapVolume{t: t, dir: t.TempDir()}
 	vol.swap(map[string]string{"policies.yaml": policyDoc("ndots", 2)})
 
 	e := newEngine(t, "", "")
-	if err := e.Reload(vol.dir); err != nil {
+	reload := func() error {
+		s, err := policy.Load(vol.dir)
+		if err == nil {
+			e.Swap(s)
+		}
+		return err
+	}
+	if err := reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	ndots := func() string {
@@ -72,34 +82,30 @@ func TestEngineReloadConfigMap(t *testing.T) {
 
 	// An update through the ..data swap is picked up.
 	vol.swap(map[string]string{"policies.yaml": policyDoc("ndots", 3)})
-	if err := e.Reload(vol.dir); err != nil {
+	if err := reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	if got := ndots(); got != "3" {
 		t.Errorf("After the swap: ndots %q, want 3", got)
 	}
 
-	// A bad update keeps the last good set, is returned and counted.
+	// A bad update does not load; the engine keeps the last good set.
 	vol.swap(map[string]string{"policies.yaml": strings.Replace(policyDoc("ndots", 3), "ndots: 3", "ndots: 30", 1)})
-	err := e.Reload(vol.dir)
-	if err == nil || !strings.Contains(err.Error(), "reload policies (keeping the 1 policies in use): ") ||
-		!strings.Contains(err.Error(), "policies.yaml: document 1, line 4: spec.actions.ndots: Invalid value: 30: must be between 0 and 15") {
+	err := reload()
+	if err == nil || !strings.Contains(err.Error(), "policies.yaml: document 1, line 4: spec.actions.ndots: Invalid value: 30: must be between 0 and 15") {
 		t.Errorf("Bad reload error = %v", err)
 	}
 	if got := ndots(); got != "3" {
 		t.Errorf("After a bad reload: ndots %q, want the last good 3", got)
 	}
-	if e.ReloadFailures() != 1 || e.Reloads() != 3 || e.LastReloadError() == nil {
-		t.Errorf("ReloadFailures = %d, Reloads = %d, LastReloadError = %v; want 1, 3, an error", e.ReloadFailures(), e.Reloads(), e.LastReloadError())
-	}
 
-	// Fixed again: the error clears, the counter stays.
+	// Fixed again.
 	vol.swap(map[string]string{"policies.yaml": policyDoc("ndots", 1)})
-	if err := e.Reload(vol.dir); err != nil {
+	if err := reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
-	if got := ndots(); got != "1" || e.LastReloadError() != nil || e.ReloadFailures() != 1 {
-		t.Errorf("After a good reload: ndots %q, last error %v, failures %d", got, e.LastReloadError(), e.ReloadFailures())
+	if got := ndots(); got != "1" {
+		t.Errorf("After a good reload: ndots %q, want 1", got)
 	}
 }
 
@@ -207,11 +213,11 @@ func TestPreviewError(t *testing.T) {
 	}
 }
 
-func TestPatch(t *testing.T) {
+func TestMutate(t *testing.T) {
 	e := newEngine(t, doc("ndots", "  actions: {ndots: 2}")+doc("trial", "  mode: audit\n  actions: {options: {set: [{name: rotate}]}}"), "")
 	p := pod(t, "metadata: {annotations: {keep: me}}\n"+plainPod)
 	d := e.Evaluate(p, nil)
-	if !d.Patch(p) {
+	if !d.Mutate(p) {
 		t.Fatalf("Patch = false, want true")
 	}
 	want := map[string]string{
@@ -226,7 +232,7 @@ func TestPatch(t *testing.T) {
 	// Reinvocation: nothing changes, the annotations stay as they are.
 	before := p.DeepCopy()
 	d = e.Evaluate(p, nil)
-	if d.Patch(p) || !reflect.DeepEqual(p, before) {
+	if d.Mutate(p) || !reflect.DeepEqual(p, before) {
 		t.Errorf("Patch of the patched pod changed it")
 	}
 	// Audit only: not even an annotation.
@@ -234,7 +240,7 @@ func TestPatch(t *testing.T) {
 	p = pod(t, plainPod)
 	before = p.DeepCopy()
 	d = audit.Evaluate(p, nil)
-	if d.Patch(p) || !reflect.DeepEqual(p, before) || len(d.Warnings) != 1 {
+	if d.Mutate(p) || !reflect.DeepEqual(p, before) || len(d.Warnings) != 1 {
 		t.Errorf("Audit-only Patch changed the pod or gave no warning: %v, %q", p.Annotations, d.Warnings)
 	}
 }

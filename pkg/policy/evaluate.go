@@ -165,8 +165,9 @@ func (d *Decision) names(o Outcome) []string {
 	return out
 }
 
-// Apply writes the decision's DNS fields into pod (a deep copy of DNSConfig).
-func (d *Decision) Apply(pod *corev1.Pod) {
+// SetDNSFields sets pod's dnsPolicy and dnsConfig (a deep copy) to the
+// decision's, and nothing else (Mutate adds the annotations).
+func (d *Decision) SetDNSFields(pod *corev1.Pod) {
 	pod.Spec.DNSPolicy = d.DNSPolicy
 	pod.Spec.DNSConfig = d.DNSConfig.DeepCopy()
 }
@@ -178,7 +179,7 @@ func (d *Decision) Apply(pod *corev1.Pod) {
 // is not modified; an empty dnsPolicy is taken as ClusterFirst, as the API
 // server defaults it. A pod with the annotation poddns.io/skip: "true", a
 // mirror pod or a Windows pod is exempt (Decision.Exempt). Evaluate is pure
-// and never fails: what cannot be done is in the Decision; Decision.Patch
+// and never fails: what cannot be done is in the Decision; Decision.Mutate
 // applies it.
 func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) Decision {
 	set := e.Set()
@@ -513,11 +514,11 @@ func (ev *evaluation) check(s state) (errs, forming []string, res resolvconf.Res
 // evaluate applies c to the current state and fills r; the state moves on
 // only when c is enforced and valid.
 func (ev *evaluation) evaluate(c *compiled, r *Result) {
-	// next shares cur's dnsConfig until the applier changes it (own).
+	// next shares cur's dnsConfig until the applier changes it (edit).
 	next := ev.cur
-	a := applier{ev: ev, c: c, st: &next, fresh: true, shared: true}
-	if reason := a.apply(); reason != "" {
-		r.Outcome, r.Reason, r.Changes, r.Kept = OutcomeSkipped, reason, a.changes, a.kept
+	a := applier{ev: ev, c: c, st: &next}
+	if err := a.apply(); err != nil {
+		r.Outcome, r.Reason, r.Changes, r.Kept = OutcomeSkipped, err.Error(), a.changes, a.kept
 		return
 	}
 	r.Changes, r.Kept = a.changes, a.kept

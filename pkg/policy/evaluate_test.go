@@ -511,7 +511,7 @@ func TestEvaluate(t *testing.T) {
 			checkDecision(t, &d, tt)
 
 			// Idempotence: the mutated pod changes no more.
-			d.Apply(p)
+			d.SetDNSFields(p)
 			again := e.Evaluate(p, tt.nsLabels)
 			if again.Changed || again.DNSPolicy != d.DNSPolicy || !reflect.DeepEqual(again.DNSConfig, d.DNSConfig) {
 				t.Errorf("Evaluate on the mutated pod changed it again: %s %s -> %s %s (%+v)",

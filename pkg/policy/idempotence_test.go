@@ -53,7 +53,7 @@ func TestIdempotenceCombinations(t *testing.T) {
 				errsBefore, _ := resolvconf.Validate(p)
 				d := e.Evaluate(p, nil)
 				mutated := p.DeepCopy()
-				d.Patch(mutated)
+				d.Mutate(mutated)
 				if errs, _ := resolvconf.Validate(mutated); len(errs) > 0 && len(errsBefore) == 0 {
 					t.Errorf("%s + %s on %s: invalid result: %v", policies[i], policies[j], y, errs)
 				}

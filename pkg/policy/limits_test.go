@@ -62,7 +62,7 @@ func TestEvaluateAnnotationLimit(t *testing.T) {
 			before := p.DeepCopy()
 
 			d := e.Evaluate(p, nil)
-			changed := d.Patch(p)
+			changed := d.Mutate(p)
 			if changed != tt.wantChanged || d.Changed != tt.wantChanged {
 				t.Fatalf("Patch = %t, Changed = %t, want %t (warnings %q)", changed, d.Changed, tt.wantChanged, d.Warnings)
 			}

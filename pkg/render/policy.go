@@ -35,13 +35,13 @@ type PolicyReport struct {
 
 // PodWithPolicies is Pod for the pod as the webhook would admit it: the pod
 // is defaulted as the API server does before admission, evaluated by e in a
-// namespace with nsLabels, patched (policy.Decision.Patch), then reported on
+// namespace with nsLabels, patched (policy.Decision.Mutate), then reported on
 // as Pod does, with the PolicyReport filled in. The item is not modified.
 func PodWithPolicies(item manifest.Item, e *policy.Engine, nsLabels map[string]string) Report {
 	pod := item.Pod.DeepCopy()
 	resolvconf.DefaultPodSpec(&pod.Spec)
 	d := e.Evaluate(pod, nsLabels)
-	d.Patch(pod)
+	d.Mutate(pod)
 	patched := item
 	patched.Pod = pod
 	r := Pod(patched, e.Profile())

@@ -110,7 +110,7 @@ func TestWebhookLimits(t *testing.T) {
 		// What the webhook writes for this pod when there is room.
 		roomy := newPod("tuned", "big")
 		d := engine.Evaluate(roomy, nsLabels)
-		if !d.Patch(roomy) {
+		if !d.Mutate(roomy) {
 			t.Fatalf("the policies do not change the pod: %+v", d)
 		}
 		applied := len(policy.AnnotationApplied) + len(roomy.Annotations[policy.AnnotationApplied])
@@ -154,7 +154,7 @@ func TestWebhookLimits(t *testing.T) {
 				// accepted too, and equal to what the webhook made.
 				p := filled("tuned", tc.own)
 				d := engine.Evaluate(p, nsLabels)
-				d.Patch(p)
+				d.Mutate(p)
 				p.Namespace = "plain"
 				var ctl *corev1.Pod
 				w.notCalled(t, func() { ctl, err, _ = w.dryRun(t, p) })

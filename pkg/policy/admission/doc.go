@@ -24,7 +24,7 @@
 //     Windows pods) and pods nothing changes (audit only, reinvocation) are
 //     admitted exactly as sent, with the decision's warnings (what audit
 //     policies would change, which policies were skipped and why);
-//   - otherwise the pod is patched by [policy.Decision.Patch] and the answer is
+//   - otherwise the pod is patched by [policy.Decision.Mutate] and the answer is
 //     a JSON patch computed (gomodules.xyz/jsonpatch) from the fields poddns
 //     owns (spec.dnsPolicy, spec.dnsConfig, metadata.annotations) before and
 //     after, never from the whole pod, plus the warnings.

@@ -162,7 +162,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	hadAnnotations, prev := pod.Annotations != nil, ownedAnnotations(pod.Annotations)
 	before, err := dnsJSON(&pod)
-	if err == nil && !d.Patch(&pod) {
+	if err == nil && !d.Mutate(&pod) {
 		return admission.Allowed("no change").WithWarnings(d.Warnings...), ResultUnchanged
 	}
 	var ops []jsonpatch.JsonPatchOperation

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,6 +39,8 @@ type Reloader struct {
 	Resync time.Duration
 	// OnReload, when set, is called after every reload attempt (tests).
 	OnReload func(error)
+
+	failures int // reloads failed so far, for the log
 }
 
 // NeedLeaderElection reports false: every replica serves admissions.
@@ -113,15 +116,22 @@ func (r *Reloader) Start(ctx context.Context) error {
 	}
 }
 
-// reload loads the policies again and records the result; a periodic
+// reload loads the policies again (policy.Load) and swaps them in; a bad
+// version keeps the policies in use, and is counted and logged. A periodic
 // reload that succeeds logs only at debug level.
 func (r *Reloader) reload(periodic bool) {
-	err := r.Engine.Reload(r.Paths...)
+	set, err := policy.Load(r.Paths...)
+	if err != nil {
+		err = fmt.Errorf("reload policies (keeping the %d policies in use): %w", r.Engine.Set().Len(), err)
+		r.failures++
+	} else {
+		r.Engine.Swap(set)
+	}
 	if r.Metrics != nil {
 		r.Metrics.ObserveReload(err, r.Engine.Set().Len())
 	}
 	if err != nil {
-		r.Log.Error(err, "policy reload failed; keeping the policies in use", "failures", r.Engine.ReloadFailures())
+		r.Log.Error(err, "policy reload failed; keeping the policies in use", "failures", r.failures)
 	} else {
 		log := r.Log
 		if periodic {

@@ -8,8 +8,8 @@ import (
 
 // Annotations poddns reads and writes on pods (DESIGN.md conventions).
 const (
-	// AnnotationSkip set to "true" on a pod opts it out of every policy; the
-	// admission handler checks it before evaluating.
+	// AnnotationSkip set to "true" on a pod opts it out of every policy:
+	// Evaluate exempts it (Decision.Exempt).
 	AnnotationSkip = "poddns.io/skip"
 	// AnnotationApplied lists the policies that changed the pod,
 	// comma-separated, in the order applied.
@@ -18,18 +18,19 @@ const (
 	AnnotationResolvConf = "poddns.io/resolv-conf"
 )
 
-// Patch makes pod what the webhook admits: when the decision changed the DNS
+// Mutate makes pod, in place, what the webhook admits (the JSON patch is
+// computed from it by the admission handler): when the decision changed the DNS
 // fields, they are written with the annotations AnnotationApplied and
 // AnnotationResolvConf (the latter only when kubelet gives a file and it fits
 // in the API server's limit on annotations, see Decision.PreviewOmitted); when
 // nothing changed — no policy applied, audit only, or a pod mutated before
 // (reinvocation) — pod is left exactly as it is. It reports whether pod
 // changed.
-func (d *Decision) Patch(pod *corev1.Pod) bool {
+func (d *Decision) Mutate(pod *corev1.Pod) bool {
 	if !d.Changed {
 		return false
 	}
-	d.Apply(pod)
+	d.SetDNSFields(pod)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
