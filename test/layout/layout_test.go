@@ -61,12 +61,14 @@ var clientGoImporters = []string{
 	"pkg/nodeprofile",
 }
 
-// isAPISourcePackage reports whether rel is dnsd's API-source package (the
-// only one in dnsd that imports client-go, kubeconfig loading included): a
-// package under pkg/serve/ whose path contains "source".
-func isAPISourcePackage(rel string) bool {
-	return strings.HasPrefix(rel, servePkg+"/") && strings.Contains(strings.TrimPrefix(rel, servePkg+"/"), "source")
-}
+// apiSourcePkg is dnsd's API-source package: the only one in dnsd that
+// imports client-go, kubeconfig loading included.
+const apiSourcePkg = servePkg + "/apisource"
+
+// isAPISourcePackage reports whether rel is apiSourcePkg or below it (by
+// name: filesource, or any other package whose name has "source" in it, is
+// not).
+func isAPISourcePackage(rel string) bool { return under(rel, apiSourcePkg) }
 
 // miekgDNSImporters may import github.com/miekg/dns. Subpackages included.
 var miekgDNSImporters = []string{
@@ -80,9 +82,14 @@ var resolvconfAllowedImports = []string{
 	"k8s.io/apimachinery",
 }
 
+// configfilePkg decodes every versioned file, policies included; it is
+// as pure as pkg/policy.
+const configfilePkg = "pkg/configfile"
+
 // policyAllowedImports are the non-standard-library import prefixes
-// pkg/policy may use, apart from pkg/resolvconf: it is pure (DESIGN.md,
-// "Data flows"). Its admission adapter, pkg/policy/admission, is exempt.
+// pkg/policy may use, apart from pkg/resolvconf and pkg/configfile: it is
+// pure (DESIGN.md, "Data flows"). Its admission adapter,
+// pkg/policy/admission, is exempt.
 var policyAllowedImports = []string{
 	"k8s.io/api",
 	"k8s.io/apimachinery",
@@ -218,8 +225,8 @@ func check(modPath string, pkgs []pkg) []violation {
 				add("pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery", r, imp)
 			case under(r, policyPkg) && !under(r, policyPkg+"/admission") && !isStd(imp) &&
 				!slices.ContainsFunc(policyAllowedImports, func(a string) bool { return under(imp, a) }) &&
-				!(local && (under(ri, resolvconfPkg) || (under(ri, policyPkg) && !under(ri, policyPkg+"/admission")))):
-				add("pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3 and pkg/resolvconf", r, imp)
+				!(local && (under(ri, resolvconfPkg) || under(ri, configfilePkg) || (under(ri, policyPkg) && !under(ri, policyPkg+"/admission")))):
+				add("pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf and pkg/configfile", r, imp)
 			}
 			if local && under(ri, cmdDir) {
 				// cmd/X/... may use its own subpackages; nothing else imports cmd/.
@@ -243,7 +250,7 @@ func check(modPath string, pkgs []pkg) []violation {
 				if root != r {
 					part += " through " + root
 				}
-				add("in dnsd ("+part+") only the API-source package (pkg/serve/...source...) and pkg/nodeprofile import client-go", r, imp)
+				add("in dnsd ("+part+") only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go", r, imp)
 			}
 		}
 
@@ -348,7 +355,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		P("pkg/nodeprofile", "nodeprofile", "k8s.io/client-go/rest"),
 		P("pkg/manifest", "manifest", "k8s.io/client-go/kubernetes/scheme"),
 		P("pkg/objects", "objects", "k8s.io/client-go/kubernetes/scheme"),
-		P("pkg/serve/filesource", "filesource", m+"/pkg/objects", m+"/pkg/nodeprofile"),
+		P("pkg/serve/filesource", "filesource", m+"/pkg/objects", m+"/pkg/nodeprofile", "k8s.io/client-go/tools/cache"),
 		P("cmd/webhook", "main", "sigs.k8s.io/controller-runtime", "k8s.io/client-go/kubernetes", m+"/cmd/webhook/app"),
 		P("cmd/webhook/app", "app"),
 		P("cmd/dnsd", "main", "github.com/miekg/dns", "k8s.io/client-go/tools/clientcmd", "sigs.k8s.io/controller-runtime/pkg/log", m+"/cmd/webhook/app"),
@@ -364,8 +371,10 @@ func TestRulesCatchViolations(t *testing.T) {
 	want := []string{
 		"cmd/dnsd imports example.com/m/cmd/webhook/app: nothing imports cmd/",
 		"cmd/dnsd imports github.com/miekg/dns: only pkg/serve/... imports github.com/miekg/dns",
-		"cmd/dnsd imports k8s.io/client-go/tools/clientcmd: in dnsd (part of dnsd) only the API-source package (pkg/serve/...source...) and pkg/nodeprofile import client-go",
-		"pkg/objects imports k8s.io/client-go/kubernetes/scheme: in dnsd (part of dnsd through pkg/serve/filesource) only the API-source package (pkg/serve/...source...) and pkg/nodeprofile import client-go",
+		"cmd/dnsd imports k8s.io/client-go/tools/clientcmd: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
+		"pkg/objects imports k8s.io/client-go/kubernetes/scheme: in dnsd (part of dnsd through pkg/serve/filesource) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
+		// Not the API-source package, though its name has "source" in it.
+		"pkg/serve/filesource imports k8s.io/client-go/tools/cache: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
 		"cmd/dnsd imports sigs.k8s.io/controller-runtime/pkg/log: only pkg/policy/admission and cmd/webhook import sigs.k8s.io/controller-runtime",
 		"pkg/common: package name \"common\" is forbidden (say what the package does)",
 		"pkg/resolvconf imports example.com/m/pkg/other (which leads to example.com/m/pkg/policy): pkg/resolvconf and pkg/serve/... never import pkg/policy",
@@ -373,9 +382,9 @@ func TestRulesCatchViolations(t *testing.T) {
 		"pkg/resolvconf imports sigs.k8s.io/yaml: pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery",
 		"pkg/serve/cache imports example.com/m/pkg/policy/admission: pkg/resolvconf and pkg/serve/... never import pkg/policy",
 		"pkg/serve/cluster imports example.com/m/internal/testenv: test support packages are imported only by _test.go files",
-		"pkg/serve/forward imports k8s.io/client-go/rest: in dnsd (part of dnsd) only the API-source package (pkg/serve/...source...) and pkg/nodeprofile import client-go",
-		"pkg/policy imports example.com/m/pkg/nodeprofile: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3 and pkg/resolvconf",
-		"pkg/policy imports github.com/spf13/pflag: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3 and pkg/resolvconf",
+		"pkg/serve/forward imports k8s.io/client-go/rest: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
+		"pkg/policy imports example.com/m/pkg/nodeprofile: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf and pkg/configfile",
+		"pkg/policy imports github.com/spf13/pflag: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf and pkg/configfile",
 	}
 	sort.Strings(want)
 	if !slices.Equal(got, want) {
