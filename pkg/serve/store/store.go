@@ -345,45 +345,41 @@ func (s *Store) counts() Counts {
 	return Counts{Services: len(s.services), EndpointSlices: len(s.slices), Endpoints: s.endpoints, Pods: len(s.pods), Namespaces: len(s.namespaces)}
 }
 
-// rebuild publishes a snapshot built from scratch (initial sync, Replace).
+// rebuild publishes a snapshot built from scratch (initial sync, Replace):
+// every object is a pending change to an empty snapshot.
 func (s *Store) rebuild() {
-	snap := &Snapshot{
-		namespaces: maps.Clone(s.namespaces),
-		services:   new([shards]map[svcKey]*ServiceRecord),
-		reverse:    new([shards]map[netip.Addr][]ptrEntry),
-		pods:       new([shards]map[netip.Addr][]*Pod),
-		serial:     uint32(s.now().Unix()),
-		counts:     s.counts(),
+	empty := &Snapshot{
+		services: new([shards]map[svcKey]*ServiceRecord),
+		reverse:  new([shards]map[netip.Addr][]ptrEntry),
+		pods:     new([shards]map[netip.Addr][]*Pod),
 	}
 	for i := range shards {
-		snap.services[i] = map[svcKey]*ServiceRecord{}
-		snap.reverse[i] = map[netip.Addr][]ptrEntry{}
-		snap.pods[i] = map[netip.Addr][]*Pod{}
+		empty.services[i] = map[svcKey]*ServiceRecord{}
+		empty.reverse[i] = map[netip.Addr][]ptrEntry{}
+		empty.pods[i] = map[netip.Addr][]*Pod{}
 	}
+	s.snap.Store(empty)
 	for k := range s.services {
-		rec := s.record(k)
-		snap.services[keyShard(k)][k] = rec
-		addReverse(snap.reverse, k, rec, func(int) {})
+		s.dirtySvcs[k] = struct{}{}
 	}
-	for _, p := range s.pods {
-		for _, ip := range p.IPs {
-			m := snap.pods[shardOf(ip)]
-			m[ip] = append(m[ip], p)
-		}
+	for k := range s.pods {
+		s.dirtyPods[k] = nil // not in the empty snapshot
 	}
-	s.snap.Store(snap)
-	clear(s.dirtySvcs)
-	clear(s.dirtyPods)
-	s.dirtyNS = false
+	s.dirtyNS = true
+	s.publishPending()
 }
 
-// publish publishes the pending changes, copying only the indexes (and
-// index shards) they touch. Before sync it does nothing: SetSynced
-// rebuilds once.
+// publish publishes the pending changes. Before sync it does nothing:
+// SetSynced rebuilds once.
 func (s *Store) publish() {
-	if !s.synced.Load() {
-		return
+	if s.synced.Load() {
+		s.publishPending()
 	}
+}
+
+// publishPending publishes the pending changes, copying only the indexes
+// (and index shards) they touch.
+func (s *Store) publishPending() {
 	old := s.snap.Load()
 	snap := *old
 	snap.serial = uint32(s.now().Unix())
