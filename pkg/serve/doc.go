@@ -5,8 +5,9 @@
 //
 // It exists so that every DNS feature of dnsd (cluster records, search
 // completion, cache, forwarding, metrics) is a small [Handler] in its own
-// package, tested on its own, and put together in one place (cmd/dnsd) — the
-// model is CoreDNS's plugin chain, without its registry and Corefile.
+// package, tested on its own, owning its configuration, and put together in
+// one place (the ordered list in package daemon) — the model is CoreDNS's
+// plugin chain and plugin.cfg, without its registry and Corefile.
 //
 // # The handler contract
 //
