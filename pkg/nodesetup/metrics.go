@@ -1,6 +1,10 @@
 package nodesetup
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/promopts"
+)
 
 // Steps, the values of the step label.
 const (
@@ -19,14 +23,8 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "poddns", Subsystem: "nodelocal", Name: "setup_errors_total",
-			Help: "Failed node setup steps (lock, interface, rules, teardown).",
-		}, []string{"step"}),
-		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "poddns", Subsystem: "nodelocal", Name: "setup_repairs_total",
-			Help: "Node setup found missing or changed by a periodic check and put back, by step (interface, rules).",
-		}, []string{"step"}),
+		errors:  prometheus.NewCounterVec(promopts.Counter("nodelocal", "setup_errors_total", "Failed node setup steps (lock, interface, rules, teardown)."), []string{"step"}),
+		repairs: prometheus.NewCounterVec(promopts.Counter("nodelocal", "setup_repairs_total", "Node setup found missing or changed by a periodic check and put back, by step (interface, rules)."), []string{"step"}),
 	}
 	// Every step shows from the start, at 0.
 	for _, s := range []string{StepLock, StepInterface, StepRules, StepTeardown} {
@@ -35,12 +33,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, s := range []string{StepInterface, StepRules} {
 		m.repairs.WithLabelValues(s)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.errors, m.repairs} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
+	if err := promopts.Register(reg, "nodelocal", m.errors, m.repairs); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -574,3 +574,20 @@ func FuzzAdmissionReview(f *testing.F) {
 		}
 	})
 }
+
+// TestMetricsLint runs promlint over the webhook's metrics.
+func TestMetricsLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := padmission.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Admissions.WithLabelValues(padmission.ResultPatched).Inc()
+	m.Matches.WithLabelValues("p", "applied").Inc()
+	m.AuditChanges.WithLabelValues("p").Inc()
+	m.Skipped.WithLabelValues("p").Inc()
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
+}

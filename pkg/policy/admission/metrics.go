@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/promopts"
 )
 
 // Result label values of poddns_webhook_admissions_total.
@@ -39,45 +41,17 @@ type Metrics struct {
 // with reg (a second handler in one process) are reused. A nil reg registers
 // nothing.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	const ns, sub = "poddns", "webhook"
+	const sub = "webhook"
 	m := &Metrics{
-		Admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "admissions_total",
-			Help: "Admission requests answered, by result (patched, unchanged, exempt, excluded, ignored, namespace-unavailable, error).",
-		}, []string{"result"}),
-		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "admission_duration_seconds",
-			Help:    "Time to answer an admission request, in the handler.",
-			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
-		}),
-		Matches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "policy_matches_total",
-			Help: "Pods a policy selected, by policy and outcome (applied, unchanged, audit, skipped).",
-		}, []string{"policy", "outcome"}),
-		AuditChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "audit_would_change_total",
-			Help: "Pods an audit-mode policy would have changed.",
-		}, []string{"policy"}),
-		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "policy_skipped_total",
-			Help: "Pods a policy was skipped for because its result would be invalid or truncated.",
-		}, []string{"policy"}),
-		Reloads: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "policy_reloads_total",
-			Help: "Policy reloads attempted.",
-		}),
-		ReloadFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "policy_reload_failures_total",
-			Help: "Policy reloads that failed; the policies in use stayed.",
-		}),
-		Policies: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "policies",
-			Help: "Policies in use.",
-		}),
-		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "requests_refused_total",
-			Help: "Requests answered at once with an error, unread, by reason (too-large: over the body limit; busy: over the in-flight budget).",
-		}, []string{"reason"}),
+		Admissions:     prometheus.NewCounterVec(promopts.Counter(sub, "admissions_total", "Admission requests answered, by result (patched, unchanged, exempt, excluded, ignored, namespace-unavailable, error)."), []string{"result"}),
+		Duration:       prometheus.NewHistogram(promopts.Histogram(sub, "admission_duration_seconds", "Time to answer an admission request, in the handler.", []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1})),
+		Matches:        prometheus.NewCounterVec(promopts.Counter(sub, "policy_matches_total", "Pods a policy selected, by policy and outcome (applied, unchanged, audit, skipped)."), []string{"policy", "outcome"}),
+		AuditChanges:   prometheus.NewCounterVec(promopts.Counter(sub, "audit_would_change_total", "Pods an audit-mode policy would have changed."), []string{"policy"}),
+		Skipped:        prometheus.NewCounterVec(promopts.Counter(sub, "policy_skipped_total", "Pods a policy was skipped for because its result would be invalid or truncated."), []string{"policy"}),
+		Reloads:        prometheus.NewCounter(promopts.Counter(sub, "policy_reloads_total", "Policy reloads attempted.")),
+		ReloadFailures: prometheus.NewCounter(promopts.Counter(sub, "policy_reload_failures_total", "Policy reloads that failed; the policies in use stayed.")),
+		Policies:       prometheus.NewGauge(promopts.Gauge(sub, "policies", "Policies in use.")),
+		Refused:        prometheus.NewCounterVec(promopts.Counter(sub, "requests_refused_total", "Requests answered at once with an error, unread, by reason (too-large: over the body limit; busy: over the in-flight budget)."), []string{"reason"}),
 	}
 	for _, r := range []string{RefusedTooLarge, RefusedBusy} {
 		m.Refused.WithLabelValues(r)

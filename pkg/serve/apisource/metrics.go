@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/poddns/poddns/pkg/promopts"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
@@ -21,15 +22,9 @@ type programmingMetrics struct {
 }
 
 func newProgrammingMetrics(reg prometheus.Registerer) (*programmingMetrics, error) {
-	m := &programmingMetrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "poddns", Subsystem: "dns", Name: "programming_duration_seconds",
-		Help:    "Time from the change that triggered an EndpointSlice update to the new records being served, by service kind.",
-		Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
-	}, []string{"service_kind"})}
-	if reg != nil {
-		if err := reg.Register(m.duration); err != nil {
-			return nil, err
-		}
+	m := &programmingMetrics{duration: prometheus.NewHistogramVec(promopts.Histogram("dns", "programming_duration_seconds", "Time from the change that triggered an EndpointSlice update to the new records being served, by service kind.", prometheus.ExponentialBuckets(0.001, 2, 20)), []string{"service_kind"})}
+	if err := promopts.Register(reg, "dns", m.duration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,9 +1,9 @@
 package cache
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/promopts"
 )
 
 // Metrics are the cache's metrics; they outlive a cache (a reload builds a
@@ -22,31 +22,19 @@ type Metrics struct {
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps
 // them unregistered (tests).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	const ns, sub = "poddns", "cache"
+	const sub = "cache"
 	m := &Metrics{
-		requests: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "requests_total",
-			Help: "Queries that reached the cache."}),
-		hits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "hits_total",
-			Help: "Queries answered from the cache, by cache (success or denial)."}, []string{"type"}),
-		misses: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "misses_total",
-			Help: "Queries the cache handed on."}),
-		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "entries",
-			Help: "Entries in the cache, by cache (success or denial)."}, []string{"type"}),
-		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "evictions_total",
-			Help: "Entries evicted to make room, by cache (success or denial)."}, []string{"type"}),
-		prefetches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "prefetch_total",
-			Help: "Popular entries refreshed in the background before they expired."}),
-		stale: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "served_stale_total",
-			Help: "Expired answers served because the next handler failed (RFC 8767)."}),
-		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "coalesced_total",
-			Help: "Misses that waited for an identical query already in flight instead of asking the next handler."}),
+		requests:   prometheus.NewCounter(promopts.Counter(sub, "requests_total", "Queries that reached the cache.")),
+		hits:       prometheus.NewCounterVec(promopts.Counter(sub, "hits_total", "Queries answered from the cache, by cache (success or denial)."), []string{"type"}),
+		misses:     prometheus.NewCounter(promopts.Counter(sub, "misses_total", "Queries the cache handed on.")),
+		entries:    prometheus.NewGaugeVec(promopts.Gauge(sub, "entries", "Entries in the cache, by cache (success or denial)."), []string{"type"}),
+		evictions:  prometheus.NewCounterVec(promopts.Counter(sub, "evictions_total", "Entries evicted to make room, by cache (success or denial)."), []string{"type"}),
+		prefetches: prometheus.NewCounter(promopts.Counter(sub, "prefetch_total", "Popular entries refreshed in the background before they expired.")),
+		stale:      prometheus.NewCounter(promopts.Counter(sub, "served_stale_total", "Expired answers served because the next handler failed (RFC 8767).")),
+		coalesced:  prometheus.NewCounter(promopts.Counter(sub, "coalesced_total", "Misses that waited for an identical query already in flight instead of asking the next handler.")),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.hits, m.misses, m.entries, m.evictions, m.prefetches, m.stale, m.coalesced} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("cache: register metrics: %w", err)
-			}
-		}
+	if err := promopts.Register(reg, sub, m.requests, m.hits, m.misses, m.entries, m.evictions, m.prefetches, m.stale, m.coalesced); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -72,7 +72,8 @@
 //
 // Each completed query counts, in
 // poddns_completion_saved_queries_total{namespace}, the queries of its type
-// the client did not have to send (the names skipped).
+// the client did not have to send (the names skipped); the namespace label
+// has at most MaxNamespaceLabels values and _other.
 package completion
 
 import (
@@ -86,6 +87,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/poddns/poddns/pkg/promopts"
 	"github.com/poddns/poddns/pkg/resolvconf"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/store"
@@ -96,21 +98,43 @@ type Source interface {
 	Snapshot() *store.Snapshot
 }
 
+// MaxNamespaceLabels bounds the namespace label of
+// poddns_completion_saved_queries_total: the first namespaces counted get
+// a series each, the others share the series namespace="_other", so that a
+// cluster of many namespaces cannot grow the metric without bound.
+const MaxNamespaceLabels = 200
+
+// otherNamespaces is the label value of namespaces beyond
+// MaxNamespaceLabels (not a valid namespace name).
+const otherNamespaces = "_other"
+
 // Metrics are the handler's metrics.
 type Metrics struct {
 	saved *prometheus.CounterVec
+	mu    sync.Mutex
+	named map[string]bool // namespaces with a series of their own
+}
+
+// addSaved counts n queries saved for a pod of namespace ns.
+func (m *Metrics) addSaved(ns string, n int) {
+	m.mu.Lock()
+	if !m.named[ns] {
+		if len(m.named) < MaxNamespaceLabels {
+			m.named[ns] = true
+		} else {
+			ns = otherNamespaces
+		}
+	}
+	m.mu.Unlock()
+	m.saved.WithLabelValues(ns).Add(float64(n))
 }
 
 // NewMetrics makes the metrics and registers them with reg, if not nil.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{saved: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "poddns", Subsystem: "completion", Name: "saved_queries_total",
-		Help: "Queries pods did not send because dnsd completed their search-list walk, by pod namespace.",
-	}, []string{"namespace"})}
-	if reg != nil {
-		if err := reg.Register(m.saved); err != nil {
-			return nil, err
-		}
+	m := &Metrics{named: map[string]bool{}, saved: prometheus.NewCounterVec(promopts.Counter("completion", "saved_queries_total",
+		"Queries pods did not send because dnsd completed their search-list walk, by pod namespace (the first 200; the others under _other)."), []string{"namespace"})}
+	if err := promopts.Register(reg, "completion", m.saved); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -123,7 +147,7 @@ type Completion struct {
 	Next    serve.Handler
 	profile *resolvconf.NodeProfile
 	store   Source
-	saved   *prometheus.CounterVec
+	m       *Metrics
 
 	mu    sync.Mutex
 	cache map[*store.Pod]*podResolv
@@ -133,7 +157,7 @@ type Completion struct {
 func (c *Completion) Name() string { return "completion" }
 
 // Saved is the counter of saved queries (for tests).
-func (c *Completion) Saved() *prometheus.CounterVec { return c.saved }
+func (c *Completion) Saved() *prometheus.CounterVec { return c.m.saved }
 
 // ServeDNS implements serve.Handler.
 func (c *Completion) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
@@ -188,7 +212,7 @@ func (c *Completion) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.
 		if !hasType(target.Answer, qt) {
 			m.Ns = append(m.Ns, target.Ns...)
 		}
-		c.saved.WithLabelValues(ns).Add(float64(i + 1))
+		c.m.addSaved(ns, i+1)
 		serve.SetSource(ctx, serve.SourceCompletion)
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	}

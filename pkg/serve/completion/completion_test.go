@@ -2,6 +2,7 @@ package completion_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -361,5 +362,27 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := completion.New(completion.Config{Enabled: &on}, completion.Deps{Store: store.New()}); err == nil {
 		t.Error("New without a node profile: no error")
+	}
+}
+
+// TestSavedNamespaceBound: the namespace label of the saved-queries metric
+// has at most MaxNamespaceLabels values; later namespaces share _other.
+func TestSavedNamespaceBound(t *testing.T) {
+	m, err := completion.NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range completion.MaxNamespaceLabels + 50 {
+		completion.AddSaved(m, fmt.Sprintf("ns-%d", i), 1)
+	}
+	completion.AddSaved(m, "ns-0", 1) // known: its own series
+	if n := testutil.CollectAndCount(m.Saved()); n != completion.MaxNamespaceLabels+1 {
+		t.Errorf("%d series, want %d (the first namespaces and _other)", n, completion.MaxNamespaceLabels+1)
+	}
+	if got := testutil.ToFloat64(m.Saved().WithLabelValues("_other")); got != 50 {
+		t.Errorf("_other = %v, want 50", got)
+	}
+	if got := testutil.ToFloat64(m.Saved().WithLabelValues("ns-0")); got != 2 {
+		t.Errorf("ns-0 = %v, want 2", got)
 	}
 }

@@ -90,5 +90,5 @@ func New(c Config, d Deps) (*Completion, error) {
 	if m == nil {
 		m, _ = NewMetrics(nil)
 	}
-	return &Completion{Next: d.Next, profile: p, store: d.Store, saved: m.saved, cache: map[*store.Pod]*podResolv{}}, nil
+	return &Completion{Next: d.Next, profile: p, store: d.Store, m: m, cache: map[*store.Pod]*podResolv{}}, nil
 }

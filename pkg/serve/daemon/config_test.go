@@ -120,3 +120,6 @@ func TestDefaultsValid(t *testing.T) {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }
+
+// exampleCluster is the quick start's objects file.
+const exampleCluster = "../../../testdata/cluster.yaml"

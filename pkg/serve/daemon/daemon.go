@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/poddns/poddns/pkg/promopts"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/aaaa"
 	"github.com/poddns/poddns/pkg/serve/acl"
@@ -92,8 +93,7 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	d.cfg.Store(&cfg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.inner = serve.NewAtomic(serve.Refused)
-	d.reloadsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "poddns", Subsystem: "source", Name: "reloads_refused_total",
-		Help: "Reloads of the objects file refused (the last good objects keep being served), by reason: parse, incomplete or empty."}, []string{"reason"})
+	d.reloadsRefused = prometheus.NewCounterVec(promopts.Counter("source", "reloads_refused_total", "Reloads of the objects file refused (the last good objects keep being served), by reason: parse, incomplete or empty."), []string{"reason"})
 	for _, r := range []string{"parse", "incomplete", "empty"} {
 		d.reloadsRefused.WithLabelValues(r)
 	}

@@ -1,9 +1,9 @@
 package forward
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/promopts"
 )
 
 // Metrics are the forwarder's metrics. They outlive a forwarder (a reload
@@ -26,38 +26,23 @@ type Metrics struct {
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps
 // them unregistered (tests).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	const ns, sub = "poddns", "forward"
+	const sub = "forward"
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "requests_total",
-			Help: "Queries sent to upstreams (one per try), by upstream."}, []string{"to"}),
-		responses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "responses_total",
-			Help: "Replies received from upstreams, by upstream and rcode."}, []string{"to", "rcode"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "request_duration_seconds",
-			Help: "Round trip of one try to an upstream, by upstream and rcode (timeouts have rcode \"timeout\").", Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16)},
+		requests:  prometheus.NewCounterVec(promopts.Counter(sub, "requests_total", "Queries sent to upstreams (one per try), by upstream."), []string{"to"}),
+		responses: prometheus.NewCounterVec(promopts.Counter(sub, "responses_total", "Replies received from upstreams, by upstream and rcode."), []string{"to", "rcode"}),
+		duration: prometheus.NewHistogramVec(promopts.Histogram(sub, "request_duration_seconds", "Round trip of one try to an upstream, by upstream and rcode (timeouts have rcode \"timeout\").", prometheus.ExponentialBuckets(0.00025, 2, 16)),
 			[]string{"to", "rcode"}),
-		hcFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "healthcheck_failures_total",
-			Help: "Health-check probes an upstream did not answer, by upstream."}, []string{"to"}),
-		hcBroken: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "healthcheck_broken_total",
-			Help: "Queries forwarded while every upstream was marked down."}),
-		rejects: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "max_concurrent_rejects_total",
-			Help: "Queries answered REFUSED because the in-flight limit was reached."}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "inflight",
-			Help: "Queries being forwarded."}),
-		connHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "conn_cache_hits_total",
-			Help: "Tries that reused a pooled upstream socket, by transport."}, []string{"proto"}),
-		connMisses: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "conn_cache_misses_total",
-			Help: "Tries that dialled a new upstream socket, by transport."}, []string{"proto"}),
-		staleReplies: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_replies_total",
-			Help: "Packets from upstreams dropped because their ID or question did not match the query."}),
-		caseMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "case_mismatches_total",
-			Help: "Replies dropped because they did not echo the 0x20 case of the query name (the upstream then gets names unchanged for a while), by upstream."}, []string{"to"}),
+		hcFailures:   prometheus.NewCounterVec(promopts.Counter(sub, "healthcheck_failures_total", "Health-check probes an upstream did not answer, by upstream."), []string{"to"}),
+		hcBroken:     prometheus.NewCounter(promopts.Counter(sub, "healthcheck_broken_total", "Queries forwarded while every upstream was marked down.")),
+		rejects:      prometheus.NewCounter(promopts.Counter(sub, "max_concurrent_rejects_total", "Queries answered REFUSED because the in-flight limit was reached.")),
+		inflight:     prometheus.NewGauge(promopts.Gauge(sub, "inflight", "Queries being forwarded.")),
+		connHits:     prometheus.NewCounterVec(promopts.Counter(sub, "conn_cache_hits_total", "Tries that reused a pooled upstream socket, by transport."), []string{"proto"}),
+		connMisses:   prometheus.NewCounterVec(promopts.Counter(sub, "conn_cache_misses_total", "Tries that dialled a new upstream socket, by transport."), []string{"proto"}),
+		staleReplies: prometheus.NewCounter(promopts.Counter(sub, "dropped_replies_total", "Packets from upstreams dropped because their ID or question did not match the query.")),
+		caseMismatch: prometheus.NewCounterVec(promopts.Counter(sub, "case_mismatches_total", "Replies dropped because they did not echo the 0x20 case of the query name (the upstream then gets names unchanged for a while), by upstream."), []string{"to"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.responses, m.duration, m.hcFailures, m.hcBroken, m.rejects, m.inflight, m.connHits, m.connMisses, m.staleReplies, m.caseMismatch} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("forward: register metrics: %w", err)
-			}
-		}
+	if err := promopts.Register(reg, sub, m.requests, m.responses, m.duration, m.hcFailures, m.hcBroken, m.rejects, m.inflight, m.connHits, m.connMisses, m.staleReplies, m.caseMismatch); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -41,14 +41,13 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/poddns/poddns/pkg/promopts"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
-const (
-	namespace = "poddns"
-	subsystem = "dns"
-)
+// subsystem is the handler's metrics' (the namespace is promopts's).
+const subsystem = "dns"
 
 // Options configure the metrics handler.
 type Options struct {
@@ -123,25 +122,12 @@ func New(o Options, next serve.Handler) (*Metrics, error) {
 		return nil, errors.New("metrics: no registerer")
 	}
 	m := &Metrics{
-		Next:  next,
-		zones: o.Zones,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "requests_total",
-			Help: "DNS queries received, by zone, transport, client address family and query type.",
-		}, []string{"zone", "proto", "family", "type"}),
-		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "responses_total",
-			Help: "DNS replies sent, by zone and rcode.",
-		}, []string{"zone", "rcode"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "request_duration_seconds",
-			Help:    "Time to answer a DNS query, by zone and query type.",
-			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 16),
-		}, []string{"zone", "type"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: subsystem, Name: "errors_total",
-			Help: "Errors returned by DNS handlers, by handler.",
-		}, []string{"handler"}),
+		Next:      next,
+		zones:     o.Zones,
+		requests:  prometheus.NewCounterVec(promopts.Counter(subsystem, "requests_total", "DNS queries received, by zone, transport, client address family and query type."), []string{"zone", "proto", "family", "type"}),
+		responses: prometheus.NewCounterVec(promopts.Counter(subsystem, "responses_total", "DNS replies sent, by zone and rcode."), []string{"zone", "rcode"}),
+		duration:  prometheus.NewHistogramVec(promopts.Histogram(subsystem, "request_duration_seconds", "Time to answer a DNS query, by zone and query type.", prometheus.ExponentialBuckets(0.00025, 2, 16)), []string{"zone", "type"}),
+		errors:    prometheus.NewCounterVec(promopts.Counter(subsystem, "errors_total", "Errors returned by DNS handlers, by handler."), []string{"handler"}),
 	}
 	nz := len(m.zones) + 1 // the zones, then "."
 	nt := len(types) + 1
@@ -150,9 +136,9 @@ func New(o Options, next serve.Handler) (*Metrics, error) {
 	m.durCells = make([]cell[prometheus.Observer], nz*nt)
 	cs := []prometheus.Collector{m.requests, m.responses, m.duration, m.errors}
 	if s := o.Store; s != nil {
-		objects := prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, "store_objects"),
+		objects := prometheus.NewDesc(promopts.Name(subsystem, "store_objects"),
 			"Objects in the record store, by kind.", []string{"kind"}, nil)
-		synced := prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, "store_synced"),
+		synced := prometheus.NewDesc(promopts.Name(subsystem, "store_synced"),
 			"1 once the record store has synced with its source.", nil, nil)
 		cs = append(cs, storeCollector{s, objects, synced})
 	}
