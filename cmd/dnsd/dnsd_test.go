@@ -355,7 +355,7 @@ func TestRun(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit %d, want 0; stderr:\n%s", code, stderr.String())
 	}
-	for _, want := range []string{`msg="serving DNS"`, "msg=reloaded", `msg="shutting down"`} {
+	for _, want := range []string{`"msg":"serving DNS"`, `"msg":"reloaded"`, `"msg":"shutting down"`} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("log has no %s:\n%s", want, stderr.String())
 		}

@@ -39,14 +39,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Si
 	level := new(slog.LevelVar)
 	lv, _ := daemon.ParseLogLevel(cfg.LogLevel)
 	level.Set(lv)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})) // as the webhook's
 	// client-go logs through klog: send it to the same structured log.
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	// The Go heap sized to the container (GOMEMLIMIT from its memory
 	// limit; see pkg/memlimit). A limit that cannot be read leaves Go's
 	// default: serving DNS matters more.
 	if r, err := memlimit.Set(memlimit.Options{}); err != nil {
-		log.Error("memory limit not applied", "err", err)
+		log.Error("memory limit not applied", "error", err)
 	} else if r.Source != "" {
 		log.Info("Go memory limit", "limit", r.Limit, "source", r.Source, "softLimit", r.SoftLimit)
 	}

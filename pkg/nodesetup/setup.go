@@ -204,7 +204,7 @@ func (s *Setup) ensureInterface(repair bool) error {
 	}
 	if err != nil {
 		s.metrics.errors.WithLabelValues(StepInterface).Inc()
-		s.log.Error("node-local interface setup failed", "interface", s.cfg.Interface, "err", err)
+		s.log.Error("node-local interface setup failed", "interface", s.cfg.Interface, "error", err)
 		return err
 	}
 	switch {
@@ -238,7 +238,7 @@ func (s *Setup) nft() (*nftables.Conn, error) {
 func (s *Setup) ensureRules(repair bool) error {
 	fail := func(err error) error {
 		s.metrics.errors.WithLabelValues(StepRules).Inc()
-		s.log.Error("node-local rules setup failed", "table", s.cfg.Table, "err", err)
+		s.log.Error("node-local rules setup failed", "table", s.cfg.Table, "error", err)
 		return err
 	}
 	cc, err := s.nft()

@@ -229,7 +229,7 @@ func dnsJSON(pod *corev1.Pod) ([]byte, error) {
 	return json.Marshal(&o)
 }
 
-// ownedKeys are the annotations Decision.Patch writes or removes.
+// ownedKeys are the annotations Decision.Mutate writes or removes.
 var ownedKeys = []string{policy.AnnotationApplied, policy.AnnotationResolvConf}
 
 // ownedAnnotations copies the owned keys of annotations.

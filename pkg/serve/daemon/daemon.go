@@ -576,7 +576,7 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 	}
 	if d.nl != nil {
 		if err := d.nl.shutdown(ctx); err != nil {
-			d.log.Error("node-local shutdown", "err", err)
+			d.log.Error("node-local shutdown", "error", err)
 		}
 	}
 	if d.closeInner != nil {

@@ -115,7 +115,7 @@ func (n *nodeLocal) notReady() string {
 func (n *nodeLocal) leave(d *Daemon) {
 	last, err := n.setup.Leave()
 	if err != nil {
-		d.log.Error("node-local teardown", "err", err)
+		d.log.Error("node-local teardown", "error", err)
 	}
 	d.log.Info("leaving the node", "last", last)
 }

@@ -1,9 +1,9 @@
 package querylog
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/promopts"
 )
 
 // Metrics are the query log's metrics; they outlive a query log (a reload
@@ -16,19 +16,13 @@ type Metrics struct {
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps
 // them unregistered (tests).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	const ns, sub = "poddns", "querylog"
+	const sub = "querylog"
 	m := &Metrics{
-		lines: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lines_total",
-			Help: "Query log lines written."}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dropped_total",
-			Help: "Query log lines dropped because the writer's queue was full (serving never waits for the log)."}),
+		lines:   prometheus.NewCounter(promopts.Counter(sub, "lines_total", "Query log lines written.")),
+		dropped: prometheus.NewCounter(promopts.Counter(sub, "dropped_total", "Query log lines dropped because the writer's queue was full (serving never waits for the log).")),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lines, m.dropped} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("querylog metrics: %w", err)
-			}
-		}
+	if err := promopts.Register(reg, sub, m.lines, m.dropped); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
