@@ -5,13 +5,8 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
-
-	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
 // freePort returns a loopback address whose UDP and TCP ports were both
@@ -65,46 +60,4 @@ func TestLoopRefusesToStart(t *testing.T) {
 	if n := strings.Count(out, "\n"); n > 2 {
 		t.Errorf("%d log lines, want a short, clear error:\n%s", n, out)
 	}
-}
-
-// TestNoLoopStarts: with a normal upstream dnsd starts, and the probe went
-// to the upstream once.
-func TestNoLoopStarts(t *testing.T) {
-	var mu sync.Mutex
-	var probes []string
-	up := dnstest.RawUDPServer(t, func(q *dns.Msg) []*dns.Msg {
-		mu.Lock()
-		probes = append(probes, q.Question[0].String())
-		mu.Unlock()
-		m := new(dns.Msg)
-		m.SetRcode(q, dns.RcodeNameError)
-		return []*dns.Msg{m}
-	})
-	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
-	if d.DNSAddr() == "" {
-		t.Fatal("not serving")
-	}
-	// Only the probe has been sent by now (start returned after it).
-	mu.Lock()
-	defer mu.Unlock()
-	if len(probes) != 1 || !strings.Contains(probes[0], ".poddns-loop.\tIN\t HINFO") {
-		t.Errorf("upstream saw %q, want one loop probe", probes)
-	}
-}
-
-// TestMinimalAnyInChain: ANY is answered with RFC 8482's HINFO for cluster
-// and external names, without asking the upstream; other types are not.
-func TestMinimalAnyInChain(t *testing.T) {
-	up, n := startUpstream(t, "192.0.2.10")
-	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
-	addr := d.DNSAddr()
-	for _, name := range []string{"web.default.svc.cluster.local.", "example.com."} {
-		c := dnstest.Case{Qname: name, Qtype: dns.TypeANY, NoAA: true, Answer: dnstest.RRs(name + ` 8482 IN HINFO "RFC8482" ""`)}
-		dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
-	}
-	if got := n.Load(); got != 0 {
-		t.Errorf("upstream got %d queries for ANY, want 0", got)
-	}
-	c := dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.10")}
-	dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
 }

@@ -43,7 +43,7 @@ status: {phase: Running, podIP: 127.0.0.41, podIPs: [{ip: 127.0.0.41}]}
 // (cluster, upstream, then cache); the denial filter leaves answers out;
 // without the block (or --query-log) nothing is logged.
 func TestQueryLogWired(t *testing.T) {
-	up, _ := startUpstream(t, "192.0.2.10")
+	up, _ := dnstest.StartUpstream(t, "192.0.2.10")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "queries.log")
 	cfg := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1

@@ -5,7 +5,8 @@
 //
 // It exists so that the namespace is not typed again in every package that
 // registers metrics, and so that registering a package's collectors is one
-// call. TestLint in this package's tests runs promlint over a registry.
+// call. promlint runs over every registry in the tests of the programs'
+// packages (daemon, admission, nodesetup).
 package promopts
 
 import (

@@ -16,6 +16,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,3 +298,23 @@ func (r *Recorder) TsigTimersOnly(bool) {}
 
 // Hijack implements dns.ResponseWriter.
 func (r *Recorder) Hijack() {}
+
+// StartUpstream starts an upstream resolver on loopback that answers every
+// A query with ip (NOERROR without records for other types) and counts the
+// queries, dnsd's startup loop probes (names under poddns-loop.) excepted.
+func StartUpstream(t testing.TB, ip string) (string, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	addr := StartServer(t, serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		if !dns.IsSubDomain("poddns-loop.", r.Question[0].Name) {
+			n.Add(1)
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Qtype == dns.TypeA {
+			m.Answer = RRs(r.Question[0].Name + " 60 IN A " + ip)
+		}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	}))
+	return addr, &n
+}

@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"net/http"
@@ -11,10 +11,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
-// TestKubeconfigSource runs dnsd with --kubeconfig against a real API
+// TestKubeconfigSource runs dnsd with source.kubeconfig against a real API
 // server: /ready fails until the watch has synced, then a Service created
 // through the API is answered.
 func TestKubeconfigSource(t *testing.T) {
@@ -31,7 +32,8 @@ func TestKubeconfigSource(t *testing.T) {
 		Spec: corev1.ServiceSpec{ClusterIP: "10.96.7.7", Ports: []corev1.ServicePort{{Name: "https", Port: 443}}}}); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemonArgs(t, "--kubeconfig", writeFile(t, "kubeconfig", string(kc)))
+	kubeconfig := writeFile(t, "kubeconfig", string(kc))
+	d := start(t, "", func(c *daemon.Config) { c.Source.Kubeconfig = kubeconfig })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code == http.StatusOK {

@@ -1,45 +1,22 @@
-package main
+package daemon_test
 
 import (
-	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
-	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
-	"github.com/poddns/poddns/pkg/serve/loop"
 )
 
-// startUpstream is an upstream resolver on loopback that answers every A
-// query with ip and counts the queries, except dnsd's startup loop probes.
-func startUpstream(t *testing.T, ip string) (string, *atomic.Int32) {
-	t.Helper()
-	var n atomic.Int32
-	addr := dnstest.StartServer(t, serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-		if !dns.IsSubDomain(loop.Zone, r.Question[0].Name) {
-			n.Add(1)
-		}
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if r.Question[0].Qtype == dns.TypeA {
-			m.Answer = dnstest.RRs(r.Question[0].Name + " 60 IN A " + ip)
-		}
-		return dns.RcodeSuccess, w.WriteMsg(m)
-	}))
-	return addr, &n
-}
-
-// TestForwardChain: with --upstream, names outside the cluster zones are
+// TestForwardChain: with upstreams, names outside the cluster zones are
 // forwarded and cached, cluster names still come from the store, and
 // ExternalName targets outside the zones are resolved through the chain.
 func TestForwardChain(t *testing.T) {
-	up, n := startUpstream(t, "192.0.2.10")
-	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
+	up, n := dnstest.StartUpstream(t, "192.0.2.10")
+	d := start(t, "", source(exampleCluster), upstreams(up))
 	addr := d.DNSAddr()
 	for _, c := range []dnstest.Case{
 		{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
@@ -63,7 +40,8 @@ func TestForwardChain(t *testing.T) {
 }
 
 // TestForwardConfig: upstreams, stubs and cache settings from the file;
-// flags replace the file's upstreams; bad values are errors.
+// bad values are errors; the resolv.conf is read when the forwarder is
+// built. (cmd/dnsd tests the upstream flags.)
 func TestForwardConfig(t *testing.T) {
 	file := writeFile(t, "dnsd.yaml", `
 apiVersion: poddns.io/v1alpha1
@@ -79,7 +57,7 @@ cache:
   serveStale: 1h
   prefetch: 10
 `)
-	cfg, err := loadArgs(t, "--config", file)
+	cfg, err := daemon.Load(file, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,32 +67,22 @@ cache:
 	if co := cfg.Cache; co.Capacity != 2048 || co.ServeStale.String() != "1h0m0s" || co.Prefetch != 10 {
 		t.Errorf("cache config %+v", co)
 	}
-	rc := writeFile(t, "resolv.conf", "nameserver 127.0.0.9\n")
-	cfg, err = loadArgs(t, "--config", file, "--upstream-resolv-conf", rc)
-	if err != nil {
-		t.Fatal(err)
+	cfg.Forward.Upstreams = []string{"nope"}
+	if err := cfg.Validate(); err == nil {
+		t.Error("upstream nope: no error")
 	}
-	if fo := cfg.Forward; len(fo.Upstreams) != 0 || fo.ResolvConf != rc {
-		t.Errorf("--upstream-resolv-conf: upstreams %v, resolvConf %q; want none and %s", fo.Upstreams, fo.ResolvConf, rc)
-	}
-	for _, tc := range []struct{ args []string }{
-		{[]string{"--source", "x", "--upstream", "nope"}},
-		{[]string{"--source", "x", "--upstream", "127.0.0.1", "--upstream-resolv-conf", rc}},
-	} {
-		if _, err := loadArgs(t, tc.args...); err == nil {
-			t.Errorf("%v: no error", tc.args)
-		}
+	cfg.Forward.Upstreams, cfg.Forward.ResolvConf = []string{"127.0.0.1"}, "/etc/resolv.conf"
+	if err := cfg.Validate(); err == nil {
+		t.Error("upstreams and resolvConf: no error")
 	}
 	// The resolv.conf file is read when the forwarder is built.
-	cfg, err = loadArgs(t, "--source", exampleCluster, "--upstream-resolv-conf", "/nonexistent/resolv.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg = daemon.Defaults()
+	cfg.Source.File, cfg.Forward.ResolvConf = exampleCluster, "/nonexistent/resolv.conf"
 	if _, err := daemon.New(cfg, daemon.Options{}); err == nil || !strings.Contains(err.Error(), "/nonexistent/resolv.conf") {
 		t.Errorf("missing resolv.conf: New error = %v", err)
 	}
 	bad := writeFile(t, "bad.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\nforward: {upstreams: [127.0.0.1], policy: fastest}\ncache: {capacity: 10}\n")
-	if _, err := loadArgs(t, "--config", bad); err == nil || !strings.Contains(err.Error(), "policy") || !strings.Contains(err.Error(), "capacity") {
+	if _, err := daemon.Load(bad, nil); err == nil || !strings.Contains(err.Error(), "policy") || !strings.Contains(err.Error(), "capacity") {
 		t.Errorf("bad forward/cache config: err = %v", err)
 	}
 }
@@ -122,9 +90,9 @@ cache:
 // TestClientNetworks: recursion only for the configured client networks;
 // cluster names are answered to every client.
 func TestClientNetworks(t *testing.T) {
-	up, n := startUpstream(t, "192.0.2.10")
+	up, n := dnstest.StartUpstream(t, "192.0.2.10")
 	file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nforward: {clientNetworks: [10.0.0.0/8]}\n")
-	d := startDaemonArgs(t, "--config", file, "--source", exampleCluster, "--upstream", up)
+	d := start(t, file, source(exampleCluster), upstreams(up))
 	addr := d.DNSAddr()
 	for _, c := range []dnstest.Case{
 		{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
@@ -141,9 +109,9 @@ func TestClientNetworks(t *testing.T) {
 // cache); a reload to no upstream refuses again; a bad one keeps the last
 // good chain.
 func TestReloadUpstreams(t *testing.T) {
-	a, na := startUpstream(t, "192.0.2.1")
-	b, nb := startUpstream(t, "192.0.2.2")
-	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", a)
+	a, na := dnstest.StartUpstream(t, "192.0.2.1")
+	b, nb := dnstest.StartUpstream(t, "192.0.2.2")
+	d := start(t, "", source(exampleCluster), upstreams(a))
 	addr := d.DNSAddr()
 	want := func(ip string, rcode int) {
 		t.Helper()

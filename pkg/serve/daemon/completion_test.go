@@ -1,4 +1,4 @@
-package main
+package daemon_test
 
 import (
 	"context"
@@ -88,7 +88,7 @@ func TestCompletionWired(t *testing.T) {
 			mu.Unlock()
 			cfg := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: "+source+"}\n"+
 				"forward: {upstreams: [\""+up+"\"]}\ncompletion:\n  nodeProfile: "+profile+"\n"+tc.enabled)
-			d := startDaemonArgs(t, "--config", cfg)
+			d := start(t, cfg)
 			c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout,
 				Dialer: &net.Dialer{Timeout: dnstest.Timeout, LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.0.21")}}}
 			r, _, err := c.Exchange(dnstest.Query("ext.example.default.svc.cluster.local.", dns.TypeA, 0), d.DNSAddr())
@@ -159,7 +159,7 @@ func TestCompletionConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\n"+tc.body)
-			cfg, err := loadArgs(t, "--config", file)
+			cfg, err := daemon.Load(file, nil)
 			if err == nil {
 				_, err = daemon.New(cfg, daemon.Options{})
 			}

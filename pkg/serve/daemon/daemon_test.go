@@ -1,0 +1,289 @@
+package daemon_test
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/poddns/poddns/pkg/serve/cluster"
+	"github.com/poddns/poddns/pkg/serve/daemon"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+)
+
+// start runs a daemon of the config file at path ("": none) changed by
+// mods, on loopback ports the kernel chooses, and stops it after the test.
+func start(t *testing.T, path string, mods ...func(*daemon.Config)) *daemon.Daemon {
+	t.Helper()
+	cfg, err := daemon.Load(path, func(c *daemon.Config) error {
+		for _, m := range mods {
+			m(c)
+		}
+		c.Listen, c.HealthListen, c.MetricsListen, c.UDPSockets = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", 2
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(cfg, daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(0) })
+	return d
+}
+
+// source serves the objects file.
+func source(file string) func(*daemon.Config) {
+	return func(c *daemon.Config) { c.Source.File = file }
+}
+
+// upstreams forwards to addrs.
+func upstreams(addrs ...string) func(*daemon.Config) {
+	return func(c *daemon.Config) { c.Forward.Upstreams = addrs }
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestQuickStart is the README's quick start: the example cluster served,
+// and the dig it shows answered, over UDP and TCP.
+func TestQuickStart(t *testing.T) {
+	d := start(t, "", source(exampleCluster))
+	addr := d.DNSAddr()
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, c := range []dnstest.Case{
+			{Qname: "web.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs("web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
+			{Qname: "dual.default.svc.cluster.local.", Qtype: dns.TypeAAAA, Answer: dnstest.RRs("dual.default.svc.cluster.local. 30 IN AAAA fd00:10:96::30")},
+			{Qname: "_postgres._tcp.db.default.svc.cluster.local.", Qtype: dns.TypeSRV,
+				Answer: dnstest.RRs("_postgres._tcp.db.default.svc.cluster.local. 30 IN SRV 0 50 5432 db-0.db.default.svc.cluster.local.",
+					"_postgres._tcp.db.default.svc.cluster.local. 30 IN SRV 0 50 5432 db-1.db.default.svc.cluster.local."),
+				Extra: dnstest.RRs("db-0.db.default.svc.cluster.local. 30 IN A 10.244.1.20", "db-1.db.default.svc.cluster.local. 30 IN A 10.244.2.21")},
+			{Qname: "20.1.244.10.in-addr.arpa.", Qtype: dns.TypePTR, Answer: dnstest.RRs("20.1.244.10.in-addr.arpa. 30 IN PTR db-0.db.default.svc.cluster.local.")},
+			{Qname: "www.default.svc.cluster.local.", Qtype: dns.TypeA, Answer: dnstest.RRs(
+				"www.default.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.", "web.default.svc.cluster.local. 30 IN A 10.96.0.20")},
+			{Qname: "example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused, NoAA: true},
+		} {
+			dnstest.Check(t, c, dnstest.Exchange(t, addr, proto, c.Msg()))
+		}
+	}
+	if code, body := get(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 || body != "OK" {
+		t.Errorf("/health = %d %q", code, body)
+	}
+	if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code != 200 {
+		t.Errorf("/ready = %d, want 200", code)
+	}
+	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+	for _, want := range []string{
+		`poddns_dns_requests_total{family="1",proto="udp",type="A",zone="cluster.local."}`,
+		`poddns_dns_responses_total{rcode="REFUSED",zone="."} 2`,
+		`poddns_dns_store_objects{kind="services"} 9`,
+		"poddns_dns_request_duration_seconds_bucket",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+}
+
+func TestReload(t *testing.T) {
+	src := writeFile(t, "objects.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
+	d := start(t, "", source(src))
+	q := dnstest.Case{Qname: "new.default.svc.cluster.local.", Qtype: dns.TypeA}
+	if m := dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()); m.Rcode != dns.RcodeNameError {
+		t.Fatalf("before reload: %s, want NXDOMAIN", dns.RcodeToString[m.Rcode])
+	}
+	// kubectl get -o yaml's shape: one List, kind after items.
+	good := `apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Namespace
+  metadata: {name: default}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: new, namespace: default}
+  spec: {clusterIP: 10.96.9.9}
+kind: List
+metadata: {resourceVersion: ""}
+`
+	if err := os.WriteFile(src, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := d.Config()
+	cfg.TTL = 7
+	if err := d.Reload(cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	q.Answer = dnstest.RRs("new.default.svc.cluster.local. 7 IN A 10.96.9.9")
+	dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
+
+	// Bad reloads keep the last good configuration and objects.
+	bad := cfg
+	bad.Listen = "127.0.0.1:1"
+	if err := d.Reload(bad); err == nil {
+		t.Error("reload moving the listener succeeded")
+	}
+	stream := "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n---\n" +
+		"apiVersion: v1\nkind: Service\nmetadata: {name: new, namespace: default}\nspec: {clusterIP: 10.96.9.9}\n"
+	for _, tc := range []struct{ name, body, reason string }{
+		{"malformed", "kind: [\n", "parse"},
+		{"empty file", "", "incomplete"},
+		{"stream cut at ---", stream[:strings.Index(stream, "---")+4], "incomplete"},
+		{"whole stream", stream, "incomplete"},
+		{"List cut after an item", good[:strings.Index(good, "- apiVersion: v1\n  kind: Service")], "parse"},
+		{"List cut before kind", good[:strings.Index(good, "kind: List")], "parse"},
+		{"empty List", "apiVersion: v1\nitems: []\nkind: List\n", "empty"},
+		{"only skipped kinds", "apiVersion: v1\nitems: [{apiVersion: apps/v1, kind: Deployment, metadata: {name: x}}]\nkind: List\n", "empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(src, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := metricValue(t, d, `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`)
+			if err := d.Reload(cfg); err == nil {
+				t.Error("reload succeeded")
+			}
+			if after := metricValue(t, d, `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`); after != before+1 {
+				t.Errorf("reloads_refused_total{reason=%q}: %v then %v, want one more", tc.reason, before, after)
+			}
+			dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
+			if code, body := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code != http.StatusOK {
+				t.Errorf("/ready after a refused reload: %d %s", code, body)
+			}
+		})
+	}
+}
+
+// metricValue is the value of the sample line of /metrics that starts with
+// series, or 0 without one.
+func metricValue(t *testing.T, d *daemon.Daemon, series string) float64 {
+	t.Helper()
+	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+func TestLameduck(t *testing.T) {
+	d := start(t, "", source(exampleCluster))
+	done := make(chan struct{})
+	go func() { d.Shutdown(time.Second); close(done) }()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready")
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/ready did not fail during lame duck")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a state change, bounded above
+	}
+	if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 {
+		t.Errorf("/health = %d during lame duck, want 200", code)
+	}
+	m := dnstest.Exchange(t, d.DNSAddr(), "udp", dnstest.Query("web.default.svc.cluster.local.", dns.TypeA, 0))
+	if len(m.Answer) != 1 {
+		t.Errorf("DNS not served during lame duck: %v", m)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not finish")
+	}
+}
+
+// TestExampleConfig loads the example configuration file of the README.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := daemon.Load("../../../testdata/dnsd.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:5353" || cfg.Source.File != "../../../testdata/cluster.yaml" || cfg.Pods != cluster.PodsInsecure || cfg.TTL != 30 {
+		t.Errorf("testdata/dnsd.yaml: %+v", cfg)
+	}
+}
+
+// TestPprof: /debug/pprof/ is served only with --pprof-listen, on its own
+// address, never on the health or metrics one.
+func TestPprof(t *testing.T) {
+	off := start(t, "", source(exampleCluster))
+	if a := off.HTTPAddr("pprof"); a != "" {
+		t.Errorf("pprof listening at %s without --pprof-listen", a)
+	}
+	if code, _ := get(t, "http://"+off.HTTPAddr("health")+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ on the health address = %d, want 404", code)
+	}
+	on := start(t, "", source(exampleCluster), func(c *daemon.Config) { c.PprofListen = "127.0.0.1:0" })
+	code, body := get(t, "http://"+on.HTTPAddr("pprof")+"/debug/pprof/heap?debug=1")
+	if code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap = %d %.80q, want 200 and a heap profile", code, body)
+	}
+}
+
+// TestNoLoopStarts: with a normal upstream dnsd starts, and the probe went
+// to the upstream once.
+func TestNoLoopStarts(t *testing.T) {
+	var mu sync.Mutex
+	var probes []string
+	up := dnstest.RawUDPServer(t, func(q *dns.Msg) []*dns.Msg {
+		mu.Lock()
+		probes = append(probes, q.Question[0].String())
+		mu.Unlock()
+		m := new(dns.Msg)
+		m.SetRcode(q, dns.RcodeNameError)
+		return []*dns.Msg{m}
+	})
+	d := start(t, "", source(exampleCluster), upstreams(up))
+	if d.DNSAddr() == "" {
+		t.Fatal("not serving")
+	}
+	// Only the probe has been sent by now (start returned after it).
+	mu.Lock()
+	defer mu.Unlock()
+	if len(probes) != 1 || !strings.Contains(probes[0], ".poddns-loop.\tIN\t HINFO") {
+		t.Errorf("upstream saw %q, want one loop probe", probes)
+	}
+}
+
+// TestMinimalAnyInChain: ANY is answered with RFC 8482's HINFO for cluster
+// and external names, without asking the upstream; other types are not.
+func TestMinimalAnyInChain(t *testing.T) {
+	up, n := dnstest.StartUpstream(t, "192.0.2.10")
+	d := start(t, "", source(exampleCluster), upstreams(up))
+	addr := d.DNSAddr()
+	for _, name := range []string{"web.default.svc.cluster.local.", "example.com."} {
+		c := dnstest.Case{Qname: name, Qtype: dns.TypeANY, NoAA: true, Answer: dnstest.RRs(name + ` 8482 IN HINFO "RFC8482" ""`)}
+		dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
+	}
+	if got := n.Load(); got != 0 {
+		t.Errorf("upstream got %d queries for ANY, want 0", got)
+	}
+	c := dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.10")}
+	dnstest.Check(t, c, dnstest.Exchange(t, addr, "udp", c.Msg()))
+}
