@@ -92,7 +92,7 @@ func TestAAAAFilterWired(t *testing.T) {
 	if len(asked) != len(want) || asked["v4only.example.com. A"] != 1 || asked["dual.example.com. AAAA"] != 1 {
 		t.Errorf("upstream asked %v, want %v", asked, want)
 	}
-	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+	_, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 	if !strings.Contains(body, "poddns_aaaa_filtered_total 1\n") {
 		t.Errorf("/metrics has no poddns_aaaa_filtered_total 1")
 	}

@@ -18,7 +18,7 @@ import (
 // change of the hosts file applies without a restart and without flushing
 // the cache (a cached external name is not asked upstream again).
 func TestStaticWired(t *testing.T) {
-	up, n := startUpstream(t, "192.0.2.10")
+	up, n := dnstest.StartUpstream(t, "192.0.2.10")
 	dir := t.TempDir()
 	hosts := filepath.Join(dir, "NodeHosts")
 	if err := os.WriteFile(hosts, []byte("192.168.1.10 node-a\n"), 0o644); err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/poddns/poddns/pkg/promopts"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
@@ -72,12 +73,10 @@ type Metrics struct{ filtered prometheus.Counter }
 // NewMetrics makes the metrics and registers them with reg (nil: not
 // registered).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{filtered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "poddns", Subsystem: "aaaa", Name: "filtered_total",
-		Help: "AAAA queries for names outside the cluster answered NODATA by dnsd without asking an upstream."})}
-	if reg != nil {
-		if err := reg.Register(m.filtered); err != nil {
-			return nil, fmt.Errorf("aaaa metrics: %w", err)
-		}
+	m := &Metrics{filtered: prometheus.NewCounter(promopts.Counter("aaaa", "filtered_total",
+		"AAAA queries for names outside the cluster answered NODATA by dnsd without asking an upstream."))}
+	if err := promopts.Register(reg, "aaaa", m.filtered); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

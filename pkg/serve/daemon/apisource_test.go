@@ -36,7 +36,7 @@ func TestKubeconfigSource(t *testing.T) {
 	d := start(t, "", func(c *daemon.Config) { c.Source.Kubeconfig = kubeconfig })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code == http.StatusOK {
+		if code, _ := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("health")+"/ready"); code == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {

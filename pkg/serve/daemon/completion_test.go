@@ -138,7 +138,7 @@ func TestCompletionWired(t *testing.T) {
 					t.Errorf("upstream asked %q %d times, want 1 (all: %v)", q, asked[q], asked)
 				}
 			}
-			_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+			_, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 			if tc.saved != "" && !strings.Contains(body, tc.saved) {
 				t.Errorf("/metrics has no %s", tc.saved)
 			}

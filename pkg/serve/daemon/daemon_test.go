@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -52,18 +51,6 @@ func upstreams(addrs ...string) func(*daemon.Config) {
 	return func(c *daemon.Config) { c.Forward.Upstreams = addrs }
 }
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // TestQuickStart is the README's quick start: the example cluster served,
 // and the dig it shows answered, over UDP and TCP.
 func TestQuickStart(t *testing.T) {
@@ -85,13 +72,13 @@ func TestQuickStart(t *testing.T) {
 			dnstest.Check(t, c, dnstest.Exchange(t, addr, proto, c.Msg()))
 		}
 	}
-	if code, body := get(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 || body != "OK" {
+	if code, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 || body != "OK" {
 		t.Errorf("/health = %d %q", code, body)
 	}
-	if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code != 200 {
+	if code, _ := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("health")+"/ready"); code != 200 {
 		t.Errorf("/ready = %d, want 200", code)
 	}
-	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+	_, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 	for _, want := range []string{
 		`poddns_dns_requests_total{family="1",proto="udp",type="A",zone="cluster.local."}`,
 		`poddns_dns_responses_total{rcode="REFUSED",zone="."} 2`,
@@ -165,7 +152,7 @@ metadata: {resourceVersion: ""}
 				t.Errorf("reloads_refused_total{reason=%q}: %v then %v, want one more", tc.reason, before, after)
 			}
 			dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
-			if code, body := get(t, "http://"+d.HTTPAddr("health")+"/ready"); code != http.StatusOK {
+			if code, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("health")+"/ready"); code != http.StatusOK {
 				t.Errorf("/ready after a refused reload: %d %s", code, body)
 			}
 		})
@@ -176,7 +163,7 @@ metadata: {resourceVersion: ""}
 // series, or 0 without one.
 func metricValue(t *testing.T, d *daemon.Daemon, series string) float64 {
 	t.Helper()
-	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+	_, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
@@ -195,7 +182,7 @@ func TestLameduck(t *testing.T) {
 	go func() { d.Shutdown(time.Second); close(done) }()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		code, _ := get(t, "http://"+d.HTTPAddr("health")+"/ready")
+		code, _ := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("health")+"/ready")
 		if code == http.StatusServiceUnavailable {
 			break
 		}
@@ -204,7 +191,7 @@ func TestLameduck(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling a state change, bounded above
 	}
-	if code, _ := get(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 {
+	if code, _ := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("health")+"/health"); code != 200 {
 		t.Errorf("/health = %d during lame duck, want 200", code)
 	}
 	m := dnstest.Exchange(t, d.DNSAddr(), "udp", dnstest.Query("web.default.svc.cluster.local.", dns.TypeA, 0))
@@ -236,11 +223,11 @@ func TestPprof(t *testing.T) {
 	if a := off.HTTPAddr("pprof"); a != "" {
 		t.Errorf("pprof listening at %s without --pprof-listen", a)
 	}
-	if code, _ := get(t, "http://"+off.HTTPAddr("health")+"/debug/pprof/"); code != http.StatusNotFound {
+	if code, _ := dnstest.HTTPGet(t, "http://"+off.HTTPAddr("health")+"/debug/pprof/"); code != http.StatusNotFound {
 		t.Errorf("/debug/pprof/ on the health address = %d, want 404", code)
 	}
 	on := start(t, "", source(exampleCluster), func(c *daemon.Config) { c.PprofListen = "127.0.0.1:0" })
-	code, body := get(t, "http://"+on.HTTPAddr("pprof")+"/debug/pprof/heap?debug=1")
+	code, body := dnstest.HTTPGet(t, "http://"+on.HTTPAddr("pprof")+"/debug/pprof/heap?debug=1")
 	if code != http.StatusOK || !strings.Contains(body, "heap profile") {
 		t.Errorf("/debug/pprof/heap = %d %.80q, want 200 and a heap profile", code, body)
 	}

@@ -1,14 +1,17 @@
 package daemon_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
+	"github.com/poddns/poddns/pkg/serve/loop"
 )
 
 // TestForwardChain: with upstreams, names outside the cluster zones are
@@ -30,7 +33,7 @@ func TestForwardChain(t *testing.T) {
 	if got := n.Load(); got != 2 {
 		t.Errorf("upstream got %d queries, want 2 (example.com once: cached; search.example.com once)", got)
 	}
-	_, body := get(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+	_, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
 	// Forward requests: the two queries and the startup loop probe.
 	for _, want := range []string{`poddns_cache_hits_total{type="success"} 1`, `poddns_forward_requests_total{to="` + up + `"} 3`} {
 		if !strings.Contains(body, want) {
@@ -163,7 +166,7 @@ func TestTCPPipeliningSlowUpstream(t *testing.T) {
 		m.Answer = dnstest.RRs(r.Question[0].Name + " 60 IN A 192.0.2.10")
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	}))
-	d := startDaemonArgs(t, "--source", exampleCluster, "--upstream", up)
+	d := start(t, "", source(exampleCluster), upstreams(up))
 	c, err := dns.Dial("tcp", d.DNSAddr())
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,9 @@ package dnstest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -317,4 +319,18 @@ func StartUpstream(t testing.TB, ip string) (string, *atomic.Int32) {
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	}))
 	return addr, &n
+}
+
+// HTTPGet fetches url (dnsd's /health, /ready, /metrics) with a 3 s
+// timeout and returns the status code and body.
+func HTTPGet(t testing.TB, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

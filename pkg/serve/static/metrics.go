@@ -1,9 +1,9 @@
 package static
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/poddns/poddns/pkg/promopts"
 )
 
 // Metrics are the static handler's metrics, made once (they outlive
@@ -20,20 +20,15 @@ var reasons = []string{"read", "parse", "incomplete", "empty"}
 // registered).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "poddns", Subsystem: "static", Name: "reloads_total",
-			Help: "Changed hosts files applied, by file."}, []string{"file"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "poddns", Subsystem: "static", Name: "reloads_refused_total",
-			Help: "Changed hosts files refused (the last good records keep serving), by reason: read, parse, incomplete or empty."}, []string{"reason"}),
+		reloads: prometheus.NewCounterVec(promopts.Counter("static", "reloads_total", "Changed hosts files applied, by file."), []string{"file"}),
+		refused: prometheus.NewCounterVec(promopts.Counter("static", "reloads_refused_total",
+			"Changed hosts files refused (the last good records keep serving), by reason: read, parse, incomplete or empty."), []string{"reason"}),
 	}
 	for _, r := range reasons {
 		m.refused.WithLabelValues(r)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reloads, m.refused} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("static metrics: %w", err)
-			}
-		}
+	if err := promopts.Register(reg, "static", m.reloads, m.refused); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
