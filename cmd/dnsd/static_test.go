@@ -84,7 +84,7 @@ static:
 // rewritten to a cluster Service's name and to a static name answers with
 // the asked name; a cluster name is not rewritten without cluster: true.
 func TestRewriteWired(t *testing.T) {
-	up, n := startUpstream(t, "192.0.2.10")
+	up, n := dnstest.StartUpstream(t, "192.0.2.10")
 	cfg := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 rewrite:
