@@ -69,6 +69,12 @@ type Config struct {
 	// Lameduck is how long DNS keeps being served after a shutdown signal
 	// while /ready reports not ready (default 5s).
 	Lameduck configfile.Duration `json:"lameduck"`
+	// Reload is how often dnsd checks its config file and the objects file
+	// for a change (read through their paths, so kubelet's ..data swap of
+	// a ConfigMap mount is seen): a change reloads as SIGHUP does, an
+	// invalid one is logged and counted and the last good configuration
+	// keeps serving. Default 2s; 0: only on SIGHUP. Read at start.
+	Reload configfile.Duration `json:"reload"`
 	// LogLevel is info (default) or debug.
 	LogLevel string `json:"logLevel"`
 	// Forward sends names outside the cluster zones to upstream resolvers,
@@ -130,6 +136,7 @@ const (
 	DefaultHealthListen  = "127.0.0.1:8080"
 	DefaultMetricsListen = "127.0.0.1:9153"
 	DefaultLameduck      = 5 * time.Second
+	DefaultReload        = 2 * time.Second
 )
 
 // Defaults returns the configuration used for everything neither the file
@@ -144,6 +151,7 @@ func Defaults() Config {
 		MetricsListen: DefaultMetricsListen,
 		Lameduck:      configfile.Duration(DefaultLameduck),
 		LogLevel:      "info",
+		Reload:        configfile.Duration(DefaultReload),
 		Forward:       ForwardConfig{Config: forward.Defaults(), ACLConfig: acl.Defaults()},
 		Cache:         cache.Defaults(),
 		LoadBalance:   true,
@@ -236,6 +244,9 @@ func (c Config) Validate() error {
 	}
 	if c.Source.File != "" && c.Source.Kubeconfig != "" {
 		errs = append(errs, errors.New("source: set file or kubeconfig, not both"))
+	}
+	if c.Reload < 0 {
+		errs = append(errs, fmt.Errorf("reload: %s is negative", c.Reload))
 	}
 	if c.Lameduck < 0 {
 		errs = append(errs, fmt.Errorf("lameduck: %s is negative", c.Lameduck))

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/poddns/poddns/pkg/serve/dnstest"
+)
+
+// TestConfigWatch: a ConfigMap-style ..data swap of the config file
+// applies without a signal; an invalid or empty version is refused (logged)
+// and the last good configuration keeps serving.
+func TestConfigWatch(t *testing.T) {
+	dir := t.TempDir()
+	// One List, kind after items (kubectl get -o yaml): reloads accept it.
+	src := writeFile(t, "cluster.yaml", `apiVersion: v1
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: web, namespace: shop}
+  spec: {type: ClusterIP, clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20]}
+kind: List
+`)
+	gen := 0
+	swap := func(content string) { // kubelet's atomic update of a ConfigMap volume
+		t.Helper()
+		gen++
+		ts := filepath.Join(dir, "..gen"+strings.Repeat("x", gen))
+		if err := os.Mkdir(ts, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ts, "dnsd.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "dnsd.yaml")); err != nil {
+			if err := os.Symlink("..data/dnsd.yaml", filepath.Join(dir, "dnsd.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	config := func(ttl int) string {
+		return "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nreload: 20ms\nttl: " + string(rune('0'+ttl)) + "\nsource: {file: " + src + "}\n" +
+			"listen: 127.0.0.1:0\nhealthListen: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\nlameduck: 0s\n"
+	}
+	swap(config(7))
+	var logs syncWriter
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"--config", filepath.Join(dir, "dnsd.yaml")}, &logs, nil) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d:\n%s", code, logs.String())
+		}
+	}()
+	waitLog := func(re string, n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if m := regexp.MustCompile(re).FindAllStringSubmatch(logs.String(), -1); len(m) >= n {
+				return m[n-1]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %d lines matching %s in the log:\n%s", n, re, logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	addr := waitLog(`msg="serving DNS" listen=(\S+)`, 1)[1]
+	ttl := func() uint32 {
+		r := dnstest.Exchange(t, addr, "udp", dnstest.Query("web.shop.svc.cluster.local.", dns.TypeA, 0))
+		if len(r.Answer) != 1 {
+			t.Fatalf("answer %v", r.Answer)
+		}
+		return r.Answer[0].Header().Ttl
+	}
+	if got := ttl(); got != 7 {
+		t.Fatalf("ttl %d, want 7", got)
+	}
+	swap(config(3))
+	waitLog(`msg=reloaded .*trigger="file changed"`, 1)
+	if got := ttl(); got != 3 {
+		t.Errorf("after the swap: ttl %d, want 3", got)
+	}
+	// The objects file is watched too.
+	objs, _ := os.ReadFile(src)
+	more := strings.Replace(string(objs), "kind: List\n", `- apiVersion: v1
+  kind: Service
+  metadata: {name: api, namespace: shop}
+  spec: {type: ClusterIP, clusterIP: 10.96.0.21, clusterIPs: [10.96.0.21]}
+kind: List
+`, 1)
+	if err := os.WriteFile(src+".tmp", []byte(more), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(src+".tmp", src); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(`msg=reloaded .*trigger="file changed"`, 2)
+	if r := dnstest.Exchange(t, addr, "udp", dnstest.Query("api.shop.svc.cluster.local.", dns.TypeA, 0)); len(r.Answer) != 1 {
+		t.Errorf("a Service added to the objects file: %v", r)
+	}
+	for i, bad := range []string{"", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nttl: 9999\n", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nttl: [\n"} {
+		swap(bad)
+		waitLog(`msg="reload failed, keeping the last good configuration" trigger="file changed"`, i+1)
+		if got := ttl(); got != 3 {
+			t.Errorf("after invalid version %d: ttl %d, want the last good 3", i, got)
+		}
+	}
+}
