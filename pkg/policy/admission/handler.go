@@ -121,7 +121,12 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		return admission.Allowed("poddns mutates pods only"), ResultIgnored
 	}
 	var pod corev1.Pod
-	if err := decodePod(req.Object.Raw, &pod); err != nil {
+	if err := decodePod(req.Object.Raw, &pod); errors.Is(err, errIncompletePod) {
+		// The API server always sends both; a pod without them is not one
+		// it would accept, so it is left for the API server to refuse.
+		h.requestLogger(ctx, req, podName(req, rawMeta(req.Object.Raw))).Info("pod left unchanged", "reason", err.Error())
+		return admission.Allowed("incomplete pod").WithWarnings("poddns: " + err.Error() + "; the pod is left unchanged"), ResultUnchanged
+	} else if err != nil {
 		h.requestLogger(ctx, req, podName(req, rawMeta(req.Object.Raw))).Info("cannot decode the pod", "error", err.Error())
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("poddns: decode pod: %w", err)), ResultError
 	}
@@ -190,14 +195,18 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 // the engine looks at. The rest of the object (containers, volumes, ...),
 // which can make a pod megabytes long, is skipped while decoding.
 type slimPod struct {
-	Metadata metav1.ObjectMeta `json:"metadata"`
-	Spec     struct {
+	Metadata *metav1.ObjectMeta `json:"metadata"`
+	Spec     *struct {
 		DNSPolicy   corev1.DNSPolicy     `json:"dnsPolicy,omitempty"`
 		DNSConfig   *corev1.PodDNSConfig `json:"dnsConfig,omitempty"`
 		HostNetwork bool                 `json:"hostNetwork,omitempty"`
 		OS          *corev1.PodOS        `json:"os,omitempty"`
 	} `json:"spec"`
 }
+
+// errIncompletePod: the object has no metadata or no spec object, so a
+// patch could not add fields under them (found by FuzzAdmissionReview).
+var errIncompletePod = errors.New("the pod has no metadata or no spec")
 
 // decodePod reads the fields of slimPod from the request's object, with the
 // API server's JSON rules (case-sensitive field names).
@@ -209,7 +218,10 @@ func decodePod(raw []byte, pod *corev1.Pod) error {
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &s); err != nil {
 		return err
 	}
-	pod.ObjectMeta = s.Metadata
+	if s.Metadata == nil || s.Spec == nil {
+		return errIncompletePod
+	}
+	pod.ObjectMeta = *s.Metadata
 	pod.Spec.DNSPolicy, pod.Spec.DNSConfig = s.Spec.DNSPolicy, s.Spec.DNSConfig
 	pod.Spec.HostNetwork, pod.Spec.OS = s.Spec.HostNetwork, s.Spec.OS
 	return nil
