@@ -38,7 +38,7 @@ import (
 //     connection idle the longest (no query in flight); when none is idle,
 //     the new one is closed at once. Accept errors (EMFILE at the fd limit)
 //     back off, from 5 ms doubling to 1 s, after closing the oldest idle
-//     connection, instead of spinning.
+//     connection at once (one at a time), instead of spinning.
 //   - A clean close: the server closes a connection only once each query it
 //     read is answered, by shutting down its write side (FIN) and reading
 //     what the client still sends for a moment, never with unread data (a
@@ -195,10 +195,19 @@ func (l *tcpLoop) oldestIdleLocked() *tcpConn {
 	return old
 }
 
+// closeOldestIdle frees a descriptor for accept: the connection idle the
+// longest is closed at once (no linger: the descriptor is what is short).
+// While an earlier one is still closing, none more is.
 func (l *tcpLoop) closeOldestIdle() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for c := range l.conns {
+		if c.abrupt {
+			return
+		}
+	}
 	if c := l.oldestIdleLocked(); c != nil {
+		c.abrupt = true
 		c.stopReading()
 	}
 }
@@ -252,6 +261,7 @@ type tcpConn struct {
 	lastActive time.Time
 	stopping   bool
 	evicted    bool
+	abrupt     bool // closed without linger (descriptor shortage)
 }
 
 // stopReading makes the read loop end (its pending read fails at once);
@@ -383,7 +393,10 @@ func (c *tcpConn) writeFrame(b []byte) error {
 // tcpLinger, so that the close is not a reset. A broken connection is
 // closed at once.
 func (c *tcpConn) closeGracefully() {
-	if c.broken.Load() {
+	c.l.mu.Lock()
+	abrupt := c.abrupt
+	c.l.mu.Unlock()
+	if c.broken.Load() || abrupt {
 		c.nc.Close()
 		return
 	}
