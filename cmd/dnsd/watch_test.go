@@ -79,7 +79,7 @@ kind: List
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	addr := waitLog(`msg="serving DNS" listen=(\S+)`, 1)[1]
+	addr := waitLog(`"msg":"serving DNS","listen":"([^"]+)"`, 1)[1]
 	ttl := func() uint32 {
 		r := dnstest.Exchange(t, addr, "udp", dnstest.Query("web.shop.svc.cluster.local.", dns.TypeA, 0))
 		if len(r.Answer) != 1 {
@@ -91,7 +91,7 @@ kind: List
 		t.Fatalf("ttl %d, want 7", got)
 	}
 	swap(config(3))
-	waitLog(`msg=reloaded .*trigger="file changed"`, 1)
+	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, 1)
 	if got := ttl(); got != 3 {
 		t.Errorf("after the swap: ttl %d, want 3", got)
 	}
@@ -109,13 +109,13 @@ kind: List
 	if err := os.Rename(src+".tmp", src); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(`msg=reloaded .*trigger="file changed"`, 2)
+	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, 2)
 	if r := dnstest.Exchange(t, addr, "udp", dnstest.Query("api.shop.svc.cluster.local.", dns.TypeA, 0)); len(r.Answer) != 1 {
 		t.Errorf("a Service added to the objects file: %v", r)
 	}
 	for i, bad := range []string{"", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nttl: 9999\n", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nttl: [\n"} {
 		swap(bad)
-		waitLog(`msg="reload failed, keeping the last good configuration" trigger="file changed"`, i+1)
+		waitLog(`"msg":"reload failed, keeping the last good configuration","trigger":"file changed"`, i+1)
 		if got := ttl(); got != 3 {
 			t.Errorf("after invalid version %d: ttl %d, want the last good 3", i, got)
 		}
