@@ -36,18 +36,7 @@ func TestStaleWhenUpstreamSilent(t *testing.T) {
 				m.Answer = dnstest.RRs(q.Question[0].Name + " 60 IN A 192.0.2.1")
 				return []*dns.Msg{m}
 			})
-			fwd, err := forward.New(func() forward.Config {
-				c := forward.Defaults()
-				c.Upstreams = []string{up}
-				c.TryTimeout = configfile.Duration(100 * time.Millisecond)
-				c.Deadline = configfile.Duration(300 * time.Millisecond)
-				c.HealthCheck = configfile.Duration(time.Hour)
-				return c
-			}(), forward.Deps{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(fwd.Close)
+			fwd := dnstest.Forward(t, []string{up}, forward.Deps{}, dnstest.Timeouts(100*time.Millisecond, 300*time.Millisecond))
 			clk := newClock()
 			_, addr := newCache(t, cache.Deps{Next: fwd, Now: clk.Now}, func(c *cache.Config) { c.ServeStale = configfile.Duration(stale) })
 			m := query(t, addr, "ext.example.", dns.TypeA)
@@ -266,18 +255,7 @@ func cmpQuestion(a, b upQuestion) int {
 // purpose), with the cache's metrics.
 func slowUpstreamCache(t *testing.T, up string) (*cache.Cache, *cache.Metrics) {
 	t.Helper()
-	fwd, err := forward.New(func() forward.Config {
-		c := forward.Defaults()
-		c.Upstreams = []string{up}
-		c.TryTimeout = configfile.Duration(20 * time.Second)
-		c.Deadline = configfile.Duration(30 * time.Second)
-		c.HealthCheck = configfile.Duration(time.Hour)
-		return c
-	}(), forward.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fwd.Close)
+	fwd := dnstest.Forward(t, []string{up}, forward.Deps{}, dnstest.Timeouts(20*time.Second, 30*time.Second))
 	m, _ := cache.NewMetrics(nil)
 	c, err := cache.New(cache.Defaults(), cache.Deps{Next: fwd, Metrics: m})
 	if err != nil {

@@ -144,15 +144,7 @@ func setup(t *testing.T) (addr string, c *completion.Completion, up *upstream) {
 		Namespaces: []*store.Namespace{{Name: "default"}, {Name: "other"}},
 	})
 
-	fwd, err := forward.New(func() forward.Config {
-		c := forward.Defaults()
-		c.Upstreams = []string{upAddr}
-		return c
-	}(), forward.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fwd.Close() })
+	fwd := dnstest.Forward(t, []string{upAddr}, forward.Deps{})
 	cl, err := cluster.New(cluster.Defaults(), cluster.Deps{Store: st, Next: fwd})
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,9 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/forward"
 )
 
 // Timeout bounds every exchange of Exchange.
@@ -333,4 +335,30 @@ func HTTPGet(t testing.TB, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// Forward returns a forwarder (package forward) to upstreams, with
+// forward's defaults changed by mods and the dependencies d; it is closed
+// when the test ends.
+func Forward(t testing.TB, upstreams []string, d forward.Deps, mods ...func(*forward.Config)) *forward.Forward {
+	t.Helper()
+	c := forward.Defaults()
+	c.Upstreams = upstreams
+	for _, m := range mods {
+		m(&c)
+	}
+	f, err := forward.New(c, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
+}
+
+// Timeouts sets a forwarder's try timeout and deadline, and health checks
+// rare enough never to run in a test.
+func Timeouts(try, deadline time.Duration) func(*forward.Config) {
+	return func(c *forward.Config) {
+		c.TryTimeout, c.Deadline, c.HealthCheck = configfile.Duration(try), configfile.Duration(deadline), configfile.Duration(time.Hour)
+	}
 }

@@ -48,16 +48,7 @@ func upstreamHandler(fn func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg) serve.H
 // newForward is a forwarder of the default configuration changed by mods.
 func newForward(t testing.TB, d forward.Deps, mods ...func(*forward.Config)) *forward.Forward {
 	t.Helper()
-	c := forward.Defaults()
-	for _, m := range mods {
-		m(&c)
-	}
-	f, err := forward.New(c, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
-	return f
+	return dnstest.Forward(t, nil, d, mods...)
 }
 
 func TestForwardAnswers(t *testing.T) {

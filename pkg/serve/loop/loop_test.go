@@ -10,7 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/forward"
@@ -27,18 +26,8 @@ func startDNSD(t *testing.T, self bool, ups ...string) (*loop.Loop, string) {
 	if self {
 		ups = append(ups, addr)
 	}
-	f, err := forward.New(func() forward.Config {
-		c := forward.Defaults()
-		c.Upstreams = ups
-		c.Policy = forward.Sequential
-		c.TryTimeout = configfile.Duration(500 * time.Millisecond)
-		c.Deadline = configfile.Duration(time.Second)
-		return c
-	}(), forward.Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
+	f := dnstest.Forward(t, ups, forward.Deps{}, dnstest.Timeouts(500*time.Millisecond, time.Second),
+		func(c *forward.Config) { c.Policy = forward.Sequential })
 	l, err := loop.New(loop.Config{}, loop.Deps{Next: f, Forwarder: f})
 	if err != nil {
 		t.Fatal(err)
