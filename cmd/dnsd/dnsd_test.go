@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,18 +12,12 @@ import (
 
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/daemon"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
 const exampleCluster = "../../testdata/cluster.yaml"
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func writeFile(t *testing.T, name, content string) string { return dnstest.WriteFile(t, name, content) }
 
 func loadArgs(t *testing.T, args ...string) (daemon.Config, error) {
 	t.Helper()
@@ -160,10 +153,7 @@ func startDaemonArgs(t *testing.T, args ...string) *daemon.Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Shutdown(0) })
+	dnstest.Serve(t, d)
 	return d
 }
 

@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,18 +9,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/poddns/poddns/pkg/serve/daemon"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
 const header = "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func writeFile(t *testing.T, name, content string) string { return dnstest.WriteFile(t, name, content) }
 
 // flags binds a few flags onto the configuration's fields, as cmd/dnsd
 // does, and parses args.

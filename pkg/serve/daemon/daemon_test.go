@@ -34,10 +34,7 @@ func start(t *testing.T, path string, mods ...func(*daemon.Config)) *daemon.Daem
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Shutdown(0) })
+	dnstest.Serve(t, d)
 	return d
 }
 

@@ -16,6 +16,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -361,4 +363,28 @@ func Timeouts(try, deadline time.Duration) func(*forward.Config) {
 	return func(c *forward.Config) {
 		c.TryTimeout, c.Deadline, c.HealthCheck = configfile.Duration(try), configfile.Duration(deadline), configfile.Duration(time.Hour)
 	}
+}
+
+// WriteFile writes content to a file name in a directory of the test's
+// and returns its path.
+func WriteFile(t testing.TB, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Serve starts s (a dnsd daemon) and shuts it down, without a lame-duck
+// period, when the test ends.
+func Serve(t testing.TB, s interface {
+	Start() error
+	Shutdown(time.Duration)
+}) {
+	t.Helper()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(0) })
 }
