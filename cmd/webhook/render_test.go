@@ -81,6 +81,24 @@ func TestRenderExitStatus(t *testing.T) {
 	ok := write("ok.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c}]}\n")
 	rejected := write("rejected.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {dnsPolicy: None, containers: [{name: c}]}\n")
 	broken := write("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n")
+	zeros := write("zeros.yaml", strings.Repeat("\x00", 4096))
+	// A directory holding a pod and a symbolic link named x.yaml to a
+	// directory: render and the policy loader both skip the link.
+	podDir, policyDir := filepath.Join(dir, "pods"), filepath.Join(dir, "policies")
+	for _, d := range []string{podDir, policyDir, filepath.Join(dir, "elsewhere")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(dir, "elsewhere"), filepath.Join(d, "x.yaml")); err != nil && d != filepath.Join(dir, "elsewhere") {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(podDir, "pod.yaml"), []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c}]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(policyDir, "ndots.yaml"), []byte("apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: ndots}\nspec: {actions: {ndots: 2}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -92,6 +110,9 @@ func TestRenderExitStatus(t *testing.T) {
 		{"kubelet error", []string{"render", "-f", ok, "--resolv-conf", filepath.Join(dir, "missing")}, exitFailed},
 		{"malformed manifest", []string{"render", "-f", ok, "-f", broken}, exitError},
 		{"missing manifest", []string{"render", "-f", filepath.Join(dir, "missing.yaml")}, exitError},
+		{"a file of NUL bytes", []string{"render", "-f", zeros}, exitError},
+		{"a file of NUL bytes as policies", []string{"render", "-p", zeros, "-f", ok}, exitError},
+		{"symlinked directory named x.yaml skipped by both", []string{"render", "-p", policyDir, "-f", podDir}, exitOK},
 		{"no manifest", []string{"render"}, exitError},
 		{"unknown flag", []string{"render", "-f", ok, "--no-such-flag"}, exitError},
 		{"positional argument", []string{"render", ok}, exitError},

@@ -30,14 +30,29 @@ var deserializer = sync.OnceValue(func() runtime.Decoder {
 	return serializer.NewCodecFactory(scheme.Scheme, serializer.EnableStrict).UniversalDeserializer()
 })
 
+// MaxInputSize is the most Decode reads of one input (a file or stdin).
+const MaxInputSize = 256 << 20
+
+// maxInput is MaxInputSize, lowered by tests.
+var maxInput int64 = MaxInputSize
+
 // Decode reads the manifests in r, YAML documents or a JSON stream, naming
 // them file in locations and errors. The returned error joins a
 // *DocumentError for every document that could not be decoded; the Set still
 // holds everything else. Only a read error of r stops the decoding.
 func Decode(r io.Reader, file string) (*Set, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, maxInput+1))
 	if err != nil {
 		return &Set{}, fmt.Errorf("read %s: %w", file, err)
+	}
+	if int64(len(data)) > maxInput {
+		return &Set{}, fmt.Errorf("read %s: larger than %d bytes, the most one manifest input may hold (split it, e.g. one file per namespace)", file, maxInput)
+	}
+	// YAML and JSON manifests are text: a NUL byte means a binary file (or a
+	// file of zeros), which the YAML reader would otherwise take for an
+	// empty stream.
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return &Set{}, fmt.Errorf("read %s: NUL byte at offset %d: not a YAML or JSON manifest", file, i)
 	}
 	d := decoder{set: &Set{}}
 	if isJSON(data) {

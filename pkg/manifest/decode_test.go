@@ -453,3 +453,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeRefusesNonManifests (issue 12, item 12): a file of NUL bytes and
+// an input over the size cap are errors, never an empty set of manifests.
+func TestDecodeRefusesNonManifests(t *testing.T) {
+	for _, tc := range []struct {
+		name, input, want string
+	}{
+		{"NUL bytes", strings.Repeat("\x00", 4096), "NUL byte at offset 0: not a YAML or JSON manifest"},
+		{"a NUL byte in a document", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\x00\n", "NUL byte at offset 44"},
+		{"over the cap", "apiVersion: v1\nkind: Namespace\nmetadata: {name: " + strings.Repeat("a", 100) + "}\n", "larger than 64 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer manifest.SetMaxInput(manifest.SetMaxInput(64))
+			if tc.name != "over the cap" {
+				manifest.SetMaxInput(1 << 20)
+			}
+			set, err := manifest.Decode(strings.NewReader(tc.input), "in.yaml")
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "in.yaml") {
+				t.Errorf("Decode: %v, want an error naming in.yaml with %q", err, tc.want)
+			}
+			if len(set.Pods)+len(set.Namespaces) != 0 {
+				t.Errorf("Decode returned objects from a refused input: %+v", set)
+			}
+		})
+	}
+}

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/poddns/poddns/pkg/inputdir"
 )
 
 // Stdin is the file name that Read gives standard input ("-") in locations.
@@ -17,7 +18,8 @@ var manifestExtensions = []string{".yaml", ".yml", ".json"}
 
 // Read decodes the manifests at paths, in order: "-" is stdin, a directory
 // contributes its .yaml, .yml and .json files (not its subdirectories) in
-// name order, anything else is read as a file. As with Decode, the returned
+// name order (following links, skipping directories and ".." entries:
+// package inputdir), anything else is read as a file. As with Decode, the returned
 // Set holds everything that could be read, and the error joins every file and
 // document that could not. A nil stdin reads as empty.
 func Read(paths []string, stdin io.Reader) (*Set, error) {
@@ -56,35 +58,12 @@ func Read(paths []string, stdin io.Reader) (*Set, error) {
 	return set, errors.Join(errs...)
 }
 
-// expand returns path itself, or the manifest files of a directory.
+// expand returns path itself, or the manifest files of a directory by the
+// rule of package inputdir (shared with the policy loader).
 func expand(path string) ([]string, error) {
-	info, err := os.Stat(path)
+	files, err := inputdir.Expand(path, manifestExtensions)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
-	if !info.IsDir() {
-		return []string{path}, nil
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, fmt.Errorf("read manifest directory: %w", err)
-	}
-	var files []string
-	for _, e := range entries {
-		if e.IsDir() || !hasManifestExtension(e.Name()) {
-			continue
-		}
-		files = append(files, filepath.Join(path, e.Name()))
-	}
 	return files, nil
-}
-
-func hasManifestExtension(name string) bool {
-	ext := strings.ToLower(filepath.Ext(name))
-	for _, want := range manifestExtensions {
-		if ext == want {
-			return true
-		}
-	}
-	return false
 }

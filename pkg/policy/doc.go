@@ -61,8 +61,9 @@
 // name. Loading is all or nothing ([Load], [Parse]).
 //
 // A directory contributes its .yaml, .yml and .json files in name order (not
-// its subdirectories); entries whose name starts with ".." are ignored and
-// symbolic links are followed, which is exactly a ConfigMap volume: its keys
+// its subdirectories, even through a link: package inputdir, whose rule
+// `webhook render -f DIR` shares); entries whose name starts with ".." are
+// ignored and symbolic links are followed, which is exactly a ConfigMap volume: its keys
 // are links into ..data, a link to a timestamped directory that kubelet swaps
 // atomically. [Engine.Reload] loads again and swaps the new Set in with an
 // atomic pointer; a bad reload keeps the Set in use, returns the error and is

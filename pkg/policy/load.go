@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/poddns/poddns/pkg/configfile"
+	"github.com/poddns/poddns/pkg/inputdir"
 )
 
 // MaxFileSize is the most Parse reads of one policy file.
@@ -146,47 +145,14 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// policyFiles returns path itself, or the policy files of a directory.
+// policyFiles returns path itself, or the policy files of a directory by
+// the rule of package inputdir (shared with the manifest reader).
 func policyFiles(path string) ([]string, error) {
-	info, err := os.Stat(path)
+	files, err := inputdir.Expand(path, policyExtensions)
 	if err != nil {
 		return nil, &LoadError{File: path, Message: fmt.Sprintf("read policies: %v", unwrapPathError(err))}
 	}
-	if !info.IsDir() {
-		return []string{path}, nil
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, &LoadError{File: path, Message: fmt.Sprintf("read policy directory: %v", unwrapPathError(err))}
-	}
-	var files []string
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, "..") || !hasPolicyExtension(name) {
-			continue
-		}
-		full := filepath.Join(path, name)
-		// Follow symbolic links (ConfigMap keys are links into ..data).
-		info, err := os.Stat(full)
-		if err != nil {
-			return nil, &LoadError{File: full, Message: fmt.Sprintf("read policies: %v", unwrapPathError(err))}
-		}
-		if info.Mode().IsRegular() {
-			files = append(files, full)
-		}
-	}
-	sort.Strings(files)
 	return files, nil
-}
-
-func hasPolicyExtension(name string) bool {
-	ext := strings.ToLower(filepath.Ext(name))
-	for _, want := range policyExtensions {
-		if ext == want {
-			return true
-		}
-	}
-	return false
 }
 
 // loaded is a decoded, not yet validated policy with what validation needs to

@@ -20,9 +20,12 @@ import (
 // Module-relative package paths ("pkg/serve/cache", "cmd/webhook").
 const (
 	resolvconfPkg = "pkg/resolvconf"
-	policyPkg     = "pkg/policy"
-	servePkg      = "pkg/serve"
-	cmdDir        = "cmd"
+	// inputdir lists a directory's input files by the rule the policy
+	// loader and the manifest reader share; standard library only.
+	inputdirPkg = "pkg/inputdir"
+	policyPkg   = "pkg/policy"
+	servePkg    = "pkg/serve"
+	cmdDir      = "cmd"
 )
 
 // testSupportPackages are non-test packages that exist only to support tests
@@ -87,8 +90,8 @@ var resolvconfAllowedImports = []string{
 const configfilePkg = "pkg/configfile"
 
 // policyAllowedImports are the non-standard-library import prefixes
-// pkg/policy may use, apart from pkg/resolvconf and pkg/configfile: it is
-// pure (DESIGN.md, "Data flows"). Its admission adapter,
+// pkg/policy may use, apart from pkg/resolvconf, pkg/configfile and
+// pkg/inputdir: it is pure (DESIGN.md, "Data flows"). Its admission adapter,
 // pkg/policy/admission, is exempt.
 var policyAllowedImports = []string{
 	"k8s.io/api",
@@ -225,8 +228,8 @@ func check(modPath string, pkgs []pkg) []violation {
 				add("pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery", r, imp)
 			case under(r, policyPkg) && !under(r, policyPkg+"/admission") && !isStd(imp) &&
 				!slices.ContainsFunc(policyAllowedImports, func(a string) bool { return under(imp, a) }) &&
-				!(local && (under(ri, resolvconfPkg) || under(ri, configfilePkg) || (under(ri, policyPkg) && !under(ri, policyPkg+"/admission")))):
-				add("pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf and pkg/configfile", r, imp)
+				!(local && (under(ri, resolvconfPkg) || under(ri, configfilePkg) || under(ri, inputdirPkg) || (under(ri, policyPkg) && !under(ri, policyPkg+"/admission")))):
+				add("pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile and pkg/inputdir", r, imp)
 			}
 			if local && under(ri, cmdDir) {
 				// cmd/X/... may use its own subpackages; nothing else imports cmd/.
@@ -383,8 +386,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		"pkg/serve/cache imports example.com/m/pkg/policy/admission: pkg/resolvconf and pkg/serve/... never import pkg/policy",
 		"pkg/serve/cluster imports example.com/m/internal/testenv: test support packages are imported only by _test.go files",
 		"pkg/serve/forward imports k8s.io/client-go/rest: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
-		"pkg/policy imports example.com/m/pkg/nodeprofile: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf and pkg/configfile",
-		"pkg/policy imports github.com/spf13/pflag: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf and pkg/configfile",
+		"pkg/policy imports example.com/m/pkg/nodeprofile: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile and pkg/inputdir",
+		"pkg/policy imports github.com/spf13/pflag: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile and pkg/inputdir",
 	}
 	sort.Strings(want)
 	if !slices.Equal(got, want) {

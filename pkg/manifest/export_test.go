@@ -1,0 +1,8 @@
+package manifest
+
+// SetMaxInput lowers the input size cap for a test; it returns the old one.
+func SetMaxInput(n int64) int64 {
+	old := maxInput
+	maxInput = n
+	return old
+}
