@@ -32,6 +32,12 @@ build: ## Build the programs into bin/
 manifests: ## Render deploy/base and every deploy/overlays/* into bin/manifests/<name>.yaml (kustomize's Go API)
 	$(GO) run ./hack/manifests -deploy deploy -o bin/manifests
 
+IMAGES ?=
+
+.PHONY: images
+images: ## Write OCI image archives of webhook, dnsd and pause into bin/images/ without a container engine (IMAGES=dnsd for one)
+	GO=$(GO) $(GO) run ./hack/images -o bin/images $(IMAGES)
+
 DNSD_LISTEN ?= 127.0.0.1:5353
 
 .PHONY: run

@@ -3,7 +3,8 @@
 # a fresh Debian 12 machine: etcd for envtest, real DNS clients (dig, kdig,
 # dnsperf), musl-gcc for the musl stub-resolver test, ip and unshare for
 # network and mount namespaces, nsenter, nft, iptables (nft and legacy
-# backends) and conntrack for the node-local setup tests, make and gcc.
+# backends) and conntrack for the node-local setup tests, make and gcc, and
+# the CA bundle `make images` copies into the images (ca-certificates).
 #
 # Idempotent: it checks for each program first and exits at once when all are
 # present. apt-get update runs only when something is missing. When it cannot
@@ -28,6 +29,7 @@ deps=(
 	dnsperf:dnsperf
 	make:make
 	gcc:gcc
+	update-ca-certificates:ca-certificates
 )
 
 # ip lives in /usr/sbin or /sbin, which a non-root PATH may lack.
