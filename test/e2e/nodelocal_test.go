@@ -971,7 +971,7 @@ func (n *simNode) upgradeUnderLoad(kubeconfig string) {
 	if exitedAt > secs*time.Second-5*time.Second {
 		t.Errorf("the first instance exited %s into a %ds load: less than 5s before its end", exitedAt, secs)
 	}
-	if !strings.Contains(a.out.String(), "last=false") {
+	if !strings.Contains(a.out.String(), `"last":false`) {
 		t.Errorf("the first instance thought it was the last:\n%s", a.out)
 	}
 	if out, err := exec.Command(n.p.Bin["nft"], "list", "table", "inet", "poddns-nodelocal").CombinedOutput(); err != nil {
