@@ -63,6 +63,14 @@ func SetSource(ctx context.Context, src Source) {
 	}
 }
 
+// HasSourceSlot reports whether ctx carries a source slot: the query is
+// logged already (a lookup a handler makes for a client's query, such as
+// an ExternalName target's, runs with the client query's context).
+func HasSourceSlot(ctx context.Context) bool {
+	_, ok := ctx.Value(sourceKey{}).(*SourceSlot)
+	return ok
+}
+
 // SourceOf returns the source recorded for the query of ctx so far.
 func SourceOf(ctx context.Context) Source {
 	if s, ok := ctx.Value(sourceKey{}).(*SourceSlot); ok {

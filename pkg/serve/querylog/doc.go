@@ -2,7 +2,8 @@
 // asked — the client's address and port and, from the store's pod index,
 // the namespace and name of the pod that has that address — what was
 // asked, the rcode, the time taken and where the answer came from
-// (cluster, cache, upstream, completion, static; see serve.Source). That
+// (cluster, cache, upstream, completion, static, filtered: the AAAA
+// filter's NODATA; see serve.Source). That
 // is what CoreDNS's log plugin cannot say (it knows only an IP), and
 // enough to rebuild a client's search walk.
 //
@@ -23,6 +24,8 @@
 // queue runs empty); a record that finds the queue full is dropped and
 // counted in poddns_querylog_dropped_total.
 //
-// The handler is the outermost of dnsd's chain, so it sees the final reply
-// of every query that reaches the chain.
+// The handler is near the top of dnsd's chain (below only the loop
+// probe's), so it sees the final reply of every query that reaches the
+// chain. A lookup a handler makes through the chain for a client's query
+// (an ExternalName or static CNAME target) is no line of its own.
 package querylog

@@ -118,7 +118,10 @@ func (l *Log) Name() string { return "querylog" }
 
 // ServeDNS hands the query on and logs its reply.
 func (l *Log) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	if l.sample > 1 && l.seen.Add(1)%l.sample != 0 {
+	if serve.HasSourceSlot(ctx) || (l.sample > 1 && l.seen.Add(1)%l.sample != 0) {
+		// A lookup made for a query being logged (an ExternalName or
+		// static CNAME target through the chain) is part of that query's
+		// line, not one of its own.
 		return serve.NextOrFailure(ctx, l.Name(), l.next, w, r)
 	}
 	start := time.Now()

@@ -351,3 +351,31 @@ func TestValidate(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+// TestNestedLookups: a lookup made through the chain for a query being
+// logged (an ExternalName target's) makes no line of its own; the client's
+// query's line carries the source recorded last.
+func TestNestedLookups(t *testing.T) {
+	var l *querylog.Log
+	outer := serve.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		if r.Question[0].Name == "ext.a." {
+			sub := new(dns.Msg)
+			sub.SetQuestion("ok.target.", dns.TypeA)
+			l.ServeDNS(ctx, serve.NewCapture(w), sub) // as cluster asks its Upstream
+			serve.SetSource(ctx, serve.SourceCluster)
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Answer = dnstest.RRs("ext.a. 30 IN CNAME ok.target.", "ok.target. 30 IN A 192.0.2.1")
+			return dns.RcodeSuccess, w.WriteMsg(m)
+		}
+		return answering.ServeDNS(ctx, w, r)
+	})
+	var out *syncBuffer
+	l, out = newLog(t, querylog.Defaults(), querylog.Deps{Next: outer})
+	serveN(t, l, "ext.a.")
+	l.Close()
+	got := lines(t, out.b.Bytes())
+	if len(got) != 1 || got[0].Name != "ext.a." || got[0].Source != "cluster" {
+		t.Errorf("lines %+v, want one for ext.a. from cluster", got)
+	}
+}
