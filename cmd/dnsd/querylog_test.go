@@ -167,7 +167,10 @@ forward: {tryTimeout: 200ms, deadline: 500ms}
 			repeated += e.Count
 		}
 	}
-	if first+repeated != n || first > 2 || repeated == 0 {
+	// A loaded machine may rate-limit the ICMP port-unreachable replies, so
+	// some queries time out instead: at most three kinds (refused, i/o
+	// timeout, deadline).
+	if first+repeated != n || first > 3 {
 		t.Errorf("%d errors logged, %d counted as repeats; want %d in all, most as repeats:\n%s", first, repeated, n, logs.String())
 	}
 }
