@@ -15,11 +15,22 @@ import (
 )
 
 func main() {
+	wait(notify())
+	os.Exit(0)
+}
+
+// notify starts catching the signals wait handles.
+func notify() <-chan os.Signal {
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	return sig
+}
+
+// wait returns on SIGTERM or SIGINT, reaping children on SIGCHLD meanwhile.
+func wait(sig <-chan os.Signal) {
 	for s := range sig {
 		if s != syscall.SIGCHLD {
-			os.Exit(0)
+			return
 		}
 		reap()
 	}
