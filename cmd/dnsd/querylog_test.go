@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,12 +66,15 @@ queryLog:
 	ask("example.com.", dns.TypeA)
 	ask("example.com.", dns.TypeA)
 	ask("nothere.shop.svc.cluster.local.", dns.TypeAAAA)
-	type line struct{ Namespace, Pod, Name, Type, Rcode, Source string }
+	type line struct {
+		Namespace, Pod, Name, Type, Rcode, Source string
+		Time                                      time.Time `json:"-"`
+	}
 	want := []line{
-		{"shop", "cart-7f9c", "web.shop.svc.cluster.local.", "A", "NOERROR", "cluster"},
-		{"shop", "cart-7f9c", "example.com.", "A", "NOERROR", "upstream"},
-		{"shop", "cart-7f9c", "example.com.", "A", "NOERROR", "cache"},
-		{"shop", "cart-7f9c", "nothere.shop.svc.cluster.local.", "AAAA", "NXDOMAIN", "cluster"},
+		{"shop", "cart-7f9c", "web.shop.svc.cluster.local.", "A", "NOERROR", "cluster", time.Time{}},
+		{"shop", "cart-7f9c", "example.com.", "A", "NOERROR", "upstream", time.Time{}},
+		{"shop", "cart-7f9c", "example.com.", "A", "NOERROR", "cache", time.Time{}},
+		{"shop", "cart-7f9c", "nothere.shop.svc.cluster.local.", "AAAA", "NXDOMAIN", "cluster", time.Time{}},
 	}
 	var got []line
 	deadline := time.Now().Add(5 * time.Second) // lines are flushed every 100ms
@@ -84,11 +88,18 @@ queryLog:
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
 			var l line
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			var at struct{ Time time.Time }
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil || json.Unmarshal(sc.Bytes(), &at) != nil {
 				t.Fatalf("%q: %v", sc.Text(), err)
 			}
+			l.Time = at.Time
 			got = append(got, l)
 		}
+	}
+	// Lines are written as replies complete; time is when each query came.
+	slices.SortStableFunc(got, func(a, b line) int { return a.Time.Compare(b.Time) })
+	for i := range got {
+		got[i].Time = time.Time{}
 	}
 	if len(got) != len(want) {
 		t.Fatalf("logged %+v, want %+v", got, want)

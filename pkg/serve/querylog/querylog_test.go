@@ -171,11 +171,23 @@ func TestPodIdentity(t *testing.T) {
 		_, c.client = exchangeFrom(t, addr, c.proto, c.from, c.name, uint16(100+i))
 		want = append(want, c)
 	}
+	// A line is queued when the handler returns, which may be after the
+	// client has its reply: wait for the lines (flushed every 100ms).
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		out.mu.Lock()
+		n := bytes.Count(out.b.Bytes(), []byte("\n"))
+		out.mu.Unlock()
+		if n >= len(want) {
+			break
+		}
+	}
 	l.Close()
 	got := lines(t, out.b.Bytes())
 	if len(got) != len(want) {
 		t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), out.b.String())
 	}
+	// Lines are written as replies complete; time is when each query came.
+	slices.SortStableFunc(got, func(a, b line) int { return a.Time.Compare(b.Time) })
 	for i, w := range want {
 		g := got[i]
 		if g.Client != w.client || g.Proto != w.proto || g.ID != uint16(100+i) || g.Namespace != w.ns || g.Pod != w.pod ||
