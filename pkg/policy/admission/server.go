@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -267,9 +268,16 @@ func (s *Server) limit(next http.Handler) http.Handler {
 		size = max(size, minRequestWeight)
 		if !s.budget.TryAcquire(size) {
 			s.refused(RefusedBusy)
-			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "poddns: too many requests in progress", http.StatusTooManyRequests)
+			// The answer goes out at once; the body is then read and
+			// dropped through a small buffer (bounded by MaxBodyBytes and
+			// the read timeout), so the client, still sending, reads the
+			// answer instead of a reset connection.
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, s.opts.MaxBodyBytes))
 			return
 		}
 		defer s.budget.Release(size)
