@@ -251,8 +251,9 @@ const (
 	RefusedBusy     = "busy"
 )
 
-// limit refuses requests larger than MaxBodyBytes and those that do not fit
-// in the in-flight budget, without reading them.
+// limit refuses requests larger than MaxBodyBytes (unread) and those that do
+// not fit in the in-flight budget (their bodies dropped after the answer,
+// never held in memory).
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		size := r.ContentLength
