@@ -583,14 +583,16 @@ func rbacMetrics(t *testing.T, env *testenv.Env, url string) {
 		}
 		resp, err := httpc.Do(req)
 		if err != nil {
-			t.Fatalf("GET %s: %v", url, err)
+			return 0, err.Error()
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	// The binding may take a moment to reach the authorizer's cache.
-	deadline := time.Now().Add(20 * time.Second)
+	// The metrics server listens once its self-signed certificate is made
+	// (after /readyz), and the binding may take a moment to reach the
+	// authorizer's cache.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, body := get(scraper)
 		if code == http.StatusOK {
