@@ -30,7 +30,7 @@ type Metrics struct {
 	Reloads        prometheus.Counter
 	ReloadFailures prometheus.Counter
 	Policies       prometheus.Gauge
-	// Refused counts requests the server answered at once, unread, by
+	// Refused counts requests the server answered at once, never handled, by
 	// reason (RefusedTooLarge, RefusedBusy).
 	Refused *prometheus.CounterVec
 }
@@ -51,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Reloads:        prometheus.NewCounter(promopts.Counter(sub, "policy_reloads_total", "Policy reloads attempted.")),
 		ReloadFailures: prometheus.NewCounter(promopts.Counter(sub, "policy_reload_failures_total", "Policy reloads that failed; the policies in use stayed.")),
 		Policies:       prometheus.NewGauge(promopts.Gauge(sub, "policies", "Policies in use.")),
-		Refused:        prometheus.NewCounterVec(promopts.Counter(sub, "requests_refused_total", "Requests answered at once with an error, unread, by reason (too-large: over the body limit; busy: over the in-flight budget)."), []string{"reason"}),
+		Refused:        prometheus.NewCounterVec(promopts.Counter(sub, "requests_refused_total", "Requests answered at once with an error, never handled, by reason (too-large: over the body limit; busy: over the in-flight budget)."), []string{"reason"}),
 	}
 	for _, r := range []string{RefusedTooLarge, RefusedBusy} {
 		m.Refused.WithLabelValues(r)
