@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
@@ -146,7 +146,7 @@ forward: {tryTimeout: 200ms, deadline: 500ms}
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncWriter
+	var logs syncbuf.Buffer
 	d, err := daemon.New(cfg, daemon.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -199,22 +199,4 @@ func TestSwitchConfigErrors(t *testing.T) {
 			t.Errorf("%q: err = %v, want one containing %q", tc.file, err, tc.want)
 		}
 	}
-}
-
-// syncWriter is a log output shared by the daemon's goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
@@ -56,7 +57,7 @@ kind: List
 			"listen: 127.0.0.1:0\nhealthListen: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\nlameduck: 0s\n"
 	}
 	swap(config(7))
-	var logs syncWriter
+	var logs syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() { done <- run(ctx, []string{"--config", filepath.Join(dir, "dnsd.yaml")}, &logs, nil) }()

@@ -1,14 +1,12 @@
 package nodesetup
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/internal/testenv"
 )
 
@@ -28,29 +27,11 @@ const (
 	ipv6      = "fd00:10:96::a"
 )
 
-// syncBuf is a log sink safe for the setup's goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // instance is one Setup in ns with its own log and metrics, sharing lock
 // (the node's lock file) with the other instances of a test.
 type instance struct {
 	*Setup
-	log *syncBuf
+	log *syncbuf.Buffer
 	reg *prometheus.Registry
 }
 
@@ -60,7 +41,7 @@ func newInstance(t *testing.T, ns testNS, lock string, mod func(*Config)) *insta
 	if mod != nil {
 		mod(&cfg)
 	}
-	in := &instance{log: &syncBuf{}, reg: prometheus.NewRegistry()}
+	in := &instance{log: &syncbuf.Buffer{}, reg: prometheus.NewRegistry()}
 	s, err := New(Options{Config: cfg, NetNS: ns.fd, Registerer: in.reg,
 		Logger: slog.New(slog.NewTextHandler(in.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {

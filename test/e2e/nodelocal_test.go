@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/resolvconf"
@@ -482,33 +483,16 @@ func (n *simNode) createPod(p *corev1.Pod, ip string) {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *syncbuf.Buffer
 	done   chan struct{}
 	err    error
 	health string
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startProc starts argv and, when health is set, waits for its /ready.
 func (n *simNode) startProc(name, health string, argv ...string) *proc {
 	n.t.Helper()
-	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan struct{}), health: health}
+	p := &proc{name: name, out: &syncbuf.Buffer{}, done: make(chan struct{}), health: health}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

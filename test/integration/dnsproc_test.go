@@ -9,13 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
@@ -26,24 +26,6 @@ const dualStackRange = testenv.ServiceClusterIPRange + ",fd00:10:96::/112"
 
 func withDualStack(e *envtest.Environment) {
 	e.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", dualStackRange)
-}
-
-// syncBuffer is an io.Writer safe for a process's stdout and stderr at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startProcess runs path with args until the test ends (then it is killed
@@ -57,7 +39,7 @@ func startProcess(t *testing.T, name, path string, args ...string) *exec.Cmd {
 // command before it starts (its environment, say).
 func startProcessWith(t *testing.T, name, path string, setup func(*exec.Cmd), args ...string) *exec.Cmd {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(path, args...)
 	if setup != nil {
 		setup(cmd)

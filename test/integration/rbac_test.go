@@ -45,6 +45,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
@@ -274,7 +275,7 @@ func rbacBuild(t *testing.T, name string) string {
 
 // rbacOutput is the combined output of a process started by startProcess.
 func rbacOutput(cmd *exec.Cmd) string {
-	if b, ok := cmd.Stdout.(*syncBuffer); ok {
+	if b, ok := cmd.Stdout.(*syncbuf.Buffer); ok {
 		return b.String()
 	}
 	return ""

@@ -1,16 +1,15 @@
 package errorlog_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/errorlog"
@@ -21,22 +20,10 @@ type entry struct {
 	Count                          int
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) entries(t *testing.T) []entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// entries decodes the JSON lines written to out so far.
+func entries(t *testing.T, out *syncbuf.Buffer) []entry {
 	var es []entry
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -49,9 +36,9 @@ func (s *syncBuffer) entries(t *testing.T) []entry {
 	return es
 }
 
-func newLog(t *testing.T, c errorlog.Config) (*errorlog.Log, *syncBuffer) {
+func newLog(t *testing.T, c errorlog.Config) (*errorlog.Log, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	l, err := errorlog.New(c, slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +59,7 @@ func TestConsolidate(t *testing.T) {
 		// The default kind: the handler and the innermost cause.
 		l.Error(&serve.Error{Handler: "cache", Err: fmt.Errorf("q%d.example.com. A: %w", i, fmt.Errorf("port %d: %w", i, refused))})
 	}
-	if es := out.entries(t); len(es) != 2 || es[0].Msg != "handler error" || es[0].Error != "forward: read udp 127.0.0.1:30000->192.0.2.53:53: i/o timeout" {
+	if es := entries(t, out); len(es) != 2 || es[0].Msg != "handler error" || es[0].Error != "forward: read udp 127.0.0.1:30000->192.0.2.53:53: i/o timeout" {
 		t.Fatalf("before the window ends: %+v, want the first of each kind", es)
 	}
 	for i := range errorlog.MaxKinds + 10 {
@@ -81,7 +68,7 @@ func TestConsolidate(t *testing.T) {
 	l.Close()
 	counts := map[string]int{}
 	logged := 0
-	for _, e := range out.entries(t) {
+	for _, e := range entries(t, out) {
 		if e.Level != "ERROR" {
 			t.Errorf("level %s: %+v", e.Level, e)
 		}
@@ -108,11 +95,11 @@ func TestWindow(t *testing.T) {
 	l.Error(errors.New("boom"))
 	l.Error(errors.New("boom"))
 	deadline := time.Now().Add(5 * time.Second)
-	for len(out.entries(t)) < 2 && time.Now().Before(deadline) {
+	for len(entries(t, out)) < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	l.Error(errors.New("boom"))
-	es := out.entries(t)
+	es := entries(t, out)
 	if len(es) != 3 || es[1].Msg != "handler errors repeated" || es[1].Count != 1 || es[2].Msg != "handler error" {
 		t.Errorf("%+v", es)
 	}
@@ -124,7 +111,7 @@ func TestOffAndUnconsolidated(t *testing.T) {
 	l, out := newLog(t, errorlog.Defaults())
 	l.Error(errors.New("x"))
 	l.Close()
-	if es := out.entries(t); len(es) != 1 || es[0].Level != "DEBUG" {
+	if es := entries(t, out); len(es) != 1 || es[0].Level != "DEBUG" {
 		t.Errorf("off: %+v", es)
 	}
 	l, out = newLog(t, errorlog.Config{Enabled: true})
@@ -132,7 +119,7 @@ func TestOffAndUnconsolidated(t *testing.T) {
 		l.Error(errors.New("x"))
 	}
 	l.Close()
-	if es := out.entries(t); len(es) != 3 {
+	if es := entries(t, out); len(es) != 3 {
 		t.Errorf("consolidate 0: %+v", es)
 	}
 	if (errorlog.Config{Patterns: []string{"("}}).Validate() == nil || (errorlog.Config{Consolidate: -1}).Validate() == nil {

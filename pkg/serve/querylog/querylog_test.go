@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/querylog"
@@ -37,18 +37,6 @@ type line struct {
 	Rcode     string    `json:"rcode"`
 	Source    string    `json:"source"`
 	Duration  float64   `json:"duration"`
-}
-
-// syncBuffer is an output the writer goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
 }
 
 // lines decodes every line of out strictly (each must be one valid JSON
@@ -109,9 +97,9 @@ func podStore(t *testing.T) *store.Store {
 	return s
 }
 
-func newLog(t *testing.T, c querylog.Config, d querylog.Deps) (*querylog.Log, *syncBuffer) {
+func newLog(t *testing.T, c querylog.Config, d querylog.Deps) (*querylog.Log, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	if d.Output == nil {
 		d.Output = out
 	}
@@ -174,17 +162,15 @@ func TestPodIdentity(t *testing.T) {
 	// A line is queued when the handler returns, which may be after the
 	// client has its reply: wait for the lines (flushed every 100ms).
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		out.mu.Lock()
-		n := bytes.Count(out.b.Bytes(), []byte("\n"))
-		out.mu.Unlock()
+		n := bytes.Count(out.Bytes(), []byte("\n"))
 		if n >= len(want) {
 			break
 		}
 	}
 	l.Close()
-	got := lines(t, out.b.Bytes())
+	got := lines(t, out.Bytes())
 	if len(got) != len(want) {
-		t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), out.b.String())
+		t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), out.String())
 	}
 	// Lines are written as replies complete; time is when each query came.
 	slices.SortStableFunc(got, func(a, b line) int { return a.Time.Compare(b.Time) })
@@ -245,7 +231,7 @@ func TestFilters(t *testing.T) {
 			l, out := newLog(t, c, querylog.Deps{Store: podStore(t)})
 			serveN(t, l, tc.sent...)
 			l.Close()
-			got := lines(t, out.b.Bytes())
+			got := lines(t, out.Bytes())
 			if !slices.Equal(names(got), tc.want) {
 				t.Errorf("logged %v, want %v", names(got), tc.want)
 			}
@@ -307,9 +293,9 @@ func TestEscaping(t *testing.T) {
 		serve.Handle(context.Background(), l, &dnstest.Recorder{}, m)
 	}
 	l.Close()
-	got := lines(t, out.b.Bytes())
+	got := lines(t, out.Bytes())
 	if len(got) != len(weird) {
-		t.Fatalf("%d lines for %d queries:\n%s", len(got), len(weird), out.b.String())
+		t.Fatalf("%d lines for %d queries:\n%s", len(got), len(weird), out.String())
 	}
 	for i, g := range got {
 		if g.Name != weird[i] && !(i == 2 && g.Name == "ok.\x01\u00ff\u00c3\u00a9.") {
@@ -382,11 +368,11 @@ func TestNestedLookups(t *testing.T) {
 		}
 		return answering.ServeDNS(ctx, w, r)
 	})
-	var out *syncBuffer
+	var out *syncbuf.Buffer
 	l, out = newLog(t, querylog.Defaults(), querylog.Deps{Next: outer})
 	serveN(t, l, "ext.a.")
 	l.Close()
-	got := lines(t, out.b.Bytes())
+	got := lines(t, out.Bytes())
 	if len(got) != 1 || got[0].Name != "ext.a." || got[0].Source != "cluster" {
 		t.Errorf("lines %+v, want one for ext.a. from cluster", got)
 	}
