@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 )
@@ -56,9 +55,9 @@ func Decode(r io.Reader, file string) (*Set, error) {
 	}
 	d := decoder{set: &Set{}}
 	if isJSON(data) {
-		d.decodeJSONStream(data, file)
+		d.decodeJSONStream(bytes.NewReader(data), file, nil)
 	} else {
-		d.decodeYAMLStream(data, file)
+		d.decodeYAMLStream(bufio.NewReader(bytes.NewReader(data)), file, nil)
 	}
 	return d.set, errors.Join(d.errs...)
 }
@@ -66,6 +65,8 @@ func Decode(r io.Reader, file string) (*Set, error) {
 type decoder struct {
 	set  *Set
 	errs []error
+	// each, when set, is given the set after every document (Stream).
+	each func(*Set)
 }
 
 func (d *decoder) fail(loc Location, err error) {
@@ -81,38 +82,55 @@ func isJSON(data []byte) bool {
 	return bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{"))
 }
 
-func (d *decoder) decodeJSONStream(data []byte, file string) {
-	dec := json.NewDecoder(bytes.NewReader(data))
+func (d *decoder) decodeJSONStream(r io.Reader, file string, g *guard) {
+	lim := &docLimit{r: r, limit: maxDocument + 1}
+	dec := json.NewDecoder(lim)
 	for n := 1; ; n++ {
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || g.failed() {
 			return
 		}
 		loc := Location{File: file, Document: n}
+		if errors.Is(err, errDocumentTooLarge) {
+			d.fail(loc, fmt.Errorf("%w (the rest of the file is not read)", documentTooLarge()))
+			return
+		}
 		if err != nil {
 			// A broken JSON stream cannot be resynchronised.
 			d.fail(loc, fmt.Errorf("invalid JSON (the rest of the file is not read): %w", err))
 			return
 		}
 		d.decodeObject(raw, loc)
+		d.flush()
+		lim.limit = max(lim.limit, dec.InputOffset()+maxDocument+1)
 	}
 }
 
-func (d *decoder) decodeYAMLStream(data []byte, file string) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+func (d *decoder) decodeYAMLStream(r *bufio.Reader, file string, g *guard) {
+	y := yamlDocuments{r: r}
 	n := 0 // documents with content so far
 	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
+		doc, err := y.next()
+		if errors.Is(err, io.EOF) || g.failed() {
 			return
 		}
-		if err != nil {
-			// A bad separator: the reader has dropped the document it ends
-			// and goes on after it.
+		var sep separatorError
+		switch {
+		case errors.Is(err, errDocumentTooLarge):
+			n++
+			d.fail(Location{File: file, Document: n}, documentTooLarge())
+			d.flush()
+			continue
+		case errors.As(err, &sep):
+			// A bad separator: the document it ends is dropped and the
+			// reading goes on after it.
 			n++
 			d.fail(Location{File: file, Document: n}, err)
 			continue
+		case err != nil:
+			d.errs = append(d.errs, fmt.Errorf("read %s: %w", file, err))
+			return
 		}
 		j, err := yaml.YAMLToJSONStrict(doc)
 		if err == nil && isNull(j) {
@@ -125,6 +143,7 @@ func (d *decoder) decodeYAMLStream(data []byte, file string) {
 			continue
 		}
 		d.decodeObject(j, loc)
+		d.flush()
 	}
 }
 

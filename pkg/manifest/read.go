@@ -24,10 +24,29 @@ var manifestExtensions = []string{".yaml", ".yml", ".json"}
 // document that could not. A nil stdin reads as empty.
 func Read(paths []string, stdin io.Reader) (*Set, error) {
 	set := &Set{}
-	var errs []error
-	decode := func(r io.Reader, file string) {
+	err := walk(paths, stdin, func(r io.Reader, file string) error {
 		s, err := Decode(r, file)
 		set.append(s)
+		return err
+	})
+	return set, err
+}
+
+// ReadEach reads the manifests at paths as Read does, but one document at a
+// time (Stream): each is given what a document holds before the next one is
+// read, so memory is bounded by a document, not by the inputs. Stdin is read
+// once, as it comes: a caller that needs two passes spools it first.
+func ReadEach(paths []string, stdin io.Reader, each func(*Set)) error {
+	return walk(paths, stdin, func(r io.Reader, file string) error {
+		return Stream(r, file, each)
+	})
+}
+
+// walk calls decode for each input of paths, in order, by the rule of Read,
+// and joins the errors.
+func walk(paths []string, stdin io.Reader, decode func(r io.Reader, file string) error) error {
+	var errs []error
+	add := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -37,7 +56,7 @@ func Read(paths []string, stdin io.Reader) (*Set, error) {
 			if stdin == nil {
 				stdin = strings.NewReader("")
 			}
-			decode(stdin, Stdin)
+			add(decode(stdin, Stdin))
 			continue
 		}
 		files, err := expand(path)
@@ -51,11 +70,11 @@ func Read(paths []string, stdin io.Reader) (*Set, error) {
 				errs = append(errs, fmt.Errorf("read manifest: %w", err))
 				continue
 			}
-			decode(f, file)
+			add(decode(f, file))
 			f.Close()
 		}
 	}
-	return set, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // expand returns path itself, or the manifest files of a directory by the
