@@ -82,3 +82,55 @@ func writeDiagnostics(w *bufio.Writer, r *Report) {
 
 // oneLine keeps a message on its comment line.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }
+
+// Format is an output form of reports.
+type Format int
+
+// The forms of WriteText, WritePolicyText and WriteJSON.
+const (
+	FormatText Format = iota
+	FormatPolicyText
+	FormatJSON
+)
+
+// ReportWriter writes reports one at a time, each as soon as it is made, in
+// one of the output forms: the bytes are those the form's Write function
+// writes for all the reports at once. It counts what it wrote, so that a
+// caller keeps no report.
+type ReportWriter struct {
+	w      io.Writer
+	format Format
+	// Written and Failed count the reports written and those of them that Failed.
+	Written, Failed int
+}
+
+// NewReportWriter returns a ReportWriter writing to w in format f.
+func NewReportWriter(w io.Writer, f Format) *ReportWriter {
+	return &ReportWriter{w: w, format: f}
+}
+
+// Write writes one report.
+func (rw *ReportWriter) Write(r *Report) error {
+	var err error
+	switch rw.format {
+	case FormatJSON:
+		err = WriteJSON(rw.w, []Report{*r})
+	case FormatPolicyText:
+		err = WritePolicyText(rw.w, []Report{*r})
+	default:
+		if rw.Written > 0 {
+			if _, err := io.WriteString(rw.w, "\n"); err != nil {
+				return fmt.Errorf("write reports: %w", err)
+			}
+		}
+		err = WriteText(rw.w, []Report{*r})
+	}
+	if err != nil {
+		return err
+	}
+	rw.Written++
+	if r.Failed() {
+		rw.Failed++
+	}
+	return nil
+}
