@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -73,14 +76,14 @@ func (o *renderOptions) run(s streams) error {
 	if len(o.filenames) == 0 {
 		return errors.New("render: no manifests: give -f FILE, -f DIR or -f -")
 	}
-	write := render.WriteText
+	format := render.FormatText
 	if len(o.policy.paths) > 0 {
-		write = render.WritePolicyText
+		format = render.FormatPolicyText
 	}
 	switch o.output {
 	case "text":
 	case "json":
-		write = render.WriteJSON
+		format = render.FormatJSON
 	default:
 		return fmt.Errorf("render: unknown output format %q: want text or json", o.output)
 	}
@@ -102,25 +105,64 @@ func (o *renderOptions) run(s streams) error {
 		}
 	}
 
-	set, readErr := manifest.Read(o.filenames, s.in)
-	for _, n := range set.Notes {
-		fmt.Fprintf(s.err, "note: %s\n", n)
+	// The manifests are read one document at a time and each pod's report
+	// is written as soon as it is made: memory is bounded by one document,
+	// not by the inputs.
+	in := s.in
+	var nsLabels map[string]map[string]string
+	if engine != nil {
+		// Namespace documents may come after the pods that need their
+		// labels: a first pass keeps only the Namespaces. Stdin cannot be
+		// read twice: it is spooled to an unlinked temporary file first.
+		var spool *os.File
+		if slices.Contains(o.filenames, "-") && in != nil {
+			var err error
+			if spool, err = spoolStdin(in); err != nil {
+				return fmt.Errorf("render: %w", err)
+			}
+			defer spool.Close()
+			in = spool
+		}
+		var nss []manifest.Namespace
+		// Errors are the second pass's to report.
+		_ = manifest.ReadEach(o.filenames, in, func(set *manifest.Set) {
+			nss = append(nss, set.Namespaces...)
+		})
+		nsLabels = render.NamespaceLabels(nss)
+		if spool != nil {
+			if _, err := spool.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("render: rewind spooled stdin: %w", err)
+			}
+		}
 	}
-	if len(set.Pods) == 0 && readErr == nil {
+	rw := render.NewReportWriter(s.out, format)
+	var writeErr error
+	readErr := manifest.ReadEach(o.filenames, in, func(set *manifest.Set) {
+		for _, n := range set.Notes {
+			fmt.Fprintf(s.err, "note: %s\n", n)
+		}
+		for _, item := range set.Pods {
+			if writeErr != nil {
+				return
+			}
+			var r render.Report
+			if engine != nil {
+				r = render.PodWithPolicies(item, engine, nsLabels[item.Namespace])
+			} else {
+				r = render.Pod(item, profile)
+			}
+			writeErr = rw.Write(&r)
+		}
+	})
+	if writeErr != nil {
+		return fmt.Errorf("render: %w", writeErr)
+	}
+	if rw.Written == 0 && readErr == nil {
 		fmt.Fprintln(s.err, "note: no pods in the manifests")
 	}
-	var reports []render.Report
-	if engine != nil {
-		reports = render.PodsWithPolicies(set.Pods, engine, render.NamespaceLabels(set.Namespaces))
-	} else {
-		reports = render.Pods(set.Pods, profile)
-	}
-	if err := write(s.out, reports); err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	failed := countFailed(reports)
+	failed := rw.Failed
 	if failed > 0 {
-		fmt.Fprintf(s.err, "%d of %d pods would not run: rejected by the API server or failed in kubelet\n", failed, len(reports))
+		fmt.Fprintf(s.err, "%d of %d pods would not run: rejected by the API server or failed in kubelet\n", failed, rw.Written)
 	}
 	if readErr != nil {
 		bad := configfile.Leaves(readErr)
@@ -135,12 +177,22 @@ func (o *renderOptions) run(s streams) error {
 	return nil
 }
 
-func countFailed(reports []render.Report) int {
-	n := 0
-	for i := range reports {
-		if reports[i].Failed() {
-			n++
-		}
+// spoolStdin copies stdin to an unlinked temporary file, at most one byte
+// more than manifest.MaxInputSize (the reader then reports the input as too
+// large), and returns the file rewound.
+func spoolStdin(stdin io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp("", "poddns-stdin-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool stdin: %w", err)
 	}
-	return n
+	_ = os.Remove(f.Name()) // the open file stays readable
+	if _, err := io.Copy(f, io.LimitReader(stdin, manifest.MaxInputSize+1)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool stdin: read %s: %w", manifest.Stdin, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool stdin: %w", err)
+	}
+	return f, nil
 }
