@@ -88,7 +88,7 @@ func (d *decoder) decodeJSONStream(r io.Reader, file string, g *guard) {
 	for n := 1; ; n++ {
 		var raw json.RawMessage
 		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) || g.failed() {
+		if errors.Is(err, io.EOF) || err != nil && g.failed() {
 			return
 		}
 		loc := Location{File: file, Document: n}
@@ -112,7 +112,7 @@ func (d *decoder) decodeYAMLStream(r *bufio.Reader, file string, g *guard) {
 	n := 0 // documents with content so far
 	for {
 		doc, err := y.next()
-		if errors.Is(err, io.EOF) || g.failed() {
+		if errors.Is(err, io.EOF) || err != nil && g.failed() {
 			return
 		}
 		var sep separatorError

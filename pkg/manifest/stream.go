@@ -74,18 +74,23 @@ func (g *guard) Read(p []byte) (int, error) {
 		return 0, g.err
 	}
 	if rest := maxInput + 1 - g.n; int64(len(p)) > rest {
-		p = p[:rest]
+		p = p[:rest] // one byte past the cap tells that it is exceeded
 	}
 	n, err := g.r.Read(p)
+	// The bytes before a NUL byte or the cap are handed over and the error
+	// comes with the next read, so that the documents they end are read.
 	if i := bytes.IndexByte(p[:n], 0); i >= 0 {
 		g.err = fmt.Errorf("read %s: NUL byte at offset %d: not a YAML or JSON manifest", g.file, g.n+int64(i))
-		return 0, g.err
+		g.n += int64(i)
+		return i, nil
+	}
+	if g.n+int64(n) > maxInput {
+		g.err = fmt.Errorf("read %s: larger than %d bytes, the most one manifest input may hold (split it, e.g. one file per namespace)", g.file, maxInput)
+		keep := maxInput - g.n
+		g.n = maxInput
+		return int(keep), nil
 	}
 	g.n += int64(n)
-	if g.n > maxInput {
-		g.err = fmt.Errorf("read %s: larger than %d bytes, the most one manifest input may hold (split it, e.g. one file per namespace)", g.file, maxInput)
-		return 0, g.err
-	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		g.err = fmt.Errorf("read %s: %w", g.file, err)
 		return n, g.err
@@ -211,5 +216,6 @@ func (e separatorError) Error() string {
 	return "invalid Yaml document separator: " + e.trimmed
 }
 
-// failed reports whether the guard (if any) has stopped the input.
+// failed reports whether the guard (if any) has stopped the input: a read
+// error the decoders meet is then the guard's, reported once by Stream.
 func (g *guard) failed() bool { return g != nil && g.err != nil }
