@@ -70,35 +70,46 @@ func (o *explainOptions) run(s streams) error {
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}
-	set, err := manifest.Read(o.filenames, s.in)
+	// Two passes, one document at a time: the first collects the Namespace
+	// labels and stops at a bad manifest before anything is written; the
+	// second explains each pod as it is read.
+	ns, err := readNamespaces(o.filenames, s.in)
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}
-	namespaces := render.NamespaceLabels(set.Namespaces)
-	var items []manifest.Item
-	for _, it := range set.Pods {
-		if o.pod == "" || o.pod == it.Name || o.pod == it.Namespace+"/"+it.Name {
-			items = append(items, it)
-		}
+	defer ns.close()
+	if ns.readErr != nil {
+		return fmt.Errorf("explain: %w", ns.readErr)
 	}
-	if len(items) == 0 {
+	explained, failed := 0, 0
+	var writeErr error
+	readErr := manifest.ReadEach(o.filenames, ns.stdin, func(set *manifest.Set) {
+		for _, it := range set.Pods {
+			if writeErr != nil || o.pod != "" && o.pod != it.Name && o.pod != it.Namespace+"/"+it.Name {
+				continue
+			}
+			if explained > 0 {
+				fmt.Fprintln(s.out)
+			}
+			explained++
+			r := render.PodWithPolicies(it, engine, ns.labels[it.Namespace])
+			writeErr = render.WriteExplanation(s.out, it, &r)
+			if r.Failed() {
+				failed++
+			}
+		}
+	})
+	if writeErr != nil {
+		return writeErr
+	}
+	if readErr != nil {
+		return fmt.Errorf("explain: %w", readErr)
+	}
+	if explained == 0 {
 		if o.pod != "" {
 			return fmt.Errorf("explain: no pod %q in the manifests", o.pod)
 		}
 		return errors.New("explain: no pods in the manifests")
-	}
-	failed := 0
-	for i, it := range items {
-		if i > 0 {
-			fmt.Fprintln(s.out)
-		}
-		r := render.PodWithPolicies(it, engine, namespaces[it.Namespace])
-		if err := render.WriteExplanation(s.out, it, &r); err != nil {
-			return err
-		}
-		if r.Failed() {
-			failed++
-		}
 	}
 	if failed > 0 {
 		return errPodsFailed

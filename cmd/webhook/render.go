@@ -3,9 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -111,29 +108,12 @@ func (o *renderOptions) run(s streams) error {
 	in := s.in
 	var nsLabels map[string]map[string]string
 	if engine != nil {
-		// Namespace documents may come after the pods that need their
-		// labels: a first pass keeps only the Namespaces. Stdin cannot be
-		// read twice: it is spooled to an unlinked temporary file first.
-		var spool *os.File
-		if slices.Contains(o.filenames, "-") && in != nil {
-			var err error
-			if spool, err = spoolStdin(in); err != nil {
-				return fmt.Errorf("render: %w", err)
-			}
-			defer spool.Close()
-			in = spool
+		ns, err := readNamespaces(o.filenames, s.in)
+		if err != nil {
+			return fmt.Errorf("render: %w", err)
 		}
-		var nss []manifest.Namespace
-		// Errors are the second pass's to report.
-		_ = manifest.ReadEach(o.filenames, in, func(set *manifest.Set) {
-			nss = append(nss, set.Namespaces...)
-		})
-		nsLabels = render.NamespaceLabels(nss)
-		if spool != nil {
-			if _, err := spool.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("render: rewind spooled stdin: %w", err)
-			}
-		}
+		defer ns.close()
+		in, nsLabels = ns.stdin, ns.labels
 	}
 	rw := render.NewReportWriter(s.out, format)
 	var writeErr error
@@ -175,24 +155,4 @@ func (o *renderOptions) run(s streams) error {
 		return errPodsFailed
 	}
 	return nil
-}
-
-// spoolStdin copies stdin to an unlinked temporary file, at most one byte
-// more than manifest.MaxInputSize (the reader then reports the input as too
-// large), and returns the file rewound.
-func spoolStdin(stdin io.Reader) (*os.File, error) {
-	f, err := os.CreateTemp("", "poddns-stdin-*")
-	if err != nil {
-		return nil, fmt.Errorf("spool stdin: %w", err)
-	}
-	_ = os.Remove(f.Name()) // the open file stays readable
-	if _, err := io.Copy(f, io.LimitReader(stdin, manifest.MaxInputSize+1)); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("spool stdin: read %s: %w", manifest.Stdin, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("spool stdin: %w", err)
-	}
-	return f, nil
 }
