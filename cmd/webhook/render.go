@@ -48,6 +48,11 @@ cluster DNS 10.96.0.10, a typical cloud node's /etc/resolv.conf), then a
 --profile or --kubelet-config file, then the kubelet-style flags, later ones
 winning.
 
+The manifests are read one document at a time (at most 64 MiB each; a List
+is one document) and each pod's report is written as soon as it is made.
+With -p, a first pass reads the Namespace documents, which may come after
+the pods; stdin is then copied to an unlinked temporary file and read twice.
+
 Exit status: 0 when every pod would run with a resolv.conf, 1 when some pod
 would be rejected by the API server or fail in kubelet, 2 when the command
 fails (bad flags, unreadable or malformed manifests).`,

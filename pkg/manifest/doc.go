@@ -21,4 +21,8 @@
 // no pod (a Service, a custom resource) are skipped with a [Note]. The package
 // never modifies what it reads and applies no defaulting; that is the
 // caller's choice (see resolvconf.DefaultPodSpec).
+//
+// [Read] and [Decode] return everything at once; [ReadEach] and [Stream] hand
+// over each document's objects before reading the next, so that a large
+// input costs the memory of one document (at most [MaxDocumentSize]).
 package manifest
