@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/poddns/poddns/internal/testenv"
 )
 
 // scale is one cluster size of the benchmark.
@@ -81,45 +81,6 @@ func benchClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 	return cs
 }
 
-// parallel runs fn(i) for i in [0, n) on workers goroutines; the first
-// error stops it. Each call is retried a few times (the API server may shed
-// load while etcd catches up).
-func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				var err error
-				for try := range 6 {
-					if err = fn(ctx, i); err == nil || apierrors.IsAlreadyExists(err) {
-						err = nil
-						break
-					}
-					time.Sleep(time.Duration(100<<try) * time.Millisecond) // backing off a loaded API server
-				}
-				if err != nil {
-					errc <- fmt.Errorf("item %d: %w", i, err)
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
-}
-
 // fill creates the namespaces, Services, headless Services with their
 // EndpointSlices, and Pods (status.podIP set through the status
 // subresource) of sc, with a bounded pool of concurrent writers.
@@ -132,7 +93,7 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) filled {
 	step := func(what string, n int, fn func(ctx context.Context, i int) error) {
 		t.Helper()
 		s := time.Now()
-		if err := parallel(ctx, n, workers, fn); err != nil {
+		if err := testenv.ParallelCreate(ctx, n, workers, fn); err != nil {
 			t.Fatalf("fill %s: %v", what, err)
 		}
 		t.Logf("fill: %d %s in %s (%.0f/s)", n, what, time.Since(s).Round(time.Millisecond), float64(n)/time.Since(s).Seconds())

@@ -320,7 +320,7 @@ func scaleFill(t *testing.T, cs kubernetes.Interface) {
 	var errs []string
 	step := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
 		s := time.Now()
-		if err := parallelCreate(ctx, n, workers, fn); err != nil {
+		if err := testenv.ParallelCreate(ctx, n, workers, fn); err != nil {
 			errMu.Lock()
 			errs = append(errs, fmt.Sprintf("fill %s: %v", what, err))
 			errMu.Unlock()
@@ -395,45 +395,6 @@ func scaleCreatePod(ctx context.Context, cs kubernetes.Interface, ns, name, ip s
 	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
 	_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	return err
-}
-
-// parallelCreate runs fn(i) for i in [0, n) on workers goroutines; the first
-// error stops it. A call is retried a few times with backoff (the API server
-// may shed load); AlreadyExists counts as done.
-func parallelCreate(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, workers)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				var err error
-				for try := range 6 {
-					if err = fn(ctx, i); err == nil || apierrors.IsAlreadyExists(err) {
-						err = nil
-						break
-					}
-					time.Sleep(time.Duration(100<<try) * time.Millisecond) // backing off a loaded API server
-				}
-				if err != nil {
-					errc <- fmt.Errorf("item %d: %w", i, err)
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	return <-errc
 }
 
 // tmpfsDir is a fresh directory on /dev/shm when it has 1 GiB free (etcd
