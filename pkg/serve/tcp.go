@@ -323,7 +323,7 @@ func (c *tcpConn) readLoop() {
 	}
 }
 
-// answer serves one query, as the UDP loop does: a message without a whole
+// answer serves one query through dispatch, as the UDP loop does: a message without a whole
 // header or a response is dropped, one the accept function rejects or that
 // does not parse gets FORMERR (NOTIMP for an unknown opcode).
 func (c *tcpConn) answer(m []byte) {
@@ -336,32 +336,7 @@ func (c *tcpConn) answer(m []byte) {
 		c.wg.Done()
 	}()
 	w := &tcpWriter{c: c}
-	dh := dns.Header{
-		Id: uint16(m[0])<<8 | uint16(m[1]), Bits: uint16(m[2])<<8 | uint16(m[3]),
-		Qdcount: uint16(m[4])<<8 | uint16(m[5]), Ancount: uint16(m[6])<<8 | uint16(m[7]),
-		Nscount: uint16(m[8])<<8 | uint16(m[9]), Arcount: uint16(m[10])<<8 | uint16(m[11]),
-	}
-	action := dns.DefaultMsgAcceptFunc(dh)
-	if action == dns.MsgAccept {
-		req := new(dns.Msg)
-		if err := req.Unpack(m); err == nil {
-			c.l.handler.ServeDNS(w, req)
-			return
-		}
-		action = dns.MsgReject
-	}
-	if action == dns.MsgIgnore {
-		return
-	}
-	reply := new(dns.Msg)
-	reply.Id = dh.Id
-	reply.Response = true
-	reply.Opcode = int(dh.Bits>>11) & 0xF
-	reply.Rcode = dns.RcodeFormatError
-	if action == dns.MsgRejectNotImplemented {
-		reply.Rcode = dns.RcodeNotImplemented
-	}
-	_ = w.WriteMsg(reply)
+	dispatch(c.l.handler, w, m)
 }
 
 // writeFrame writes one length-prefixed message within the write timeout;

@@ -146,32 +146,7 @@ func (l *udpLoop) serve(m, oob []byte, raddr *net.UDPAddr) {
 		return
 	}
 	w := &udpWriter{conn: l.conn, raddr: raddr, oob: replyOOB(oob)}
-	dh := dns.Header{
-		Id: uint16(m[0])<<8 | uint16(m[1]), Bits: uint16(m[2])<<8 | uint16(m[3]),
-		Qdcount: uint16(m[4])<<8 | uint16(m[5]), Ancount: uint16(m[6])<<8 | uint16(m[7]),
-		Nscount: uint16(m[8])<<8 | uint16(m[9]), Arcount: uint16(m[10])<<8 | uint16(m[11]),
-	}
-	action := dns.DefaultMsgAcceptFunc(dh)
-	req := new(dns.Msg)
-	if action == dns.MsgAccept {
-		if err := req.Unpack(m); err == nil {
-			l.handler.ServeDNS(w, req)
-			return
-		}
-		action = dns.MsgReject
-	}
-	if action == dns.MsgIgnore {
-		return
-	}
-	reply := new(dns.Msg)
-	reply.Id = dh.Id
-	reply.Response = true
-	reply.Opcode = int(dh.Bits>>11) & 0xF
-	reply.Rcode = dns.RcodeFormatError
-	if action == dns.MsgRejectNotImplemented {
-		reply.Rcode = dns.RcodeNotImplemented
-	}
-	_ = w.WriteMsg(reply)
+	dispatch(l.handler, w, m)
 }
 
 // close stops reading; queries being answered finish. wait returns once
