@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 )
@@ -89,23 +90,11 @@ func (s *Store) ReplaceNamespaces(objs []*Namespace) {
 	for _, o := range objs {
 		next[o.Name] = struct{}{}
 	}
-	if !mapsKeysEqual(s.namespaces, next) {
+	if !maps.Equal(s.namespaces, next) {
 		s.namespaces = next
 		s.dirtyNS = true
 	}
 	s.publish()
-}
-
-func mapsKeysEqual(a, b map[string]struct{}) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // SharedService returns the store's record of o's Service if it equals o,
