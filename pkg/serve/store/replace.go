@@ -18,22 +18,9 @@ import (
 func (s *Store) ReplaceServices(objs []*Service) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keep := make(map[svcKey]struct{}, len(objs))
-	for _, o := range objs {
-		k := svcKey{o.Namespace, o.Name}
-		keep[k] = struct{}{}
-		if old := s.services[k]; old != nil && (old == o || EqualService(old, o)) {
-			continue
-		}
-		s.services[k] = o
-		s.dirtySvcs[k] = struct{}{}
-	}
-	for k := range s.services {
-		if _, ok := keep[k]; !ok {
-			delete(s.services, k)
-			s.dirtySvcs[k] = struct{}{}
-		}
-	}
+	replace(s.services, objs, EqualService,
+		func(k svcKey, o *Service) { s.services[k] = o; s.dirtySvcs[k] = struct{}{} },
+		func(k svcKey) { delete(s.services, k); s.dirtySvcs[k] = struct{}{} })
 	s.publish()
 }
 
@@ -41,21 +28,9 @@ func (s *Store) ReplaceServices(objs []*Service) {
 func (s *Store) ReplaceEndpointSlices(objs []*EndpointSlice) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keep := make(map[svcKey]struct{}, len(objs))
-	for _, o := range objs {
-		k := svcKey{o.Namespace, o.Name}
-		keep[k] = struct{}{}
-		if old := s.slices[k]; old != nil && (old == o || EqualEndpointSlice(old, o)) {
-			continue
-		}
-		s.removeSlice(o.Namespace, o.Name)
-		s.putSlice(o)
-	}
-	for k := range s.slices {
-		if _, ok := keep[k]; !ok {
-			s.removeSlice(k.ns, k.name)
-		}
-	}
+	replace(s.slices, objs, EqualEndpointSlice,
+		func(k svcKey, o *EndpointSlice) { s.removeSlice(k.ns, k.name); s.putSlice(o) },
+		func(k svcKey) { s.removeSlice(k.ns, k.name) })
 	s.publish()
 }
 
@@ -63,23 +38,33 @@ func (s *Store) ReplaceEndpointSlices(objs []*EndpointSlice) {
 func (s *Store) ReplacePods(objs []*Pod) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	replace(s.pods, objs, EqualPod,
+		func(k svcKey, o *Pod) { s.markPod(k); s.pods[k] = o },
+		func(k svcKey) { s.markPod(k); delete(s.pods, k) })
+	s.publish()
+}
+
+// replace is the Replace of one kind, whose records are cur: put stores a
+// new or changed record of objs, del removes a record that objs does not
+// hold; a record equal to the one stored is left alone.
+func replace[T any, P interface {
+	*T
+	key() svcKey
+}](cur map[svcKey]P, objs []P, equal func(a, b P) bool, put func(svcKey, P), del func(svcKey)) {
 	keep := make(map[svcKey]struct{}, len(objs))
 	for _, o := range objs {
-		k := svcKey{o.Namespace, o.Name}
+		k := o.key()
 		keep[k] = struct{}{}
-		if old := s.pods[k]; old != nil && (old == o || EqualPod(old, o)) {
+		if old := cur[k]; old != nil && (old == o || equal(old, o)) {
 			continue
 		}
-		s.markPod(k)
-		s.pods[k] = o
+		put(k, o)
 	}
-	for k := range s.pods {
+	for k := range cur {
 		if _, ok := keep[k]; !ok {
-			s.markPod(k)
-			delete(s.pods, k)
+			del(k)
 		}
 	}
-	s.publish()
 }
 
 // ReplaceNamespaces is ReplaceServices for Namespaces.
@@ -100,34 +85,32 @@ func (s *Store) ReplaceNamespaces(objs []*Namespace) {
 // SharedService returns the store's record of o's Service if it equals o,
 // else o: a source building the next state of a kind (a relist) holds only
 // the records that changed, the others are the store's.
-func (s *Store) SharedService(o *Service) *Service {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old := s.services[svcKey{o.Namespace, o.Name}]; old != nil && EqualService(old, o) {
-		return old
-	}
-	return o
-}
+func (s *Store) SharedService(o *Service) *Service { return shared(s, s.services, o, EqualService) }
 
 // SharedEndpointSlice is SharedService for EndpointSlices.
 func (s *Store) SharedEndpointSlice(o *EndpointSlice) *EndpointSlice {
+	return shared(s, s.slices, o, EqualEndpointSlice)
+}
+
+// SharedPod is SharedService for Pods.
+func (s *Store) SharedPod(o *Pod) *Pod { return shared(s, s.pods, o, EqualPod) }
+
+// shared is the Shared of one kind, whose records are cur.
+func shared[T any, P interface {
+	*T
+	key() svcKey
+}](s *Store, cur map[svcKey]P, o P, equal func(a, b P) bool) P {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.slices[svcKey{o.Namespace, o.Name}]; old != nil && EqualEndpointSlice(old, o) {
+	if old := cur[o.key()]; old != nil && equal(old, o) {
 		return old
 	}
 	return o
 }
 
-// SharedPod is SharedService for Pods.
-func (s *Store) SharedPod(o *Pod) *Pod {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old := s.pods[svcKey{o.Namespace, o.Name}]; old != nil && EqualPod(old, o) {
-		return old
-	}
-	return o
-}
+func (o *Service) key() svcKey       { return svcKey{o.Namespace, o.Name} }
+func (o *EndpointSlice) key() svcKey { return svcKey{o.Namespace, o.Name} }
+func (o *Pod) key() svcKey           { return svcKey{o.Namespace, o.Name} }
 
 // EqualService reports whether a and b answer the same.
 func EqualService(a, b *Service) bool {

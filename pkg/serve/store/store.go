@@ -205,13 +205,13 @@ func (s *Store) Replace(objs Objects) {
 		s.namespaces[o.Name] = struct{}{}
 	}
 	for _, o := range objs.Services {
-		s.services[svcKey{o.Namespace, o.Name}] = o
+		s.services[o.key()] = o
 	}
 	for _, o := range objs.EndpointSlices {
 		s.putSlice(o)
 	}
 	for _, o := range objs.Pods {
-		s.pods[svcKey{o.Namespace, o.Name}] = o
+		s.pods[o.key()] = o
 	}
 	s.synced.Store(true)
 	s.rebuild()
@@ -221,7 +221,7 @@ func (s *Store) Replace(objs Objects) {
 func (s *Store) UpsertService(o *Service) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := svcKey{o.Namespace, o.Name}
+	k := o.key()
 	if old := s.services[k]; old != nil && EqualService(old, o) {
 		return // nothing DNS answers changed
 	}
@@ -244,7 +244,7 @@ func (s *Store) DeleteService(ns, name string) {
 func (s *Store) UpsertEndpointSlice(o *EndpointSlice) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.slices[svcKey{o.Namespace, o.Name}]; old != nil && EqualEndpointSlice(old, o) {
+	if old := s.slices[o.key()]; old != nil && EqualEndpointSlice(old, o) {
 		return
 	}
 	s.removeSlice(o.Namespace, o.Name)
@@ -261,7 +261,7 @@ func (s *Store) DeleteEndpointSlice(ns, name string) {
 }
 
 func (s *Store) putSlice(o *EndpointSlice) {
-	s.slices[svcKey{o.Namespace, o.Name}] = o
+	s.slices[o.key()] = o
 	s.endpoints += len(o.Endpoints)
 	if o.Service == "" {
 		return
@@ -298,7 +298,7 @@ func (s *Store) removeSlice(ns, name string) {
 func (s *Store) UpsertPod(o *Pod) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := svcKey{o.Namespace, o.Name}
+	k := o.key()
 	if old := s.pods[k]; old != nil && EqualPod(old, o) {
 		return // a status update DNS does not read
 	}
