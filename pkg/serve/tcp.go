@@ -226,23 +226,20 @@ func (l *tcpLoop) close() error {
 }
 
 func (l *tcpLoop) wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
-	select {
-	case <-done:
+	err := waitGroup(ctx, &l.wg)
+	if err == nil {
 		return nil
-	case <-ctx.Done():
-		// Close the rest at once; a handler still running finds its
-		// connection closed when it writes (its goroutine is not waited
-		// for: a handler that never returns must not hold up Shutdown).
-		l.mu.Lock()
-		for c := range l.conns {
-			c.broken.Store(true)
-			c.nc.Close()
-		}
-		l.mu.Unlock()
-		return ctx.Err()
 	}
+	// Close the rest at once; a handler still running finds its
+	// connection closed when it writes (its goroutine is not waited
+	// for: a handler that never returns must not hold up Shutdown).
+	l.mu.Lock()
+	for c := range l.conns {
+		c.broken.Store(true)
+		c.nc.Close()
+	}
+	l.mu.Unlock()
+	return err
 }
 
 // tcpConn is one client connection.

@@ -156,9 +156,13 @@ func (l *udpLoop) close() error {
 	return l.conn.Close()
 }
 
-func (l *udpLoop) wait(ctx context.Context) error {
+func (l *udpLoop) wait(ctx context.Context) error { return waitGroup(ctx, &l.wg) }
+
+// waitGroup waits for wg, or until ctx ends: then it returns ctx's error
+// (wg's goroutines are not waited for).
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
