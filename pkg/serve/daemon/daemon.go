@@ -400,18 +400,27 @@ func (d *Daemon) Start() error {
 			d.failed <- err
 		}
 	}()
-	if err := d.checkLoop(); err != nil {
-		d.Shutdown(0)
-		return err
-	}
-	if err := d.startHTTP(cfg); err != nil {
-		d.Shutdown(0)
+	if err := d.checkLoopAndStartHTTP(cfg); err != nil {
 		return err
 	}
 	d.log.Info("serving DNS", "listen", srv.Addr(), "zones", cfg.Zones, "ttl", cfg.TTL, "pods", cfg.Pods,
 		"health", d.httpAddr["health"], "metrics", d.httpAddr["metrics"],
 		"upstreams", cfg.Forward.Upstreams, "upstreamResolvConf", cfg.Forward.ResolvConf, "stubs", len(cfg.Forward.Stubs))
 	return nil
+}
+
+// checkLoopAndStartHTTP is the end of Start in both modes: the forwarding
+// loop check, then the health, metrics and pprof endpoints. When either
+// fails, what has started is shut down.
+func (d *Daemon) checkLoopAndStartHTTP(cfg Config) error {
+	err := d.checkLoop()
+	if err == nil {
+		err = d.startHTTP(cfg)
+	}
+	if err != nil {
+		d.Shutdown(0)
+	}
+	return err
 }
 
 func (d *Daemon) startHTTP(cfg Config) error {

@@ -137,12 +137,7 @@ func (d *Daemon) startNodeLocalDaemon(cfg Config) error {
 	if err := d.startNodeLocal(cfg); err != nil {
 		return err
 	}
-	if err := d.checkLoop(); err != nil {
-		d.Shutdown(0)
-		return err
-	}
-	if err := d.startHTTP(cfg); err != nil {
-		d.Shutdown(0)
+	if err := d.checkLoopAndStartHTTP(cfg); err != nil {
 		return err
 	}
 	d.log.Info("node-local mode: DNS is served once the store has synced", "node", cfg.NodeLocal.NodeName,
