@@ -82,6 +82,14 @@ func RawUDPServer(tb testing.TB, reply func(q *dns.Msg) []*dns.Msg) string {
 	if err != nil {
 		tb.Fatalf("RawUDPServer: %v", err)
 	}
+	ServeRawUDP(tb, pc, func(q *dns.Msg, _ net.Addr) []*dns.Msg { return reply(q) })
+	return pc.LocalAddr().String()
+}
+
+// ServeRawUDP is RawUDPServer on a socket the test opened (on an address
+// of its own, or one it also sends from), and reply is also given the
+// query's source address. pc is closed when the test ends.
+func ServeRawUDP(tb testing.TB, pc net.PacketConn, reply func(q *dns.Msg, from net.Addr) []*dns.Msg) {
 	done := make(chan struct{})
 	tb.Cleanup(func() { pc.Close(); <-done })
 	go func() {
@@ -96,14 +104,13 @@ func RawUDPServer(tb testing.TB, reply func(q *dns.Msg) []*dns.Msg) string {
 			if q.Unpack(buf[:n]) != nil {
 				continue
 			}
-			for _, m := range reply(q) {
+			for _, m := range reply(q, from) {
 				if b, err := m.Pack(); err == nil {
 					pc.WriteTo(b, from)
 				}
 			}
 		}
 	}()
-	return pc.LocalAddr().String()
 }
 
 // Query makes a query for name and type qtype with RD set, as dig sends it;

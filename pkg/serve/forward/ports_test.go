@@ -31,34 +31,21 @@ func newRecordingUpstream(t testing.TB, lower bool) *recordingUpstream {
 		t.Fatal(err)
 	}
 	u := &recordingUpstream{addr: pc.LocalAddr().String()}
-	done := make(chan struct{})
-	t.Cleanup(func() { pc.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil || len(q.Question) != 1 {
-				continue
-			}
-			u.mu.Lock()
-			u.ports = append(u.ports, from.(*net.UDPAddr).Port)
-			u.names = append(u.names, q.Question[0].Name)
-			u.mu.Unlock()
-			m := answerA("192.0.2.1")(q)[0]
-			if lower {
-				m.Question[0].Name = strings.ToLower(m.Question[0].Name)
-				m.Answer[0].Header().Name = m.Question[0].Name
-			}
-			if b, err := m.Pack(); err == nil {
-				pc.WriteTo(b, from)
-			}
+	dnstest.ServeRawUDP(t, pc, func(q *dns.Msg, from net.Addr) []*dns.Msg {
+		if len(q.Question) != 1 {
+			return nil
 		}
-	}()
+		u.mu.Lock()
+		u.ports = append(u.ports, from.(*net.UDPAddr).Port)
+		u.names = append(u.names, q.Question[0].Name)
+		u.mu.Unlock()
+		m := answerA("192.0.2.1")(q)[0]
+		if lower {
+			m.Question[0].Name = strings.ToLower(m.Question[0].Name)
+			m.Answer[0].Header().Name = m.Question[0].Name
+		}
+		return []*dns.Msg{m}
+	})
 	return u
 }
 

@@ -154,32 +154,27 @@ func spoofChild(t *testing.T, hostNS string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
 	type query struct {
 		port  int
 		reply []byte
 		from  net.Addr
 	}
 	queries := make(chan query)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			q := new(dns.Msg)
-			if q.Unpack(buf[:n]) != nil || len(q.Question) != 1 {
-				continue
-			}
-			m := new(dns.Msg)
-			m.SetReply(q)
-			m.RecursionAvailable = true
-			m.Answer = dnstest.RRs(q.Question[0].Name + " 86400 IN A 192.0.2.1") // cached for the whole run
-			b, _ := m.Pack()
-			queries <- query{port: from.(*net.UDPAddr).Port, reply: b, from: from}
+	dnstest.ServeRawUDP(t, pc, func(q *dns.Msg, from net.Addr) []*dns.Msg {
+		if len(q.Question) != 1 {
+			return nil
 		}
-	}()
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.RecursionAvailable = true
+		m.Answer = dnstest.RRs(q.Question[0].Name + " 86400 IN A 192.0.2.1") // cached for the whole run
+		b, _ := m.Pack()
+		select {
+		case queries <- query{port: from.(*net.UDPAddr).Port, reply: b, from: from}:
+		case <-t.Context().Done():
+		}
+		return nil // answered by the test, after the forger
+	})
 	// ask sends name to h and returns the answer's address, or the rcode.
 	ask := func(h interface {
 		ServeDNS(context.Context, dns.ResponseWriter, *dns.Msg) (int, error)
