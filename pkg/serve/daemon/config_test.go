@@ -88,6 +88,9 @@ func TestLoadStrict(t *testing.T) {
 		{"empty", "# nothing\n", "no document: expected one DNSDConfig"},
 		{"not a mapping", "- a\n", "not a mapping"},
 		{"invalid value", header + "cache: {capacity: 10}\n", "capacity 10 is below 1024"},
+		{"tls field case", header + "forward:\n  upstreams: [tls://127.0.0.1]\n  tlsServername: dns.example\n", "line 5: forward.tlsServername: unknown field"},
+		{"stub tls field", header + "forward:\n  stubs:\n  - zone: a.example\n    upstreams: [tls://127.0.0.1]\n    tlsCa: ca.pem\n", "line 7: forward.stubs[0].tlsCa: unknown field"},
+		{"tls field type", header + "forward:\n  upstreams: [tls://127.0.0.1]\n  tlsServerName: [a]\n", "line 5: forward.tlsServerName: cannot unmarshal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeFile(t, "dnsd.yaml", tc.body)
@@ -116,3 +119,31 @@ func TestDefaultsValid(t *testing.T) {
 
 // exampleCluster is the quick start's objects file.
 const exampleCluster = "../../../testdata/cluster.yaml"
+
+// TestLoadForwardTLS: the forward block's TLS fields (the shape dnsd
+// migrate writes for CoreDNS's tls:// upstreams), the CA paths relative to
+// the config file.
+func TestLoadForwardTLS(t *testing.T) {
+	file := writeFile(t, "dnsd.yaml", header+`
+forward:
+  upstreams: [tls://192.0.2.1, tls://192.0.2.2:8853]
+  tlsServerName: dns.example.net
+  tlsCA: certs/ca.pem
+  stubs:
+  - zone: corp.example
+    upstreams: [tls://10.0.0.53]
+    tlsServerName: ns.corp.example
+    tlsCA: /etc/corp-ca.pem
+`)
+	cfg, err := daemon.Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo := cfg.Forward
+	if fo.TLSServerName != "dns.example.net" || fo.TLSCA != filepath.Join(filepath.Dir(file), "certs/ca.pem") {
+		t.Errorf("forward TLS fields %q %q", fo.TLSServerName, fo.TLSCA)
+	}
+	if s := fo.Stubs[0]; s.TLSServerName != "ns.corp.example" || s.TLSCA != "/etc/corp-ca.pem" {
+		t.Errorf("stub TLS fields %+v", s)
+	}
+}

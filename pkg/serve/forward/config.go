@@ -17,7 +17,8 @@ import (
 // every value is taken as it is, zero included.
 type Config struct {
 	// Upstreams answer every name no stub covers: "IP" or "IP:port" (port
-	// 53 by default).
+	// 53 by default; "dns://" may prefix it), or "tls://IP" or
+	// "tls://IP:port" for DNS over TLS (port 853 by default).
 	Upstreams []string `json:"upstreams,omitempty"`
 	// ResolvConf takes the upstreams from the nameservers of a resolv.conf
 	// file instead (e.g. the node's /etc/resolv.conf), read when the
@@ -52,14 +53,28 @@ type Config struct {
 	// names unchanged for CaseFallback (default false).
 	RandomizeCase bool `json:"randomizeCase"`
 	// ForceTCP sends every query over TCP, never UDP (CoreDNS's
-	// force_tcp; default false).
+	// force_tcp; default false). tls:// upstreams always get TLS.
 	ForceTCP bool `json:"forceTCP"`
+	// TLSServerName is the name the certificates of the tls:// upstreams
+	// must carry (CoreDNS's tls_servername), also sent as SNI; a stub's own
+	// wins for its upstreams. Without one, a tls:// upstream's certificate
+	// must carry its IP address, as with CoreDNS.
+	TLSServerName string `json:"tlsServerName,omitempty"`
+	// TLSCA is a PEM file of the CA certificates that the tls:// upstreams'
+	// certificates are verified against (relative to the config file's
+	// directory), read when the forwarder is built; without one, the
+	// system's pool. A stub's own wins for its upstreams.
+	TLSCA string `json:"tlsCA,omitempty"`
 }
 
 // Stub sends the names in Zone (and below) to its own upstreams.
 type Stub struct {
 	Zone      string   `json:"zone"`
 	Upstreams []string `json:"upstreams"`
+	// TLSServerName and TLSCA replace the forward block's for this stub's
+	// tls:// upstreams.
+	TLSServerName string `json:"tlsServerName,omitempty"`
+	TLSCA         string `json:"tlsCA,omitempty"`
 }
 
 // Defaults returns CoreDNS's forward settings with the Kubernetes
@@ -84,7 +99,13 @@ func (c Config) Enabled() bool {
 }
 
 // Paths are the files c names.
-func (c *Config) Paths() []*string { return []*string{&c.ResolvConf} }
+func (c *Config) Paths() []*string {
+	paths := []*string{&c.ResolvConf, &c.TLSCA}
+	for i := range c.Stubs {
+		paths = append(paths, &c.Stubs[i].TLSCA)
+	}
+	return paths
+}
 
 // Validate checks c without reading or building anything (the resolv.conf
 // file is read by New).
@@ -123,10 +144,18 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// zone is the upstream addresses ("IP:port") of one zone.
+// zone is the upstream addresses ("IP:port" or "tls://IP:port") of one
+// zone, with the TLS settings of its tls:// upstreams.
 type zone struct {
-	name  string // lower-case FQDN; "." for the default upstreams
-	addrs []string
+	name    string // lower-case FQDN; "." for the default upstreams
+	addrs   []string
+	tlsName string // the certificates' name; "" for the IP address
+	tlsCA   string // CA file; "" for the system's pool
+}
+
+// hasTLS reports whether any of z's upstreams is tls://.
+func (z zone) hasTLS() bool {
+	return slices.ContainsFunc(z.addrs, func(a string) bool { return strings.HasPrefix(a, tlsScheme) })
 }
 
 // zones checks the upstreams (the default ones, then the stubs') and
@@ -135,15 +164,21 @@ type zone struct {
 func (c Config) zones(upstreams []string) ([]zone, error) {
 	var stubs []zone
 	var def *zone
+	if err := checkServerName("forward: tlsServerName", c.TLSServerName); err != nil {
+		return nil, err
+	}
+	// Whether some zone's tls:// upstreams use c's TLS settings.
+	var usesName, usesCA bool
 	if len(upstreams) > 0 {
-		def = &zone{name: "."}
+		def = &zone{name: ".", tlsName: c.TLSServerName, tlsCA: c.TLSCA}
 		if err := def.parse(upstreams); err != nil {
 			return nil, err
 		}
+		usesName, usesCA = def.hasTLS(), def.hasTLS()
 	}
 	seen := map[string]bool{}
 	for _, s := range c.Stubs {
-		z := zone{name: dns.Fqdn(strings.ToLower(strings.TrimSpace(s.Zone)))}
+		z := zone{name: dns.Fqdn(strings.ToLower(strings.TrimSpace(s.Zone))), tlsName: c.TLSServerName, tlsCA: c.TLSCA}
 		if _, ok := dns.IsDomainName(z.name); !ok {
 			return nil, fmt.Errorf("forward: stub zone %q is not a domain name", s.Zone)
 		}
@@ -154,6 +189,22 @@ func (c Config) zones(upstreams []string) ([]zone, error) {
 		if err := z.parse(s.Upstreams); err != nil {
 			return nil, err
 		}
+		if err := checkServerName("forward: stub zone "+z.name+": tlsServerName", s.TLSServerName); err != nil {
+			return nil, err
+		}
+		if (s.TLSServerName != "" || s.TLSCA != "") && !z.hasTLS() {
+			return nil, fmt.Errorf("forward: stub zone %s: tlsServerName or tlsCA set, but no tls:// upstream uses it", z.name)
+		}
+		if s.TLSServerName != "" {
+			z.tlsName = s.TLSServerName
+		} else if z.hasTLS() {
+			usesName = true
+		}
+		if s.TLSCA != "" {
+			z.tlsCA = s.TLSCA
+		} else if z.hasTLS() {
+			usesCA = true
+		}
 		if z.name == "." {
 			if def != nil {
 				return nil, errors.New("forward: stub zone \".\" and default upstreams both given")
@@ -162,6 +213,12 @@ func (c Config) zones(upstreams []string) ([]zone, error) {
 			continue
 		}
 		stubs = append(stubs, z)
+	}
+	if c.TLSServerName != "" && !usesName {
+		return nil, errors.New("forward: tlsServerName set, but no tls:// upstream uses it")
+	}
+	if c.TLSCA != "" && !usesCA {
+		return nil, errors.New("forward: tlsCA set, but no tls:// upstream uses it")
 	}
 	slices.SortStableFunc(stubs, func(a, b zone) int { return len(b.name) - len(a.name) })
 	if def != nil {
@@ -183,6 +240,18 @@ func (z *zone) parse(addrs []string) error {
 			return fmt.Errorf("forward: zone %s: %w", z.name, err)
 		}
 		z.addrs = append(z.addrs, addr)
+	}
+	return nil
+}
+
+// checkServerName checks a TLS server name: empty (the upstream's IP
+// address is then verified) or a host name.
+func checkServerName(what, name string) error {
+	if name == "" {
+		return nil
+	}
+	if _, ok := dns.IsDomainName(name); !ok || strings.HasSuffix(name, ".") || strings.ContainsAny(name, " *\\") {
+		return fmt.Errorf("%s %q: want a host name (e.g. dns.example.net)", what, name)
 	}
 	return nil
 }
@@ -216,6 +285,11 @@ func New(c Config, d Deps) (*Forward, error) {
 	}
 	if len(zones) == 0 {
 		return nil, errors.New("forward: no upstream")
+	}
+	for _, z := range zones {
+		if z.hasTLS() {
+			return nil, fmt.Errorf("forward: zone %s: tls:// upstreams are not supported yet", z.name)
+		}
 	}
 	f := &Forward{Next: d.Next, policy: c.Policy, tryTO: c.TryTimeout.D(), deadline: c.Deadline.D(), maxFails: c.MaxFails,
 		hcEvery: c.HealthCheck.D(), expire: c.Expire.D(), poolSize: c.PoolSize, maxConc: int64(c.MaxConcurrent), case0x20: c.RandomizeCase, forceTCP: c.ForceTCP, m: d.Metrics,

@@ -87,7 +87,7 @@ func ResolvConfUpstreams(path string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("forward: resolv.conf %s: nameserver %q is not an IP address", path, ns)
 		}
-		out = append(out, netip.AddrPortFrom(ip.Unmap(), 53).String())
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), DNSPort).String())
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("forward: resolv.conf %s: no nameserver", path)
@@ -95,20 +95,42 @@ func ResolvConfUpstreams(path string) ([]string, error) {
 	return out, nil
 }
 
-// ParseUpstream turns "IP" or "IP:port" into "IP:port".
+// tlsScheme prefixes the address of a DNS-over-TLS upstream.
+const tlsScheme = "tls://"
+
+// Default ports.
+const (
+	DNSPort = 53
+	TLSPort = 853 // DNS over TLS (RFC 7858)
+)
+
+// ParseUpstream turns "IP" or "IP:port" (optionally prefixed "dns://")
+// into "IP:port", and "tls://IP" or "tls://IP:port" into "tls://IP:port"
+// (port 853 by default).
 func ParseUpstream(s string) (string, error) {
-	s = strings.TrimPrefix(strings.TrimSpace(s), "dns://")
-	if ap, err := netip.ParseAddrPort(s); err == nil {
+	s = strings.TrimSpace(s)
+	scheme, port, rest := "", uint16(DNSPort), s
+	if i := strings.Index(s, "://"); i >= 0 {
+		switch strings.ToLower(s[:i]) {
+		case "dns":
+		case "tls":
+			scheme, port = tlsScheme, TLSPort
+		default:
+			return "", fmt.Errorf("upstream %q: scheme %s: want dns:// or tls://", s, s[:i])
+		}
+		rest = s[i+3:]
+	}
+	if ap, err := netip.ParseAddrPort(rest); err == nil {
 		if ap.Port() == 0 {
 			return "", fmt.Errorf("upstream %q: port 0", s)
 		}
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String(), nil
+		return scheme + netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String(), nil
 	}
-	ip, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	ip, err := netip.ParseAddr(strings.Trim(rest, "[]"))
 	if err != nil {
-		return "", fmt.Errorf("upstream %q: want IP or IP:port", s)
+		return "", fmt.Errorf("upstream %q: want IP or IP:port, optionally after dns:// or tls://", s)
 	}
-	return netip.AddrPortFrom(ip.Unmap(), 53).String(), nil
+	return scheme + netip.AddrPortFrom(ip.Unmap(), port).String(), nil
 }
 
 // Name implements serve.Handler.
