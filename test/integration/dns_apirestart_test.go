@@ -2,12 +2,8 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,22 +17,6 @@ import (
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
-
-// Phases of the API-restart run, for the per-phase counts.
-const (
-	phaseBefore   = iota // API server up, before the stop
-	phaseStopping        // SIGTERM sent, until the process is gone
-	phaseDown            // no API server process, until the restart is healthy
-	phaseAfter           // API server restarted
-	numPhases
-)
-
-var phaseNames = [numPhases]string{"before stop", "graceful stop", "API down", "after restart"}
-
-// loopCounts are the answers of the query loop in one phase.
-type loopCounts struct {
-	ok, nxdomain, servfail, otherRcode, wrong, errors atomic.Int64
-}
 
 // TestDNSAPIServerRestart is issue 5's fault test "the API server stopped
 // and restarted under load": dnsd keeps answering cluster names from its
@@ -86,99 +66,27 @@ func TestDNSAPIServerRestart(t *testing.T) {
 		web = "web.rst.svc.cluster.local."
 		db  = "db.rst.svc.cluster.local."
 	)
-	type check struct {
-		q    *dns.Msg
-		want []dns.RR
-	}
-	checks := []check{
+	checks := []nameCheck{
 		{dnstest.Query(web, dns.TypeA, 0), dnstest.RRs(web + " 30 IN A 10.96.20.10")},
 		{dnstest.Query(db, dns.TypeA, 0), dnstest.RRs(db+" 30 IN A 10.244.5.1", db+" 30 IN A 10.244.5.2")},
 		{dnstest.Query("db-1."+db, dns.TypeA, 0), dnstest.RRs("db-1." + db + " 30 IN A 10.244.5.2")},
 		{dnstest.Query(rev("10.96.20.10"), dns.TypePTR, 0), dnstest.RRs(rev("10.96.20.10") + " 30 IN PTR " + web)},
 	}
-	good := func(ch check) func(*dns.Msg) bool {
-		return func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess && dnstest.Diff(m.Answer, ch.want) == "" }
-	}
 	for _, ch := range checks {
-		pollAnswer(t, addr, ch.q, good(ch))
+		pollAnswer(t, addr, ch.q, ch.answered)
 	}
 
-	// The query loop: 4 UDP clients, each query bounded by 1s, for the
-	// whole fault (hard cap loopCap), counting per phase.
+	// The query loop: 4 UDP clients, each query bounded by 1s, ~1000 qps
+	// per client at most, for the whole fault (hard cap loopCap).
 	const loopCap = 90 * time.Second
-	var (
-		phase    atomic.Int32
-		counts   [numPhases]loopCounts
-		failMu   sync.Mutex
-		failures []string
-		wg       sync.WaitGroup
-	)
-	stop := make(chan struct{})
-	loopEnd := time.Now().Add(loopCap)
-	fail := func(p int32, format string, args ...any) {
-		failMu.Lock()
-		defer failMu.Unlock()
-		if len(failures) < 20 {
-			failures = append(failures, fmt.Sprintf("[%s] ", phaseNames[p])+fmt.Sprintf(format, args...))
-		}
-	}
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl := &dns.Client{Net: "udp", Timeout: time.Second}
-			for i := g; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if time.Now().After(loopEnd) {
-					return
-				}
-				ch := checks[i%len(checks)]
-				p := phase.Load()
-				n := &counts[p]
-				m, _, err := cl.Exchange(ch.q.Copy(), addr)
-				switch {
-				case err != nil:
-					n.errors.Add(1)
-					fail(p, "%s: %v", ch.q.Question[0].Name, err)
-				case m.Rcode == dns.RcodeNameError:
-					n.nxdomain.Add(1)
-					fail(p, "%s: NXDOMAIN", ch.q.Question[0].Name)
-				case m.Rcode == dns.RcodeServerFailure:
-					n.servfail.Add(1)
-					fail(p, "%s: SERVFAIL", ch.q.Question[0].Name)
-				case m.Rcode != dns.RcodeSuccess:
-					n.otherRcode.Add(1)
-					fail(p, "%s: rcode %s", ch.q.Question[0].Name, dns.RcodeToString[m.Rcode])
-				case dnstest.Diff(m.Answer, ch.want) != "":
-					n.wrong.Add(1)
-					fail(p, "%s: wrong answer:\n%s", ch.q.Question[0].Name, dnstest.Diff(m.Answer, ch.want))
-				default:
-					n.ok.Add(1)
-				}
-				time.Sleep(time.Millisecond) // pace the load, ~1000 qps per client at most
-			}
-		}()
-	}
-	loopStopped := false
-	stopLoop := func() {
-		if !loopStopped {
-			loopStopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	t.Cleanup(stopLoop) // on an early Fatal too
+	loop := startQueryLoop(t, addr, checks, 4, time.Second, time.Millisecond, loopCap)
 
 	time.Sleep(time.Second) // some load before the fault
 
 	as := env.Environment.ControlPlane.GetAPIServer()
 	apiURL := as.SecureServing.URL("https", "").String()
 	t0 := time.Now()
-	phase.Store(phaseStopping)
+	loop.phase.Store(phaseStopping)
 	how := "exited after SIGTERM"
 	if err := as.Stop(); err != nil {
 		if !strings.Contains(err.Error(), "timeout waiting for process") {
@@ -187,20 +95,9 @@ func TestDNSAPIServerRestart(t *testing.T) {
 		how = "SIGKILLed after " + as.StopTimeout.String() + " of graceful shutdown (" + err.Error() + ")"
 	}
 	// SIGKILL is sent without waiting: wait until the port is free again.
-	hostPort := as.SecureServing.Address + ":" + as.SecureServing.Port
-	for {
-		l, err := net.Listen("tcp", hostPort)
-		if err == nil {
-			l.Close()
-			break
-		}
-		if time.Since(t0) > as.StopTimeout+10*time.Second {
-			t.Fatalf("%s still in use %s after the stop: %v", hostPort, time.Since(t0), err)
-		}
-		time.Sleep(20 * time.Millisecond) // waiting for a killed process to exit, bounded above
-	}
+	waitPortFree(t, as.SecureServing.Address+":"+as.SecureServing.Port, as.StopTimeout+10*time.Second)
 	outageStart := time.Now()
-	phase.Store(phaseDown)
+	loop.phase.Store(phaseDown)
 	t.Logf("kube-apiserver at %s stopped in %s: %s (etcd keeps running)", apiURL, outageStart.Sub(t0).Round(time.Millisecond), how)
 
 	// The API server is really gone.
@@ -233,7 +130,7 @@ func TestDNSAPIServerRestart(t *testing.T) {
 		t.Fatalf("restarting kube-apiserver: %v", err)
 	}
 	restarted := time.Now()
-	phase.Store(phaseAfter)
+	loop.phase.Store(phaseAfter)
 	if got := as.SecureServing.URL("https", "").String(); got != apiURL {
 		t.Fatalf("kube-apiserver restarted at %s, want the same address %s", got, apiURL)
 	}
@@ -247,43 +144,22 @@ func TestDNSAPIServerRestart(t *testing.T) {
 	mustCreate(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "rst"},
 		Spec: corev1.ServiceSpec{ClusterIP: "10.96.20.50", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
 	created := time.Now()
-	lateQ, lateWant := dnstest.Query(late, dns.TypeA, 0), dnstest.RRs(late+" 30 IN A 10.96.20.50")
-	var last *dns.Msg
-	var lastErr error
-	for {
-		last, lastErr = exchange(addr, "udp", lateQ)
-		if lastErr == nil && last.Rcode == dns.RcodeSuccess && dnstest.Diff(last.Answer, lateWant) == "" {
-			break
-		}
-		// The reflectors back off up to 30s (with jitter) while the API
-		// server is away; seen 5-15s here.
-		if time.Since(created) > 60*time.Second {
-			t.Fatalf("%s not answered 60s after its creation after the restart; last reply (err %v):\n%v", late, lastErr, last)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the informers' resumption, bounded above
-	}
+	// The reflectors back off up to 30s (with jitter) while the API server
+	// is away; seen 5-15s here.
+	lateCheck := nameCheck{dnstest.Query(late, dns.TypeA, 0), dnstest.RRs(late + " 30 IN A 10.96.20.50")}
+	pollAnswerWithin(t, addr, lateCheck.q, 60*time.Second, lateCheck.answered)
 	seen := time.Now()
 	t.Logf("new Service answered %s after its creation, %s after the restart", seen.Sub(created).Round(time.Millisecond), seen.Sub(restarted).Round(time.Millisecond))
 
 	time.Sleep(500 * time.Millisecond) // a little load after the resumption
-	if time.Now().After(loopEnd) {
+	if time.Now().After(loop.end) {
 		t.Errorf("the query loop hit its %s cap before the end of the run", loopCap)
 	}
-	stopLoop()
-
-	for p := range numPhases {
-		n := &counts[p]
-		t.Logf("%-13s answered correctly %6d, NXDOMAIN %d, SERVFAIL %d, other rcode %d, wrong %d, errors/timeouts %d",
-			phaseNames[p], n.ok.Load(), n.nxdomain.Load(), n.servfail.Load(), n.otherRcode.Load(), n.wrong.Load(), n.errors.Load())
-	}
-	if counts[phaseDown].ok.Load() == 0 {
+	loop.stop()
+	if loop.counts[phaseDown].ok.Load() == 0 {
 		t.Error("no query answered while the API server was down")
 	}
-	failMu.Lock()
-	defer failMu.Unlock()
-	for _, f := range failures {
-		t.Error(f)
-	}
+	loop.report(t)
 }
 
 // startDnsdWithHealth is startDnsd, also returning the /health and /ready

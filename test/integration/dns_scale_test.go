@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -96,29 +95,25 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	pid := cmd.Process.Pid
 
 	// A sample of the names, spread over the objects.
-	type check struct {
-		q    *dns.Msg
-		want []dns.RR
-	}
-	var checks []check
+	var checks []nameCheck
 	for i := 0; i < scaleServices; i += scaleServices / 20 {
 		n := fmt.Sprintf("svc-%d.%s.svc.cluster.local.", i, scaleNS(i))
-		checks = append(checks, check{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(n + " 30 IN A " + scaleServiceIP(i))})
+		checks = append(checks, nameCheck{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(n + " 30 IN A " + scaleServiceIP(i))})
 	}
 	for i := 0; i < scaleHeadless; i += scaleHeadless / 10 {
 		n := fmt.Sprintf("hl-%d.%s.svc.cluster.local.", i, scaleNS(i))
-		checks = append(checks, check{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(
+		checks = append(checks, nameCheck{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(
 			n+" 30 IN A "+scaleEndpointIP(i, 0), n+" 30 IN A "+scaleEndpointIP(i, 1), n+" 30 IN A "+scaleEndpointIP(i, 2))})
 	}
 	for i := 0; i < scalePods; i += scalePods / 20 {
 		n := strings.ReplaceAll(scalePodIP(i), ".", "-") + "." + scaleNS(i) + ".pod.cluster.local."
-		checks = append(checks, check{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(n + " 30 IN A " + scalePodIP(i))})
+		checks = append(checks, nameCheck{dnstest.Query(n, dns.TypeA, 0), dnstest.RRs(n + " 30 IN A " + scalePodIP(i))})
 	}
 	last := scalePods - 1
 	lastPod := strings.ReplaceAll(scalePodIP(last), ".", "-") + "." + scaleNS(last) + ".pod.cluster.local."
-	checks = append(checks, check{dnstest.Query(lastPod, dns.TypeA, 0), dnstest.RRs(lastPod + " 30 IN A " + scalePodIP(last))})
+	checks = append(checks, nameCheck{dnstest.Query(lastPod, dns.TypeA, 0), dnstest.RRs(lastPod + " 30 IN A " + scalePodIP(last))})
 	for _, ch := range checks {
-		pollAnswer(t, addr, ch.q, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess && dnstest.Diff(m.Answer, ch.want) == "" })
+		pollAnswer(t, addr, ch.q, ch.answered)
 	}
 
 	settled := memOf(t, pid)
@@ -130,84 +125,25 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	}
 	resetPeak(t, pid)
 
-	// The query loop, for the whole restart (hard cap loopCap).
-	const loopCap = 150 * time.Second
-	var (
-		phase    atomic.Int32
-		counts   [numPhases]loopCounts
-		failMu   sync.Mutex
-		failures []string
-		wg       sync.WaitGroup
-	)
-	stop := make(chan struct{})
-	loopEnd := time.Now().Add(loopCap)
-	for g := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
-			for i := g; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if time.Now().After(loopEnd) {
-					return
-				}
-				ch := checks[i%len(checks)]
-				p := phase.Load()
-				n := &counts[p]
-				m, _, err := cl.Exchange(ch.q.Copy(), addr)
-				var bad string
-				switch {
-				case err != nil:
-					n.errors.Add(1)
-					bad = err.Error()
-				case m.Rcode == dns.RcodeNameError:
-					n.nxdomain.Add(1)
-					bad = "NXDOMAIN"
-				case m.Rcode == dns.RcodeServerFailure:
-					n.servfail.Add(1)
-					bad = "SERVFAIL"
-				case m.Rcode != dns.RcodeSuccess:
-					n.otherRcode.Add(1)
-					bad = dns.RcodeToString[m.Rcode]
-				case dnstest.Diff(m.Answer, ch.want) != "":
-					n.wrong.Add(1)
-					bad = "wrong answer:\n" + dnstest.Diff(m.Answer, ch.want)
-				default:
-					n.ok.Add(1)
-				}
-				if bad != "" {
-					failMu.Lock()
-					if len(failures) < 20 {
-						failures = append(failures, fmt.Sprintf("[%s] %s: %s", phaseNames[p], ch.q.Question[0].Name, bad))
-					}
-					failMu.Unlock()
-				}
-				time.Sleep(2 * time.Millisecond) // pace the load, ~500 qps per client at most
-			}
-		}()
-	}
-	stopLoop := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	t.Cleanup(stopLoop)
+	// The query loop: 2 UDP clients, each query bounded by 2 s, ~500 qps per
+	// client at most, for the whole restart (hard cap 150 s).
+	loop := startQueryLoop(t, addr, checks, 2, 2*time.Second, 2*time.Millisecond, 150*time.Second)
 
 	time.Sleep(time.Second)
 	as := env.Environment.ControlPlane.GetAPIServer()
-	phase.Store(phaseStopping)
+	loop.phase.Store(phaseStopping)
 	t0 := time.Now()
 	if err := as.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
 		t.Fatalf("stopping kube-apiserver: %v", err)
 	}
 	waitPortFree(t, as.SecureServing.Address+":"+as.SecureServing.Port, as.StopTimeout+10*time.Second)
-	phase.Store(phaseDown)
+	loop.phase.Store(phaseDown)
 	down := time.Now()
 	time.Sleep(2 * time.Second) // the outage
 	if err := as.Start(); err != nil {
 		t.Fatalf("restarting kube-apiserver: %v", err)
 	}
-	phase.Store(phaseAfter)
+	loop.phase.Store(phaseAfter)
 	restarted := time.Now()
 	t.Logf("kube-apiserver stopped in %s, down %s", down.Sub(t0).Round(time.Millisecond), restarted.Sub(down).Round(time.Millisecond))
 
@@ -222,18 +158,8 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("creating a Service after the restart: %v", err)
 	}
-	created := time.Now()
-	lateQ, lateWant := dnstest.Query(late, dns.TypeA, 0), dnstest.RRs(late+" 30 IN A 10.101.0.1")
-	for {
-		m, err := exchange(addr, "udp", lateQ)
-		if err == nil && m.Rcode == dns.RcodeSuccess && dnstest.Diff(m.Answer, lateWant) == "" {
-			break
-		}
-		if time.Since(created) > 90*time.Second {
-			t.Fatalf("%s not answered 90 s after its creation after the restart", late)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the watches' resumption, bounded above
-	}
+	lateCheck := nameCheck{dnstest.Query(late, dns.TypeA, 0), dnstest.RRs(late + " 30 IN A 10.101.0.1")}
+	pollAnswerWithin(t, addr, lateCheck.q, 90*time.Second, lateCheck.answered)
 	t.Logf("new Service answered %s after the restart", time.Since(restarted).Round(time.Millisecond))
 	// The pod watch relists too; wait until a pod created after the
 	// restart shows, so that the peak covers every resource's relist.
@@ -246,7 +172,7 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	})
 	t.Logf("new Pod answered %s after the restart", time.Since(restarted).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // the relists' garbage collected, as it would be under load
-	stopLoop()
+	loop.stop()
 
 	// dnsd returns a relist's garbage to the OS once the relists are over:
 	// RSS comes back near what it was once synced.
@@ -259,23 +185,14 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	}
 	t.Logf("dnsd across the restart: peak RSS %.1f MB (%.2f× its RSS once synced), RSS after %.1f MB, Go heap in use %.1f MB; bound %.1f MB",
 		after.hwm, after.hwm/settled.rss, after.rss, heapOf(t, pprofAddr), bound)
-	for p := range numPhases {
-		n := &counts[p]
-		t.Logf("%-13s answered correctly %6d, NXDOMAIN %d, SERVFAIL %d, other rcode %d, wrong %d, errors/timeouts %d",
-			phaseNames[p], n.ok.Load(), n.nxdomain.Load(), n.servfail.Load(), n.otherRcode.Load(), n.wrong.Load(), n.errors.Load())
-	}
 	if after.hwm > bound {
 		t.Errorf("peak RSS across the API-server restart %.1f MB > %.1f MB, sizing.BoundMB for %d Pods and %d Services",
 			after.hwm, bound, scalePods, scaleServices+scaleHeadless)
 	}
-	if counts[phaseDown].ok.Load() == 0 || counts[phaseAfter].ok.Load() == 0 {
+	if loop.counts[phaseDown].ok.Load() == 0 || loop.counts[phaseAfter].ok.Load() == 0 {
 		t.Error("the query loop had no correct answer while the API server was down or after it came back")
 	}
-	failMu.Lock()
-	for _, f := range failures {
-		t.Error(f)
-	}
-	failMu.Unlock()
+	loop.report(t)
 	t.Logf("test took %s", time.Since(testStart).Round(time.Second))
 }
 
