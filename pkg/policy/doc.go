@@ -155,11 +155,12 @@
 //     invalid search domain, None without nameservers, ...). No policy
 //     "repairs" it: the API server rejects it with its own message, so the
 //     author learns that the manifest is wrong ([Decision.Invalid]).
-//   - The annotation poddns.io/applied does not fit: the API server limits
-//     a pod's annotations to 262144 bytes in total (keys and values,
-//     apimachinery's ValidateAnnotationsSize). A change that cannot be
-//     recorded is not made, since tooling that reverts applied policies
-//     reads that annotation. When only the preview poddns.io/resolv-conf
+//   - The annotations poddns.io/applied and poddns.io/original-dns (the
+//     DNS fields as submitted, [AnnotationOriginal]) do not fit: the API
+//     server limits a pod's annotations to 262144 bytes in total (keys and
+//     values, apimachinery's ValidateAnnotationsSize). A change that cannot
+//     be recorded is not made, since tooling that reverts applied policies
+//     (`webhook report`) reads those annotations. When only the preview poddns.io/resolv-conf
 //     does not fit, the pod is changed and annotated without it
 //     ([Decision.PreviewOmitted]), with a warning; a preview the pod brought
 //     itself is removed rather than left stale.

@@ -223,6 +223,8 @@ func TestMutate(t *testing.T) {
 	want := map[string]string{
 		"keep":              "me",
 		"poddns.io/applied": "ndots",
+		// As submitted: no dnsPolicy, no dnsConfig.
+		"poddns.io/original-dns": "{}",
 		"poddns.io/resolv-conf": "search shop.svc.cluster.local svc.cluster.local cluster.local ec2.internal\n" +
 			"nameserver 10.96.0.10\noptions ndots:2\n",
 	}

@@ -260,18 +260,18 @@ func (ev *evaluation) decide(d *Decision) {
 // server's limit on a pod's annotations (the sum of the lengths of keys and
 // values, apimachinery's ValidateAnnotationsSize). When only the preview
 // does not fit, it is omitted (PreviewOmitted) with a warning. When not even
-// AnnotationApplied fits, every applied policy is marked skipped with a
-// warning and fitAnnotations returns false: the caller leaves the pod as it
-// is.
+// AnnotationApplied and AnnotationOriginal fit, every applied policy is
+// marked skipped with a warning and fitAnnotations returns false: the caller
+// leaves the pod as it is.
 func (ev *evaluation) fitAnnotations(pod *corev1.Pod, d *Decision) bool {
-	ann := make(map[string]string, len(pod.Annotations)+2)
+	ann := make(map[string]string, len(pod.Annotations)+3)
 	maps.Copy(ann, pod.Annotations)
 	delete(ann, AnnotationResolvConf)
-	applied := strings.Join(d.Applied(), ",")
-	ann[AnnotationApplied] = applied
+	ann[AnnotationApplied] = strings.Join(d.Applied(), ",")
+	ann[AnnotationOriginal] = EncodeOriginal(pod)
 	if apivalidation.ValidateAnnotationsSize(ann) != nil {
-		reason := fmt.Sprintf("the pod's annotations leave no room for %s: with it they would total %d bytes, the API server allows %d; a change that cannot be recorded is not made",
-			AnnotationApplied, annotationsSize(ann), apivalidation.TotalAnnotationSizeLimitB)
+		reason := fmt.Sprintf("the pod's annotations leave no room for %s and %s: with them they would total %d bytes, the API server allows %d; a change that cannot be recorded is not made",
+			AnnotationApplied, AnnotationOriginal, annotationsSize(ann), apivalidation.TotalAnnotationSizeLimitB)
 		for i := range d.Results {
 			if r := &d.Results[i]; r.Outcome == OutcomeApplied {
 				r.Outcome, r.Reason = OutcomeSkipped, reason

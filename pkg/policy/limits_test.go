@@ -24,7 +24,8 @@ func TestEvaluateAnnotationLimit(t *testing.T) {
 		t.Fatalf("the policy does not change the plain pod: %+v", roomy)
 	}
 	const limit = apivalidation.TotalAnnotationSizeLimitB
-	applied := len(policy.AnnotationApplied) + len("ndots")
+	// poddns.io/applied and poddns.io/original-dns are written together.
+	applied := len(policy.AnnotationApplied) + len("ndots") + len(policy.AnnotationOriginal) + len(policy.EncodeOriginal(pod(t, plainPod)))
 	preview := len(policy.AnnotationResolvConf) + len(roomy.ResolvConf)
 
 	tests := []struct {
@@ -40,12 +41,12 @@ func TestEvaluateAnnotationLimit(t *testing.T) {
 		{name: "both fit exactly", own: limit - applied - preview, wantChanged: true, wantPreview: true},
 		{name: "the preview is one byte over", own: limit - applied - preview + 1, wantChanged: true,
 			wantWarning: "poddns: the annotation poddns.io/resolv-conf is left out: with it the pod's annotations would exceed the API server's limit of 262144 bytes"},
-		{name: "poddns.io/applied fits exactly", own: limit - applied, wantChanged: true,
+		{name: "poddns.io/applied and poddns.io/original-dns fit exactly", own: limit - applied, wantChanged: true,
 			wantWarning: "poddns.io/resolv-conf is left out"},
 		{name: "a stale preview of the pod's own is removed, not counted", own: limit - applied, stale: true, wantChanged: true,
 			wantWarning: "poddns.io/resolv-conf is left out"},
-		{name: "poddns.io/applied is one byte over", own: limit - applied + 1,
-			wantWarning: "poddns: the pod is left unchanged: the pod's annotations leave no room for poddns.io/applied: with it they would total 262145 bytes, the API server allows 262144"},
+		{name: "poddns.io/applied and poddns.io/original-dns are one byte over", own: limit - applied + 1,
+			wantWarning: "poddns: the pod is left unchanged: the pod's annotations leave no room for poddns.io/applied and poddns.io/original-dns: with them they would total 262145 bytes, the API server allows 262144"},
 		{name: "the pod's own annotations are over the limit", own: limit + 1,
 			wantWarning: "leave no room for poddns.io/applied"},
 	}
@@ -89,6 +90,9 @@ func TestEvaluateAnnotationLimit(t *testing.T) {
 			}
 			if p.Annotations[policy.AnnotationApplied] != "ndots" {
 				t.Errorf("%s = %q, want ndots", policy.AnnotationApplied, p.Annotations[policy.AnnotationApplied])
+			}
+			if o := p.Annotations[policy.AnnotationOriginal]; o != "{}" {
+				t.Errorf("%s = %q, want {} (no dnsPolicy, no dnsConfig)", policy.AnnotationOriginal, o)
 			}
 			rc, ok := p.Annotations[policy.AnnotationResolvConf]
 			if ok != tt.wantPreview || ok && rc != roomy.ResolvConf {

@@ -20,7 +20,8 @@ const (
 
 // Mutate makes pod, in place, what the webhook admits (the JSON patch is
 // computed from it by the admission handler): when the decision changed the DNS
-// fields, they are written with the annotations AnnotationApplied and
+// fields, they are written with the annotations AnnotationApplied,
+// AnnotationOriginal (the fields as pod has them before) and
 // AnnotationResolvConf (the latter only when kubelet gives a file and it fits
 // in the API server's limit on annotations, see Decision.PreviewOmitted); when
 // nothing changed — no policy applied, audit only, or a pod mutated before
@@ -30,11 +31,13 @@ func (d *Decision) Mutate(pod *corev1.Pod) bool {
 	if !d.Changed {
 		return false
 	}
+	original := EncodeOriginal(pod)
 	d.SetDNSFields(pod)
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[AnnotationApplied] = strings.Join(d.Applied(), ",")
+	pod.Annotations[AnnotationOriginal] = original
 	if d.PreviewError == "" && !d.PreviewOmitted {
 		pod.Annotations[AnnotationResolvConf] = d.ResolvConf
 	} else {

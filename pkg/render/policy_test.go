@@ -130,6 +130,7 @@ kind: Pod
 metadata:
   annotations:
     poddns.io/applied: ndots
+    poddns.io/original-dns: '{"dnsPolicy":"ClusterFirst"}'
     poddns.io/resolv-conf: |
       search shop.svc.cluster.local svc.cluster.local cluster.local ec2.internal
       nameserver 10.96.0.10

@@ -24,6 +24,7 @@ import (
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
+	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
 // dryRun creates pod with server-side dry run and returns the object the API
@@ -108,12 +109,18 @@ func TestWebhookLimits(t *testing.T) {
 		const limit = apivalidation.TotalAnnotationSizeLimitB
 		nsLabels := enabled("poddns.io/ndots", "2")
 		// What the webhook writes for this pod when there is room.
+		// The API server defaults the pod before the webhook sees it; so
+		// does the offline patch below (poddns.io/original-dns records the
+		// defaulted dnsPolicy).
 		roomy := newPod("tuned", "big")
+		resolvconf.DefaultPodSpec(&roomy.Spec)
 		d := engine.Evaluate(roomy, nsLabels)
 		if !d.Mutate(roomy) {
 			t.Fatalf("the policies do not change the pod: %+v", d)
 		}
-		applied := len(policy.AnnotationApplied) + len(roomy.Annotations[policy.AnnotationApplied])
+		// poddns.io/applied and poddns.io/original-dns go together.
+		applied := len(policy.AnnotationApplied) + len(roomy.Annotations[policy.AnnotationApplied]) +
+			len(policy.AnnotationOriginal) + len(roomy.Annotations[policy.AnnotationOriginal])
 		preview := len(policy.AnnotationResolvConf) + len(roomy.Annotations[policy.AnnotationResolvConf])
 		filled := func(ns string, own int) *corev1.Pod {
 			return newPod(ns, "big", func(p *corev1.Pod) {
@@ -129,7 +136,7 @@ func TestWebhookLimits(t *testing.T) {
 		}{
 			{"both fit exactly", limit - applied - preview, true, true, ""},
 			{"the preview is one byte over", limit - applied - preview + 1, true, false, "poddns: the annotation poddns.io/resolv-conf is left out"},
-			{"poddns.io/applied is one byte over", limit - applied + 1, false, false, "poddns: the pod is left unchanged: the pod's annotations leave no room for poddns.io/applied"},
+			{"poddns.io/applied and poddns.io/original-dns are one byte over", limit - applied + 1, false, false, "poddns: the pod is left unchanged: the pod's annotations leave no room for poddns.io/applied and poddns.io/original-dns"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				// The original, through the webhook: accepted.
@@ -137,8 +144,10 @@ func TestWebhookLimits(t *testing.T) {
 				if err != nil {
 					t.Fatalf("the webhook made an acceptable pod unacceptable: %v", err)
 				}
-				if _, ok := got.Annotations[policy.AnnotationApplied]; ok != tc.wantApplied {
-					t.Errorf("%s present = %t, want %t", policy.AnnotationApplied, ok, tc.wantApplied)
+				for _, k := range []string{policy.AnnotationApplied, policy.AnnotationOriginal} {
+					if _, ok := got.Annotations[k]; ok != tc.wantApplied {
+						t.Errorf("%s present = %t, want %t", k, ok, tc.wantApplied)
+					}
 				}
 				if _, ok := got.Annotations[policy.AnnotationResolvConf]; ok != tc.wantPreview {
 					t.Errorf("%s present = %t, want %t", policy.AnnotationResolvConf, ok, tc.wantPreview)
@@ -153,6 +162,7 @@ func TestWebhookLimits(t *testing.T) {
 				// The patched pod, offline, where no webhook is called:
 				// accepted too, and equal to what the webhook made.
 				p := filled("tuned", tc.own)
+				resolvconf.DefaultPodSpec(&p.Spec)
 				d := engine.Evaluate(p, nsLabels)
 				d.Mutate(p)
 				p.Namespace = "plain"
@@ -166,14 +176,15 @@ func TestWebhookLimits(t *testing.T) {
 						got.Spec.DNSConfig, ctl.Spec.DNSConfig, len(got.Annotations), len(ctl.Annotations))
 				}
 
-				// What the webhook wrote before, both annotations whatever
+				// What the webhook wrote before, every annotation whatever
 				// their size, is what the API server refuses.
 				if !tc.wantPreview {
 					old := filled("plain", tc.own)
 					old.Annotations[policy.AnnotationApplied] = roomy.Annotations[policy.AnnotationApplied]
+					old.Annotations[policy.AnnotationOriginal] = roomy.Annotations[policy.AnnotationOriginal]
 					old.Annotations[policy.AnnotationResolvConf] = roomy.Annotations[policy.AnnotationResolvConf]
 					if _, err, _ := w.dryRun(t, old); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "metadata.annotations: Too long") {
-						t.Errorf("the pod with both annotations: %v, want metadata.annotations: Too long", err)
+						t.Errorf("the pod with every annotation: %v, want metadata.annotations: Too long", err)
 					}
 				}
 			})

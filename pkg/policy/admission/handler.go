@@ -242,7 +242,7 @@ func dnsJSON(pod *corev1.Pod) ([]byte, error) {
 }
 
 // ownedKeys are the annotations Decision.Mutate writes or removes.
-var ownedKeys = []string{policy.AnnotationApplied, policy.AnnotationResolvConf}
+var ownedKeys = []string{policy.AnnotationApplied, policy.AnnotationOriginal, policy.AnnotationResolvConf}
 
 // ownedAnnotations copies the owned keys of annotations.
 func ownedAnnotations(annotations map[string]string) map[string]string {

@@ -295,7 +295,7 @@ func TestHandlerPatchesOwnedAnnotationsOnly(t *testing.T) {
 					t.Errorf("annotation %s = %q, want %q kept; patch %s", k, got.Annotations[k], v, r.Patch)
 				}
 			}
-			if len(got.Annotations) != len(want)+2-btoi(want[policy.AnnotationResolvConf] != "") {
+			if len(got.Annotations) != len(want)+3-btoi(want[policy.AnnotationResolvConf] != "") {
 				t.Errorf("annotations %v; patch %s", got.Annotations, r.Patch)
 			}
 		})
