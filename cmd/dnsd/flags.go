@@ -65,7 +65,7 @@ func newFlagSet(c *daemon.Config, config *string) *pflag.FlagSet {
 	fs.Var(&lazyString{func() *string { return &nl().Interface }}, "node-local-interface", "node-local: the interface made to hold the listen IPs (default "+nodesetup.DefaultInterface+")")
 	fs.Var(&lazyString{func() *string { return &nl().NodeName }}, "node-name", "node-local: this node's name (default $"+nodelocal.NodeNameEnv+")")
 	fs.Var(&lazyString{func() *string { return &nl().KubeletConfig }}, "kubelet-config", "node-local: the node's kubelet configuration file (e.g. /var/lib/kubelet/config.yaml); search completion takes its node profile from it and is on by default")
-	fs.Var(&lazyString{func() *string { return &nl().Central }}, "node-local-central", "node-local: forward names outside the cluster to the central dnsd at IP[:port] instead of the node's resolv.conf")
+	fs.Var(&lazyString{func() *string { return &nl().Central }}, "node-local-central", "node-local: forward names outside the cluster to the central dnsd at IP[:port] instead of the node's resolv.conf (and, with --pods verified, other nodes' pod names)")
 	boolVar(fs, &boolValue{set: func(on bool) { nl().SetupInterface = &on }, def: "true"}, "setup-interface", "node-local: create the interface and its addresses (off: they must exist)")
 	boolVar(fs, &boolValue{set: func(on bool) { nl().SetupRules = &on }, def: "true"}, "setup-rules", "node-local: install the NOTRACK and accept nftables rules")
 	boolVar(fs, &boolValue{set: func(on bool) { nl().SkipTeardown = on }}, "skip-teardown", "node-local: leave the interface and rules when the last instance on the node stops")

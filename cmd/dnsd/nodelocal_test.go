@@ -65,11 +65,16 @@ nodeLocal:
 		{[]string{"--source", exampleCluster, "--kubelet-config", kubelet}, "--kubelet-config needs node-local mode"},
 		{[]string{"--source", exampleCluster, "--skip-teardown"}, "--skip-teardown needs node-local mode"},
 		{[]string{"--source", exampleCluster, "--node-local-ip", "127.0.0.1"}, "loopback"},
-		{[]string{"--source", exampleCluster, "--node-local", "--pods", "verified"}, "pods: verified is not available in node-local mode"},
+		{[]string{"--source", exampleCluster, "--node-local", "--pods", "verified"}, "pods: verified needs a server for the pods of other nodes"},
 	} {
 		if _, err := loadArgs(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+	// Verified pod records with the central server to ask for other
+	// nodes' pods.
+	if _, err := loadArgs(t, "--source", exampleCluster, "--node-local", "--node-name", "n", "--pods", "verified", "--node-local-central", "10.96.0.11"); err != nil {
+		t.Errorf("verified pods with --node-local-central: %v", err)
 	}
 	// The kubelet configuration is read when completion is built.
 	cfg, err = loadArgs(t, "--source", exampleCluster, "--node-local", "--node-name", "n", "--kubelet-config", "/nonexistent/config.yaml")

@@ -159,8 +159,8 @@ func TestChecksCatchBreakage(t *testing.T) {
 		}, "not mounted read-only from the host"},
 		{"a node-local configuration dnsd rejects", "node-local", checkNodeLocal, func(r *rendering) {
 			cm, _ := find[configMap](r, "kube-system", nodeLocalConfigMap(r))
-			cm.Data["config.yaml"] = strings.Replace(cm.Data["config.yaml"], "pods: insecure", "pods: verified", 1)
-		}, "pods: verified is not available in node-local mode"},
+			cm.Data["config.yaml"] = strings.Replace(cm.Data["config.yaml"], "ips: [169.254.20.10,", "ips: [127.0.0.1,", 1)
+		}, "not an address a node can hold"},
 		{"node-local lock file not shared", "node-local", checkNodeLocal, func(r *rendering) {
 			for i, v := range nodeLocal(r).Volumes {
 				if v.Name == "run" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,6 +329,78 @@ func TestPodRecords(t *testing.T) {
 		runCases(t, newHandler(t, st, func(o *cluster.Config, _ *cluster.Deps) { o.Pods = cluster.PodsDisabled }), []dnstest.Case{
 			nxdomain(p1, dns.TypeA),
 		})
+	})
+}
+
+// TestRemotePods: in verified mode with Deps.RemotePods (node-local dnsd:
+// the central server), a pod name the store has no pod of is asked of
+// RemotePods and its reply is the client's; names the store decides —
+// local pods, namespaces that do not exist, labels that are no IP, every
+// name in insecure mode — never reach it.
+func TestRemotePods(t *testing.T) {
+	st := newStore(t, fixture)
+	var mu sync.Mutex
+	asked := map[string]int{}
+	remote := serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		mu.Lock()
+		asked[r.Question[0].Name]++
+		mu.Unlock()
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		rr, _ := dns.NewRR(r.Question[0].Name + " 5 IN A 192.0.2.7")
+		m.Answer = []dns.RR{rr}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	})
+	const (
+		local  = "10-244-1-10.default.pod.cluster.local."
+		far    = "10-1-2-3.default.pod.cluster.local."
+		otherN = "10-244-9-9.default.pod.cluster.local." // that IP's local pod is in "other"
+	)
+	remoteAnswer := func(name string) dnstest.Case { return answer(name, dns.TypeA, name+" 5 IN A 192.0.2.7") }
+	t.Run("verified", func(t *testing.T) {
+		clear(asked)
+		runCases(t, newHandler(t, st, func(o *cluster.Config, d *cluster.Deps) { o.Pods, d.RemotePods = cluster.PodsVerified, remote }), []dnstest.Case{
+			answer(local, dns.TypeA, local+" 30 IN A 10.244.1.10"),
+			remoteAnswer(far),
+			remoteAnswer(otherN),
+			remoteAnswer(strings.ToUpper(far)),
+			answer("10-244-9-9.other.pod.cluster.local.", dns.TypeA, "10-244-9-9.other.pod.cluster.local. 30 IN A 10.244.9.9"),
+			nxdomain("10-1-2-3.nosuch.pod.cluster.local.", dns.TypeA),
+			nxdomain("not-an-ip.default.pod.cluster.local.", dns.TypeA),
+			nxdomain("x.10-1-2-3.default.pod.cluster.local.", dns.TypeA),
+			nodata("default.pod.cluster.local.", dns.TypeA),
+			answer(web, dns.TypeA, web+" 30 IN A 10.96.0.20"),
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		// Each remote name once per protocol, nothing else.
+		want := map[string]int{far: 2, otherN: 2, strings.ToUpper(far): 2}
+		if fmt.Sprint(asked) != fmt.Sprint(want) {
+			t.Errorf("RemotePods asked %v, want %v", asked, want)
+		}
+	})
+	t.Run("insecure", func(t *testing.T) {
+		clear(asked)
+		runCases(t, newHandler(t, st, func(_ *cluster.Config, d *cluster.Deps) { d.RemotePods = remote }), []dnstest.Case{
+			answer(far, dns.TypeA, far+" 30 IN A 10.1.2.3"),
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if len(asked) != 0 {
+			t.Errorf("insecure mode asked RemotePods: %v", asked)
+		}
+	})
+	t.Run("not synced", func(t *testing.T) {
+		clear(asked)
+		runCases(t, newHandler(t, store.New(), func(o *cluster.Config, d *cluster.Deps) { o.Pods, d.RemotePods = cluster.PodsVerified, remote }), []dnstest.Case{
+			{Qname: far, Qtype: dns.TypeA, Rcode: dns.RcodeServerFailure, NoAA: true},
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if len(asked) != 0 {
+			t.Errorf("an unsynced store asked RemotePods: %v", asked)
+		}
 	})
 }
 

@@ -115,6 +115,12 @@ type Deps struct {
 	// (usually the whole chain, so that the cache and forwarder answer);
 	// without it such a CNAME is answered alone, and the client follows it.
 	Upstream serve.Handler
+	// RemotePods, if set, is asked for the pod names of verified mode whose
+	// IP no pod of that namespace has in the store, instead of answering
+	// them NXDOMAIN: a node-local dnsd holds only its node's pods, and a pod
+	// of another node exists all the same (dnsd: a forwarder to the central
+	// server, which holds every pod). Its reply is the client's as it is.
+	RemotePods serve.Handler
 }
 
 // Cluster is the cluster-records handler.
@@ -127,6 +133,7 @@ type Cluster struct {
 	store    Source
 	Next     serve.Handler
 	upstream serve.Handler
+	remote   serve.Handler // verified pod names the store lacks
 }
 
 // New checks c and returns the handler.
@@ -139,7 +146,7 @@ func New(c Config, d Deps) (*Cluster, error) {
 	}
 	zones, _ := c.FQDNs()
 	h := &Cluster{zones: zones, primary: zones[0], ttl: c.TTL, pods: c.Pods, revFall: c.ReverseFallthrough,
-		store: d.Store, Next: d.Next, upstream: d.Upstream}
+		store: d.Store, Next: d.Next, upstream: d.Upstream, remote: d.RemotePods}
 	// Longest zone first, so that a zone inside another wins.
 	sortLongestFirst(h.zones)
 	return h, nil

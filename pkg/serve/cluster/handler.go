@@ -47,6 +47,9 @@ func (c *Cluster) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 			return serve.NextOrFailure(ctx, c.Name(), c.Next, w, r)
 		}
 	} else {
+		if c.remotePod(snap, zone, qname) {
+			return c.remote.ServeDNS(ctx, w, r)
+		}
 		res = c.lookup(ctx, w, snap, zone, qname, req.QType(), req.QName(), 0)
 	}
 
@@ -381,23 +384,41 @@ func (c *Cluster) pod(snap *store.Snapshot, ns, label string, qtype uint16, owne
 	if !ok {
 		return result{}
 	}
-	if c.pods == PodsVerified {
-		found := false
-		for _, p := range snap.PodsByIP(ip) {
-			if p.Namespace == ns {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return result{}
-		}
+	if c.pods == PodsVerified && !hasPod(snap, ns, ip) {
+		return result{}
 	}
 	res := result{exists: true}
 	if rr := c.addr(owner, qtype, ip); rr != nil {
 		res.answer = []dns.RR{rr}
 	}
 	return res
+}
+
+// hasPod reports whether the store has a pod of namespace ns with ip.
+func hasPod(snap *store.Snapshot, ns string, ip netip.Addr) bool {
+	for _, p := range snap.PodsByIP(ip) {
+		if p.Namespace == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// remotePod reports whether qname (lower case, inside zone) is a pod name
+// that Deps.RemotePods answers: verified mode, a namespace that exists, an
+// IP no pod of that namespace has in the store. Only a query for the pod
+// name itself goes there; an ExternalName Service whose target is such a
+// name is answered from the store.
+func (c *Cluster) remotePod(snap *store.Snapshot, zone, qname string) bool {
+	if c.remote == nil || c.pods != PodsVerified {
+		return false
+	}
+	labels := strings.Split(strings.TrimSuffix(strings.TrimSuffix(qname, zone), "."), ".")
+	if len(labels) != 3 || labels[2] != "pod" || !snap.HasNamespace(labels[1]) {
+		return false
+	}
+	ip, ok := parseDashedIP(labels[0])
+	return ok && !hasPod(snap, labels[1], ip)
 }
 
 // parseDashedIP reads 10-1-2-3 or fd00--1 (an IPv6 address with dashes).

@@ -260,9 +260,9 @@ func (c Config) Validate() error {
 	if c.NodeLocal != nil {
 		errs = append(errs, c.NodeLocal.Validate())
 		if c.Pods == cluster.PodsVerified {
-			// Its store holds only its node's pods: a verified record of a
-			// pod on another node would be a false NXDOMAIN.
-			errs = append(errs, errors.New("pods: verified is not available in node-local mode (only this node's pods are watched; another node's pod would be NXDOMAIN): use insecure"))
+			// Its store holds only its node's pods: the names of the others
+			// are asked of the central server, never a false NXDOMAIN.
+			errs = append(errs, c.NodeLocal.ValidatePodsServer())
 		}
 	}
 	return errors.Join(errs...)

@@ -162,6 +162,7 @@ type building struct {
 	metrics  handlerMetrics
 	forward  *forward.Forward // built by the forward link, probed by the loop link
 	log      *slog.Logger
+	closers  []func() // what a link runs besides its handler (stopped with it)
 }
 
 // chain is dnsd's handler chain, outermost first, behind the metrics
@@ -186,7 +187,9 @@ type building struct {
 //     the pod asks.
 //   - cluster answers the cluster zones and the reverse zones of cluster
 //     IPs from the store; it hands everything else on. Cluster answers are
-//     never cached: a change in the API shows at once.
+//     never cached: a change in the API shows at once. In node-local mode
+//     with verified pods, the pod names of other nodes' pods are asked of
+//     the central server (a forwarder of their own, remotePods).
 //   - static (static blocks) answers inline and hosts-file records, CNAME
 //     targets it lacks through the chain; local data, answered to every
 //     client and never cached, so a hosts file's reload (its own, without
@@ -249,7 +252,16 @@ var chain = []link{
 		return rewrite.New(cfg.Rewrite, rewrite.Deps{Next: next, Zones: zones})
 	}},
 	{"cluster", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
-		return cluster.New(cfg.ClusterConfig, cluster.Deps{Store: b.store, Next: next, Upstream: b.upstream})
+		d := cluster.Deps{Store: b.store, Next: next, Upstream: b.upstream}
+		if cfg.NodeLocal != nil && cfg.Pods == cluster.PodsVerified {
+			f, err := remotePods(cfg, b)
+			if err != nil {
+				return nil, err
+			}
+			b.closers = append(b.closers, f.Close)
+			d.RemotePods = f
+		}
+		return cluster.New(cfg.ClusterConfig, d)
 	}},
 	{"static", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
 		if len(cfg.Static) == 0 {
@@ -300,6 +312,8 @@ func (d *Daemon) build(cfg Config) (serve.Handler, func(), error) {
 	var h serve.Handler = serve.Refused
 	for i := len(chain) - 1; i >= 0; i-- {
 		next, err := chain[i].build(&cfg, b, h)
+		closers = append(closers, b.closers...)
+		b.closers = nil
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("%s: %w", chain[i].name, err)

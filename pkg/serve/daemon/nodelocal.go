@@ -10,6 +10,7 @@ import (
 	"github.com/poddns/poddns/pkg/nodesetup"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/filesource"
+	"github.com/poddns/poddns/pkg/serve/forward"
 )
 
 // nodeLocal is the node-local part of a running daemon: the node setup and
@@ -145,6 +146,21 @@ func (d *Daemon) startNodeLocalDaemon(cfg Config) error {
 		"health", d.httpAddr["health"], "metrics", d.httpAddr["metrics"],
 		"upstreams", cfg.Forward.Upstreams, "upstreamResolvConf", cfg.Forward.ResolvConf)
 	return nil
+}
+
+// remotePods is the forwarder that asks the central server (nodeLocal
+// PodsServer) for the pod names of other nodes' pods, in verified mode:
+// the forward settings of the configuration, that one upstream, over TCP
+// as NodeLocal DNSCache asks for cluster.local (no conntrack entry lingers
+// per query).
+func remotePods(cfg *Config, b *building) (*forward.Forward, error) {
+	addr, err := cfg.NodeLocal.PodsServer()
+	if err != nil {
+		return nil, err
+	}
+	fc := cfg.Forward.Config
+	fc.Upstreams, fc.ResolvConf, fc.Stubs, fc.ForceTCP = []string{addr}, "", nil, true
+	return forward.New(fc, forward.Deps{Next: serve.Refused, Metrics: b.metrics.forwardMetrics})
 }
 
 // keepNode drops, in node-local mode, the pods of other nodes that an

@@ -11,7 +11,8 @@
 // source is filtered the same way), and derives every pod's search list from
 // the kubelet that wrote it, so search completion is exact and on by
 // default. Upstreams are the node's resolv.conf unless the central server is
-// named.
+// named. With verified pod records, the names of other nodes' pods are
+// asked of the central server (PodsServer).
 package nodelocal
 
 import (
@@ -20,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/poddns/poddns/pkg/nodeprofile"
@@ -72,7 +74,8 @@ type Config struct {
 	// Central is the central dnsd (IP or IP:port, e.g. a
 	// kube-dns-upstream-style Service) that names outside the cluster are
 	// forwarded to instead of the node's resolv.conf, for clusters that
-	// want one egress cache.
+	// want one egress cache; with pods: verified, the pod names of other
+	// nodes' pods are asked of it (PodsServer).
 	Central string `json:"central,omitempty"`
 }
 
@@ -120,6 +123,61 @@ func CentralAddr(s string) (string, error) {
 	}
 	return net.JoinHostPort(ap.Addr().String(), strconv.Itoa(int(ap.Port()))), nil
 }
+
+// PodsServer is where pod names of other nodes' pods are asked (pods:
+// verified, whose store holds only this node's pods): the central server
+// when named, else the first cluster DNS IP of the node profile (kubelet's
+// clusterDNS, or the clusterDNS override) that is not one of the listen IPs
+// — in transparent mode the cluster DNS IP is this server's own, and
+// through it a query would come back here; in link-local mode it reaches
+// the central server through kube-proxy. It reads the kubelet
+// configuration when no clusterDNS override is given.
+func (c Config) PodsServer() (string, error) {
+	if c.Central != "" {
+		return CentralAddr(c.Central)
+	}
+	dnsIPs := c.ClusterDNS
+	if dnsIPs == nil {
+		if c.KubeletConfig == "" {
+			return "", errNoPodsServer
+		}
+		nc, _, err := c.NodeConfig()
+		if err != nil {
+			return "", err
+		}
+		dnsIPs = nc.ClusterDNS
+	}
+	own, err := c.Config.Addrs()
+	if err != nil {
+		return "", err
+	}
+	for _, s := range dnsIPs {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return "", fmt.Errorf("nodeLocal: cluster DNS IP %q: %w", s, err)
+		}
+		if !slices.Contains(own, a.Unmap()) {
+			return net.JoinHostPort(a.String(), "53"), nil
+		}
+	}
+	return "", fmt.Errorf("%w (the cluster DNS IPs %v are all listen IPs of this server)", errNoPodsServer, dnsIPs)
+}
+
+// ValidatePodsServer checks, without reading a file, that pods: verified
+// has a PodsServer: the central server, or cluster DNS IPs of the
+// overrides that are not all listen IPs. The kubelet configuration's are
+// checked when it is read (the chain is built).
+func (c Config) ValidatePodsServer() error {
+	if c.Central == "" && c.ClusterDNS == nil && c.KubeletConfig != "" {
+		return nil
+	}
+	_, err := c.PodsServer()
+	return err
+}
+
+// errNoPodsServer: pods: verified in node-local mode with nowhere to ask
+// for the pods of other nodes.
+var errNoPodsServer = errors.New("nodeLocal: pods: verified needs a server for the pods of other nodes: central, or a cluster DNS IP (kubeletConfig or clusterDNS) that is not one of the ips")
 
 // Listens are the DNS listen addresses: each IP on port 53.
 func (c Config) Listens() ([]string, error) {

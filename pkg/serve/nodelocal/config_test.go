@@ -104,3 +104,46 @@ func TestConfigDefaultsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestPodsServer: the central server when named, else the first cluster
+// DNS IP that is not a listen IP (transparent mode's own would come back
+// here), from the overrides or the kubelet configuration; none is an error
+// that Validate reports without reading a file.
+func TestPodsServer(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "resolv.conf", "nameserver 192.0.2.53\n")
+	kc := write(t, dir, "config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
+		"clusterDNS: [10.96.0.10]\nresolvConf: resolv.conf\n")
+	linkLocal, transparent := []string{"169.254.20.10"}, []string{"169.254.20.10", "10.96.0.10"}
+	for _, tc := range []struct {
+		name       string
+		c          Config
+		want, fail string
+		validates  bool
+	}{
+		{"central", Config{Central: "10.96.0.11", Config: nodesetup.Config{IPs: transparent}}, "10.96.0.11:53", "", true},
+		{"central with port", Config{Central: "10.96.0.11:5353", Config: nodesetup.Config{IPs: transparent}}, "10.96.0.11:5353", "", true},
+		{"link-local: the kubelet's cluster DNS IP", Config{KubeletConfig: kc, Config: nodesetup.Config{IPs: linkLocal}}, "10.96.0.10:53", "", true},
+		{"transparent: the kubelet's cluster DNS IP is ours", Config{KubeletConfig: kc, Config: nodesetup.Config{IPs: transparent}}, "", "all listen IPs", true},
+		{"override, the second IP", Config{ClusterDNS: []string{"10.96.0.10", "10.96.0.12"}, Config: nodesetup.Config{IPs: transparent}}, "10.96.0.12:53", "", true},
+		{"override, all ours", Config{ClusterDNS: []string{"10.96.0.10"}, Config: nodesetup.Config{IPs: transparent}}, "", "all listen IPs", false},
+		{"nothing to ask", Config{Config: nodesetup.Config{IPs: linkLocal}}, "", "needs a server for the pods of other nodes", false},
+		{"missing kubelet config", Config{KubeletConfig: filepath.Join(dir, "nope.yaml"), Config: nodesetup.Config{IPs: linkLocal}}, "", "nope.yaml", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.c
+			c.NodeName = "n1"
+			c = c.WithDefaults()
+			got, err := c.PodsServer()
+			if tc.fail == "" && (err != nil || got != tc.want) {
+				t.Errorf("PodsServer = %q, %v; want %q", got, err, tc.want)
+			}
+			if tc.fail != "" && (err == nil || !strings.Contains(err.Error(), tc.fail)) {
+				t.Errorf("PodsServer = %q, %v; want an error with %q", got, err, tc.fail)
+			}
+			if err := c.ValidatePodsServer(); (err == nil) != tc.validates {
+				t.Errorf("ValidatePodsServer = %v, want ok %v", err, tc.validates)
+			}
+		})
+	}
+}
