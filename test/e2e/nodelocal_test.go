@@ -61,6 +61,7 @@ const (
 	nlBridgeIP   = "10.244.1.1"
 	nlNodeName   = "node-1"
 	nlWebIP      = "10.96.0.20"
+	nlFarIP      = "10.244.2.2" // the pod of node-2
 )
 
 // nlPod is a pod of the simulated node.
@@ -309,6 +310,10 @@ func (n *simNode) build() {
 	n.must(b["ip"], "link", "add", "nl-central", "type", "veth", "peer", "name", "eth0", "netns", pidOf(central))
 	n.must(b["ip"], "addr", "add", nlNodeSide+"/24", "dev", "nl-central")
 	n.must(b["ip"], "link", "set", "nl-central", "up")
+	// The Service range through the central link, as a node's default
+	// route takes it: the node's own packets to the cluster DNS IP need a
+	// route before kube-proxy's output DNAT rewrites them.
+	n.must(b["ip"], "route", "add", "10.96.0.0/12", "via", nlCentral)
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"}, {"addr", "add", nlCentral + "/24", "dev", "eth0"}, {"link", "set", "eth0", "up"},
 		{"route", "add", "10.244.1.0/24", "via", nlNodeSide},
@@ -375,7 +380,8 @@ func (n *simNode) build() {
 	// upstream.
 	objs := n.write("central.yaml", nlCentralObjects)
 	a := n.in(central, b["dnsd"], "--source", objs, "--listen", nlCentral+":53", "--udp-sockets", "1",
-		"--health-listen", nlCentral+":8080", "--metrics-listen", nlCentral+":9153", "--upstream", nlNodeSide, "--lameduck", "0s")
+		"--health-listen", nlCentral+":8080", "--metrics-listen", nlCentral+":9153", "--upstream", nlNodeSide, "--lameduck", "0s",
+		"--pods", "verified")
 	n.startProc("central", nlCentral+":8080", a...)
 
 	// The kubelet of the node: its config file and resolver file.
@@ -412,7 +418,9 @@ func (n *simNode) build() {
 	n.write("kubeconfig", string(n.env.Environment.KubeConfig))
 }
 
-// nlCentralObjects are the Services of the cluster, for the central dnsd.
+// nlCentralObjects are the Services of the cluster and the pod of another
+// node, for the central dnsd (verified pod records: it answers only the
+// pods it holds, so a local pod's name asked of it would be NXDOMAIN).
 const nlCentralObjects = `apiVersion: v1
 kind: List
 items:
@@ -426,6 +434,11 @@ items:
   addressType: IPv4
   endpoints: [{addresses: [10.244.1.2], conditions: {ready: true}}]
 - {apiVersion: v1, kind: Service, metadata: {name: ext, namespace: default}, spec: {type: ExternalName, externalName: api.example.com}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: far, namespace: default}
+  spec: {nodeName: node-2, containers: [{name: app, image: app}]}
+  status: {phase: Running, podIP: ` + nlFarIP + `, podIPs: [{ip: ` + nlFarIP + `}]}
 `
 
 // pod is pod i as the API holds it.
@@ -465,7 +478,7 @@ func (n *simNode) objects() {
 	}
 	far := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "far", Namespace: "default"},
 		Spec: corev1.PodSpec{NodeName: "node-2", Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
-	n.createPod(far, "10.244.2.2")
+	n.createPod(far, nlFarIP)
 }
 
 func (n *simNode) createPod(p *corev1.Pod, ip string) {
@@ -557,11 +570,17 @@ func (n *simNode) stop(p *proc, sig syscall.Signal) {
 // nodeLocalInstance is one node-local dnsd: its number picks its HTTP
 // ports; extra is appended to its config file.
 func (n *simNode) nodeLocalInstance(k int, kubeconfig, extra string) (*proc, string) {
+	return n.nodeLocalOn(k, kubeconfig, nlLinkLocal+", "+nlClusterDNS, extra)
+}
+
+// nodeLocalOn is nodeLocalInstance listening on ips (a YAML flow list's
+// items).
+func (n *simNode) nodeLocalOn(k int, kubeconfig, ips, extra string) (*proc, string) {
 	health, metrics := fmt.Sprintf("127.0.0.1:%d", 8180+k), fmt.Sprintf("127.0.0.1:%d", 9180+k)
 	cfg := n.write(fmt.Sprintf("nodelocal-%d.yaml", k), "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
 		"source: {kubeconfig: "+kubeconfig+"}\nudpSockets: 1\nlameduck: 2s\n"+
 		"healthListen: \""+health+"\"\nmetricsListen: \""+metrics+"\"\n"+
-		"nodeLocal:\n  ips: ["+nlLinkLocal+", "+nlClusterDNS+"]\n  nodeName: "+nlNodeName+"\n"+
+		"nodeLocal:\n  ips: ["+ips+"]\n  nodeName: "+nlNodeName+"\n"+
 		"  kubeletConfig: "+filepath.Join(n.p.Dir, "kubelet.yaml")+"\n  lockFile: "+filepath.Join(n.p.Dir, "poddns0.lock")+"\n"+extra)
 	p := n.startProc(fmt.Sprintf("node-local dnsd %d", k), "", n.p.Bin["dnsd"], "--config", cfg)
 	p.health = health
@@ -739,6 +758,78 @@ func (n *simNode) run() {
 	n.upgradeUnderLoad(kubeconfig)
 	n.killAndRestart(kubeconfig)
 	n.wrongNamespace(kubeconfig)
+	// 8. Verified pod records: another node's pods asked of the central
+	// server.
+	n.remotePods(kubeconfig)
+}
+
+// digFrom asks server, from pod i's namespace, for name's A record and
+// returns the rcode and the addresses answered.
+func (n *simNode) digFrom(i int, server, name string) (string, []string) {
+	n.t.Helper()
+	argv := n.in(n.podNS[i], n.p.Bin["dig"], "@"+server, "+tries=1", "+time=2", "+noall", "+comments", "+answer", name, "A")
+	out := n.must(argv[0], argv[1:]...)
+	m := regexp.MustCompile(`status: ([A-Z]+)`).FindStringSubmatch(out)
+	if m == nil {
+		n.t.Fatalf("dig %s: no status in\n%s", name, out)
+	}
+	var addrs []string
+	for _, a := range regexp.MustCompile(`\sIN\s+A\s+(\S+)`).FindAllStringSubmatch(out, -1) {
+		addrs = append(addrs, a[1])
+	}
+	return m[1], addrs
+}
+
+// remotePods: with verified pod records the node-local dnsd holds only its
+// node's pods; a pod name of another node's pod is answered through the
+// central server (its query count rises), never NXDOMAIN, while a local
+// pod's name is answered locally (the central server, which has no local
+// pod in its objects, would say NXDOMAIN). In transparent mode the central
+// server is nodeLocal.central; in link-local mode, by default, the cluster
+// DNS IP through kube-proxy's DNAT.
+func (n *simNode) remotePods(kubeconfig string) {
+	t := n.t
+	farName := strings.ReplaceAll(nlFarIP, ".", "-") + ".default.pod.cluster.local."
+	localName := strings.ReplaceAll(nlPods[1].ip, ".", "-") + ".team.pod.cluster.local."
+	goneName := "10-244-2-99.default.pod.cluster.local."
+	for _, v := range []struct {
+		mode, ips, extra string
+		k                int
+	}{
+		{"transparent", nlLinkLocal + ", " + nlClusterDNS, "  central: " + nlCentral + "\npods: verified\n", 8},
+		{"linklocal", nlLinkLocal, "pods: verified\n", 9},
+	} {
+		d, dM := n.nodeLocalOn(v.k, kubeconfig, v.ips, v.extra)
+		n.waitReady(d, 30*time.Second)
+		for _, client := range []string{"glibc", "musl"} {
+			for _, name := range []string{farName, strings.TrimSuffix(farName, ".cluster.local.")} {
+				l := n.lookupFrom(0, v.mode, client, name, dM)
+				if l.run.ExitCode != 0 || !slices.Equal(l.addrs, []string{nlFarIP}) {
+					t.Errorf("%s, %s %s (a pod of node-2): exit %d, %q; want %s (%s)", v.mode, client, name, l.run.ExitCode, l.addrs, nlFarIP, l.run.Stderr)
+				}
+				if l.local == 0 || l.central == 0 {
+					t.Errorf("%s, %s %s: %d node-local queries, %d central; want both > 0", v.mode, client, name, l.local, l.central)
+				}
+				t.Logf("%s, %s %s (node-2's pod): %d node-local queries, %d central", v.mode, client, name, l.local, l.central)
+			}
+			l := n.lookupFrom(0, v.mode, client, localName, dM)
+			if l.run.ExitCode != 0 || !slices.Equal(l.addrs, []string{nlPods[1].ip}) || l.central != 0 {
+				t.Errorf("%s, %s %s (a local pod): exit %d, %q, %d central queries; want %s and 0", v.mode, client, localName, l.run.ExitCode, l.addrs, l.central, nlPods[1].ip)
+			}
+		}
+		bc := dnsRequestsAt(t, n.ctx, nlCentral+":9153")
+		server := nlLinkLocal
+		if rcode, addrs := n.digFrom(2, server, farName); rcode != "NOERROR" || !slices.Equal(addrs, []string{nlFarIP}) {
+			t.Errorf("%s: dig %s: %s %q, want NOERROR %s", v.mode, farName, rcode, addrs, nlFarIP)
+		}
+		if rcode, _ := n.digFrom(2, server, goneName); rcode != "NXDOMAIN" {
+			t.Errorf("%s: dig %s (no such pod anywhere): %s, want NXDOMAIN (the central server's answer)", v.mode, goneName, rcode)
+		}
+		if k := dnsRequestsAt(t, n.ctx, nlCentral+":9153") - bc; k != 2 {
+			t.Errorf("%s: the central server got %d queries for 2 remote pod names, want 2", v.mode, k)
+		}
+		n.stop(d, syscall.SIGTERM)
+	}
 }
 
 // completed asks the node-local dnsd, from pod i's namespace (or, with i
