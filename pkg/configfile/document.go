@@ -407,3 +407,7 @@ func Leaves(err error) []error {
 	}
 	return out
 }
+
+// Kind is the document's top-level kind, "" when absent or not a string:
+// for files that may hold one of several kinds.
+func (d *Document) Kind() string { return d.scalar("kind") }

@@ -1,6 +1,7 @@
 package nodeprofile
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/poddns/poddns/pkg/configfile"
@@ -31,6 +32,13 @@ const (
 type File struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
+	Settings   `json:",inline"`
+}
+
+// Settings are the kubelet settings of a node profile, shared by a
+// NodeProfile file and every profile of a NodeProfileSet. Pointer and slice
+// fields tell "left out" (nil) from an explicit empty value.
+type Settings struct {
 	// ClusterDomain is kubelet's --cluster-domain ("" is allowed).
 	ClusterDomain *string `json:"clusterDomain,omitempty"`
 	// ClusterDNS is kubelet's --cluster-dns.
@@ -64,14 +72,21 @@ func Parse(data []byte, name string) (*File, error) {
 }
 
 func (f *File) validate(name string) error {
-	if f.ResolvConf != nil && *f.ResolvConf == "" && f.ResolvConfContent != nil {
-		return fmt.Errorf(`%s: resolvConfContent is set but resolvConf is "" (kubelet reads no file)`, name)
+	if err := f.Settings.validate(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
 
-// Paths are the files f names: resolvConf, when set.
-func (f *File) Paths() []*string { return []*string{f.ResolvConf} }
+func (s *Settings) validate() error {
+	if s.ResolvConf != nil && *s.ResolvConf == "" && s.ResolvConfContent != nil {
+		return errors.New(`resolvConfContent is set but resolvConf is "" (kubelet reads no file)`)
+	}
+	return nil
+}
+
+// Paths are the files s names: resolvConf, when set.
+func (s *Settings) Paths() []*string { return []*string{s.ResolvConf} }
 
 // ReadFile reads and parses the node profile at path. A relative resolvConf is
 // resolved against the file's directory, as kubelet does for its
@@ -84,9 +99,10 @@ func ReadFile(path string) (*File, error) {
 	return &f, f.validate(path)
 }
 
-// Apply sets in cfg every field f sets. A resolvConf path without content
+// Apply sets in cfg every field s sets. A resolvConf path without content
 // means the file is read from disk; content without a path keeps cfg's path.
-func (f *File) Apply(cfg *resolvconf.NodeConfig) {
+func (s *Settings) Apply(cfg *resolvconf.NodeConfig) {
+	f := s
 	if f.ClusterDomain != nil {
 		cfg.ClusterDomain = *f.ClusterDomain
 	}

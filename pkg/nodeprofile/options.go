@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/poddns/poddns/pkg/nodepool"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
@@ -36,7 +37,7 @@ type Options struct {
 //	--profile FILE          a NodeProfile file
 //	--kubelet-config FILE   a KubeletConfiguration file
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Profile, "profile", o.Profile, "node profile file (apiVersion: "+APIVersion+", kind: "+Kind+"); flags override it")
+	fs.StringVar(&o.Profile, "profile", o.Profile, "node profile file (apiVersion: "+APIVersion+", kind: "+Kind+", or "+SetKind+" for several node pools where the command takes one); flags override it")
 	fs.StringVar(&o.KubeletConfig, "kubelet-config", o.KubeletConfig, "kubelet configuration file (KubeletConfiguration) to take the node profile from; flags override it")
 	fs.Var(&o.clusterDNS, "cluster-dns", "kubelet --cluster-dns: cluster DNS server IPs, comma-separated or repeated; an empty value means none (default "+DefaultClusterDNS+")")
 	fs.Var(&o.clusterDomain, "cluster-domain", "kubelet --cluster-domain (default "+DefaultClusterDomain+")")
@@ -49,7 +50,8 @@ func (o *Options) Paths() []*string { return []*string{&o.Profile, &o.KubeletCon
 
 // NodeConfig layers the built-in defaults, the --profile or --kubelet-config
 // file and the flags, later ones winning field by field. It returns the
-// warnings met on the way (a kubelet config decoded leniently).
+// warnings met on the way (a kubelet config decoded leniently). A --profile
+// that is a NodeProfileSet is an error here: use Profiles.
 func (o *Options) NodeConfig() (resolvconf.NodeConfig, []string, error) {
 	var warnings []string
 	cfg := Defaults()
@@ -57,9 +59,12 @@ func (o *Options) NodeConfig() (resolvconf.NodeConfig, []string, error) {
 	case o.Profile != "" && o.KubeletConfig != "":
 		return cfg, nil, errors.New("--profile and --kubelet-config are mutually exclusive")
 	case o.Profile != "":
-		f, err := ReadFile(o.Profile)
+		f, set, err := readProfileOrSet(o.Profile)
 		if err != nil {
 			return cfg, nil, err
+		}
+		if set != nil {
+			return cfg, nil, fmt.Errorf("%s: a %s describes several node pools; one node profile is needed here", o.Profile, SetKind)
 		}
 		f.Apply(&cfg)
 	case o.KubeletConfig != "":
@@ -70,6 +75,12 @@ func (o *Options) NodeConfig() (resolvconf.NodeConfig, []string, error) {
 		warnings = w
 		cfg = KubeletNodeConfig(kc)
 	}
+	o.applyFlags(&cfg)
+	return cfg, warnings, nil
+}
+
+// applyFlags sets in cfg every kubelet-style flag given.
+func (o *Options) applyFlags(cfg *resolvconf.NodeConfig) {
 	if o.clusterDomain.set {
 		cfg.ClusterDomain = o.clusterDomain.value
 	}
@@ -86,7 +97,27 @@ func (o *Options) NodeConfig() (resolvconf.NodeConfig, []string, error) {
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConfData = nil
 	}
-	return cfg, warnings, nil
+}
+
+// Profiles is NodeProfile for commands that also take a NodeProfileSet as
+// --profile: exactly one of the profile and the pools is returned. The
+// kubelet-style flags win over every profile of a set.
+func (o *Options) Profiles() (*resolvconf.NodeProfile, *nodepool.Set, []string, error) {
+	if o.Profile != "" && o.KubeletConfig == "" {
+		_, set, err := readProfileOrSet(o.Profile)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if set != nil {
+			pools, err := set.Pools(o.applyFlags)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return nil, pools, nil, nil
+		}
+	}
+	p, warnings, err := o.NodeProfile()
+	return p, nil, warnings, err
 }
 
 // NodeProfile is NodeConfig followed by resolvconf.NewNodeProfile.
