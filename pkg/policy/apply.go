@@ -46,7 +46,7 @@ func (a *applier) kubelet() (resolvconf.Config, error) {
 	var res resolvconf.Result
 	var err error
 	if a.changed {
-		res, err = resolvconf.Compute(a.st.pod(a.ev), a.ev.e.profile)
+		res, err = resolvconf.Compute(a.st.pod(a.ev), a.ev.profile)
 	} else {
 		res, err = a.ev.curKubelet()
 	}
@@ -378,7 +378,7 @@ func (s *state) normalize() {
 func (a *applier) expandAll(list []string) []string {
 	out := make([]string, len(list))
 	for i, s := range list {
-		out[i] = expand(s, a.ev.namespace, a.ev.e.profile.Config().ClusterDomain)
+		out[i] = expand(s, a.ev.namespace, a.ev.profile.Config().ClusterDomain)
 	}
 	return out
 }

@@ -165,6 +165,29 @@
 //     ([Decision.PreviewOmitted]), with a warning; a preview the pod brought
 //     itself is removed rather than left stale.
 //
+// # Node pools
+//
+// An engine built with node pools (EngineOptions.Pools, from a
+// NodeProfileSet) evaluates a pod on each pool it can land on: its
+// candidates (package nodepool: its nodeSelector and required node affinity
+// against the pools' node selectors), or every pool when it matches none
+// (Decision.PoolsNote). The pod gets one dnsPolicy and dnsConfig whatever
+// its node, so:
+//
+//   - a policy skipped on some candidate for that pool's reason — kubelet
+//     would truncate or fail there, or it is skipped on some pools only — is
+//     skipped on every candidate, with a reason and warning naming the
+//     pools ("on node pool "long": kubelet would truncate the result: ...");
+//   - a policy whose result differs from pool to pool (a None switch copies
+//     the node's search list, $(CLUSTER_DOMAIN) is the pool's) is skipped
+//     with a reason that says so;
+//
+// and the evaluation is run again without them until no more is skipped.
+// The previews are per pool (Decision.Pools); when they differ, ResolvConf
+// and the annotation poddns.io/resolv-conf hold each pool's file under a
+// comment "# node pool NAME", within the annotation size rule below. A
+// warning that only some pools give names them.
+//
 // # Idempotence
 //
 // Evaluating the mutated pod again changes nothing more: values equal to the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/poddns/poddns/pkg/nodepool"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
@@ -35,8 +36,12 @@ func ParseGlobalMode(s string) (GlobalMode, error) {
 // EngineOptions configure an Engine.
 type EngineOptions struct {
 	// Profile is the node profile that previews, limits and None synthesis
-	// are computed against. Required.
+	// are computed against. Required unless Pools is given.
 	Profile *resolvconf.NodeProfile
+	// Pools, when not nil, are the cluster's node pools, each with its own
+	// profile: a pod is evaluated on every pool it can land on (see
+	// "Node pools" in the package documentation), and Profile is unused.
+	Pools *nodepool.Set
 	// Mode is the global mode; "" is GlobalPerPolicy.
 	Mode GlobalMode
 }
@@ -48,11 +53,15 @@ type EngineOptions struct {
 type Engine struct {
 	set     atomic.Pointer[Set]
 	profile *resolvconf.NodeProfile
+	pools   *nodepool.Set
 	mode    GlobalMode
 }
 
 // NewEngine returns an engine serving set (nil is an empty Set).
 func NewEngine(set *Set, o EngineOptions) (*Engine, error) {
+	if o.Pools != nil {
+		o.Profile = o.Pools.Pools()[0].Profile
+	}
 	if o.Profile == nil {
 		return nil, errors.New("new policy engine: no node profile")
 	}
@@ -63,7 +72,7 @@ func NewEngine(set *Set, o EngineOptions) (*Engine, error) {
 	if set == nil {
 		set = &Set{}
 	}
-	e := &Engine{profile: o.Profile, mode: mode}
+	e := &Engine{profile: o.Profile, pools: o.Pools, mode: mode}
 	e.set.Store(set)
 	return e, nil
 }
@@ -74,8 +83,11 @@ func (e *Engine) Set() *Set { return e.set.Load() }
 // Mode returns the global mode.
 func (e *Engine) Mode() GlobalMode { return e.mode }
 
-// Profile returns the node profile.
+// Profile returns the node profile; with node pools, the first pool's.
 func (e *Engine) Profile() *resolvconf.NodeProfile { return e.profile }
+
+// Pools returns the node pools; nil when the engine has one profile.
+func (e *Engine) Pools() *nodepool.Set { return e.pools }
 
 // Swap makes s the Set in use (nil is an empty Set).
 func (e *Engine) Swap(s *Set) {

@@ -107,6 +107,12 @@ type Decision struct {
 	// Warnings are for the client (admission warnings): skipped policies and
 	// what audit policies would change.
 	Warnings []string `json:"warnings,omitempty"`
+	// Pools are the node pools the pod was evaluated on (engines with node
+	// pools only), each with its preview; ResolvConf then holds each pool's
+	// file under a comment naming the pool when they differ.
+	Pools []PoolPreview `json:"pools,omitempty"`
+	// PoolsNote says why the pod was evaluated on every pool (PoolsNote).
+	PoolsNote string `json:"poolsNote,omitempty"`
 }
 
 // Annotation kubelet puts on the mirror pods of static pods.
@@ -182,11 +188,43 @@ func (d *Decision) SetDNSFields(pod *corev1.Pod) {
 // and never fails: what cannot be done is in the Decision; Decision.Mutate
 // applies it.
 func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) Decision {
+	if e.pools != nil {
+		return e.evaluatePools(pod, namespaceLabels, nil)
+	}
+	d, ev := e.evaluateOn(e.profile, pod, namespaceLabels, nil)
+	ev.fit(pod, &d)
+	return d
+}
+
+// fit is fitAnnotations for a decision made on one profile: when the
+// annotation that records the change does not fit, the change is not made
+// (tooling reverts applied policies from it).
+func (ev *evaluation) fit(pod *corev1.Pod, d *Decision) {
+	if d.Changed && !ev.fitAnnotations(pod, d) {
+		ev.reset()
+		ev.decide(d)
+	}
+}
+
+// reset takes the evaluation back to the pod as submitted.
+func (ev *evaluation) reset() {
+	ev.cur = ev.orig
+	ev.curResOK = false
+}
+
+// evaluateOn is Evaluate on one node profile, but for the annotations'
+// size (fitAnnotations). The policies named in excluded are skipped with
+// the reason given there (node pools: a policy that fails on another pool
+// the pod can land on).
+func (e *Engine) evaluateOn(profile *resolvconf.NodeProfile, pod *corev1.Pod, namespaceLabels map[string]string, excluded map[string]string) (Decision, *evaluation) {
 	set := e.Set()
-	ev := newEvaluation(e, pod)
+	ev := newEvaluation(e, profile, pod)
 	ev.matches = make([]int8, set.selectors)
 	nsLabels := labels.Set(withMetadataName(namespaceLabels, pod.Namespace))
 	podLabels := labels.Set(pod.Labels)
+	if excluded != nil {
+		ev.trail = make([]state, 0, len(set.policies))
+	}
 
 	d := Decision{Exempt: exemption(pod)}
 	if d.Exempt == "" {
@@ -198,6 +236,9 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 	for _, c := range set.policies {
 		if d.Exempt != "" {
 			break
+		}
+		if ev.trail != nil && len(d.Results) > 0 {
+			ev.trail = append(ev.trail, ev.cur) // after the previous policy
 		}
 		// The result is filled in place: a Result is large, and 200 of
 		// them are written per pod.
@@ -211,7 +252,11 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 			r.Outcome, r.Reason = OutcomeSkipped, invalidReason
 			continue
 		}
-		ev.evaluate(c, r)
+		if reason, ok := excluded[c.name]; ok {
+			r.Outcome, r.Reason = OutcomeSkipped, reason
+		} else {
+			ev.evaluate(c, r)
+		}
 		switch {
 		case r.Outcome == OutcomeSkipped && r.Mode == ModeAudit:
 			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: policy %q (audit) would not be applied: %s", c.name, r.Reason))
@@ -221,18 +266,14 @@ func (e *Engine) Evaluate(pod *corev1.Pod, namespaceLabels map[string]string) De
 			d.Warnings = append(d.Warnings, fmt.Sprintf("poddns: policy %q (audit) would change %s", c.name, describeChanges(r.Changes)))
 		}
 	}
+	if ev.trail != nil && len(d.Results) > 0 {
+		ev.trail = append(ev.trail, ev.cur)
+	}
 	if d.Invalid != nil && len(d.Matched()) > 0 {
 		d.Warnings = append(d.Warnings, "poddns: the pod is left unchanged: the API server rejects its DNS settings: "+strings.Join(d.Invalid, "; "))
 	}
 	ev.decide(&d)
-	if d.Changed && !ev.fitAnnotations(pod, &d) {
-		// The annotation that records the change does not fit: the change
-		// is not made (tooling reverts applied policies from it).
-		ev.cur = ev.orig
-		ev.curResOK = false
-		ev.decide(&d)
-	}
-	return d
+	return d, ev
 }
 
 // invalidReason is the Reason of every policy that selects a pod the API
@@ -416,6 +457,7 @@ func (s state) pod(ev *evaluation) *corev1.Pod {
 // state, so each policy is blamed only for what it adds.
 type evaluation struct {
 	e           *Engine
+	profile     *resolvconf.NodeProfile
 	name        string
 	namespace   string
 	uid         types.UID
@@ -435,6 +477,9 @@ type evaluation struct {
 	bases []baseResult
 	// matches remembers selector results by selector number (match).
 	matches []int8
+	// trail, when not nil (node pools), is the state after each policy, by
+	// the policy's index in the Set.
+	trail []state
 }
 
 type baseResult struct {
@@ -447,7 +492,7 @@ type baseResult struct {
 // state. The result is shared: callers must not modify it.
 func (ev *evaluation) curKubelet() (resolvconf.Result, error) {
 	if !ev.curResOK {
-		ev.curRes, ev.curErr = resolvconf.Compute(ev.cur.pod(ev), ev.e.profile)
+		ev.curRes, ev.curErr = resolvconf.Compute(ev.cur.pod(ev), ev.profile)
 		ev.curResOK = true
 	}
 	return ev.curRes, ev.curErr
@@ -463,14 +508,15 @@ func (ev *evaluation) base(policy corev1.DNSPolicy) (resolvconf.Config, error) {
 		}
 	}
 	s := state{policy: policy}
-	res, err := resolvconf.Compute(s.pod(ev), ev.e.profile)
+	res, err := resolvconf.Compute(s.pod(ev), ev.profile)
 	ev.bases = append(ev.bases, baseResult{policy: policy, config: res.Config, err: err})
 	return res.Config, err
 }
 
-func newEvaluation(e *Engine, pod *corev1.Pod) *evaluation {
+func newEvaluation(e *Engine, profile *resolvconf.NodeProfile, pod *corev1.Pod) *evaluation {
 	ev := &evaluation{
 		e:           e,
+		profile:     profile,
 		name:        pod.Name,
 		namespace:   pod.Namespace,
 		uid:         pod.UID,
@@ -499,7 +545,7 @@ func (ev *evaluation) check(s state) (errs, forming []string, res resolvconf.Res
 	if len(fieldErrs) > 0 {
 		return errs, nil, res, nil, false
 	}
-	res, resErr = resolvconf.Compute(s.pod(ev), ev.e.profile)
+	res, resErr = resolvconf.Compute(s.pod(ev), ev.profile)
 	if resErr != nil {
 		return errs, nil, res, resErr, true
 	}

@@ -24,6 +24,8 @@ const (
 	// loader and the manifest reader share; standard library only.
 	inputdirPkg = "pkg/inputdir"
 	policyPkg   = "pkg/policy"
+	// nodepool decides a pod's candidate node pools for pkg/policy; as pure.
+	nodepoolPkg = "pkg/nodepool"
 	servePkg    = "pkg/serve"
 	cmdDir      = "cmd"
 )
@@ -228,8 +230,12 @@ func check(modPath string, pkgs []pkg) []violation {
 				add("pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery", r, imp)
 			case under(r, policyPkg) && !under(r, policyPkg+"/admission") && !isStd(imp) &&
 				!slices.ContainsFunc(policyAllowedImports, func(a string) bool { return under(imp, a) }) &&
-				!(local && (under(ri, resolvconfPkg) || under(ri, configfilePkg) || under(ri, inputdirPkg) || (under(ri, policyPkg) && !under(ri, policyPkg+"/admission")))):
-				add("pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile and pkg/inputdir", r, imp)
+				!(local && (under(ri, resolvconfPkg) || under(ri, configfilePkg) || under(ri, inputdirPkg) || under(ri, nodepoolPkg) || (under(ri, policyPkg) && !under(ri, policyPkg+"/admission")))):
+				add("pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile, pkg/inputdir and pkg/nodepool", r, imp)
+			case under(r, nodepoolPkg) && !isStd(imp) &&
+				!slices.ContainsFunc(resolvconfAllowedImports, func(a string) bool { return under(imp, a) }) &&
+				!(local && (under(ri, resolvconfPkg) || under(ri, nodepoolPkg))):
+				add("pkg/nodepool imports only the standard library, k8s.io/api, k8s.io/apimachinery and pkg/resolvconf", r, imp)
 			}
 			if local && under(ri, cmdDir) {
 				// cmd/X/... may use its own subpackages; nothing else imports cmd/.
@@ -366,6 +372,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		P("pkg/serve/cluster", "cluster", m+"/internal/testenv"),
 		P("pkg/serve/dnstest", "dnstest", m+"/internal/testenv", m+"/pkg/serve/cluster"),
 		P("pkg/common", "common"),
+		P("pkg/nodepool", "nodepool", "sigs.k8s.io/yaml", m+"/pkg/resolvconf"),
 	}
 	var got []string
 	for _, v := range check(m, pkgs) {
@@ -380,14 +387,15 @@ func TestRulesCatchViolations(t *testing.T) {
 		"pkg/serve/filesource imports k8s.io/client-go/tools/cache: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
 		"cmd/dnsd imports sigs.k8s.io/controller-runtime/pkg/log: only pkg/policy/admission and cmd/webhook import sigs.k8s.io/controller-runtime",
 		"pkg/common: package name \"common\" is forbidden (say what the package does)",
+		"pkg/nodepool imports sigs.k8s.io/yaml: pkg/nodepool imports only the standard library, k8s.io/api, k8s.io/apimachinery and pkg/resolvconf",
 		"pkg/resolvconf imports example.com/m/pkg/other (which leads to example.com/m/pkg/policy): pkg/resolvconf and pkg/serve/... never import pkg/policy",
 		"pkg/resolvconf imports example.com/m/pkg/other: pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery",
 		"pkg/resolvconf imports sigs.k8s.io/yaml: pkg/resolvconf imports only the standard library, k8s.io/api and k8s.io/apimachinery",
 		"pkg/serve/cache imports example.com/m/pkg/policy/admission: pkg/resolvconf and pkg/serve/... never import pkg/policy",
 		"pkg/serve/cluster imports example.com/m/internal/testenv: test support packages are imported only by _test.go files",
 		"pkg/serve/forward imports k8s.io/client-go/rest: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
-		"pkg/policy imports example.com/m/pkg/nodeprofile: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile and pkg/inputdir",
-		"pkg/policy imports github.com/spf13/pflag: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile and pkg/inputdir",
+		"pkg/policy imports example.com/m/pkg/nodeprofile: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile, pkg/inputdir and pkg/nodepool",
+		"pkg/policy imports github.com/spf13/pflag: pkg/policy is pure: it imports only the standard library, k8s.io/api, k8s.io/apimachinery, sigs.k8s.io/yaml, sigs.k8s.io/json, go.yaml.in/yaml/v3, pkg/resolvconf, pkg/configfile, pkg/inputdir and pkg/nodepool",
 	}
 	sort.Strings(want)
 	if !slices.Equal(got, want) {

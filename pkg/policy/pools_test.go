@@ -1,0 +1,182 @@
+package policy_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/poddns/poddns/pkg/nodepool"
+	"github.com/poddns/poddns/pkg/policy"
+	"github.com/poddns/poddns/pkg/resolvconf"
+)
+
+// poolEngine is an engine with one pool per profile; pool NAME selects the
+// nodes labelled pool=NAME.
+func poolEngine(t *testing.T, policies string, profiles map[string]resolvconf.NodeConfig, order ...string) *policy.Engine {
+	t.Helper()
+	set, err := policy.Parse(strings.NewReader(policies), "policies.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pools []nodepool.Pool
+	for _, name := range order {
+		p, err := resolvconf.NewNodeProfile(profiles[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools = append(pools, nodepool.Pool{Name: name, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"pool": name}}, Profile: p})
+	}
+	ps, err := nodepool.NewSet(pools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := policy.NewEngine(set, policy.EngineOptions{Pools: ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// hostSearch is a node resolv.conf with n search domains.
+func hostSearch(n int) resolvconf.NodeConfig {
+	var domains []string
+	for i := range n {
+		domains = append(domains, fmt.Sprintf("d%d.example", i+1))
+	}
+	return resolvconf.NodeConfig{
+		ClusterDomain:  "cluster.local",
+		ClusterDNS:     []string{"10.96.0.10"},
+		ResolvConf:     "/etc/resolv.conf",
+		ResolvConfData: []byte("nameserver 10.0.0.2\nsearch " + strings.Join(domains, " ") + "\n"),
+	}
+}
+
+func poolNames(d policy.Decision) string {
+	var out []string
+	for _, p := range d.Pools {
+		out = append(out, p.Pool)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestEvaluatePools: a pod is evaluated on every node pool it can land on.
+// On pool long, 3 cluster search domains and 29 of the node's make 32, the
+// most kubelet keeps: a policy adding one is truncated there, so it is
+// skipped for every pod that can land on long, with a warning naming it,
+// and applied to pods pinned to short.
+func TestEvaluatePools(t *testing.T) {
+	policies := doc("add-search", "  actions: {searches: {add: [corp.example]}}") + doc("ndots", "  priority: 1\n  actions: {ndots: 2}")
+	e := poolEngine(t, policies, map[string]resolvconf.NodeConfig{"short": hostSearch(1), "long": hostSearch(29)}, "short", "long")
+	const skipped = `poddns: policy "add-search" not applied: on node pool "long": kubelet would truncate the result: `
+	const shortFile = "search shop.svc.cluster.local svc.cluster.local cluster.local d1.example corp.example\nnameserver 10.96.0.10\noptions ndots:2\n"
+	tests := []struct {
+		name        string
+		pod         string
+		wantPools   string
+		wantApplied string
+		wantWarning string // prefix of the one warning; "" none
+		wantResolv  string // "" not checked
+		wantNote    bool
+	}{
+		{name: "can land on both", pod: plainPod, wantPools: "short,long", wantApplied: "ndots", wantWarning: skipped},
+		{name: "pinned to short by nodeSelector", pod: "spec: {nodeSelector: {pool: short}, containers: [{name: c}]}",
+			wantPools: "short", wantApplied: "add-search,ndots", wantResolv: shortFile},
+		{name: "pinned to long by node affinity", pod: "spec: {affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: In, values: [long]}]}]}}}, containers: [{name: c}]}",
+			wantPools: "long", wantApplied: "ndots", wantWarning: skipped},
+		{name: "kept off long by NotIn", pod: "spec: {affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: NotIn, values: [long]}]}]}}}, containers: [{name: c}]}",
+			wantPools: "short", wantApplied: "add-search,ndots", wantResolv: shortFile},
+		{name: "on no pool: checked on every pool", pod: "spec: {nodeSelector: {pool: gpu}, containers: [{name: c}]}",
+			wantPools: "short,long", wantApplied: "ndots", wantWarning: skipped, wantNote: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pod(t, tt.pod)
+			d := e.Evaluate(p, nil)
+			if got := poolNames(d); got != tt.wantPools {
+				t.Errorf("pools = %q, want %q", got, tt.wantPools)
+			}
+			if got := strings.Join(d.Applied(), ","); got != tt.wantApplied {
+				t.Errorf("applied = %q, want %q", got, tt.wantApplied)
+			}
+			switch {
+			case tt.wantWarning == "" && len(d.Warnings) > 0:
+				t.Errorf("warnings = %q, want none", d.Warnings)
+			case tt.wantWarning != "" && (len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], tt.wantWarning)):
+				t.Errorf("warnings = %q, want one starting %q", d.Warnings, tt.wantWarning)
+			}
+			if tt.wantResolv != "" && d.ResolvConf != tt.wantResolv {
+				t.Errorf("resolv.conf =\n%s\nwant\n%s", d.ResolvConf, tt.wantResolv)
+			}
+			if (d.PoolsNote != "") != tt.wantNote {
+				t.Errorf("PoolsNote = %q, want set %t", d.PoolsNote, tt.wantNote)
+			}
+			if !d.Mutate(p) {
+				t.Fatal("Mutate: the pod did not change")
+			}
+			if got := p.Annotations[policy.AnnotationResolvConf]; got != d.ResolvConf {
+				t.Errorf("annotation = %q, want the preview %q", got, d.ResolvConf)
+			}
+		})
+	}
+
+	// A pod that can land on both pools has a preview per pool; the
+	// annotation shows both, each under its pool's name.
+	d := e.Evaluate(pod(t, plainPod), nil)
+	if len(d.Pools) != 2 || d.Pools[0].ResolvConf == d.Pools[1].ResolvConf {
+		t.Fatalf("previews = %+v, want two that differ", d.Pools)
+	}
+	want := "# node pool short\n" + d.Pools[0].ResolvConf + "\n# node pool long\n" + d.Pools[1].ResolvConf
+	if d.ResolvConf != want {
+		t.Errorf("resolv.conf =\n%s\nwant\n%s", d.ResolvConf, want)
+	}
+	if !strings.Contains(d.Pools[1].ResolvConf, "d29.example") || strings.Contains(d.Pools[0].ResolvConf, "d2.example") {
+		t.Errorf("previews are not the pools' own: %+v", d.Pools)
+	}
+}
+
+// TestEvaluatePoolsSamePreview: pools whose kubelets give the pod the same
+// file show it once, as with one profile.
+func TestEvaluatePoolsSamePreview(t *testing.T) {
+	e := poolEngine(t, doc("ndots", "  actions: {ndots: 2}"), map[string]resolvconf.NodeConfig{"a": hostSearch(2), "b": hostSearch(2)}, "a", "b")
+	d := e.Evaluate(pod(t, plainPod), nil)
+	if poolNames(d) != "a,b" || strings.Contains(d.ResolvConf, "# node pool") || d.ResolvConf != d.Pools[0].ResolvConf {
+		t.Errorf("pools %q, resolv.conf %q", poolNames(d), d.ResolvConf)
+	}
+}
+
+// TestEvaluatePoolsDivergent: a pod has one dnsConfig whatever the pool, so
+// a policy whose result depends on the pool ($(CLUSTER_DOMAIN) here) is
+// skipped for pods that can land on pools where it differs, and applied to
+// a pod pinned to one.
+func TestEvaluatePoolsDivergent(t *testing.T) {
+	a, b := hostSearch(1), hostSearch(1)
+	b.ClusterDomain = "corp.internal"
+	e := poolEngine(t, doc("by-domain", "  actions: {searches: {add: [x.$(CLUSTER_DOMAIN)]}}")+doc("ndots", "  priority: 1\n  actions: {ndots: 3}"),
+		map[string]resolvconf.NodeConfig{"a": a, "b": b}, "a", "b")
+	d := e.Evaluate(pod(t, plainPod), nil)
+	if got := strings.Join(d.Applied(), ","); got != "ndots" {
+		t.Errorf("applied = %q, want ndots", got)
+	}
+	const want = `poddns: policy "by-domain" not applied: its result depends on the node pool (it differs between "a" and "b")`
+	if len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], want) {
+		t.Errorf("warnings = %q, want one starting %q", d.Warnings, want)
+	}
+	d = e.Evaluate(pod(t, "spec: {nodeSelector: {pool: b}, containers: [{name: c}]}"), nil)
+	if got := strings.Join(d.Applied(), ","); got != "by-domain,ndots" || d.DNSConfig == nil || d.DNSConfig.Searches[0] != "x.corp.internal" {
+		t.Errorf("pinned to b: applied %q, dnsConfig %+v", got, d.DNSConfig)
+	}
+}
+
+// TestEvaluatePoolsAudit: an audit policy's warning that only one pool
+// gives names that pool.
+func TestEvaluatePoolsAudit(t *testing.T) {
+	e := poolEngine(t, doc("add-search", "  mode: audit\n  actions: {searches: {add: [corp.example]}}"),
+		map[string]resolvconf.NodeConfig{"short": hostSearch(1), "long": hostSearch(29)}, "short", "long")
+	d := e.Evaluate(pod(t, plainPod), nil)
+	const want = `poddns: policy "add-search" (audit) would not be applied: on node pool "long": kubelet would truncate`
+	if d.Changed || len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], want) {
+		t.Errorf("changed %t, warnings %q; want one starting %q", d.Changed, d.Warnings, want)
+	}
+}
