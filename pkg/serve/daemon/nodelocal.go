@@ -150,16 +150,18 @@ func (d *Daemon) startNodeLocalDaemon(cfg Config) error {
 
 // remotePods is the forwarder that asks the central server (nodeLocal
 // PodsServer) for the pod names of other nodes' pods, in verified mode:
-// the forward settings of the configuration, that one upstream, over TCP
-// as NodeLocal DNSCache asks for cluster.local (no conntrack entry lingers
-// per query).
+// that one upstream, over TCP as NodeLocal DNSCache asks for cluster.local
+// (no conntrack entry lingers per query), with the forward block's limits
+// and timeouts (and nothing of its upstreams: stubs, TLS, resolv.conf).
 func remotePods(cfg *Config, b *building) (*forward.Forward, error) {
 	addr, err := cfg.NodeLocal.PodsServer()
 	if err != nil {
 		return nil, err
 	}
-	fc := cfg.Forward.Config
-	fc.Upstreams, fc.ResolvConf, fc.Stubs, fc.ForceTCP = []string{addr}, "", nil, true
+	fc, f := forward.Defaults(), cfg.Forward.Config
+	fc.Upstreams, fc.ForceTCP = []string{addr}, true
+	fc.MaxConcurrent, fc.TryTimeout, fc.Deadline, fc.MaxFails, fc.HealthCheck, fc.Expire, fc.PoolSize =
+		f.MaxConcurrent, f.TryTimeout, f.Deadline, f.MaxFails, f.HealthCheck, f.Expire, f.PoolSize
 	return forward.New(fc, forward.Deps{Next: serve.Refused, Metrics: b.metrics.forwardMetrics})
 }
 
