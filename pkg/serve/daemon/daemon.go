@@ -291,7 +291,7 @@ var chain = []link{
 		if !cfg.Forward.Enabled() {
 			return nil, nil
 		}
-		f, err := forward.New(cfg.Forward.Config, forward.Deps{Next: next, Metrics: b.metrics.forwardMetrics})
+		f, err := forward.New(cfg.Forward.Config, forward.Deps{Next: next, Metrics: b.metrics.forwardMetrics, Logger: b.log})
 		b.forward = f
 		return f, err
 	}},

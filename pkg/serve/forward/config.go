@@ -1,8 +1,10 @@
 package forward
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -263,6 +265,8 @@ type Deps struct {
 	// Metrics, if set, receive the forwarder's metrics; make them once with
 	// NewMetrics: they outlive the forwarders a reload replaces.
 	Metrics *Metrics
+	// Logger, if set, receives the failed TLS handshakes.
+	Logger *slog.Logger
 }
 
 // New checks c, reads its resolv.conf file if it names one, and returns
@@ -286,21 +290,26 @@ func New(c Config, d Deps) (*Forward, error) {
 	if len(zones) == 0 {
 		return nil, errors.New("forward: no upstream")
 	}
-	for _, z := range zones {
-		if z.hasTLS() {
-			return nil, fmt.Errorf("forward: zone %s: tls:// upstreams are not supported yet", z.name)
-		}
-	}
+
 	f := &Forward{Next: d.Next, policy: c.Policy, tryTO: c.TryTimeout.D(), deadline: c.Deadline.D(), maxFails: c.MaxFails,
 		hcEvery: c.HealthCheck.D(), expire: c.Expire.D(), poolSize: c.PoolSize, maxConc: int64(c.MaxConcurrent), case0x20: c.RandomizeCase, forceTCP: c.ForceTCP, m: d.Metrics,
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), log: d.Logger}
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil)
 	}
+	if f.log == nil {
+		f.log = discardLogger
+	}
 	for _, z := range zones {
 		g := &group{zone: z.name}
+		var conf *tls.Config
+		if z.hasTLS() {
+			if conf, err = tlsConfig(z.tlsName, z.tlsCA, len(z.addrs)); err != nil {
+				return nil, fmt.Errorf("forward: zone %s: %w", z.name, err)
+			}
+		}
 		for _, a := range z.addrs {
-			g.ups = append(g.ups, newUpstream(f, a))
+			g.ups = append(g.ups, newUpstream(f, a, conf))
 		}
 		if z.name == "." {
 			f.def = g

@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 
 	"net/netip"
@@ -60,6 +61,7 @@ type Forward struct {
 	forceTCP bool
 	inflight atomic.Int64
 	m        *Metrics
+	log      *slog.Logger
 
 	rr      atomic.Uint32
 	stop    chan struct{}
@@ -147,6 +149,9 @@ func (f *Forward) Close() {
 	for _, g := range f.groups() {
 		for _, u := range g.ups {
 			u.tcp.drain()
+			if u.tlsp != nil {
+				u.tlsp.close()
+			}
 		}
 	}
 }

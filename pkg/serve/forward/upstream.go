@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ type upstream struct {
 	f        *Forward
 	addr     string
 	tcp      *pool
+	tlsp     *tlsPool // DNS over TLS: the upstream's only transport
 	fails    atomic.Int32
 	down     atomic.Bool
 	checking atomic.Bool
@@ -46,9 +48,14 @@ type upstream struct {
 	noCaseUntil atomic.Int64
 }
 
-func newUpstream(f *Forward, addr string) *upstream {
+// newUpstream returns the upstream addr ("IP:port", or "tls://IP:port"
+// with its TLS configuration conf).
+func newUpstream(f *Forward, addr string, conf *tls.Config) *upstream {
 	u := &upstream{f: f, addr: addr}
 	u.tcp = &pool{proto: "tcp", addr: addr, idle: make(chan *pconn, f.poolSize), expire: f.expire, closed: &f.stopped}
+	if hostPort, ok := tlsUpstreamAddr(addr); ok {
+		u.tlsp = newTLSPool(u, hostPort, conf)
+	}
 	return u
 }
 
@@ -100,9 +107,13 @@ func (u *upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 }
 
 // tryUDPThenTCP sends q over UDP, and over TCP when the reply is
-// truncated (only over TCP with ForceTCP). With exactCase (q's name is in
-// 0x20 case) the reply must spell the name exactly as sent.
+// truncated (only over TCP with ForceTCP); over TLS only to a tls://
+// upstream. With exactCase (q's name is in 0x20 case) the reply must spell
+// the name exactly as sent.
 func (u *upstream) tryUDPThenTCP(q *dns.Msg, deadline time.Time, exactCase bool) (*dns.Msg, error) {
+	if u.tlsp != nil {
+		return u.tlsp.roundTrip(q, deadline, exactCase)
+	}
 	if u.f.forceTCP {
 		return u.roundTripTCP(q, deadline, exactCase)
 	}
@@ -334,12 +345,17 @@ func (u *upstream) healthCheck() {
 	}
 }
 
-// probe sends one health-check query on a new socket; any reply counts.
+// probe sends one health-check query on a new socket (over TLS to a
+// tls:// upstream, on a pooled connection); any reply counts.
 func (u *upstream) probe() bool {
 	q := new(dns.Msg)
 	q.SetQuestion(".", dns.TypeNS)
 	q.Id = queryID()
 	timeout := min(u.f.hcEvery, u.f.tryTO)
+	if u.tlsp != nil {
+		_, err := u.tlsp.roundTrip(q, time.Now().Add(timeout), false)
+		return err == nil
+	}
 	nc, err := net.DialTimeout("udp", u.addr, timeout)
 	if err != nil {
 		return false
