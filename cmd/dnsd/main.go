@@ -22,6 +22,11 @@
 // or forward: in the config file): then they are forwarded, with a cache,
 // for clients in the configured client networks only.
 //
+// `dnsd migrate --corefile FILE [--kube-dns-configmap FILE] [--custom
+// DIR|FILE] [--node-profile FILE]` prints a DNSDConfig translated from
+// CoreDNS's configuration instead (package migrate; exit 0 when everything
+// was translated, 1 when something was left out, 2 for unreadable input).
+//
 // Exit status: 0 after a clean shutdown, 1 when serving failed, 2 for a
 // bad command line or configuration.
 package main
@@ -34,6 +39,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(runMigrate(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	os.Exit(run(context.Background(), os.Args[1:], os.Stderr, sigs))
