@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -295,5 +296,44 @@ func TestUnreadable(t *testing.T) {
 	}
 	if _, err := migrate.Translate(migrate.Input{Corefile: "/no/such/Corefile"}); err == nil || !strings.Contains(err.Error(), "/no/such/Corefile") {
 		t.Errorf("missing Corefile: error %v", err)
+	}
+}
+
+// TestTranslateTLS: tls:// upstreams and tls_servername/tls CA take the
+// shape agreed with the forwarder (tls://IP[:port], tlsServerName and tlsCA
+// on the forward block and on each stub); until the forwarder speaks DNS
+// over TLS (TLSTransport) such forwards are reported as not translated.
+func TestTranslateTLS(t *testing.T) {
+	corefile := ".:53 {\n forward . tls://192.0.2.1 tls://192.0.2.2:8853 {\n  tls_servername dns.example\n  tls /ca.pem\n }\n}\n" +
+		"corp.example {\n forward . tls://192.0.2.3 {\n  tls_servername corp.example\n }\n}\n"
+	t.Logf("the forwarder speaks DNS over TLS: %v", migrate.TLSTransport())
+	for _, transport := range []bool{false, true} {
+		t.Run(fmt.Sprintf("transport %v", transport), func(t *testing.T) {
+			migrate.SetTLSTransport(t, transport)
+			res, err := translate(t, corefile, migrate.Input{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !transport {
+				var got []string
+				for _, s := range res.Skipped {
+					got = append(got, s.Directive+": "+s.Reason)
+				}
+				want := []string{"forward: upstream tls://192.0.2.1: dnsd's forwarder does not speak DNS over TLS yet", "forward: upstream tls://192.0.2.3: dnsd's forwarder does not speak DNS over TLS yet"}
+				if !slices.Equal(got, want) {
+					t.Errorf("skipped %q, want %q", got, want)
+				}
+				return
+			}
+			if !res.Complete() {
+				t.Errorf("not complete:\n%s", res.Report())
+			}
+			f := res.Config.Forward
+			expect(t, "upstreams", strings.Join(f.Upstreams, ","), "tls://192.0.2.1,tls://192.0.2.2:8853")
+			expect(t, "tlsServerName", f.TLSServerName, "dns.example")
+			expect(t, "tlsCA", f.TLSCA, "/ca.pem")
+			expect(t, "stubs", len(f.Stubs), 1)
+			expect(t, "stub", f.Stubs[0].Zone+" "+strings.Join(f.Stubs[0].Upstreams, ",")+" "+f.Stubs[0].TLSServerName, "corp.example tls://192.0.2.3 corp.example")
+		})
 	}
 }

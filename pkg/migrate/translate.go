@@ -364,7 +364,7 @@ func (t *translator) forward(b block, d corefile.Directive) {
 		t.skip(d, "forward", "only the first zone of a block with several (%s) is translated as a stub", strings.Join(b.zones, " "))
 	}
 	var ups []string
-	resolv := ""
+	resolv, tlsUps := "", false
 	for _, to := range d.Args[1:] {
 		if strings.HasPrefix(to, "/") || strings.HasSuffix(to, "resolv.conf") {
 			resolv = to
@@ -372,10 +372,15 @@ func (t *translator) forward(b block, d corefile.Directive) {
 		}
 		if strings.HasPrefix(to, "tls://") {
 			if _, err := forward.ParseUpstream(to); err != nil {
-				t.skip(d, "forward", "upstream %s: dnsd's forwarder has no DNS-over-TLS yet", to)
+				t.skip(d, "forward", "upstream %s: %v", to, err)
+				return
+			}
+			if !tlsTransport() {
+				t.skip(d, "forward", "upstream %s: dnsd's forwarder does not speak DNS over TLS yet", to)
 				return
 			}
 			ups = append(ups, to)
+			tlsUps = true
 			continue
 		}
 		if _, err := forward.ParseUpstream(to); err != nil {
@@ -405,6 +410,13 @@ func (t *translator) forward(b block, d corefile.Directive) {
 		c.Forward.Stubs = append(c.Forward.Stubs, forward.Stub{Zone: strings.TrimSuffix(zone, "."), Upstreams: ups})
 	}
 	t.ok(d, "forward")
+	// The TLS settings are per zone: the forward block's for the root
+	// zone, the stub's for a stub.
+	tlsName, tlsCA := &c.Forward.TLSServerName, &c.Forward.TLSCA
+	if zone != "." {
+		st := &c.Forward.Stubs[len(c.Forward.Stubs)-1]
+		tlsName, tlsCA = &st.TLSServerName, &st.TLSCA
+	}
 	opts := map[string]string{"policy": "random", "force_tcp": "false", "max_concurrent": "0", "expire": "10s", "max_fails": "2", "health_check": "0.5s"}
 	for _, o := range d.Block {
 		if _, ok := opts[o.Name]; ok {
@@ -420,9 +432,22 @@ func (t *translator) forward(b block, d corefile.Directive) {
 		case "prefer_udp":
 			t.skip(o, "forward.prefer_udp", "dnsd has no prefer_udp")
 		case "tls_servername":
-			t.skip(o, "forward.tls_servername", "dnsd's forwarder has no DNS-over-TLS yet")
+			if !tlsUps || len(o.Args) != 1 {
+				t.skip(o, "forward.tls_servername", "want one name, for tls:// upstreams")
+				continue
+			}
+			*tlsName = o.Args[0]
 		case "tls":
-			t.skip(o, "forward.tls", "dnsd's forwarder has no client certificates")
+			switch {
+			case len(o.Args) == 0 && tlsUps:
+				// The system's CAs: dnsd's default.
+			case len(o.Args) == 1 && tlsUps:
+				*tlsCA = o.Args[0]
+			case len(o.Args) > 1:
+				t.skip(o, "forward.tls", "dnsd's forwarder has no client certificates (tls CERT KEY [CA]); tls CA is translated")
+			default:
+				t.skip(o, "forward.tls", "tls without a tls:// upstream")
+			}
 		default:
 			t.skip(o, "forward."+o.Name, "dnsd's forwarder has no %s", o.Name)
 		}
@@ -477,6 +502,26 @@ func (t *translator) forward(b block, d corefile.Directive) {
 			}
 		}
 	}
+}
+
+// TLSTransport reports whether dnsd's forwarder can be built with a
+// DNS-over-TLS upstream: the configuration has the shape (tls://IP[:port],
+// tlsServerName) before the transport lands, and until then such forwards
+// are reported as not translated rather than given to a dnsd that refuses
+// them at start.
+func TLSTransport() bool { return tlsTransport() }
+
+// tlsTransport is TLSTransport's check (tests replace it).
+var tlsTransport = func() bool {
+	c := forward.Defaults()
+	c.Upstreams = []string{"tls://127.0.0.1"}
+	c.TLSServerName = "dns.example"
+	f, err := forward.New(c, forward.Deps{})
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 func sortedKeys(m map[string]string) []string {
