@@ -38,6 +38,7 @@ var testSupportPackages = []string{
 	"internal/golden",
 	"internal/testenv",
 	"pkg/policy/policytest",
+	"pkg/serve/cluster/clustertest",
 	"pkg/serve/dnstest",
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/cluster"
+	"github.com/poddns/poddns/pkg/serve/cluster/clustertest"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/filesource"
 	"github.com/poddns/poddns/pkg/serve/store"
@@ -20,113 +21,11 @@ import (
 // serial is the SOA serial of the fixture store (its fixed clock).
 const serial = 1700000000
 
-const fixture = `
-apiVersion: v1
-kind: List
-items:
-- {apiVersion: v1, kind: Namespace, metadata: {name: default}}
-- {apiVersion: v1, kind: Namespace, metadata: {name: other}}
-- {apiVersion: v1, kind: Namespace, metadata: {name: empty-ns}}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: web, namespace: default}
-  spec:
-    clusterIP: 10.96.0.20
-    clusterIPs: [10.96.0.20]
-    ports:
-    - {name: http, port: 80, protocol: TCP}
-    - {name: dns, port: 53, protocol: UDP}
-    - {port: 8080, protocol: TCP}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-  addressType: IPv4
-  ports: [{name: http, port: 8080, protocol: TCP}]
-  endpoints:
-  - {addresses: [10.244.1.10], conditions: {ready: true}}
-  - {addresses: [10.244.1.11], conditions: {ready: false}}
-  - {addresses: [10.244.1.12], hostname: web-host}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: dual, namespace: default}
-  spec:
-    clusterIP: 10.96.0.30
-    clusterIPs: [10.96.0.30, "fd00:10:96::30"]
-    ports: [{name: http, port: 80}]
-- apiVersion: v1
-  kind: Service
-  metadata: {name: v6only, namespace: default}
-  spec:
-    clusterIP: "fd00:10:96::40"
-    clusterIPs: ["fd00:10:96::40"]
-- apiVersion: v1
-  kind: Service
-  metadata: {name: db, namespace: default}
-  spec:
-    clusterIP: None
-    ports: [{name: postgres, port: 5432}]
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: db-v4, namespace: default, labels: {kubernetes.io/service-name: db}}
-  addressType: IPv4
-  ports: [{name: postgres, port: 5432, protocol: TCP}]
-  endpoints:
-  - {addresses: [10.244.1.20], hostname: db-0, conditions: {ready: true}}
-  - {addresses: [10.244.2.21], hostname: db-1, conditions: {ready: true}}
-  - {addresses: [10.244.3.22], hostname: db-2, conditions: {ready: false}}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: db-v6, namespace: default, labels: {kubernetes.io/service-name: db}}
-  addressType: IPv6
-  ports: [{name: postgres, port: 5432, protocol: TCP}]
-  endpoints:
-  - {addresses: ["fd00:244::20"], hostname: db-0, conditions: {ready: true}}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: idle, namespace: default}
-  spec: {clusterIP: None, ports: [{name: http, port: 80}]}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: h4, namespace: default}
-  spec: {clusterIP: None}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: h4-1, namespace: default, labels: {kubernetes.io/service-name: h4}}
-  addressType: IPv4
-  endpoints: [{addresses: [10.244.4.4]}]
-- apiVersion: v1
-  kind: Service
-  metadata:
-    name: tolerant
-    namespace: default
-    annotations: {service.alpha.kubernetes.io/tolerate-unready-endpoints: "true"}
-  spec: {clusterIP: None}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: tolerant-1, namespace: default, labels: {kubernetes.io/service-name: tolerant}}
-  addressType: IPv4
-  endpoints: [{addresses: [10.244.5.5], conditions: {ready: false}}]
-- apiVersion: v1
-  kind: Service
-  metadata: {name: ext, namespace: default}
-  spec: {type: ExternalName, externalName: Search.Example.com}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: alias, namespace: default}
-  spec: {type: ExternalName, externalName: web.default.svc.cluster.local}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: loop, namespace: default}
-  spec: {type: ExternalName, externalName: loop.default.svc.cluster.local.}
-- apiVersion: v1
-  kind: Pod
-  metadata: {name: p1, namespace: default}
-  status: {podIP: 10.244.1.10, podIPs: [{ip: 10.244.1.10}]}
-- apiVersion: v1
-  kind: Pod
-  metadata: {name: p2, namespace: other}
-  status: {podIP: 10.244.9.9, podIPs: [{ip: 10.244.9.9}]}
-`
+// fixture is the conformance table's objects; table is the table for a
+// store with the fixed clock of newStore.
+const fixture = clustertest.Fixture
+
+var table = clustertest.Table{Serial: serial}
 
 // newStore loads the fixture into a synced store with a fixed clock.
 func newStore(tb testing.TB, yaml string) *store.Store {
@@ -166,10 +65,7 @@ var (
 func nxdomain(name string, t uint16) dnstest.Case { return dnstest.NXDomain(name, t, soaZ) }
 func nodata(name string, t uint16) dnstest.Case   { return dnstest.NoData(name, t, soaZ) }
 
-var (
-	answer    = dnstest.Answer
-	withExtra = dnstest.Case.WithExtra
-)
+var answer = dnstest.Answer
 
 // runCases sends every case over UDP and TCP to a real server on loopback.
 func runCases(t *testing.T, h serve.Handler, cases []dnstest.Case) {
@@ -191,145 +87,27 @@ const (
 )
 
 func TestServiceRecords(t *testing.T) {
-	st := newStore(t, fixture)
-	runCases(t, newHandler(t, st, nil), []dnstest.Case{
-		// ClusterIP: A, family missing is NODATA, other types NODATA.
-		answer(web, dns.TypeA, web+" 30 IN A 10.96.0.20"),
-		answer("WEB.Default.SVC.Cluster.LOCAL.", dns.TypeA, "WEB.Default.SVC.Cluster.LOCAL. 30 IN A 10.96.0.20"),
-		nodata(web, dns.TypeAAAA),
-		nodata(web, dns.TypeTXT),
-		nodata(web, dns.TypeMX),
-		// Dual-stack from clusterIPs.
-		answer(dual, dns.TypeA, dual+" 30 IN A 10.96.0.30"),
-		answer(dual, dns.TypeAAAA, dual+" 30 IN AAAA fd00:10:96::30"),
-		nodata("v6only.default.svc.cluster.local.", dns.TypeA),
-		answer("v6only.default.svc.cluster.local.", dns.TypeAAAA, "v6only.default.svc.cluster.local. 30 IN AAAA fd00:10:96::40"),
-		// Headless: one record per ready endpoint, per family.
-		answer(db, dns.TypeA, db+" 30 IN A 10.244.1.20", db+" 30 IN A 10.244.2.21"),
-		answer(db, dns.TypeAAAA, db+" 30 IN AAAA fd00:244::20"),
-		nodata(db, dns.TypeTXT),
-		nodata("h4.default.svc.cluster.local.", dns.TypeAAAA),
-		answer("tolerant.default.svc.cluster.local.", dns.TypeA, "tolerant.default.svc.cluster.local. 30 IN A 10.244.5.5"),
-		// Headless without ready endpoints: NXDOMAIN for every type.
-		nxdomain("idle.default.svc.cluster.local.", dns.TypeA),
-		nxdomain("idle.default.svc.cluster.local.", dns.TypeTXT),
-		nxdomain("_http._tcp.idle.default.svc.cluster.local.", dns.TypeSRV),
-		// Endpoint hostnames (and dashed IPs), ready only; ClusterIP services too.
-		answer("db-0."+db, dns.TypeA, "db-0."+db+" 30 IN A 10.244.1.20"),
-		answer("db-0."+db, dns.TypeAAAA, "db-0."+db+" 30 IN AAAA fd00:244::20"),
-		nodata("db-1."+db, dns.TypeAAAA),
-		nxdomain("db-2."+db, dns.TypeA),
-		nxdomain("db-9."+db, dns.TypeA),
-		answer("10-244-1-10."+web, dns.TypeA, "10-244-1-10."+web+" 30 IN A 10.244.1.10"),
-		answer("web-host."+web, dns.TypeA, "web-host."+web+" 30 IN A 10.244.1.12"),
-		nxdomain("10-244-1-11."+web, dns.TypeA),
-		nxdomain("x.dual.default.svc.cluster.local.", dns.TypeA),
-		// ExternalName.
-		answer("ext.default.svc.cluster.local.", dns.TypeA, "ext.default.svc.cluster.local. 30 IN CNAME search.example.com."),
-		answer("ext.default.svc.cluster.local.", dns.TypeCNAME, "ext.default.svc.cluster.local. 30 IN CNAME search.example.com."),
-		nodata("ext.default.svc.cluster.local.", dns.TypeSRV),
-		answer("alias.default.svc.cluster.local.", dns.TypeA,
-			"alias.default.svc.cluster.local. 30 IN CNAME web.default.svc.cluster.local.", web+" 30 IN A 10.96.0.20"),
-		answer("loop.default.svc.cluster.local.", dns.TypeA, "loop.default.svc.cluster.local. 30 IN CNAME loop.default.svc.cluster.local."),
-	})
+	runCases(t, newHandler(t, newStore(t, fixture), nil), table.Services())
 }
 
 func TestSRVRecords(t *testing.T) {
-	st := newStore(t, fixture)
-	runCases(t, newHandler(t, st, nil), []dnstest.Case{
-		withExtra(answer("_http._tcp."+web, dns.TypeSRV, "_http._tcp."+web+" 30 IN SRV 0 100 80 "+web), web+" 30 IN A 10.96.0.20"),
-		withExtra(answer("_DNS._UDP."+web, dns.TypeSRV, "_DNS._UDP."+web+" 30 IN SRV 0 100 53 "+web), web+" 30 IN A 10.96.0.20"),
-		withExtra(answer("_http._tcp."+dual, dns.TypeSRV, "_http._tcp."+dual+" 30 IN SRV 0 100 80 "+dual),
-			dual+" 30 IN A 10.96.0.30", dual+" 30 IN AAAA fd00:10:96::30"),
-		// SRV at the service name: every port, unnamed ones too.
-		withExtra(answer(web, dns.TypeSRV,
-			web+" 30 IN SRV 0 33 80 "+web, web+" 30 IN SRV 0 33 53 "+web, web+" 30 IN SRV 0 33 8080 "+web), web+" 30 IN A 10.96.0.20"),
-		// Headless: ready endpoints × named ports, targets' addresses added.
-		withExtra(answer("_postgres._tcp."+db, dns.TypeSRV,
-			"_postgres._tcp."+db+" 30 IN SRV 0 50 5432 db-0."+db,
-			"_postgres._tcp."+db+" 30 IN SRV 0 50 5432 db-1."+db),
-			"db-0."+db+" 30 IN A 10.244.1.20", "db-0."+db+" 30 IN AAAA fd00:244::20", "db-1."+db+" 30 IN A 10.244.2.21"),
-		// Port or protocol not matching: NXDOMAIN; the name exists for other types: NODATA.
-		nxdomain("_dns._tcp."+web, dns.TypeSRV),
-		nxdomain("_nope._tcp."+web, dns.TypeSRV),
-		nxdomain("_postgres._udp."+db, dns.TypeSRV),
-		nxdomain("http.tcp."+web, dns.TypeSRV),
-		nodata("_http._tcp."+web, dns.TypeA),
-		nxdomain("_http._tcp.ext.default.svc.cluster.local.", dns.TypeSRV),
-		nxdomain("_http._tcp.nosuch.default.svc.cluster.local.", dns.TypeSRV),
-	})
+	runCases(t, newHandler(t, newStore(t, fixture), nil), table.SRV())
 }
 
 // TestNXDOMAINvsNODATA has one case per row of the table in
-// kubernetes-dns.md §1.3 (the rows on headless, SRV and sync are in the
-// other tests).
+// kubernetes-dns.md §1.3 (the rows on headless and SRV are in the other
+// tests, the one on sync in TestServfailBeforeSync).
 func TestNXDOMAINvsNODATA(t *testing.T) {
-	st := newStore(t, fixture)
-	runCases(t, newHandler(t, st, nil), []dnstest.Case{
-		// Zone apex: SOA and NS answered, other types NODATA.
-		answer("cluster.local.", dns.TypeSOA, fmt.Sprintf("cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. %d 7200 1800 86400 30", serial)),
-		answer("Cluster.Local.", dns.TypeNS, "Cluster.Local. 30 IN NS ns.dns.cluster.local."),
-		nodata("cluster.local.", dns.TypeA),
-		// svc.Z and pod.Z: NODATA.
-		nodata("svc.cluster.local.", dns.TypeA),
-		nodata("pod.cluster.local.", dns.TypeAAAA),
-		// dns-version.Z.
-		answer("dns-version.cluster.local.", dns.TypeTXT, `dns-version.cluster.local. 28800 IN TXT "1.1.0"`),
-		nodata("dns-version.cluster.local.", dns.TypeA), // CoreDNS: NXDOMAIN (documented difference)
-		// x.Z with x not svc or pod.
-		nxdomain("foo.cluster.local.", dns.TypeA),
-		nxdomain("a.b.foo.cluster.local.", dns.TypeA),
-		// <ns>.svc.Z: NODATA when the namespace exists (even without Services).
-		nodata("default.svc.cluster.local.", dns.TypeA),
-		nodata("empty-ns.svc.cluster.local.", dns.TypeA),
-		nxdomain("nosuch.svc.cluster.local.", dns.TypeA),
-		// Service not found.
-		nxdomain("nosuch.default.svc.cluster.local.", dns.TypeA),
-		nxdomain("web.other.svc.cluster.local.", dns.TypeA),
-		nxdomain("web.nosuch.svc.cluster.local.", dns.TypeA),
-		// More labels than the grammar allows.
-		nxdomain("a._http._tcp.web.default.svc.cluster.local.", dns.TypeA),
-		nxdomain("x.y.z.pod.cluster.local.", dns.TypeA),
-		// Other types on a name that exists: NODATA; on one that does not: NXDOMAIN.
-		nodata(web, dns.TypeNS),
-		nxdomain("nosuch.default.svc.cluster.local.", dns.TypeMX),
-		// Transfers are refused.
-		{Qname: "cluster.local.", Qtype: dns.TypeAXFR, Rcode: dns.RcodeRefused, NoAA: true},
-		// Names outside the zones go to the next handler (REFUSED here).
-		{Qname: "example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused, NoAA: true},
-		{Qname: "cluster.local.example.com.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused, NoAA: true},
-	})
+	runCases(t, newHandler(t, newStore(t, fixture), nil), table.Zone())
 }
 
 func TestPodRecords(t *testing.T) {
 	st := newStore(t, fixture)
-	const p1 = "10-244-1-10.default.pod.cluster.local."
-	t.Run("insecure", func(t *testing.T) {
-		runCases(t, newHandler(t, st, nil), []dnstest.Case{
-			answer(p1, dns.TypeA, p1+" 30 IN A 10.244.1.10"),
-			answer("10-1-2-3.default.pod.cluster.local.", dns.TypeA, "10-1-2-3.default.pod.cluster.local. 30 IN A 10.1.2.3"),
-			answer("fd00--1.default.pod.cluster.local.", dns.TypeAAAA, "fd00--1.default.pod.cluster.local. 30 IN AAAA fd00::1"),
-			nodata(p1, dns.TypeAAAA),
-			nodata("default.pod.cluster.local.", dns.TypeA),
-			nxdomain("nosuch.pod.cluster.local.", dns.TypeA),
-			nxdomain("10-244-1-10.nosuch.pod.cluster.local.", dns.TypeA),
-			nxdomain("not-an-ip.default.pod.cluster.local.", dns.TypeA),
-			nxdomain("10-244-1.default.pod.cluster.local.", dns.TypeA),
+	for _, mode := range []cluster.PodMode{cluster.PodsInsecure, cluster.PodsVerified, cluster.PodsDisabled} {
+		t.Run(string(mode), func(t *testing.T) {
+			runCases(t, newHandler(t, st, func(o *cluster.Config, _ *cluster.Deps) { o.Pods = mode }), table.Pods(mode))
 		})
-	})
-	t.Run("verified", func(t *testing.T) {
-		runCases(t, newHandler(t, st, func(o *cluster.Config, _ *cluster.Deps) { o.Pods = cluster.PodsVerified }), []dnstest.Case{
-			answer(p1, dns.TypeA, p1+" 30 IN A 10.244.1.10"),
-			nxdomain("10-1-2-3.default.pod.cluster.local.", dns.TypeA),
-			nxdomain("10-244-9-9.default.pod.cluster.local.", dns.TypeA), // that pod is in "other"
-			answer("10-244-9-9.other.pod.cluster.local.", dns.TypeA, "10-244-9-9.other.pod.cluster.local. 30 IN A 10.244.9.9"),
-		})
-	})
-	t.Run("disabled", func(t *testing.T) {
-		runCases(t, newHandler(t, st, func(o *cluster.Config, _ *cluster.Deps) { o.Pods = cluster.PodsDisabled }), []dnstest.Case{
-			nxdomain(p1, dns.TypeA),
-		})
-	})
+	}
 }
 
 // TestRemotePods: in verified mode with Deps.RemotePods (node-local dnsd:
@@ -406,25 +184,8 @@ func TestRemotePods(t *testing.T) {
 
 func TestPTRRecords(t *testing.T) {
 	st := newStore(t, fixture)
-	v6 := func(ip string) string { s, _ := dns.ReverseAddr(ip); return s }
-	ptr := func(ip, target string) dnstest.Case {
-		return answer(v6(ip), dns.TypePTR, v6(ip)+" 30 IN PTR "+target)
-	}
-	runCases(t, newHandler(t, st, nil), []dnstest.Case{
-		ptr("10.96.0.20", web),
-		ptr("10.96.0.30", dual),
-		ptr("fd00:10:96::30", dual),
-		ptr("10.244.1.20", "db-0."+db),
-		ptr("fd00:244::20", "db-0."+db),
-		ptr("10.244.1.10", "10-244-1-10."+web),
-		answer("20.0.96.10.IN-ADDR.ARPA.", dns.TypePTR, "20.0.96.10.IN-ADDR.ARPA. 30 IN PTR "+web),
-		{Qname: v6("10.96.0.20"), Qtype: dns.TypeA, Ns: []dns.RR{soaRev}},
-		{Qname: v6("fd00:10:96::30"), Qtype: dns.TypeTXT, Ns: []dns.RR{soaV6}},
-		// Not a cluster IP (or not a whole address): the next handler's answer.
-		{Qname: v6("192.0.2.1"), Qtype: dns.TypePTR, Rcode: dns.RcodeRefused, NoAA: true},
-		{Qname: "96.10.in-addr.arpa.", Qtype: dns.TypePTR, Rcode: dns.RcodeRefused, NoAA: true},
-		{Qname: v6("10.244.3.22"), Qtype: dns.TypePTR, Rcode: dns.RcodeRefused, NoAA: true}, // not ready
-	})
+	runCases(t, newHandler(t, st, nil), table.PTR())
+	v6 := clustertest.Rev
 	t.Run("no fallthrough", func(t *testing.T) {
 		runCases(t, newHandler(t, st, func(c *cluster.Config, _ *cluster.Deps) { c.ReverseFallthrough = false }), []dnstest.Case{
 			{Qname: v6("192.0.2.1"), Qtype: dns.TypePTR, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaRev}},
