@@ -109,8 +109,8 @@ func checkAutoscaling(_ *testing.T, r *rendering, _ binaries) []string {
 			msgs = append(msgs, fmt.Sprintf("%d autoscalers scale deployment %s: they fight over spec.replicas", n, d))
 		}
 	}
-	if autoscaled(r)[key(systemNamespace, dnsdName)] == 0 {
-		msgs = append(msgs, fmt.Sprintf("no cluster-proportional-autoscaler (%s) nor HorizontalPodAutoscaler targets deployment/%s in %s", cpaImage, dnsdName, systemNamespace))
+	if autoscaled(r)[key(dnsdNamespace(r), dnsdName)] == 0 {
+		msgs = append(msgs, fmt.Sprintf("no cluster-proportional-autoscaler (%s) nor HorizontalPodAutoscaler targets deployment/%s in %s", cpaImage, dnsdName, dnsdNamespace(r)))
 	}
 	for _, h := range all[*autoscalingv2.HorizontalPodAutoscaler](r) {
 		bad := func(format string, args ...any) {
@@ -194,7 +194,7 @@ func checkAutoscaling(_ *testing.T, r *rendering, _ binaries) []string {
 			bad("ServiceAccount %q may not get and update the scale of deployment %s/%s", sa, a.namespace, a.target)
 		}
 	}
-	if svc, ok := find[service](r, systemNamespace, dnsdName); !ok {
+	if svc, ok := find[service](r, dnsdNamespace(r), dnsdName); !ok {
 		msgs = append(msgs, "no dnsd Service")
 	} else if svc.Spec.TrafficDistribution == nil || *svc.Spec.TrafficDistribution != corev1.ServiceTrafficDistributionPreferSameZone {
 		msgs = append(msgs, fmt.Sprintf("dnsd Service trafficDistribution %v, want %s", svc.Spec.TrafficDistribution, corev1.ServiceTrafficDistributionPreferSameZone))
@@ -254,7 +254,7 @@ func grants(r *rendering, saNamespace, sa, ns, group, resource, name string, ver
 // and dnsd is told its limit through the downward API (memlimit.DefaultEnv
 // from its own container's limits.memory), with GOGC set.
 func checkDNSDMemory(_ *testing.T, r *rendering, _ binaries) []string {
-	_, c, err := container(r, systemNamespace, dnsdName, "dnsd")
+	_, c, err := container(r, dnsdNamespace(r), dnsdName, "dnsd")
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -30,7 +30,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		return &d.Spec.Template.Spec
 	}
 	dnsd := func(r *rendering) *corev1.PodSpec {
-		d, _ := find[deployment](r, systemNamespace, dnsdName)
+		d, _ := find[deployment](r, dnsdNamespace(r), dnsdName)
 		return &d.Spec.Template.Spec
 	}
 	nodeLocal := func(r *rendering) *corev1.PodSpec {
@@ -47,7 +47,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 		return ""
 	}
 	dnsdConfigMap := func(r *rendering) *corev1.ConfigMap {
-		d, _ := find[deployment](r, systemNamespace, dnsdName)
+		d, _ := find[deployment](r, dnsdNamespace(r), dnsdName)
 		for _, v := range d.Spec.Template.Spec.Volumes {
 			if v.Name == "config" {
 				cm, _ := find[configMap](r, systemNamespace, v.ConfigMap.Name)
@@ -89,11 +89,11 @@ func TestChecksCatchBreakage(t *testing.T) {
 			s.Spec.Ports[0].Port = 8443
 		}, "has no such port"},
 		{"Service targetPort no container has", "base", checkServices, func(r *rendering) {
-			s, _ := find[service](r, systemNamespace, dnsdName)
+			s, _ := find[service](r, dnsdNamespace(r), dnsdName)
 			s.Spec.Ports[0].TargetPort = intstr.FromInt32(5353)
 		}, "targetPort 5353"},
 		{"dns targetPort over the wrong protocol", "base", checkServices, func(r *rendering) {
-			s, _ := find[service](r, systemNamespace, dnsdName)
+			s, _ := find[service](r, dnsdNamespace(r), dnsdName)
 			s.Spec.Ports[0].Protocol = corev1.ProtocolTCP
 			s.Spec.Ports[0].TargetPort = intstr.FromString("dns")
 		}, "is no TCP port"},
@@ -132,7 +132,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 			cm.Data["bad.yaml"] = "apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: bad}\nspec: {actions: {ndots: 16}}\n"
 		}, "do not load"},
 		{"dnsd Service address no policy names", "beside-coredns", checkDNSAddress, func(r *rendering) {
-			s, _ := find[service](r, systemNamespace, dnsdName)
+			s, _ := find[service](r, dnsdNamespace(r), dnsdName)
 			s.Spec.ClusterIP = "10.96.0.54"
 		}, "without dnsd's Service address 10.96.0.54"},
 		{"added capability", "base", checkSecurity, func(r *rendering) {
@@ -177,7 +177,7 @@ func TestChecksCatchBreakage(t *testing.T) {
 			d.Spec.Replicas = nil
 		}, "replicas unset (1) and no autoscaler targets it"},
 		{"dnsd sets replicas under its autoscaler", "base", checkAutoscaling, func(r *rendering) {
-			d, _ := find[deployment](r, systemNamespace, dnsdName)
+			d, _ := find[deployment](r, dnsdNamespace(r), dnsdName)
 			two := int32(2)
 			d.Spec.Replicas = &two
 		}, "sets spec.replicas"},
@@ -230,8 +230,58 @@ func TestChecksCatchBreakage(t *testing.T) {
 					ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: dnsdName}}}
 			r.objects = append(r.objects, object{typed: h, u: &unstructured.Unstructured{}})
 		}, "2 autoscalers scale deployment poddns-system/poddns-dnsd"},
+		{"dnsd config ConfigMap with a content hash", "base", checkLiveReload, func(r *rendering) {
+			cm := dnsdConfigMap(r)
+			cm.Name += "-4gk59g6kc4"
+			for i, v := range dnsd(r).Volumes {
+				if v.Name == "config" {
+					dnsd(r).Volumes[i].ConfigMap.Name = cm.Name
+				}
+			}
+		}, "content hash"},
+		{"dnsd config mounted with subPath", "base", checkLiveReload, func(r *rendering) {
+			m := &dnsd(r).Containers[0].VolumeMounts[0]
+			m.MountPath, m.SubPath = "/etc/poddns/dnsd/config.yaml", "config.yaml"
+		}, "subPath"},
+		{"node-local static records mounted with subPath", "node-local", checkLiveReload, func(r *rendering) {
+			for i, m := range nodeLocal(r).Containers[0].VolumeMounts {
+				if m.Name == "static" {
+					nodeLocal(r).Containers[0].VolumeMounts[i].MountPath, nodeLocal(r).Containers[0].VolumeMounts[i].SubPath = "/etc/poddns/dnsd-static/hosts", "hosts"
+				}
+			}
+		}, "subPath"},
+		{"dnsd config without reload", "base", checkLiveReload, func(r *rendering) {
+			cm := dnsdConfigMap(r)
+			cm.Data["config.yaml"] = strings.Replace(cm.Data["config.yaml"], "\nreload: 2s", "\n", 1)
+		}, "does not set reload"},
+		{"a static hosts file dnsd would not load", "base", checkLiveReload, func(r *rendering) {
+			cm, _ := find[configMap](r, dnsdNamespace(r), "poddns-dnsd-static")
+			cm.Data["hosts"] += "10.0.0.300 bad.example\n"
+		}, "would not start"},
+		{"dnsd moved out of kube-system", "replace-coredns", checkCoreDNSTakeover, func(r *rendering) {
+			for _, o := range r.objects {
+				if d, ok := o.typed.(deployment); ok && d.Name == dnsdName {
+					d.Namespace = systemNamespace
+				}
+				if s, ok := o.typed.(service); ok && s.Name == dnsdName {
+					s.Namespace = systemNamespace
+				}
+			}
+		}, "does not select dnsd's pods"},
+		{"dnsd pods without k8s-app: kube-dns", "replace-coredns", checkCoreDNSTakeover, func(r *rendering) {
+			d, _ := find[deployment](r, dnsdNamespace(r), dnsdName)
+			delete(d.Spec.Template.Labels, "k8s-app")
+		}, "does not select dnsd's pods"},
+		{"dnsd Service off kube-dns's address", "replace-coredns", checkCoreDNSTakeover, func(r *rendering) {
+			s, _ := find[service](r, dnsdNamespace(r), dnsdName)
+			s.Spec.ClusterIP = "10.96.0.53"
+		}, "want kube-dns's 10.96.0.10"},
+		{"CoreDNS's label beside CoreDNS", "beside-coredns", checkCoreDNSTakeover, func(r *rendering) {
+			s, _ := find[service](r, dnsdNamespace(r), dnsdName)
+			s.Spec.Selector["k8s-app"] = "kube-dns"
+		}, "outside replace-coredns"},
 		{"dnsd Service without same-zone preference", "base", checkAutoscaling, func(r *rendering) {
-			s, _ := find[service](r, systemNamespace, dnsdName)
+			s, _ := find[service](r, dnsdNamespace(r), dnsdName)
 			s.Spec.TrafficDistribution = nil
 		}, "trafficDistribution"},
 	}
@@ -264,7 +314,7 @@ const autoscalerName = "poddns-dnsd-autoscaler"
 // autoscalerArg replaces the autoscaler container's argument starting with
 // prefix by arg.
 func autoscalerArg(r *rendering, prefix, arg string) {
-	d, _ := find[deployment](r, systemNamespace, autoscalerName)
+	d, _ := find[deployment](r, namespaceOf(r, autoscalerName), autoscalerName)
 	args := d.Spec.Template.Spec.Containers[0].Args
 	for i, a := range args {
 		if strings.HasPrefix(a, prefix) {

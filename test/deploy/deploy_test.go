@@ -95,6 +95,8 @@ func TestDeploy(t *testing.T) {
 		{"autoscaling and traffic distribution", checkAutoscaling},
 		{"dnsd memory sized by the formula", checkDNSDMemory},
 		{"node-local DaemonSet", checkNodeLocal},
+		{"dnsd config and static records reload in place", checkLiveReload},
+		{"taking over from CoreDNS", checkCoreDNSTakeover},
 	}
 	for _, r := range renderings {
 		t.Run(r.name, func(t *testing.T) {
@@ -498,7 +500,7 @@ func checkProbes(_ *testing.T, r *rendering, _ binaries) []string {
 			return cfg.HealthListen, err
 		}},
 	} {
-		d, c, err := container(r, systemNamespace, p.deploy, p.container)
+		d, c, err := container(r, namespaceOf(r, p.deploy), p.deploy, p.container)
 		if err != nil {
 			msgs = append(msgs, err.Error())
 			continue
@@ -754,7 +756,7 @@ func validateDNSDConfig(t *testing.T, r *rendering, d *appsv1.Deployment, c *cor
 // health and metrics ports are container ports, its node profile is mounted
 // and parses.
 func checkDNSDConfig(t *testing.T, r *rendering, _ binaries) []string {
-	d, c, err := container(r, systemNamespace, dnsdName, "dnsd")
+	d, c, err := container(r, dnsdNamespace(r), dnsdName, "dnsd")
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -794,7 +796,7 @@ func checkArgs(_ *testing.T, r *rendering, b binaries) []string {
 		{webhookName, "webhook", b.webhookServeHelp},
 		{dnsdName, "dnsd", b.dnsdHelp},
 	} {
-		_, c, err := container(r, systemNamespace, p.deploy, p.container)
+		_, c, err := container(r, namespaceOf(r, p.deploy), p.deploy, p.container)
 		if err != nil {
 			msgs = append(msgs, err.Error())
 			continue
@@ -884,7 +886,7 @@ func policyNameservers(r *rendering) (map[string][]string, error) {
 // sets nameservers names it or kubelet's cluster DNS; when it is the node
 // profile's cluster DNS, dnsd is the cluster DNS (replace-coredns).
 func checkDNSAddress(_ *testing.T, r *rendering, _ binaries) []string {
-	svc, ok := find[service](r, systemNamespace, dnsdName)
+	svc, ok := find[service](r, dnsdNamespace(r), dnsdName)
 	if !ok {
 		return []string{"no dnsd Service"}
 	}
