@@ -452,42 +452,8 @@ func TestCompletionNamespaceHelper(t *testing.T) {
 	}
 	must(p["ip"], "addr", "add", complDNSIP+"/32", "dev", "lo")
 
-	// Each pod's network namespace, held by a sleep that dies with us, and
-	// joined to ours by a veth pair: dnsd's address is on lo here, each pod
-	// has a /32 route to it.
-	podNet := func(i int, ip string) (inPod func(args ...string) []string) {
-		holder := exec.Command(p["unshare"], "--net", "--", p["sleep"], "600")
-		holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
-		podNS := fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if ns, err := os.Readlink(podNS); err == nil && ns != netNS {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the pod's network namespace did not appear")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		inPod = func(args ...string) []string { return append([]string{p["nsenter"], "--net=" + podNS, "--"}, args...) }
-		here, there := fmt.Sprintf("e2edns%d", i), fmt.Sprintf("e2epod%d", i)
-		must(p["ip"], "link", "add", here, "type", "veth", "peer", "name", there)
-		must(p["ip"], "link", "set", there, "netns", strconv.Itoa(holder.Process.Pid))
-		must(p["ip"], "link", "set", here, "up")
-		must(p["ip"], "route", "add", ip+"/32", "dev", here, "src", complDNSIP)
-		for _, args := range [][]string{
-			{p["ip"], "link", "set", "lo", "up"},
-			{p["ip"], "addr", "add", ip + "/32", "dev", there},
-			{p["ip"], "link", "set", there, "up"},
-			{p["ip"], "route", "add", complDNSIP + "/32", "dev", there, "src", ip},
-		} {
-			a := inPod(args...)
-			must(a[0], a[1:]...)
-		}
-		return inPod
+	podNet := func(i int, ip string) func(args ...string) []string {
+		return joinPodNet(t, ctx, p, i, ip, complDNSIP)
 	}
 
 	up, err := startUpstream(ctx, net.JoinHostPort(complUpstreamIP, "53"))
@@ -598,6 +564,58 @@ func TestCompletionNamespaceHelper(t *testing.T) {
 	t.Log("completion helper ran")
 }
 
+// joinPodNet makes a test pod's network namespace, held by a sleep that
+// dies with the test, and joins it to the current one by a veth pair
+// (e2edns<i> here, e2epod<i> there): dnsIP is on lo here, the pod has ip
+// and a /32 route each way, so dnsd sees the pod's IP as the source. It
+// returns a function that prefixes a command line with nsenter into the
+// pod. p holds the programs: unshare, sleep, nsenter, ip.
+func joinPodNet(t *testing.T, ctx context.Context, p map[string]string, i int, ip, dnsIP string) (inPod func(args ...string) []string) {
+	t.Helper()
+	must := func(name string, args ...string) {
+		t.Helper()
+		if err := run(ctx, name, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	netNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command(p["unshare"], "--net", "--", p["sleep"], "600")
+	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	podNS := fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ns, err := os.Readlink(podNS); err == nil && ns != netNS {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pod's network namespace did not appear")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	inPod = func(args ...string) []string { return append([]string{p["nsenter"], "--net=" + podNS, "--"}, args...) }
+	here, there := fmt.Sprintf("e2edns%d", i), fmt.Sprintf("e2epod%d", i)
+	must(p["ip"], "link", "add", here, "type", "veth", "peer", "name", there)
+	must(p["ip"], "link", "set", there, "netns", strconv.Itoa(holder.Process.Pid))
+	must(p["ip"], "link", "set", here, "up")
+	must(p["ip"], "route", "add", ip+"/32", "dev", here, "src", dnsIP)
+	for _, args := range [][]string{
+		{p["ip"], "link", "set", "lo", "up"},
+		{p["ip"], "addr", "add", ip + "/32", "dev", there},
+		{p["ip"], "link", "set", there, "up"},
+		{p["ip"], "route", "add", dnsIP + "/32", "dev", there, "src", ip},
+	} {
+		a := inPod(args...)
+		must(a[0], a[1:]...)
+	}
+	return inPod
+}
+
 // startDNSD runs dnsd with a config and waits for /ready; stop ends it.
 func startDNSD(t *testing.T, ctx context.Context, bin, cfg string) (stop func()) {
 	t.Helper()
@@ -656,6 +674,13 @@ func dnsRequests(t *testing.T, ctx context.Context) int {
 // dnsRequestsAt is dnsRequests of the dnsd whose metrics are at addr.
 func dnsRequestsAt(t *testing.T, ctx context.Context, addr string) int {
 	t.Helper()
+	return metricSum(t, ctx, addr, "poddns_dns_requests_total")
+}
+
+// metricSum is the sum of a metric over all its series, from the /metrics
+// of the dnsd at addr.
+func metricSum(t *testing.T, ctx context.Context, addr, metric string) int {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -669,7 +694,7 @@ func dnsRequestsAt(t *testing.T, ctx context.Context, addr string) int {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "poddns_dns_requests_total{") && !strings.HasPrefix(line, "poddns_dns_requests_total ") {
+		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
 			continue
 		}
 		f := strings.Fields(line)
