@@ -33,7 +33,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errPodsFailed), errors.Is(err, errSuiteFailed):
+	case errors.Is(err, errPodsFailed), errors.Is(err, errSuiteFailed), errors.Is(err, errPodsDiffer):
 		return exitFailed
 	default:
 		fmt.Fprintf(stderr, "webhook: %v\n", err)
@@ -59,6 +59,6 @@ explain, and test for policy suites in CI.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s), newServeCommand(s))
+	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s), newReportCommand(s), newServeCommand(s))
 	return root
 }

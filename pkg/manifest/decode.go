@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -298,6 +299,7 @@ func podItem(obj runtime.Object) (item Item, ok bool, note string) {
 			Name: pod.Name, Namespace: pod.Namespace,
 			SpecPath: field.NewPath("spec"),
 			Pod:      pod,
+			Owners:   pod.OwnerReferences,
 		}, true, ""
 	case *corev1.PodTemplate:
 		om, template, path, kind, version = &o.ObjectMeta, &o.Template, field.NewPath("template"), "PodTemplate", "v1"
@@ -343,5 +345,6 @@ func podItem(obj runtime.Object) (item Item, ok bool, note string) {
 		Name: om.Name, Namespace: namespace,
 		SpecPath: path.Child("spec"),
 		Pod:      pod,
+		Owners:   slices.Clone(om.OwnerReferences),
 	}, true, ""
 }

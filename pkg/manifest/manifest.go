@@ -54,6 +54,10 @@ type Item struct {
 	// labels, annotations and spec, with the workload's name, namespace and
 	// UID. It is a copy: changing it changes nothing else.
 	Pod *corev1.Pod
+	// Owners are the object's ownerReferences (a Pod's are also in Pod), so
+	// that a pod's owning workload can be found among the manifests
+	// (ReplicaSet to Deployment, Job to CronJob).
+	Owners []metav1.OwnerReference
 }
 
 // Namespace is a Namespace object read from a manifest.

@@ -47,7 +47,7 @@ func writePolicyReport(w *bufio.Writer, r *Report) error {
 	for _, res := range pr.Decision.Results {
 		if res.Outcome == policy.OutcomeApplied {
 			for _, c := range res.Changes {
-				fmt.Fprintf(w, "#   %s: %s\n", res.Policy, describeChange(c))
+				fmt.Fprintf(w, "#   %s: %s\n", res.Policy, DescribeChange(c))
 			}
 		}
 		if res.Outcome == policy.OutcomeApplied || res.Outcome == policy.OutcomeUnchanged {
@@ -58,7 +58,7 @@ func writePolicyReport(w *bufio.Writer, r *Report) error {
 	}
 	for _, res := range pr.Audit {
 		for _, c := range res.Changes {
-			fmt.Fprintf(w, "# audit, would change: %s: %s\n", res.Policy, describeChange(c))
+			fmt.Fprintf(w, "# audit, would change: %s: %s\n", res.Policy, DescribeChange(c))
 		}
 	}
 	for _, res := range pr.Skipped {
@@ -89,8 +89,9 @@ func writePolicyReport(w *bufio.Writer, r *Report) error {
 	return nil
 }
 
-// describeChange is "field: from -> to (reason)".
-func describeChange(c policy.Change) string {
+// DescribeChange is "field: from -> to (reason)", as render -p and `webhook
+// report` write a change.
+func DescribeChange(c policy.Change) string {
 	s := fmt.Sprintf("%s: %s -> %s", c.Field, orUnset(c.From), orUnset(c.To))
 	if c.Reason != "" {
 		s += " (" + c.Reason + ")"
