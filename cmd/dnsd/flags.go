@@ -43,7 +43,7 @@ func newFlagSet(c *daemon.Config, config *string) *pflag.FlagSet {
 	fs.StringVar(&c.PprofListen, "pprof-listen", c.PprofListen, "address of Go's profiles under /debug/pprof/ (default: off; keep it on loopback)")
 	fs.DurationVar((*time.Duration)(&c.Lameduck), "lameduck", c.Lameduck.D(), "keep serving DNS this long after SIGTERM, with /ready failing")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: info or debug (debug logs handler errors)")
-	fs.Var(upstreams.member(&appendValue{p: &c.Forward.Upstreams}), "upstream", "forward names outside the cluster zones to this resolver, IP or IP:port (repeatable; default: none, such names are refused)")
+	fs.Var(upstreams.member(&appendValue{p: &c.Forward.Upstreams}), "upstream", "forward names outside the cluster zones to this resolver, IP or IP:port, or tls://IP[:port] for DNS over TLS (server name and CA in the config file) (repeatable; default: none, such names are refused)")
 	fs.Var(upstreams.member(&stringValue{&c.Forward.ResolvConf}), "upstream-resolv-conf", "forward names outside the cluster zones to the nameservers of this resolv.conf file")
 	fs.StringVar((*string)(&c.AAAA.Filter), "aaaa-filter", string(c.AAAA.Filter), "answer AAAA queries for names outside the cluster NODATA without asking upstream: none, ipv4Pods (pods with no IPv6 address) or all")
 	boolVar(fs, &boolValue{set: func(on bool) { c.QueryLog.Enabled = on }}, "query-log", "log one JSON line per query on stdout, with the client pod's namespace and name (queryLog: in the config file sets output, filters, sampling)")

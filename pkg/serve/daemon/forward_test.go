@@ -2,12 +2,16 @@ package daemon_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
@@ -192,5 +196,63 @@ func TestTCPPipeliningSlowUpstream(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if m, err = c.ReadMsg(); err != nil || m.Id != 1 || len(m.Answer) != 1 {
 		t.Fatalf("forwarded reply: %v, %v", m, err)
+	}
+}
+
+// TestForwardTLS: a tls:// upstream from the config file, its CA file
+// relative to the file, answers over TLS; a server name its certificate
+// does not carry is refused (SERVFAIL), counted in /metrics and logged.
+func TestForwardTLS(t *testing.T) {
+	ca := dnstest.NewTLSCA(t)
+	up, n := dnstest.StartTLSUpstream(t, ca, "192.0.2.10")
+	dir := filepath.Dir(ca.File)
+	for _, tc := range []struct {
+		name, serverName string
+		want             dnstest.Case
+	}{
+		{"verified", dnstest.TLSServerName, dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Answer: dnstest.RRs("example.com. 60 IN A 192.0.2.10")}},
+		{"wrong server name", "other.test", dnstest.Case{Qname: "example.com.", Qtype: dns.TypeA, NoAA: true, Rcode: dns.RcodeServerFailure}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, tc.name+".yaml")
+			body := header + "forward:\n  upstreams: [\"" + up + "\"]\n  tlsServerName: " + tc.serverName +
+				"\n  tlsCA: ca.pem\n  tryTimeout: 500ms\n  deadline: 1s\n"
+			if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var logs syncbuf.Buffer
+			cfg, err := daemon.Load(file, func(c *daemon.Config) error {
+				c.Source.File = exampleCluster
+				c.Listen, c.HealthListen, c.MetricsListen, c.UDPSockets = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", 2
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := daemon.New(cfg, daemon.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dnstest.Serve(t, d)
+			before := n.Load()
+			dnstest.Check(t, tc.want, dnstest.Exchange(t, d.DNSAddr(), "udp", tc.want.Msg()))
+			_, metrics := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
+			handshakeErrors := `poddns_forward_tls_handshake_errors_total{reason="certificate",to="` + up + `"}`
+			if tc.want.Rcode == dns.RcodeSuccess {
+				if got := n.Load() - before; got != 1 {
+					t.Errorf("upstream got %d queries, want 1", got)
+				}
+				if strings.Contains(metrics, handshakeErrors) {
+					t.Errorf("/metrics has %s", handshakeErrors)
+				}
+				return
+			}
+			if !strings.Contains(metrics, handshakeErrors) {
+				t.Errorf("/metrics has no %s", handshakeErrors)
+			}
+			if !strings.Contains(logs.String(), "TLS handshake with upstream failed") {
+				t.Errorf("log has no failed handshake:\n%s", logs.String())
+			}
+		})
 	}
 }

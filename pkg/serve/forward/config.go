@@ -44,10 +44,13 @@ type Config struct {
 	MaxFails int `json:"maxFails"`
 	// HealthCheck is how often a down upstream is probed (default 0.5s).
 	HealthCheck configfile.Duration `json:"healthCheck"`
-	// Expire closes pooled TCP connections idle this long (default 10s).
+	// Expire closes pooled TCP and TLS connections idle this long (default
+	// 10s).
 	Expire configfile.Duration `json:"expire"`
-	// PoolSize is the most idle TCP connections kept per upstream (default
-	// 16). UDP sockets are never pooled.
+	// PoolSize is the most idle TCP connections kept per upstream, and the
+	// most TLS connections open to a tls:// upstream (default 16; each
+	// carries up to MaxPipelined queries at once). UDP sockets are never
+	// pooled.
 	PoolSize int `json:"poolSize"`
 	// RandomizeCase sends query names upstream in random case (0x20) and
 	// accepts only replies that echo it exactly; an upstream that does not

@@ -35,6 +35,23 @@
 //   - TCP connections (for truncated replies) are pooled per upstream and
 //     closed after Expire (10 s) idle; one that timed out or got a reply
 //     out of step is never reused.
+//   - DNS over TLS (RFC 7858): an upstream written tls://IP[:port] (853
+//     by default) gets every query over TLS and nothing else: no UDP, no
+//     plain-text fallback, health checks over TLS too. Its certificate is
+//     verified against TLSCA (else the system's pool) for TLSServerName (a
+//     stub's own wins), else for the upstream's IP address, as CoreDNS
+//     verifies without tls_servername; TLS 1.2 at least. A handshake that
+//     fails (an unknown CA, another name) fails the try, is counted in
+//     tls_handshake_errors_total and logged (repeats once a minute).
+//     Connections are pooled, at most PoolSize per upstream, each carrying
+//     up to MaxPipelined (64) queries at once; a query takes the busiest
+//     connection with room (the fewest connections, and handshakes), and
+//     replies, in any order, are matched to their queries by ID and
+//     question; anything else on the stream (a late reply, a wrong ID or
+//     question) is dropped and counted. A connection is closed after
+//     Expire without a query; one the upstream closes is dropped at once,
+//     and its queries in flight are sent once more, within their try, on
+//     one connection opened after it.
 //   - An upstream that failed MaxFails (2) tries in a row is marked down
 //     and probed with ". IN NS" every HealthCheck (0.5 s) until any reply
 //     comes back; down upstreams are tried only after the healthy ones, and
@@ -67,8 +84,9 @@
 //	poddns_forward_healthcheck_broken_total               queries with every upstream down
 //	poddns_forward_max_concurrent_rejects_total           REFUSED for the in-flight limit
 //	poddns_forward_inflight                               queries in flight
-//	poddns_forward_conn_cache_hits_total{proto}           pooled TCP connection reused (never for udp)
+//	poddns_forward_conn_cache_hits_total{proto}           pooled TCP or TLS connection reused (never for udp)
 //	poddns_forward_conn_cache_misses_total{proto}         new socket dialled (every UDP try)
 //	poddns_forward_dropped_replies_total                  packets whose ID or question did not match
 //	poddns_forward_case_mismatches_total{to}              replies that did not echo the 0x20 case
+//	poddns_forward_tls_handshake_errors_total{to,reason}  failed TLS handshakes (reason certificate or other)
 package forward

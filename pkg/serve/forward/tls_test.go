@@ -1,21 +1,12 @@
 package forward_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/poddns/poddns/internal/syncbuf"
@@ -30,65 +22,6 @@ import (
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/forward"
 )
-
-// testCA is a self-signed CA made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string // PEM
-}
-
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "poddns test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	file := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, file: file}
-}
-
-// serverCert is a server certificate signed by ca for the name dns.test and
-// the address 127.0.0.1.
-func (ca *testCA) serverCert(t testing.TB) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "dns.test"},
-		DNSNames:     []string{"dns.test"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // tlsUpstream is a DNS-over-TLS server on loopback, written for the tests
 // (miekg/dns's server answers in order and cannot misbehave on purpose).
@@ -117,9 +50,9 @@ type upstreamConn struct {
 
 // startTLSUpstream serves DNS over TLS with a certificate of ca; handle
 // answers one query (it may write several messages, or none, or close).
-func startTLSUpstream(t *testing.T, ca *testCA, handle func(c upstreamConn, q *dns.Msg)) *tlsUpstream {
+func startTLSUpstream(t *testing.T, ca *dnstest.TLSCA, handle func(c upstreamConn, q *dns.Msg)) *tlsUpstream {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ca.Server}, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,10 +162,10 @@ func answerTLS(c upstreamConn, q *dns.Msg) { c.write(reply(q)) }
 // tlsForward is a forwarder to the tls upstreams ups, with the test CA and
 // server name dns.test unless mods change them, started behind a dnsd
 // server; it returns the server's address.
-func tlsForward(t *testing.T, ca *testCA, d forward.Deps, ups []string, mods ...func(*forward.Config)) string {
+func tlsForward(t *testing.T, ca *dnstest.TLSCA, d forward.Deps, ups []string, mods ...func(*forward.Config)) string {
 	t.Helper()
 	mods = append([]func(*forward.Config){func(c *forward.Config) {
-		c.TLSCA, c.TLSServerName = ca.file, "dns.test"
+		c.TLSCA, c.TLSServerName = ca.File, dnstest.TLSServerName
 		c.HealthCheck = configfile.Duration(time.Hour)
 	}}, mods...)
 	return dnstest.StartServer(t, dnstest.Forward(t, ups, d, mods...))
@@ -264,7 +197,7 @@ func wantA(t *testing.T, m *dns.Msg, name, ip string) {
 // name (the forward block's, a stub's own) or, without one, for the
 // upstream's IP address; the connection is reused.
 func TestTLSAnswers(t *testing.T) {
-	ca := newTestCA(t)
+	ca := dnstest.NewTLSCA(t)
 	up := startTLSUpstream(t, ca, answerTLS)
 	stubUp := startTLSUpstream(t, ca, answerTLS)
 	for _, tc := range []struct {
@@ -275,7 +208,7 @@ func TestTLSAnswers(t *testing.T) {
 		{"IP address, no server name", func(c *forward.Config) { c.TLSServerName = "" }},
 		{"stub's own server name", func(c *forward.Config) {
 			c.TLSServerName = "other.test" // the default upstream would fail: the stub's wins
-			c.Stubs = []forward.Stub{{Zone: "stub.example", Upstreams: []string{stubUp.addr}, TLSServerName: "dns.test"}}
+			c.Stubs = []forward.Stub{{Zone: "stub.example", Upstreams: []string{stubUp.addr}, TLSServerName: dnstest.TLSServerName}}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,7 +239,7 @@ func TestTLSAnswers(t *testing.T) {
 // MaxPipelined (64) on each, the upstream answering them out of order:
 // each client gets its own answer.
 func TestTLSPipelined(t *testing.T) {
-	ca := newTestCA(t)
+	ca := dnstest.NewTLSCA(t)
 	const n = 100
 	var arrived atomic.Int32
 	allIn := make(chan struct{})
@@ -345,7 +278,7 @@ func TestTLSPipelined(t *testing.T) {
 
 // TestTLSExpire: a connection without a query for Expire is closed.
 func TestTLSExpire(t *testing.T) {
-	ca := newTestCA(t)
+	ca := dnstest.NewTLSCA(t)
 	up := startTLSUpstream(t, ca, answerTLS)
 	addr := tlsForward(t, ca, forward.Deps{}, []string{up.addr}, func(c *forward.Config) { c.Expire = configfile.Duration(100 * time.Millisecond) })
 	wantA(t, dnstest.Exchange(t, addr, "udp", dnstest.Query("q1.example.", dns.TypeA, 0)), "q1.example.", "192.0.2.1")
@@ -359,7 +292,7 @@ func TestTLSExpire(t *testing.T) {
 // TestTLSWrongID: a reply on the TLS stream whose ID (or question) is not
 // the query's is dropped and counted; the query takes its own reply.
 func TestTLSWrongID(t *testing.T) {
-	ca := newTestCA(t)
+	ca := dnstest.NewTLSCA(t)
 	up := startTLSUpstream(t, ca, func(c upstreamConn, q *dns.Msg) {
 		forged := reply(q)
 		forged.Id = q.Id + 1
@@ -383,7 +316,7 @@ func TestTLSWrongID(t *testing.T) {
 // not trusted (the system's pool without tlsCA), fails the handshake:
 // SERVFAIL, counted, logged, and nothing is sent in plain text.
 func TestTLSRefusesCertificate(t *testing.T) {
-	ca := newTestCA(t)
+	ca := dnstest.NewTLSCA(t)
 	up := startTLSUpstream(t, ca, answerTLS)
 	for _, tc := range []struct {
 		name, want string
@@ -391,10 +324,14 @@ func TestTLSRefusesCertificate(t *testing.T) {
 	}{
 		{"wrong server name", "other.test", func(c *forward.Config) { c.TLSServerName = "other.test" }},
 		{"system pool", "unknown authority", func(c *forward.Config) { c.TLSCA = "" }},
-		{"another CA", "unknown authority", func(c *forward.Config) { c.TLSCA = newTestCA(t).file }},
+		{"another CA", "unknown authority", func(c *forward.Config) { c.TLSCA = dnstest.NewTLSCA(t).File }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fm, _ := forward.NewMetrics(nil)
+			reg := prometheus.NewRegistry()
+			fm, err := forward.NewMetrics(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var logs syncbuf.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			addr := tlsForward(t, ca, forward.Deps{Metrics: fm, Logger: log}, []string{up.addr}, tc.mod,
@@ -413,6 +350,10 @@ func TestTLSRefusesCertificate(t *testing.T) {
 			if n := up.queries.Load() - queries; n != 0 {
 				t.Errorf("the upstream read %d queries over a refused connection", n)
 			}
+			problems, err := testutil.GatherAndLint(reg, "poddns_forward_tls_handshake_errors_total")
+			if err != nil || len(problems) != 0 {
+				t.Errorf("promlint: %v %v", problems, err)
+			}
 		})
 	}
 	if n := up.plain.Load(); n != 0 {
@@ -424,7 +365,7 @@ func TestTLSRefusesCertificate(t *testing.T) {
 // upstream closes its connections: after each reply, when idle, or with
 // queries in flight (those are sent again on one new connection).
 func TestTLSUpstreamCloses(t *testing.T) {
-	ca := newTestCA(t)
+	ca := dnstest.NewTLSCA(t)
 	for _, tc := range []struct {
 		name       string
 		handle     func(c upstreamConn, q *dns.Msg)
@@ -476,7 +417,7 @@ func TestTLSUpstreamCloses(t *testing.T) {
 
 // TestTLSHealthCheck: an upstream marked down is probed over TLS.
 func TestTLSHealthCheck(t *testing.T) {
-	ca := newTestCA(t)
+	ca := dnstest.NewTLSCA(t)
 	var silent atomic.Bool
 	silent.Store(true)
 	var probes atomic.Int32
@@ -491,7 +432,7 @@ func TestTLSHealthCheck(t *testing.T) {
 		}
 	})
 	f := dnstest.Forward(t, []string{up.addr}, forward.Deps{}, func(c *forward.Config) {
-		c.TLSCA, c.TLSServerName = ca.file, "dns.test"
+		c.TLSCA, c.TLSServerName = ca.File, dnstest.TLSServerName
 		c.TryTimeout, c.Deadline = configfile.Duration(200*time.Millisecond), configfile.Duration(300*time.Millisecond)
 		c.MaxFails, c.HealthCheck = 1, configfile.Duration(50*time.Millisecond)
 	})
