@@ -68,7 +68,11 @@ func BenchmarkClusterUDP(b *testing.B) {
 // the sockets: serve.Handle (checks, fitting writer), metrics, cluster.
 func BenchmarkChain(b *testing.B) {
 	st := newStore(b, fixture)
-	m, err := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), Zones: []string{"cluster.local."}}, newHandler(b, st, nil))
+	ms, err := metrics.NewMetrics(prometheus.NewRegistry(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := metrics.New(metrics.Config{}, metrics.Deps{Next: newHandler(b, st, nil), Metrics: ms, Zones: []string{"cluster.local."}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,11 +18,14 @@ import (
 // dropped). Nothing may panic.
 func FuzzChain(f *testing.F) {
 	st := newStore(f, fixture)
-	m, err := metrics.New(metrics.Options{Registerer: prometheus.NewRegistry(), Zones: []string{"cluster.local."}, Store: st}, nil)
+	ms, err := metrics.NewMetrics(prometheus.NewRegistry(), st)
 	if err != nil {
 		f.Fatal(err)
 	}
-	m.Next = newHandler(f, st, nil)
+	m, err := metrics.New(metrics.Config{}, metrics.Deps{Next: newHandler(f, st, nil), Metrics: ms, Zones: []string{"cluster.local."}})
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, q := range []struct {
 		name  string
 		qtype uint16

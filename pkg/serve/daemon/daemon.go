@@ -48,10 +48,9 @@ type Daemon struct {
 
 	cfg            atomic.Pointer[Config]
 	errorLog       atomic.Pointer[errorlog.Log] // replaced by a reload
-	inner          *serve.Atomic                // the part of the chain a reload replaces
-	closeInner     func()                       // stops what the current inner part runs
-	handlerMetrics                              // metrics of inner handlers: they outlive reloads
-	metrics        *metrics.Metrics
+	inner          *serve.Atomic                // the chain, which a reload replaces
+	built          built                        // what the chain in inner runs
+	handlerMetrics                              // metrics of the chain's handlers: they outlive reloads
 	dns            *serve.Server
 	http           []*http.Server
 	httpAddr       map[string]string // "health"/"metrics" -> bound address
@@ -99,6 +98,9 @@ func New(cfg Config, o Options) (*Daemon, error) {
 	}
 	reg.MustRegister(d.reloadsRefused)
 	var err error
+	if d.dnsMetrics, err = metrics.NewMetrics(reg, d.store); err != nil {
+		return nil, err
+	}
 	if d.forwardMetrics, err = forward.NewMetrics(reg); err != nil {
 		return nil, err
 	}
@@ -122,24 +124,20 @@ func New(cfg Config, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.errorLog.Store(el)
-	inner, closeInner, err := d.build(cfg)
+	b, err := d.build(cfg)
 	if err != nil {
 		el.Close()
 		return nil, err
 	}
-	d.inner.Store(inner)
-	d.closeInner = closeInner
-	zones, _ := cfg.FQDNs() // valid: checked above
-	d.metrics, err = metrics.New(metrics.Options{Registerer: reg, Zones: append(zones, cluster.ReverseZones...), Store: d.store}, d.inner)
-	if err != nil {
-		return nil, err
-	}
+	d.inner.Store(b.handler)
+	d.built = b
 	return d, nil
 }
 
 // handlerMetrics are the metrics of the handlers of the chain: made once,
 // they outlive the handlers a reload replaces.
 type handlerMetrics struct {
+	dnsMetrics        *metrics.Metrics
 	forwardMetrics    *forward.Metrics
 	cacheMetrics      *cache.Metrics
 	completionMetrics *completion.Metrics
@@ -158,18 +156,20 @@ type link struct {
 // building is what the links of one build share.
 type building struct {
 	store    *store.Store
-	upstream serve.Handler // the chain behind metrics (for ExternalName targets)
+	upstream *serve.Atomic // the chain behind metrics (for ExternalName targets): set by the metrics link
 	metrics  handlerMetrics
 	forward  *forward.Forward // built by the forward link, probed by the loop link
+	loop     *loop.Loop       // built by the loop link, run by Start (checkLoop)
 	log      *slog.Logger
 	closers  []func() // what a link runs besides its handler (stopped with it)
 }
 
-// chain is dnsd's handler chain, outermost first, behind the metrics
-// handler (built once in New, not here: its counters outlive reloads; it
-// sees every query and the final rcode). The order is this list's and it
-// matters, as CoreDNS's plugin.cfg's does:
+// chain is dnsd's handler chain, outermost first. The order is this list's
+// and it matters, as CoreDNS's plugin.cfg's does:
 //
+//   - metrics counts and times every query with its final rcode. What the
+//     handlers below ask of the chain themselves (ExternalName and static
+//     CNAME targets) goes to the chain behind it: not a query received.
 //   - loop (with default upstreams) recognizes dnsd's own startup probes
 //     before anything else can answer them; other queries pass.
 //   - querylog (queryLog.enabled) logs every other query with its final
@@ -206,11 +206,21 @@ type building struct {
 // cache and forward are left out and everything outside the cluster zones
 // is refused. Adding a handler is one entry here (and its package).
 var chain = []link{
+	{"metrics", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
+		b.upstream.Store(next)
+		zones, err := cfg.FQDNs()
+		if err != nil {
+			return nil, err
+		}
+		return metrics.New(metrics.Config{}, metrics.Deps{Next: next, Metrics: b.metrics.dnsMetrics, Zones: append(zones, cluster.ReverseZones...)})
+	}},
 	{"loop", func(_ *Config, b *building, next serve.Handler) (serve.Handler, error) {
 		if b.forward == nil || len(b.forward.Upstreams()) == 0 {
 			return nil, nil
 		}
-		return loop.New(loop.Config{}, loop.Deps{Next: next, Forwarder: b.forward})
+		l, err := loop.New(loop.Config{}, loop.Deps{Next: next, Forwarder: b.forward})
+		b.loop = l
+		return l, err
 	}},
 	{"querylog", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
 		if !cfg.QueryLog.Enabled {
@@ -297,12 +307,19 @@ var chain = []link{
 	}},
 }
 
-// build builds the chain for cfg, innermost first, and returns it with a
-// function that stops what its handlers run (health checks, pooled
-// sockets, background refreshes) once they are swapped out: outermost
-// first (the cache's refreshes use the forwarder).
-func (d *Daemon) build(cfg Config) (serve.Handler, func(), error) {
-	b := &building{store: d.store, upstream: d.inner, metrics: d.handlerMetrics, log: d.log}
+// built is one build of the chain.
+type built struct {
+	handler serve.Handler // the chain
+	loop    *loop.Loop    // its loop probe, nil without one
+	close   func()        // stops what its handlers run
+}
+
+// build builds the chain for cfg, innermost first. Its close stops what the
+// handlers run (health checks, pooled sockets, background refreshes) once
+// they are swapped out: outermost first (the cache's refreshes use the
+// forwarder).
+func (d *Daemon) build(cfg Config) (built, error) {
+	b := &building{store: d.store, upstream: serve.NewAtomic(serve.Refused), metrics: d.handlerMetrics, log: d.log}
 	var closers []func()
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -316,7 +333,7 @@ func (d *Daemon) build(cfg Config) (serve.Handler, func(), error) {
 		b.closers = nil
 		if err != nil {
 			closeAll()
-			return nil, nil, fmt.Errorf("%s: %w", chain[i].name, err)
+			return built{}, fmt.Errorf("%s: %w", chain[i].name, err)
 		}
 		if next == nil {
 			continue
@@ -326,7 +343,7 @@ func (d *Daemon) build(cfg Config) (serve.Handler, func(), error) {
 		}
 		h = next
 	}
-	return h, closeAll, nil
+	return built{handler: h, loop: b.loop, close: closeAll}, nil
 }
 
 // loopProbeTimeout bounds the startup loop check.
@@ -336,8 +353,8 @@ const loopProbeTimeout = 3 * time.Second
 // loop is an error (dnsd does not start), an upstream that did not answer
 // the probe is logged.
 func (d *Daemon) checkLoop() error {
-	l, ok := d.inner.Load().(*loop.Loop)
-	if !ok {
+	l := d.built.loop
+	if l == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, loopProbeTimeout)
@@ -401,7 +418,7 @@ func (d *Daemon) Start() error {
 	if cfg.NodeLocal != nil {
 		return d.startNodeLocalDaemon(cfg)
 	}
-	srv, err := serve.NewServer(serve.Options{Addr: cfg.Listen, Handler: d.metrics, UDPSockets: cfg.UDPSockets, OnError: d.onError})
+	srv, err := serve.NewServer(serve.Options{Addr: cfg.Listen, Handler: d.inner, UDPSockets: cfg.UDPSockets, OnError: d.onError})
 	if err != nil {
 		return err
 	}
@@ -525,7 +542,7 @@ func (d *Daemon) Reload(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	inner, closeInner, err := d.build(cfg)
+	b, err := d.build(cfg)
 	if err != nil {
 		el.Close()
 		return err
@@ -533,21 +550,21 @@ func (d *Daemon) Reload(cfg Config) error {
 	if cfg.Source.File != "" {
 		res, err := d.reloadFile(cfg.Source.File)
 		if err != nil {
-			closeInner()
+			b.close()
 			el.Close()
 			return err
 		}
 		d.keepNode(cfg, res)
 		d.store.Replace(res.Objects)
 	}
-	d.inner.Store(inner)
+	d.inner.Store(b.handler)
 	d.cfg.Store(&cfg)
 	d.errorLog.Swap(el).Close() // reports the old one's repeats
 	// Queries already in the old handlers finish; their sockets are closed
 	// after them.
-	prevClose := d.closeInner
-	d.closeInner = closeInner
-	prevClose()
+	prev := d.built
+	d.built = b
+	prev.close()
 	return nil
 }
 
@@ -602,9 +619,9 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 			d.log.Error("node-local shutdown", "error", err)
 		}
 	}
-	if d.closeInner != nil {
-		d.closeInner()
-		d.closeInner = nil
+	if d.built.close != nil {
+		d.built.close()
+		d.built.close = nil
 	}
 	d.errorLog.Load().Close()
 	for _, s := range d.http {

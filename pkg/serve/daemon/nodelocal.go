@@ -78,7 +78,7 @@ func (n *nodeLocal) start(d *Daemon, cfg Config) error {
 		return fmt.Errorf("node-local setup: %w", err)
 	}
 	for _, addr := range n.listens {
-		srv, err := serve.NewServer(serve.Options{Addr: addr, Handler: d.metrics, UDPSockets: cfg.UDPSockets, OnError: d.onError})
+		srv, err := serve.NewServer(serve.Options{Addr: addr, Handler: d.inner, UDPSockets: cfg.UDPSockets, OnError: d.onError})
 		if err == nil {
 			err = srv.Start()
 		}

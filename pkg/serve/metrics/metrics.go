@@ -32,7 +32,6 @@ package metrics
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -49,27 +48,64 @@ import (
 // subsystem is the handler's metrics' (the namespace is promopts's).
 const subsystem = "dns"
 
-// Options configure the metrics handler.
-type Options struct {
-	// Registerer receives the metrics; required.
-	Registerer prometheus.Registerer
+// Config is the handler's configuration. It has no field: dnsd puts the
+// handler outermost in its chain, labelled with the zones it serves.
+type Config struct{}
+
+// Deps are what the handler is given besides its configuration.
+type Deps struct {
+	// Next gets every query.
+	Next serve.Handler
+	// Metrics are the series the handler counts in; required. They are made
+	// once (NewMetrics) and outlive the handlers a reload replaces.
+	Metrics *Metrics
 	// Zones are the zones used as label values, fully qualified lower case.
 	Zones []string
-	// Store, if set, is exported as poddns_dns_store_objects and _synced.
-	Store interface {
-		Snapshot() *store.Snapshot
-		Synced() bool
-	}
 }
 
-// Metrics is the metrics handler.
+// Store is what the store metrics read of the record store.
+type Store interface {
+	Snapshot() *store.Snapshot
+	Synced() bool
+}
+
+// Metrics are the handler's series.
 type Metrics struct {
-	Next      serve.Handler
-	zones     []string
 	requests  *prometheus.CounterVec
 	responses *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	errors    *prometheus.CounterVec
+}
+
+// NewMetrics makes the metrics and registers them with reg (none when reg
+// is nil: tests); st, if not nil, is exported as poddns_dns_store_objects
+// and _synced.
+func NewMetrics(reg prometheus.Registerer, st Store) (*Metrics, error) {
+	m := &Metrics{
+		requests:  prometheus.NewCounterVec(promopts.Counter(subsystem, "requests_total", "DNS queries received, by zone, transport, client address family and query type."), []string{"zone", "proto", "family", "type"}),
+		responses: prometheus.NewCounterVec(promopts.Counter(subsystem, "responses_total", "DNS replies sent, by zone and rcode."), []string{"zone", "rcode"}),
+		duration:  prometheus.NewHistogramVec(promopts.Histogram(subsystem, "request_duration_seconds", "Time to answer a DNS query, by zone and query type.", prometheus.ExponentialBuckets(0.00025, 2, 16)), []string{"zone", "type"}),
+		errors:    prometheus.NewCounterVec(promopts.Counter(subsystem, "errors_total", "Errors returned by DNS handlers, by handler."), []string{"handler"}),
+	}
+	cs := []prometheus.Collector{m.requests, m.responses, m.duration, m.errors}
+	if st != nil {
+		objects := prometheus.NewDesc(promopts.Name(subsystem, "store_objects"),
+			"Objects in the record store, by kind.", []string{"kind"}, nil)
+		synced := prometheus.NewDesc(promopts.Name(subsystem, "store_synced"),
+			"1 once the record store has synced with its source.", nil, nil)
+		cs = append(cs, storeCollector{st, objects, synced})
+	}
+	if err := promopts.Register(reg, subsystem, cs...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Handler is the metrics handler.
+type Handler struct {
+	Next  serve.Handler
+	m     *Metrics
+	zones []string
 
 	// The series of the hot path, looked up once: label lookups hash the
 	// values and take a lock shared by every core.
@@ -116,48 +152,28 @@ func typeLabelAt(i int) string {
 	return dns.TypeToString[types[i]]
 }
 
-// New registers the metrics and returns the handler; next gets every query.
-func New(o Options, next serve.Handler) (*Metrics, error) {
-	if o.Registerer == nil {
-		return nil, errors.New("metrics: no registerer")
+// New returns the handler.
+func New(_ Config, d Deps) (*Handler, error) {
+	if d.Metrics == nil {
+		return nil, errors.New("metrics: no metrics")
 	}
-	m := &Metrics{
-		Next:      next,
-		zones:     o.Zones,
-		requests:  prometheus.NewCounterVec(promopts.Counter(subsystem, "requests_total", "DNS queries received, by zone, transport, client address family and query type."), []string{"zone", "proto", "family", "type"}),
-		responses: prometheus.NewCounterVec(promopts.Counter(subsystem, "responses_total", "DNS replies sent, by zone and rcode."), []string{"zone", "rcode"}),
-		duration:  prometheus.NewHistogramVec(promopts.Histogram(subsystem, "request_duration_seconds", "Time to answer a DNS query, by zone and query type.", prometheus.ExponentialBuckets(0.00025, 2, 16)), []string{"zone", "type"}),
-		errors:    prometheus.NewCounterVec(promopts.Counter(subsystem, "errors_total", "Errors returned by DNS handlers, by handler."), []string{"handler"}),
-	}
-	nz := len(m.zones) + 1 // the zones, then "."
+	h := &Handler{Next: d.Next, m: d.Metrics, zones: d.Zones}
+	nz := len(h.zones) + 1 // the zones, then "."
 	nt := len(types) + 1
-	m.reqCells = make([]cell[prometheus.Counter], nz*len(protos)*len(families)*nt)
-	m.respCells = make([]cell[prometheus.Counter], nz*(maxRcode+1))
-	m.durCells = make([]cell[prometheus.Observer], nz*nt)
-	cs := []prometheus.Collector{m.requests, m.responses, m.duration, m.errors}
-	if s := o.Store; s != nil {
-		objects := prometheus.NewDesc(promopts.Name(subsystem, "store_objects"),
-			"Objects in the record store, by kind.", []string{"kind"}, nil)
-		synced := prometheus.NewDesc(promopts.Name(subsystem, "store_synced"),
-			"1 once the record store has synced with its source.", nil, nil)
-		cs = append(cs, storeCollector{s, objects, synced})
-	}
-	for _, c := range cs {
-		if err := o.Registerer.Register(c); err != nil {
-			return nil, fmt.Errorf("metrics: register: %w", err)
-		}
-	}
-	return m, nil
+	h.reqCells = make([]cell[prometheus.Counter], nz*len(protos)*len(families)*nt)
+	h.respCells = make([]cell[prometheus.Counter], nz*(maxRcode+1))
+	h.durCells = make([]cell[prometheus.Observer], nz*nt)
+	return h, nil
 }
 
 // Name implements serve.Handler.
-func (m *Metrics) Name() string { return "metrics" }
+func (h *Handler) Name() string { return "metrics" }
 
 // ServeDNS counts and times the query, then hands it to Next.
-func (m *Metrics) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	start := time.Now()
 	req := serve.NewRequest(w, r)
-	zone := m.zoneIndex(req.Name())
+	zone := h.zoneIndex(req.Name())
 	qtype := typeIndex(req.QType())
 	proto := 0
 	if req.Proto() == "tcp" {
@@ -166,14 +182,14 @@ func (m *Metrics) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	family := req.Family() - 1
 	nt := len(types) + 1
 	i := ((zone*len(protos)+proto)*len(families)+family)*nt + qtype
-	m.reqCells[i].get(func() prometheus.Counter {
-		return m.requests.WithLabelValues(m.zoneLabel(zone), protos[proto], families[family], typeLabelAt(qtype))
+	h.reqCells[i].get(func() prometheus.Counter {
+		return h.m.requests.WithLabelValues(h.zoneLabel(zone), protos[proto], families[family], typeLabelAt(qtype))
 	}).Inc()
 
-	rec := &recorder{ResponseWriter: w, m: m, zone: zone, qtype: qtype, start: start}
-	rcode, err := serve.NextOrFailure(ctx, m.Name(), m.Next, rec, r)
+	rec := &recorder{ResponseWriter: w, h: h, zone: zone, qtype: qtype, start: start}
+	rcode, err := serve.NextOrFailure(ctx, h.Name(), h.Next, rec, r)
 	if err != nil {
-		m.countError(err)
+		h.m.countError(err)
 	}
 	if !rec.written {
 		// serve.Handle writes the reply after this returns.
@@ -196,29 +212,29 @@ func (m *Metrics) countError(err error) {
 	m.errors.WithLabelValues(name).Inc()
 }
 
-// zoneIndex is the index in m.zones of the zone qname (lower case) is in,
-// or len(m.zones) for ".".
-func (m *Metrics) zoneIndex(qname string) int {
-	for i, z := range m.zones {
+// zoneIndex is the index in h.zones of the zone qname (lower case) is in,
+// or len(h.zones) for ".".
+func (h *Handler) zoneIndex(qname string) int {
+	for i, z := range h.zones {
 		if qname == z || (strings.HasSuffix(qname, z) && qname[len(qname)-len(z)-1] == '.') {
 			return i
 		}
 	}
-	return len(m.zones)
+	return len(h.zones)
 }
 
-func (m *Metrics) zoneLabel(i int) string {
-	if i == len(m.zones) {
+func (h *Handler) zoneLabel(i int) string {
+	if i == len(h.zones) {
 		return "."
 	}
-	return m.zones[i]
+	return h.zones[i]
 }
 
 // recorder counts the reply and the time taken when the reply is written,
 // before it is sent: a client that has its answer finds it counted.
 type recorder struct {
 	dns.ResponseWriter
-	m           *Metrics
+	h           *Handler
 	zone, qtype int
 	start       time.Time
 	written     bool
@@ -233,16 +249,16 @@ func (r *recorder) WriteMsg(m *dns.Msg) error {
 }
 
 func (r *recorder) done(rcode int) {
-	m := r.m
+	h := r.h
 	if rcode < 0 || rcode > maxRcode {
-		m.responses.WithLabelValues(m.zoneLabel(r.zone), rcodeLabel(rcode)).Inc()
+		h.m.responses.WithLabelValues(h.zoneLabel(r.zone), rcodeLabel(rcode)).Inc()
 	} else {
-		m.respCells[r.zone*(maxRcode+1)+rcode].get(func() prometheus.Counter {
-			return m.responses.WithLabelValues(m.zoneLabel(r.zone), rcodeLabel(rcode))
+		h.respCells[r.zone*(maxRcode+1)+rcode].get(func() prometheus.Counter {
+			return h.m.responses.WithLabelValues(h.zoneLabel(r.zone), rcodeLabel(rcode))
 		}).Inc()
 	}
-	m.durCells[r.zone*(len(types)+1)+r.qtype].get(func() prometheus.Observer {
-		return m.duration.WithLabelValues(m.zoneLabel(r.zone), typeLabelAt(r.qtype))
+	h.durCells[r.zone*(len(types)+1)+r.qtype].get(func() prometheus.Observer {
+		return h.m.duration.WithLabelValues(h.zoneLabel(r.zone), typeLabelAt(r.qtype))
 	}).Observe(time.Since(r.start).Seconds())
 }
 
@@ -254,10 +270,7 @@ func rcodeLabel(rcode int) string {
 }
 
 type storeCollector struct {
-	s interface {
-		Snapshot() *store.Snapshot
-		Synced() bool
-	}
+	s               Store
 	objects, synced *prometheus.Desc
 }
 

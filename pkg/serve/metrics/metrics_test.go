@@ -27,7 +27,11 @@ func TestMetrics(t *testing.T) {
 		m := serve.NewRequest(w, r).Reply(dns.RcodeNameError)
 		return dns.RcodeNameError, w.WriteMsg(m)
 	})
-	m, err := metrics.New(metrics.Options{Registerer: reg, Zones: []string{"cluster.local."}, Store: st}, next)
+	ms, err := metrics.NewMetrics(reg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := metrics.New(metrics.Config{}, metrics.Deps{Next: next, Metrics: ms, Zones: []string{"cluster.local."}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +87,15 @@ poddns_dns_store_synced 1
 	}
 }
 
-func TestNewNeedsRegisterer(t *testing.T) {
-	if _, err := metrics.New(metrics.Options{}, nil); err == nil {
-		t.Error("New without a registerer succeeded")
+func TestNewNeedsMetrics(t *testing.T) {
+	if _, err := metrics.New(metrics.Config{}, metrics.Deps{}); err == nil {
+		t.Error("New without metrics succeeded")
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := metrics.New(metrics.Options{Registerer: reg}, nil); err != nil {
+	if _, err := metrics.NewMetrics(reg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := metrics.New(metrics.Options{Registerer: reg}, nil); err == nil {
+	if _, err := metrics.NewMetrics(reg, nil); err == nil {
 		t.Error("registering twice succeeded")
 	}
 }
