@@ -65,6 +65,8 @@ test: deps envtest-assets coredns ## THE test command (README, CI): every test a
 	@# repository's CI runs them.
 	$(GO) run ./cmd/webhook test testdata/policies/suite
 	$(GO) run ./cmd/webhook test deploy/policies/suite
+	@# Node pools: a NodeProfileSet where one pool truncates a policy.
+	$(GO) run ./cmd/webhook test testdata/pools
 	$(MAKE) --no-print-directory kubelet-diff
 	@# Last, so that go test's summary closes the output.
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 30m ./...

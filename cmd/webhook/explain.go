@@ -59,14 +59,14 @@ func (o *explainOptions) run(s streams) error {
 	if len(o.policy.paths) == 0 {
 		return errors.New("explain: no policies: give -p FILE or -p DIR")
 	}
-	profile, warnings, err := o.node.NodeProfile()
+	profile, pools, warnings, err := o.node.Profiles()
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(s.err, "warning: %s\n", w)
 	}
-	engine, err := o.policy.engine(profile, s.err)
+	engine, err := o.policy.engine(profile, pools, s.err)
 	if err != nil {
 		return fmt.Errorf("explain: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/poddns/poddns/pkg/configfile"
+	"github.com/poddns/poddns/pkg/nodepool"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
@@ -22,9 +23,10 @@ func (o *policyOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.mode, "mode", string(policy.GlobalPerPolicy), "global policy mode, as in the webhook's configuration: enforce, audit or per-policy")
 }
 
-// engine loads the policies into an engine on the node profile. Policy
-// errors are printed to errOut one per line; the returned error counts them.
-func (o *policyOptions) engine(profile *resolvconf.NodeProfile, errOut io.Writer) (*policy.Engine, error) {
+// engine loads the policies into an engine on the node profile or, when not
+// nil, the node pools. Policy errors are printed to errOut one per line; the
+// returned error counts them.
+func (o *policyOptions) engine(profile *resolvconf.NodeProfile, pools *nodepool.Set, errOut io.Writer) (*policy.Engine, error) {
 	mode, err := policy.ParseGlobalMode(o.mode)
 	if err != nil {
 		return nil, fmt.Errorf("--mode: %w", err)
@@ -37,5 +39,5 @@ func (o *policyOptions) engine(profile *resolvconf.NodeProfile, errOut io.Writer
 		}
 		return nil, fmt.Errorf("%d errors in the policies", len(bad))
 	}
-	return policy.NewEngine(set, policy.EngineOptions{Profile: profile, Mode: mode})
+	return policy.NewEngine(set, policy.EngineOptions{Profile: profile, Pools: pools, Mode: mode})
 }

@@ -37,6 +37,11 @@ func TestPolicyGolden(t *testing.T) {
 		{name: "test_examples", args: []string{"test", "testdata/policies/suite"}},
 		{name: "test_failing", args: []string{"test", td + "failing_suite"}},
 		{name: "test_missing", args: []string{"test", td + "no_such_suite"}},
+		// Node pools (a NodeProfileSet as --profile): per pool, and a policy
+		// truncated on one pool skipped with a warning naming it.
+		{name: "test_pools", args: []string{"test", "testdata/pools"}},
+		{name: "explain_pools", args: []string{"explain", "-p", "testdata/pools/policies.yaml", "-f", "testdata/pools/pods.yaml", "--profile", "testdata/pools/profiles.yaml", "--pod", "shop/anywhere"}},
+		{name: "render_pools", args: []string{"render", "-f", "testdata/pools/pods.yaml", "--profile", "testdata/pools/profiles.yaml"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

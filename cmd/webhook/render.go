@@ -89,20 +89,28 @@ func (o *renderOptions) run(s streams) error {
 	default:
 		return fmt.Errorf("render: unknown output format %q: want text or json", o.output)
 	}
-	profile, warnings, err := o.node.NodeProfile()
+	profile, pools, warnings, err := o.node.Profiles()
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(s.err, "warning: %s\n", w)
 	}
-	for _, n := range render.NodeNotes(profile) {
-		fmt.Fprintln(s.err, n)
+	if pools != nil {
+		for _, p := range pools.Pools() {
+			for _, n := range render.NodeNotes(p.Profile) {
+				fmt.Fprintf(s.err, "node pool %s: %s\n", p.Name, n)
+			}
+		}
+	} else {
+		for _, n := range render.NodeNotes(profile) {
+			fmt.Fprintln(s.err, n)
+		}
 	}
 
 	var engine *policy.Engine
 	if len(o.policy.paths) > 0 {
-		if engine, err = o.policy.engine(profile, s.err); err != nil {
+		if engine, err = o.policy.engine(profile, pools, s.err); err != nil {
 			return fmt.Errorf("render: %w", err)
 		}
 	}
@@ -133,6 +141,8 @@ func (o *renderOptions) run(s streams) error {
 			var r render.Report
 			if engine != nil {
 				r = render.PodWithPolicies(item, engine, nsLabels[item.Namespace])
+			} else if pools != nil {
+				r = render.PodOnPools(item, pools)
 			} else {
 				r = render.Pod(item, profile)
 			}

@@ -243,7 +243,7 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 		log.Info("Go memory limit", "limit", r.Limit, "source", r.Source, "softLimit", r.SoftLimit)
 	}
 	c := o.cfg
-	profile, warnings, err := c.NodeProfile()
+	profile, pools, warnings, err := c.Profiles()
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	return padmission.Serve(ctx, padmission.ServeOptions{
-		RESTConfig: cfg, Policies: c.Policies, Mode: policy.GlobalMode(c.Mode), Profile: profile,
+		RESTConfig: cfg, Policies: c.Policies, Mode: policy.GlobalMode(c.Mode), Profile: profile, Pools: pools,
 		Host: c.Host, Port: c.Port, CertDir: c.CertDir,
 		HealthProbeAddress: c.HealthProbeAddress, MetricsAddress: c.MetricsAddress,
 		MetricsSecure: c.MetricsSecure, MetricsCertDir: c.MetricsCertDir,

@@ -168,26 +168,38 @@ func decidePools(d *Decision, evs []*evaluation, cands []nodepool.Pool) {
 	if same {
 		return
 	}
-	var b strings.Builder
 	failed := 0
 	d.Events = nil
-	for k, p := range d.Pools {
-		if k > 0 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "# node pool %s\n", p.Pool)
+	for _, p := range d.Pools {
 		if p.PreviewError != "" {
 			failed++
-			fmt.Fprintf(&b, "# kubelet fails: %s\n", strings.ReplaceAll(p.PreviewError, "\n", " "))
 		}
-		b.WriteString(p.ResolvConf)
 		for _, ev := range p.Events {
 			ev.Message = "node pool " + p.Pool + ": " + ev.Message
 			d.Events = append(d.Events, ev)
 		}
 	}
+	var b strings.Builder
+	for k, p := range d.Pools {
+		WritePoolFile(&b, k, p.Pool, p.ResolvConf, p.PreviewError)
+	}
 	d.ResolvConf, d.PreviewError = b.String(), ""
 	if failed == len(d.Pools) {
 		d.PreviewError = "kubelet fails on every node pool: " + d.Pools[0].PreviewError
 	}
+}
+
+// WritePoolFile writes the k-th (from 0) pool's file of a preview that
+// differs from pool to pool: after a blank line unless first, a comment
+// "# node pool NAME", kubelet's error as a comment when it fails, then the
+// file. The whole is still a resolv.conf: comments are ignored.
+func WritePoolFile(b *strings.Builder, k int, pool, resolvConf, kubeletErr string) {
+	if k > 0 {
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(b, "# node pool %s\n", pool)
+	if kubeletErr != "" {
+		fmt.Fprintf(b, "# kubelet fails: %s\n", strings.ReplaceAll(kubeletErr, "\n", " "))
+	}
+	b.WriteString(resolvConf)
 }

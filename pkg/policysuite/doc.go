@@ -19,7 +19,7 @@
 //	policies: [..]                  # files or directories, relative to this file
 //	resources: [pods.yaml]          # manifests, relative to this file
 //	mode: per-policy                # optional: enforce | audit | per-policy
-//	profile: node.yaml              # optional NodeProfile file; else the built-in profile
+//	profile: node.yaml              # optional NodeProfile or NodeProfileSet file; else the built-in profile
 //	results:
 //	- pod: shop/checkout            # namespace/name of a pod or workload
 //	  kind: Deployment              # optional, when several objects share the name
@@ -34,6 +34,7 @@
 //	    nameserver 10.96.0.10
 //	    options ndots:2
 //	  warnings: []
+//	  nodePools: [general, gpu]     # with a NodeProfileSet: the pools the pod can land on
 //
 // Decoding is strict (unknown and duplicate fields are errors). Lists of
 // policies are compared in order. Pods in the resources without an entry in

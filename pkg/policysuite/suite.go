@@ -16,7 +16,6 @@ import (
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/render"
-	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
 // The apiVersion, kind and file name of a suite.
@@ -52,6 +51,9 @@ type Expect struct {
 	DNSConfig  *corev1.PodDNSConfig `json:"dnsConfig,omitempty"`
 	ResolvConf *string              `json:"resolvConf,omitempty"`
 	Warnings   *[]string            `json:"warnings,omitempty"`
+	// NodePools are the node pools the pod can land on (a NodeProfileSet
+	// profile), in the set's order.
+	NodePools *[]string `json:"nodePools,omitempty"`
 }
 
 // Mismatch is one field of a pod that differs from the expectation.
@@ -141,19 +143,12 @@ func Run(path string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("suite %s: %w", file, err)
 	}
-	cfg := nodeprofile.Defaults()
-	if s.Profile != "" {
-		f, err := nodeprofile.ReadFile(s.Profile)
-		if err != nil {
-			return nil, fmt.Errorf("suite %s: profile: %w", file, err)
-		}
-		f.Apply(&cfg)
-	}
-	profile, err := resolvconf.NewNodeProfile(cfg)
+	o := nodeprofile.Options{Profile: s.Profile}
+	profile, pools, _, err := o.Profiles()
 	if err != nil {
 		return nil, fmt.Errorf("suite %s: profile: %w", file, err)
 	}
-	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile, Mode: policy.GlobalMode(s.Mode)})
+	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile, Pools: pools, Mode: policy.GlobalMode(s.Mode)})
 	if err != nil {
 		return nil, fmt.Errorf("suite %s: %w", file, err)
 	}
@@ -246,6 +241,7 @@ func compare(e *Expect, r *render.Report) []Mismatch {
 		}
 	}
 	list("warnings", e.Warnings, pr.PolicyWarnings)
+	list("nodePools", e.NodePools, r.NodePools)
 	return ms
 }
 

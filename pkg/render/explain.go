@@ -34,6 +34,12 @@ func WriteExplanation(w io.Writer, item manifest.Item, r *Report) error {
 		submitted, note = corev1.DNSClusterFirst, " (defaulted)"
 	}
 	fmt.Fprintf(bw, "submitted: hostNetwork %t, dnsPolicy %s%s, dnsConfig %s\n", item.Pod.Spec.HostNetwork, submitted, note, formatDNSConfig(item.Pod.Spec.DNSConfig))
+	if len(r.NodePools) > 0 {
+		fmt.Fprintf(bw, "node pools it can land on: %s\n", strings.Join(r.NodePools, ", "))
+		if pr.Decision.PoolsNote != "" {
+			fmt.Fprintf(bw, "  (%s)\n", pr.Decision.PoolsNote)
+		}
+	}
 
 	d := &pr.Decision
 	bw.WriteString("\npolicies, in the order they apply (priority, then name):\n")

@@ -5,6 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/poddns/poddns/pkg/manifest"
+	"github.com/poddns/poddns/pkg/nodepool"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
@@ -44,7 +45,12 @@ func PodWithPolicies(item manifest.Item, e *policy.Engine, nsLabels map[string]s
 	d.Mutate(pod)
 	patched := item
 	patched.Pod = pod
-	r := Pod(patched, e.Profile())
+	var r Report
+	if set := e.Pools(); set != nil {
+		r = podOn(patched, decisionPools(set, d.Pools))
+	} else {
+		r = Pod(patched, e.Profile())
+	}
 	r.PolicyReport = &PolicyReport{
 		Applied:        nonNil(d.Applied()),
 		Audit:          nonNilResults(d.Audited()),
@@ -94,4 +100,22 @@ func nonNilResults(s []policy.Result) []policy.Result {
 		return []policy.Result{}
 	}
 	return s
+}
+
+// decisionPools are the pools of set that a decision was made on, in its
+// order.
+func decisionPools(set *nodepool.Set, previews []policy.PoolPreview) []nodepool.Pool {
+	all := set.Pools()
+	if len(previews) == 0 {
+		return all
+	}
+	out := make([]nodepool.Pool, 0, len(previews))
+	for _, pp := range previews {
+		for _, p := range all {
+			if p.Name == pp.Pool {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }

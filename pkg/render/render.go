@@ -33,6 +33,9 @@ type Report struct {
 	// form and not part of the JSON contract.
 	Kind     string            `json:"-"`
 	Location manifest.Location `json:"-"`
+	// NodePools name the node pools the pod was rendered on (a node profile
+	// set, PodOnPools), in order; absent with one node profile.
+	NodePools []string `json:"nodePools,omitempty"`
 	// PolicyReport is set when the pod went through policies
 	// (PodWithPolicies); its keys then follow the seven above.
 	*PolicyReport

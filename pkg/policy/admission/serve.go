@@ -20,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/poddns/poddns/pkg/nodepool"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
@@ -35,6 +36,9 @@ type ServeOptions struct {
 	Mode policy.GlobalMode
 	// Profile is the node profile resolv.conf files are computed with.
 	Profile *resolvconf.NodeProfile
+	// Pools, when not nil, are the node pools (a NodeProfileSet), used
+	// instead of Profile (policy.EngineOptions.Pools).
+	Pools *nodepool.Set
 	// Host and Port are the TLS listen address ("" host: all addresses).
 	Host string
 	Port int
@@ -82,7 +86,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("load policies: %w", err)
 	}
-	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: o.Profile, Mode: o.Mode})
+	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: o.Profile, Pools: o.Pools, Mode: o.Mode})
 	if err != nil {
 		return err
 	}
