@@ -93,14 +93,14 @@ func (o *reportOptions) checker(s streams) (*report.Checker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--namespace-selector: %w", err)
 	}
-	profile, warnings, err := o.node.NodeProfile()
+	profile, pools, warnings, err := o.node.Profiles()
 	if err != nil {
 		return nil, err
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(s.err, "warning: %s\n", w)
 	}
-	engine, err := o.policy.engine(profile, s.err)
+	engine, err := o.policy.engine(profile, pools, s.err)
 	if err != nil {
 		return nil, err
 	}
