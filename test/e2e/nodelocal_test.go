@@ -82,7 +82,7 @@ type nlParams struct {
 	Mode             string // kube-proxy's DNAT: nftables, iptables-nft or iptables-legacy
 	Full             bool   // every phase, not only transparent lookups and conntrack
 	Dir              string
-	Bin              map[string]string // dnsd, gai, gailoop-glibc, gailoop-musl, ip, mount, nsenter, unshare, sleep, getent, nft, conntrack, iptables
+	Bin              map[string]string // dnsd, gai, gailoop-glibc, gailoop-musl, ip, mount, nsenter, unshare, sleep, getent, nft, conntrack, iptables, iptables-nft, coredns
 }
 
 // nlTimeout bounds one helper run.
@@ -105,8 +105,13 @@ func TestE2ENodeLocal(t *testing.T) {
 	bin := map[string]string{
 		"ip": tools.ip, "mount": tools.mount, "unshare": tools.unshare, "getent": tools.getent,
 		"nsenter": p[0], "sleep": p[1], "nft": p[4], "conntrack": p[5], "dig": p[8],
-		"gai": buildMuslClient(t, tools.muslGCC),
+		"gai": buildMuslClient(t, tools.muslGCC), "iptables-nft": p[6],
 	}
+	// NodeLocal DNSCache's server is CoreDNS: the takeover phase runs it.
+	core := filepath.Join(root, "bin", "coredns")
+	fi, err := os.Stat(core)
+	testenv.RequireOrSkip(t, fmt.Sprintf("the CoreDNS binary %s (%v): run hack/coredns.sh (make test does)", core, err), err == nil && fi.Mode().Perm()&0o111 != 0)
+	bin["coredns"] = core
 	build := func(name string, argv ...string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -761,6 +766,8 @@ func (n *simNode) run() {
 	// 8. Verified pod records: another node's pods asked of the central
 	// server.
 	n.remotePods(kubeconfig)
+	// 9. Taking over from NodeLocal DNSCache on the same IPs.
+	n.takeOverNodeCache(kubeconfig)
 }
 
 // digFrom asks server, from pod i's namespace, for name's A record and
@@ -1142,4 +1149,255 @@ func (n *simNode) killAndRestart(kubeconfig string) {
 	}
 	n.stop(d, syscall.SIGTERM)
 	n.checkTornDown("after the restarted instance stopped")
+}
+
+// nodeCache is a stand-in for NodeLocal DNSCache (kubernetes/dns
+// cmd/node-cache): its server is the real CoreDNS with the addon's Corefile
+// (cluster.local and the reverse zones forwarded over TCP to the central
+// server — kube-dns-upstream — and the rest to the node's resolv.conf,
+// bound to the link-local and the cluster DNS IP); its node setup is what
+// cache_app.go does, done by the test with the same commands: an interface
+// "nodelocaldns" holding the IPs (a dummy link there, a bridge here, left
+// down as node-cache leaves it) and, for each IP, its twelve iptables
+// rules prepended (raw NOTRACK to and from port 53 in PREROUTING and
+// OUTPUT, locally generated traffic and the health port included; filter
+// ACCEPT in INPUT and OUTPUT). teardown is its TeardownNetworking, run when
+// its CoreDNS exits on SIGTERM: every copy of every rule deleted, then the
+// interface.
+type nodeCache struct {
+	n     *simNode
+	proc  *proc
+	rules [][]string // table, chain, then the rule's arguments
+}
+
+// nodeCacheMetrics is where the stand-in's CoreDNS serves /metrics.
+const nodeCacheMetrics = "127.0.0.1:9253"
+
+func (n *simNode) startNodeCache() *nodeCache {
+	b := n.p.Bin
+	nc := &nodeCache{n: n}
+	for _, ip := range []string{nlLinkLocal, nlClusterDNS} {
+		const skip, allow = "NodeLocal DNS Cache: skip conntrack", "NodeLocal DNS Cache: allow DNS traffic"
+		for _, r := range [][]string{
+			{"raw", "PREROUTING", "-p", "tcp", "-d", ip, "--dport", "53", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+			{"raw", "PREROUTING", "-p", "udp", "-d", ip, "--dport", "53", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+			{"filter", "INPUT", "-p", "tcp", "-d", ip, "--dport", "53", "-j", "ACCEPT", "-m", "comment", "--comment", allow},
+			{"filter", "INPUT", "-p", "udp", "-d", ip, "--dport", "53", "-j", "ACCEPT", "-m", "comment", "--comment", allow},
+			{"raw", "OUTPUT", "-p", "tcp", "-s", ip, "--sport", "53", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+			{"raw", "OUTPUT", "-p", "udp", "-s", ip, "--sport", "53", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+			{"filter", "OUTPUT", "-p", "tcp", "-s", ip, "--sport", "53", "-j", "ACCEPT", "-m", "comment", "--comment", allow},
+			{"filter", "OUTPUT", "-p", "udp", "-s", ip, "--sport", "53", "-j", "ACCEPT", "-m", "comment", "--comment", allow},
+			{"raw", "OUTPUT", "-p", "tcp", "-d", ip, "--dport", "53", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+			{"raw", "OUTPUT", "-p", "udp", "-d", ip, "--dport", "53", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+			{"raw", "OUTPUT", "-p", "tcp", "-d", ip, "--dport", "8080", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+			{"raw", "OUTPUT", "-p", "tcp", "-s", ip, "--sport", "8080", "-j", "NOTRACK", "-m", "comment", "--comment", skip},
+		} {
+			nc.rules = append(nc.rules, r)
+		}
+	}
+	// Init: the interface first (setupNetworking with the rules held back).
+	n.must(b["ip"], "link", "add", "nodelocaldns", "type", "bridge")
+	for _, ip := range []string{nlLinkLocal, nlClusterDNS} {
+		n.must(b["ip"], "addr", "add", ip+"/32", "dev", "nodelocaldns")
+	}
+	const binds = nlLinkLocal + " " + nlClusterDNS
+	corefile := n.write("nodelocaldns.Corefile", `cluster.local:53 {
+    errors
+    cache {
+        success 9984 30
+        denial 9984 5
+    }
+    reload
+    loop
+    bind `+binds+`
+    forward . `+nlCentral+` {
+        force_tcp
+    }
+    prometheus `+nodeCacheMetrics+`
+    health `+nlLinkLocal+`:8080
+}
+in-addr.arpa:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind `+binds+`
+    forward . `+nlCentral+` {
+        force_tcp
+    }
+    prometheus `+nodeCacheMetrics+`
+}
+ip6.arpa:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind `+binds+`
+    forward . `+nlCentral+` {
+        force_tcp
+    }
+    prometheus `+nodeCacheMetrics+`
+}
+.:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind `+binds+`
+    forward . /etc/resolv.conf
+    prometheus `+nodeCacheMetrics+`
+}
+`)
+	nc.proc = n.startProc("node-cache (CoreDNS)", "", b["coredns"], "-conf", corefile)
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + nlLinkLocal + ":8080/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case <-nc.proc.done:
+			n.t.Fatalf("node-cache's CoreDNS exited: %v\n%s", nc.proc.err, nc.proc.out)
+		default:
+		}
+		if time.Since(start) > 20*time.Second {
+			n.t.Fatalf("node-cache's CoreDNS not healthy after 20s\n%s", nc.proc.out)
+		}
+	}
+	// runPeriodic: the rules once the server runs (EnsureRule, Prepend).
+	for _, r := range nc.rules {
+		if _, err := exec.Command(b["iptables-nft"], append([]string{"-t", r[0], "-C", r[1]}, r[2:]...)...).CombinedOutput(); err != nil {
+			n.must(b["iptables-nft"], append([]string{"-t", r[0], "-I", r[1]}, r[2:]...)...)
+		}
+	}
+	return nc
+}
+
+// stop is node-cache's exit on SIGTERM: CoreDNS stops serving, then
+// TeardownNetworking removes every copy of its rules and its interface.
+func (nc *nodeCache) stop() {
+	n, b := nc.n, nc.n.p.Bin
+	n.stop(nc.proc, syscall.SIGTERM)
+	for _, r := range nc.rules {
+		for k := 0; ; k++ {
+			if _, err := exec.Command(b["iptables-nft"], append([]string{"-t", r[0], "-C", r[1]}, r[2:]...)...).CombinedOutput(); err != nil {
+				break
+			}
+			if k == 10 {
+				n.t.Fatalf("node-cache teardown: rule %v still there after 10 deletions", r)
+			}
+			n.must(b["iptables-nft"], append([]string{"-t", r[0], "-D", r[1]}, r[2:]...)...)
+		}
+	}
+	n.must(b["ip"], "link", "del", "nodelocaldns")
+}
+
+// metricSum sums the samples of metric at addr's /metrics.
+func (n *simNode) metricSum(addr, metric string) int {
+	n.t.Helper()
+	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + addr + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			n.t.Fatalf("metrics line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return int(sum)
+}
+
+// takeOverNodeCache: NodeLocal DNSCache serves the node on the link-local
+// and the cluster DNS IP; under load, dnsd starts on the same IPs (both
+// bind with SO_REUSEPORT as root, so they share the queries), then
+// node-cache stops and tears down its rules and interface: 0 failed
+// lookups, the IPs stay on poddns0 and dnsd answers every query, nothing
+// of node-cache is left and nothing is tracked.
+func (n *simNode) takeOverNodeCache(kubeconfig string) {
+	t := n.t
+	nc := n.startNodeCache()
+	n.must(n.p.Bin["conntrack"], "-F")
+	l := n.lookupFrom(0, "transparent", "glibc", "web.default.svc.cluster.local.", "")
+	if l.run.ExitCode != 0 || !slices.Equal(l.addrs, []string{nlWebIP}) {
+		t.Fatalf("node-cache: glibc web: exit %d %q (%s)\n%s", l.run.ExitCode, l.addrs, l.run.Stderr, nc.proc.out)
+	}
+	if k := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total"); k == 0 {
+		t.Fatalf("node-cache answered no query: the stand-in does not serve the node")
+	}
+	if hits := n.conntrackOf(); len(hits) > 0 {
+		t.Errorf("node-cache's rules leave flows of the listen IPs tracked:\n%s", strings.Join(hits, "\n"))
+	}
+
+	const secs, interval = 22, 25
+	start := time.Now()
+	wait := n.startLoad("transparent", secs, interval, map[string]string{"glibc": "web.default", "musl": "api.example.com"})
+	time.Sleep(2 * time.Second)
+	d, dM := n.nodeLocalInstance(10, kubeconfig, "")
+	took := n.waitReady(d, 30*time.Second)
+	t.Logf("dnsd ready beside node-cache %s after its start (%s into the load)", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	cBefore, dBefore := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total"), dnsRequestsAt(t, n.ctx, dM)
+	time.Sleep(2 * time.Second)
+	cShared, dShared := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total")-cBefore, dnsRequestsAt(t, n.ctx, dM)-dBefore
+	t.Logf("side by side for 2s: node-cache answered %d queries, dnsd %d", cShared, dShared)
+	if dShared == 0 {
+		t.Errorf("dnsd got no query beside node-cache")
+	}
+	if since := time.Since(start); since < 8*time.Second {
+		time.Sleep(8*time.Second - since)
+	}
+	stopAt := time.Since(start)
+	cLast := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total")
+	nc.stop()
+	t.Logf("node-cache stopped and torn down %s into the load (%s)", stopAt.Round(time.Millisecond), (time.Since(start) - stopAt).Round(time.Millisecond))
+	dAfter := dnsRequestsAt(t, n.ctx, dM)
+	total, retried := 0, 0
+	for _, r := range wait() {
+		t.Logf("takeover load: pod %s %s: %d lookups, %d failed, %d slow (retried), max %d ms; %s", r.pod, r.client, r.lookups, r.failed, r.slow, r.maxMS, r.at)
+		if r.failed != 0 {
+			t.Errorf("takeover load: pod %s %s: %d failed lookups, want 0", r.pod, r.client, r.failed)
+		}
+		total += r.lookups
+		retried += r.slow
+	}
+	t.Logf("takeover from node-cache under load: %d lookups, 0 failed, %d needed a retry; node-cache answered %d queries in all, dnsd %d after node-cache left",
+		total, retried, cLast, dnsRequestsAt(t, n.ctx, dM)-dAfter)
+	if dnsRequestsAt(t, n.ctx, dM) == dAfter {
+		t.Errorf("dnsd answered nothing after node-cache left")
+	}
+
+	// Nothing of node-cache is left; dnsd's IPs, rules and answers are.
+	if out, err := exec.Command(n.p.Bin["ip"], "link", "show", "nodelocaldns").CombinedOutput(); err == nil {
+		t.Errorf("node-cache's interface is still there:\n%s", out)
+	}
+	for _, table := range []string{"raw", "filter"} {
+		if out := n.must(n.p.Bin["iptables-nft"]+"-save", "-t", table); strings.Contains(out, "NodeLocal DNS Cache") {
+			t.Errorf("node-cache's rules are still in %s:\n%s", table, out)
+		}
+	}
+	if links := n.must(n.p.Bin["ip"], "-o", "addr", "show", "dev", "poddns0"); strings.Count(links, " inet ") != 2 {
+		t.Errorf("poddns0 after node-cache left:\n%s", links)
+	}
+	n.must(n.p.Bin["conntrack"], "-F")
+	for _, client := range []string{"glibc", "musl"} {
+		before := dnsRequestsAt(t, n.ctx, dM)
+		l := n.lookupFrom(1, "transparent", client, "web.default.svc.cluster.local.", dM)
+		if l.run.ExitCode != 0 || !slices.Equal(l.addrs, []string{nlWebIP}) || l.local == 0 || l.central != 0 {
+			t.Errorf("after the takeover, %s web: exit %d %q, %d dnsd queries (%d before), %d central", client, l.run.ExitCode, l.addrs, l.local, before, l.central)
+		}
+	}
+	if hits := n.conntrackOf(); len(hits) > 0 {
+		t.Errorf("after the takeover, conntrack holds flows of the listen IPs:\n%s", strings.Join(hits, "\n"))
+	}
+	n.stop(d, syscall.SIGTERM)
+	n.checkTornDown("after dnsd, which took over from node-cache, stopped")
 }
