@@ -23,9 +23,10 @@ const serial = 1700000000
 
 // fixture is the conformance table's objects; table is the table for a
 // store with the fixed clock of newStore.
-const fixture = clustertest.Fixture
-
-var table = clustertest.Table{Serial: serial}
+var (
+	fixture = clustertest.Fixture
+	table   = clustertest.Table{Serial: serial}
+)
 
 // newStore loads the fixture into a synced store with a fixed clock.
 func newStore(tb testing.TB, yaml string) *store.Store {

@@ -10,6 +10,7 @@
 package clustertest
 
 import (
+	_ "embed"
 	"fmt"
 
 	"github.com/miekg/dns"
@@ -18,129 +19,11 @@ import (
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
-// Fixture is the objects of the table as one kubectl List, in creation
-// order. An API server accepts every object as it is (only the Namespace
-// default exists already); pods' IPs are status, which an API server takes
-// only through the status subresource, after the pod is created.
-const Fixture = `
-apiVersion: v1
-kind: List
-items:
-- {apiVersion: v1, kind: Namespace, metadata: {name: default}}
-- {apiVersion: v1, kind: Namespace, metadata: {name: other}}
-- {apiVersion: v1, kind: Namespace, metadata: {name: empty-ns}}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: web, namespace: default}
-  spec:
-    clusterIP: 10.96.0.20
-    clusterIPs: [10.96.0.20]
-    ports:
-    - {name: http, port: 80, protocol: TCP}
-    - {name: dns, port: 53, protocol: UDP}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-  addressType: IPv4
-  ports: [{name: http, port: 8080, protocol: TCP}]
-  endpoints:
-  - {addresses: [10.244.1.10], conditions: {ready: true}}
-  - {addresses: [10.244.1.11], conditions: {ready: false}}
-  - {addresses: [10.244.1.12], hostname: web-host}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: single, namespace: default}
-  spec:
-    clusterIP: 10.96.0.21
-    clusterIPs: [10.96.0.21]
-    ports: [{port: 8080, protocol: TCP}]
-- apiVersion: v1
-  kind: Service
-  metadata: {name: dual, namespace: default}
-  spec:
-    ipFamilyPolicy: RequireDualStack
-    ipFamilies: [IPv4, IPv6]
-    clusterIP: 10.96.0.30
-    clusterIPs: [10.96.0.30, "fd00:10:96::30"]
-    ports: [{name: http, port: 80}]
-- apiVersion: v1
-  kind: Service
-  metadata: {name: v6only, namespace: default}
-  spec:
-    ipFamilies: [IPv6]
-    clusterIP: "fd00:10:96::40"
-    clusterIPs: ["fd00:10:96::40"]
-    ports: [{name: http, port: 80}]
-- apiVersion: v1
-  kind: Service
-  metadata: {name: db, namespace: default}
-  spec:
-    clusterIP: None
-    ports: [{name: postgres, port: 5432}]
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: db-v4, namespace: default, labels: {kubernetes.io/service-name: db}}
-  addressType: IPv4
-  ports: [{name: postgres, port: 5432, protocol: TCP}]
-  endpoints:
-  - {addresses: [10.244.1.20], hostname: db-0, conditions: {ready: true}}
-  - {addresses: [10.244.2.21], hostname: db-1, conditions: {ready: true}}
-  - {addresses: [10.244.3.22], hostname: db-2, conditions: {ready: false}}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: db-v6, namespace: default, labels: {kubernetes.io/service-name: db}}
-  addressType: IPv6
-  ports: [{name: postgres, port: 5432, protocol: TCP}]
-  endpoints:
-  - {addresses: ["fd00:244::20"], hostname: db-0, conditions: {ready: true}}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: idle, namespace: default}
-  spec: {clusterIP: None, ports: [{name: http, port: 80}]}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: h4, namespace: default}
-  spec: {clusterIP: None}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: h4-1, namespace: default, labels: {kubernetes.io/service-name: h4}}
-  addressType: IPv4
-  endpoints: [{addresses: [10.244.4.4]}]
-- apiVersion: v1
-  kind: Service
-  metadata:
-    name: tolerant
-    namespace: default
-    annotations: {service.alpha.kubernetes.io/tolerate-unready-endpoints: "true"}
-  spec: {clusterIP: None}
-- apiVersion: discovery.k8s.io/v1
-  kind: EndpointSlice
-  metadata: {name: tolerant-1, namespace: default, labels: {kubernetes.io/service-name: tolerant}}
-  addressType: IPv4
-  endpoints: [{addresses: [10.244.5.5], conditions: {ready: false}}]
-- apiVersion: v1
-  kind: Service
-  metadata: {name: ext, namespace: default}
-  spec: {type: ExternalName, externalName: search.example.com}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: alias, namespace: default}
-  spec: {type: ExternalName, externalName: web.default.svc.cluster.local}
-- apiVersion: v1
-  kind: Service
-  metadata: {name: loop, namespace: default}
-  spec: {type: ExternalName, externalName: loop.default.svc.cluster.local.}
-- apiVersion: v1
-  kind: Pod
-  metadata: {name: p1, namespace: default}
-  spec: {containers: [{name: c, image: registry.invalid/none}]}
-  status: {podIP: 10.244.1.10, podIPs: [{ip: 10.244.1.10}]}
-- apiVersion: v1
-  kind: Pod
-  metadata: {name: p2, namespace: other}
-  spec: {containers: [{name: c, image: registry.invalid/none}]}
-  status: {podIP: 10.244.9.9, podIPs: [{ip: 10.244.9.9}]}
-`
+// Fixture is the objects of the table as one kubectl List (fixture.yaml),
+// in creation order. An API server accepts every object as it is.
+//
+//go:embed fixture.yaml
+var Fixture string
 
 // Names of the fixture's Services the table asks most.
 const (
