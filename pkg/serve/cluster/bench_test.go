@@ -4,11 +4,9 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
-	"github.com/poddns/poddns/pkg/serve/metrics"
 )
 
 // BenchmarkCluster measures the cluster handler alone (no sockets) per kind
@@ -67,15 +65,7 @@ func BenchmarkClusterUDP(b *testing.B) {
 // BenchmarkChain is one query through what dnsd runs per packet, without
 // the sockets: serve.Handle (checks, fitting writer), metrics, cluster.
 func BenchmarkChain(b *testing.B) {
-	st := newStore(b, fixture)
-	ms, err := metrics.NewMetrics(prometheus.NewRegistry(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := metrics.New(metrics.Config{}, metrics.Deps{Next: newHandler(b, st, nil), Metrics: ms, Zones: []string{"cluster.local."}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := newChain(b, newStore(b, fixture))
 	req := dnstest.Query(web, dns.TypeA, 1232)
 	w := &dnstest.Recorder{}
 	b.ReportAllocs()

@@ -9,7 +9,24 @@ import (
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/metrics"
+	"github.com/poddns/poddns/pkg/serve/store"
 )
+
+// newChain is what dnsd runs per query of the cluster zones: the metrics
+// handler (with the store's metrics), then the cluster handler over st, in
+// front of serve.Refused.
+func newChain(tb testing.TB, st *store.Store) serve.Handler {
+	tb.Helper()
+	ms, err := metrics.NewMetrics(prometheus.NewRegistry(), st)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := metrics.New(metrics.Config{}, metrics.Deps{Next: newHandler(tb, st, nil), Metrics: ms, Zones: []string{"cluster.local."}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
 
 // FuzzChain feeds random packets through dnsd's chain (metrics, cluster,
 // refused) as the server does: whatever unpacks is handled, and the reply
@@ -17,15 +34,7 @@ import (
 // fits the client's limit — or not be written at all (responses are
 // dropped). Nothing may panic.
 func FuzzChain(f *testing.F) {
-	st := newStore(f, fixture)
-	ms, err := metrics.NewMetrics(prometheus.NewRegistry(), st)
-	if err != nil {
-		f.Fatal(err)
-	}
-	m, err := metrics.New(metrics.Config{}, metrics.Deps{Next: newHandler(f, st, nil), Metrics: ms, Zones: []string{"cluster.local."}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	m := newChain(f, newStore(f, fixture))
 	for _, q := range []struct {
 		name  string
 		qtype uint16
