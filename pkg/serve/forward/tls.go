@@ -21,7 +21,8 @@ import (
 
 // MaxPipelined is the most queries in flight on one TLS connection; a
 // query that finds every connection of its upstream at this bound opens
-// another one, up to PoolSize connections.
+// another one, up to PoolSize connections, beyond which it waits for room
+// within its try.
 const MaxPipelined = 64
 
 // errConnClosed is a query lost because its TLS connection closed or
@@ -30,7 +31,8 @@ const MaxPipelined = 64
 var errConnClosed = errors.New("TLS connection closed")
 
 // errPoolFull is a query that found PoolSize TLS connections each with
-// MaxPipelined queries in flight.
+// MaxPipelined queries in flight (never: the queries wait for a slot
+// first).
 var errPoolFull = errors.New("every TLS connection busy")
 
 // tlsConfig is the client configuration of the tls:// upstreams of one
@@ -70,6 +72,10 @@ type tlsPool struct {
 	max    int
 	expire time.Duration
 	tryTO  time.Duration // bounds a handshake
+
+	// slots holds a token per query in roundTrip: at most PoolSize ×
+	// MaxPipelined, so that a connection always has room for one.
+	slots chan struct{}
 
 	mu     sync.Mutex
 	conns  []*tlsConn
@@ -116,15 +122,29 @@ func newTLSPool(u *upstream, addr string, conf *tls.Config) *tlsPool {
 		conf = conf.Clone()
 		conf.ServerName, _, _ = net.SplitHostPort(addr)
 	}
-	return &tlsPool{u: u, addr: addr, conf: conf, max: u.f.poolSize, expire: u.f.expire, tryTO: u.f.tryTO}
+	return &tlsPool{u: u, addr: addr, conf: conf, max: u.f.poolSize, expire: u.f.expire, tryTO: u.f.tryTO,
+		slots: make(chan struct{}, u.f.poolSize*MaxPipelined)}
 }
 
-// roundTrip sends q and returns its reply; when the connection closes or
+// roundTrip sends q and returns its reply, waiting first while PoolSize
+// connections have MaxPipelined queries each; when the connection closes or
 // breaks before the reply (an idle connection the upstream had closed, a
 // close mid-query), q is sent once more on a connection opened after that
 // one (the queries that were in flight on it share one), within the same
 // deadline.
 func (p *tlsPool) roundTrip(q *dns.Msg, deadline time.Time, exactCase bool) (*dns.Msg, error) {
+	select {
+	case p.slots <- struct{}{}:
+	default: // every connection full: wait for room
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		select {
+		case p.slots <- struct{}{}:
+		case <-timer.C:
+			return nil, errTimeout
+		}
+	}
+	defer func() { <-p.slots }()
 	reply, seq, err := p.exchange(q, deadline, exactCase, 0)
 	if errors.Is(err, errConnClosed) && time.Now().Before(deadline) {
 		reply, _, err = p.exchange(q, deadline, exactCase, seq)
@@ -200,8 +220,13 @@ func (p *tlsPool) acquire(after uint64) (c *tlsConn, reused bool, err error) {
 		return nil, false, errors.New("forwarder closed")
 	}
 	var roomy *tlsConn
+	live := 0
 	for _, c := range p.conns {
-		if c.seq > after && !c.dead.Load() && c.load < MaxPipelined && (roomy == nil || c.load > roomy.load) {
+		if c.dead.Load() {
+			continue // being removed
+		}
+		live++
+		if c.seq > after && c.load < MaxPipelined && (roomy == nil || c.load > roomy.load) {
 			roomy = c // the busiest with room: the fewest connections
 		}
 	}
@@ -209,7 +234,7 @@ func (p *tlsPool) acquire(after uint64) (c *tlsConn, reused bool, err error) {
 		p.take(roomy)
 		return roomy, true, nil
 	}
-	if len(p.conns) >= p.max {
+	if live >= p.max {
 		return nil, false, errPoolFull
 	}
 	p.seq++

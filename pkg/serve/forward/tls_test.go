@@ -276,6 +276,40 @@ func TestTLSPipelined(t *testing.T) {
 	}
 }
 
+// TestTLSPoolFull: with PoolSize connections each carrying MaxPipelined
+// queries, further queries wait for room and are answered (the upstream
+// neither sees more connections nor more queries at once on one).
+func TestTLSPoolFull(t *testing.T) {
+	ca := dnstest.NewTLSCA(t)
+	up := startTLSUpstream(t, ca, func(c upstreamConn, q *dns.Msg) {
+		time.Sleep(100 * time.Millisecond)
+		answerTLS(c, q)
+	})
+	fm, _ := forward.NewMetrics(nil)
+	addr := tlsForward(t, ca, forward.Deps{Metrics: fm}, []string{up.addr}, dnstest.Timeouts(2*time.Second, 3*time.Second),
+		func(c *forward.Config) { c.PoolSize = 1 })
+	const n = 2*forward.MaxPipelined + 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("q%d.example.", i%250+1)
+			wantA(t, exchangeA(t, addr, name), name, fmt.Sprintf("192.0.2.%d", i%250+1))
+		}()
+	}
+	wg.Wait()
+	if c := up.conns.Load(); c != 1 {
+		t.Errorf("%d connections, want 1 (poolSize)", c)
+	}
+	if f := up.maxInFlight.Load(); f > forward.MaxPipelined {
+		t.Errorf("%d queries in flight on one connection, want at most %d", f, forward.MaxPipelined)
+	}
+	if tries := testutil.ToFloat64(fm.Requests(up.addr)); tries != n {
+		t.Errorf("%v tries for %d queries, want one each", tries, n)
+	}
+}
+
 // TestTLSExpire: a connection without a query for Expire is closed.
 func TestTLSExpire(t *testing.T) {
 	ca := dnstest.NewTLSCA(t)
