@@ -8,6 +8,7 @@
 //	webhook render -p testdata/policies -f testdata/pods/  # through the DNS policies
 //	webhook explain -p testdata/policies -f testdata/pods/ --pod default/web
 //	webhook test testdata/policies/suite                   # a policy test suite, for CI
+//	webhook impact --log queries.log -f pods/ -p now/ -p proposed/  # a policy change replayed on dnsd's query log
 //
 // Exit status: 0 when every pod would run with a resolv.conf (test: every
 // expectation holds), 1 when some pod would be rejected by the API server or

@@ -33,7 +33,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errPodsFailed), errors.Is(err, errSuiteFailed), errors.Is(err, errPodsDiffer):
+	case errors.Is(err, errPodsFailed), errors.Is(err, errSuiteFailed), errors.Is(err, errPodsDiffer), errors.Is(err, errBreakage):
 		return exitFailed
 	default:
 		fmt.Fprintf(stderr, "webhook: %v\n", err)
@@ -48,7 +48,8 @@ func newRootCommand(s streams) *cobra.Command {
 		Long: `webhook is poddns's pod DNS policy webhook. serve runs the admission webhook
 in a cluster; the offline subcommands show what the DNS policies, the API
 server and kubelet do with pods' DNS settings, without a cluster: render,
-explain, and test for policy suites in CI.`,
+explain, test for policy suites in CI, and impact, which replays
+dnsd's query log through a proposed policy change.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -60,5 +61,6 @@ explain, and test for policy suites in CI.`,
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s), newReportCommand(s), newServeCommand(s))
+	root.AddCommand(newImpactCommand(s))
 	return root
 }

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poddns/poddns/pkg/impact"
+	"github.com/poddns/poddns/pkg/manifest"
+	"github.com/poddns/poddns/pkg/nodeprofile"
+	"github.com/poddns/poddns/pkg/policy"
+	"github.com/poddns/poddns/pkg/resolvconf"
+)
+
+// errBreakage is returned by `impact --fail-on breakage` when some lookup
+// would break; the report has been written.
+var errBreakage = errors.New("some lookups would break")
+
+// impactOptions are the flags of `webhook impact`.
+type impactOptions struct {
+	logs      []string
+	filenames []string
+	policies  []string
+	current   []string
+	proposed  []string
+	mode      string
+	window    time.Duration
+	output    string
+	failOn    string
+	node      nodeprofile.Options
+}
+
+func newImpactCommand(s streams) *cobra.Command {
+	var o impactOptions
+	cmd := &cobra.Command{
+		Use:   "impact --log FILE -f MANIFESTS (-p CURRENT -p PROPOSED | [--current DIR] --proposed DIR) [-o text|json] [--fail-on breakage]",
+		Short: "Replay a dnsd query log through the current and the proposed policies",
+		Long: `impact predicts what a policy change does to the lookups pods really make.
+It reads dnsd's query log (queryLog, one JSON line per query with the pod that
+asked, or a capture in the same shape) and, for every pod in it, rebuilds the
+names the application looked up from the wire queries of its search walks,
+by the resolv.conf the pod has now (the pod from the manifests through the
+current policies on the node profile, as the webhook admits it). Then it
+replays each lookup with glibc's and musl's search algorithms through that
+file and through the one the pod would get under the proposed policies, with
+the log's answers as the oracle of which names exist, and reports per
+workload: the lookups that would stop resolving (and with which libc), those
+that would resolve to another name, and the wire queries saved.
+
+The manifests hold the pods as they are created (before the webhook: pods,
+or the workloads whose pods are named after them, as Deployment web's pods
+web-<hash>-<id>), and Namespace documents for the labels the policies select
+on. -p is given twice, current then proposed; or --current (none: no
+policies now) and --proposed, each repeatable.
+
+What the log cannot say is reported, not guessed: a name the log never asked
+is taken not to exist and listed as unknown; a NOERROR answer is taken to
+carry addresses unless a logged walk went on past it (glibc does that on
+NODATA only); lookups dnsd completed itself (completion on) are counted, not
+replayed. Concurrent lookups of one pod whose walks interleave cannot be told
+apart.
+
+Exit status: 0; 1 with --fail-on breakage when some lookup would break; 2
+when the command fails (bad flags, unreadable log, manifests or policies).`,
+		Example: `  webhook impact --log queries.log -f pods.yaml -p policies/ -p proposed/
+  webhook impact --log queries.log -f manifests/ --proposed ndots2/ -o json
+  webhook impact --log queries.log -f manifests/ --current policies/ --proposed proposed/ --fail-on breakage`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(s)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringArrayVar(&o.logs, "log", nil, `dnsd query log file or "-" for stdin; repeatable`)
+	fs.StringArrayVarP(&o.filenames, "filename", "f", nil, `manifest file, directory or "-" for stdin; repeatable`)
+	fs.StringArrayVarP(&o.policies, "policies", "p", nil, "twice: the current policies, then the proposed ones (file or directory)")
+	fs.StringArrayVar(&o.current, "current", nil, "current DNSPolicy file or directory; repeatable (none: no policies now)")
+	fs.StringArrayVar(&o.proposed, "proposed", nil, "proposed DNSPolicy file or directory; repeatable")
+	fs.StringVar(&o.mode, "mode", string(policy.GlobalPerPolicy), "global policy mode of both sets: enforce, audit or per-policy")
+	fs.DurationVar(&o.window, "window", impact.DefaultWindow, "longest gap between two queries of one search walk")
+	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	fs.StringVar(&o.failOn, "fail-on", "", `"breakage": exit 1 when some lookup would break`)
+	o.node.AddFlags(fs)
+	return cmd
+}
+
+func (o *impactOptions) run(s streams) error {
+	if err := o.check(); err != nil {
+		return fmt.Errorf("impact: %w", err)
+	}
+	profile, warnings, err := o.node.NodeProfile()
+	if err != nil {
+		return fmt.Errorf("impact: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(s.err, "warning: %s\n", w)
+	}
+	p := impact.Policies{Profile: profile}
+	if len(o.current) > 0 {
+		if p.Current, err = o.engine("current", o.current, profile, s.err); err != nil {
+			return err
+		}
+	}
+	if p.Proposed, err = o.engine("proposed", o.proposed, profile, s.err); err != nil {
+		return err
+	}
+	var entries []impact.Entry
+	for _, name := range o.logs {
+		es, err := readLog(name, s.in)
+		if err != nil {
+			return fmt.Errorf("impact: %w", err)
+		}
+		entries = append(entries, es...)
+	}
+	ns, err := readNamespaces(o.filenames, stdinUnlessLog(o.logs, s.in))
+	if err != nil {
+		return fmt.Errorf("impact: %w", err)
+	}
+	defer ns.close()
+	if ns.readErr != nil {
+		return fmt.Errorf("impact: %w", ns.readErr)
+	}
+	var items []manifest.Item
+	if err := manifest.ReadEach(o.filenames, ns.stdin, func(set *manifest.Set) { items = append(items, set.Pods...) }); err != nil {
+		return fmt.Errorf("impact: %w", err)
+	}
+	r := impact.Analyze(entries, impact.ManifestPods(items, ns.labels, p), impact.Options{Window: o.window})
+	if o.output == "json" {
+		err = impact.WriteJSON(s.out, r)
+	} else {
+		err = impact.WriteText(s.out, r)
+	}
+	if err != nil {
+		return err
+	}
+	if o.failOn == "breakage" && r.Breaks() {
+		return errBreakage
+	}
+	return nil
+}
+
+// check validates the flags and sorts -p into current and proposed.
+func (o *impactOptions) check() error {
+	switch {
+	case len(o.logs) == 0:
+		return errors.New("no query log: give --log FILE")
+	case len(o.filenames) == 0:
+		return errors.New("no manifests: give -f FILE, -f DIR or -f -")
+	case len(o.policies) > 0 && (len(o.current) > 0 || len(o.proposed) > 0):
+		return errors.New("-p and --current/--proposed are mutually exclusive")
+	case len(o.policies) > 0 && len(o.policies) != 2:
+		return fmt.Errorf("-p is given twice, current then proposed (got %d)", len(o.policies))
+	case len(o.policies) == 2:
+		o.current, o.proposed = o.policies[:1], o.policies[1:]
+	case len(o.proposed) == 0:
+		return errors.New("no proposed policies: give --proposed DIR or -p CURRENT -p PROPOSED")
+	}
+	if o.output != "text" && o.output != "json" {
+		return fmt.Errorf("-o %q: want text or json", o.output)
+	}
+	if o.failOn != "" && o.failOn != "breakage" {
+		return fmt.Errorf("--fail-on %q: want breakage", o.failOn)
+	}
+	if o.window <= 0 {
+		return fmt.Errorf("--window %s: want a positive duration", o.window)
+	}
+	stdins := 0
+	for _, name := range append(append([]string{}, o.logs...), o.filenames...) {
+		if name == "-" {
+			stdins++
+		}
+	}
+	if stdins > 1 {
+		return errors.New(`only one of --log and -f can be "-" (stdin)`)
+	}
+	return nil
+}
+
+func (o *impactOptions) engine(which string, paths []string, profile *resolvconf.NodeProfile, errOut io.Writer) (*policy.Engine, error) {
+	po := policyOptions{paths: paths, mode: o.mode}
+	e, err := po.engine(profile, errOut)
+	if err != nil {
+		return nil, fmt.Errorf("impact: %s policies: %w", which, err)
+	}
+	return e, nil
+}
+
+// readLog reads one query log file, or stdin for "-".
+func readLog(name string, stdin io.Reader) ([]impact.Entry, error) {
+	if name == "-" {
+		return impact.ReadLog(stdin, manifest.Stdin)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return impact.ReadLog(f, name)
+}
+
+// stdinUnlessLog is stdin for the manifests, or nil when the log took it.
+func stdinUnlessLog(logs []string, stdin io.Reader) io.Reader {
+	for _, l := range logs {
+		if l == "-" {
+			return nil
+		}
+	}
+	return stdin
+}
