@@ -301,17 +301,7 @@ func TestE2ECompletionRealClients(t *testing.T) {
 	gai := buildMuslClient(t, tools.muslGCC)
 	dir := t.TempDir()
 
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsd := filepath.Join(dir, "dnsd")
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	out, err := exec.CommandContext(bctx, goCmd, "build", "-o", dnsd, filepath.Join(root, "cmd", "dnsd")).CombinedOutput()
-	bcancel()
-	if err != nil {
-		t.Fatalf("go build cmd/dnsd: %v\n%s", err, out)
-	}
+	dnsd := buildDNSD(t, goCmd, dir)
 
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -375,35 +365,9 @@ func TestE2ECompletionRealClients(t *testing.T) {
 	} {
 		params[k] = v
 	}
-	var kv []string
-	for k, v := range params {
-		kv = append(kv, k+"="+v)
-	}
 	hostBefore := readEtc(t)
-
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tools.unshare, "--net", "--mount", "--propagation", "private", "--",
-		exe, "-test.run=^TestCompletionNamespaceHelper$", "-test.v", "-test.count=1", "-test.timeout="+(childTimeout-10*time.Second).String())
-	cmd.Env = append(os.Environ(), completionEnv+"="+strings.Join(kv, ";"))
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	t.Logf("namespace helper:\n%s", buf.String())
-	if ctx.Err() != nil {
-		t.Fatalf("namespace helper killed after %s", childTimeout)
-	}
-	if err != nil {
-		t.Fatalf("namespace helper: %v", err)
-	}
-	if !strings.Contains(buf.String(), "--- PASS: TestCompletionNamespaceHelper") || !strings.Contains(buf.String(), "completion helper ran") {
+	out := runHelper(t, tools.unshare, "TestCompletionNamespaceHelper", completionEnv, params)
+	if !strings.Contains(out, "completion helper ran") {
 		t.Fatalf("namespace helper did not run and pass")
 	}
 	if after := readEtc(t); after != hostBefore {
@@ -444,13 +408,7 @@ func TestCompletionNamespaceHelper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(p["ip"], "link", "set", "dev", "lo", "up")
-	for src, dst := range map[string]string{p["hosts"]: "/etc/hosts", p["nsswitch"]: "/etc/nsswitch.conf"} {
-		if _, err := os.Stat(dst); err == nil {
-			must(p["mount"], "--bind", src, dst)
-		}
-	}
-	must(p["ip"], "addr", "add", complDNSIP+"/32", "dev", "lo")
+	setUpDNSDNamespace(t, ctx, p)
 
 	podNet := func(i int, ip string) func(args ...string) []string {
 		return joinPodNet(t, ctx, p, i, ip, complDNSIP)
