@@ -182,7 +182,7 @@ func (o *impactOptions) check() error {
 
 func (o *impactOptions) engine(which string, paths []string, profile *resolvconf.NodeProfile, errOut io.Writer) (*policy.Engine, error) {
 	po := policyOptions{paths: paths, mode: o.mode}
-	e, err := po.engine(profile, errOut)
+	e, err := po.engine(profile, nil, errOut)
 	if err != nil {
 		return nil, fmt.Errorf("impact: %s policies: %w", which, err)
 	}
