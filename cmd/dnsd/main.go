@@ -9,9 +9,9 @@
 // Configuration comes from a versioned file (apiVersion poddns.io/v1alpha1,
 // kind DNSDConfig) and flags, which override the file. SIGHUP reloads the
 // file and the objects file, keeping the last good configuration when the
-// new one is invalid, and so does a change of either file's content
-// (checked every reload interval, 2s by default, through their paths: a
-// ConfigMap's ..data swap included); SIGTERM or SIGINT starts the lame-duck period (DNS is
+// new one is invalid, and so does a change of either file's content or of
+// a tls:// upstream's CA file (checked every reload interval, 2s by default,
+// through their paths: a ConfigMap's ..data swap included); SIGTERM or SIGINT starts the lame-duck period (DNS is
 // still served, /ready fails) and then stops; a second signal stops at once.
 //
 // Objects come from a file (--source) or from the API server (--kubeconfig,

@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, sigs <-chan os.Si
 	if every := cfg.Reload.D(); every > 0 {
 		stop := make(chan struct{})
 		defer close(stop)
-		go watchFiles(stop, changed, every, f.config, cfg.Source.File)
+		go watchFiles(stop, changed, every, append([]string{f.config, cfg.Source.File}, cfg.Forward.CAFiles()...)...)
 	}
 	reload := func(why string) {
 		newCfg, err := f.load()

@@ -67,19 +67,7 @@ kind: List
 			t.Errorf("exit %d:\n%s", code, logs.String())
 		}
 	}()
-	waitLog := func(re string, n int) []string {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if m := regexp.MustCompile(re).FindAllStringSubmatch(logs.String(), -1); len(m) >= n {
-				return m[n-1]
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no %d lines matching %s in the log:\n%s", n, re, logs.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	waitLog := func(re string, n int) []string { t.Helper(); return waitForLog(t, &logs, re, n) }
 	addr := waitLog(`"msg":"serving DNS","listen":"([^"]+)"`, 1)[1]
 	ttl := func() uint32 {
 		r := dnstest.Exchange(t, addr, "udp", dnstest.Query("web.shop.svc.cluster.local.", dns.TypeA, 0))
@@ -120,5 +108,83 @@ kind: List
 		if got := ttl(); got != 3 {
 			t.Errorf("after invalid version %d: ttl %d, want the last good 3", i, got)
 		}
+	}
+}
+
+// TestCAWatch: a change of a tls:// upstream's CA file (tlsCA) reloads the
+// configuration: a CA that does not sign the upstream's certificate makes
+// its queries fail, the right one back makes them answered.
+func TestCAWatch(t *testing.T) {
+	ca, other := dnstest.NewTLSCA(t), dnstest.NewTLSCA(t)
+	up, _ := dnstest.StartTLSUpstream(t, ca, "192.0.2.10")
+	good, err := os.ReadFile(ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := os.ReadFile(other.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := filepath.Abs("../../testdata/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	put := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(caFile+".tmp", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(caFile+".tmp", caFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(good)
+	config := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nreload: 20ms\nsource: {file: "+cluster+"}\n"+
+		"listen: 127.0.0.1:0\nhealthListen: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\nlameduck: 0s\n"+
+		"forward: {upstreams: [\""+up+"\"], tlsServerName: "+dnstest.TLSServerName+", tlsCA: "+caFile+", tryTimeout: 300ms, deadline: 600ms}\ncache: {disabled: true}\n")
+	var logs syncbuf.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"--config", config}, &logs, nil) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d:\n%s", code, logs.String())
+		}
+	}()
+	waitLog := func(re string, n int) []string { t.Helper(); return waitForLog(t, &logs, re, n) }
+	addr := waitLog(`"msg":"serving DNS","listen":"([^"]+)"`, 1)[1]
+	rcode := func() string {
+		return dns.RcodeToString[dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0)).Rcode]
+	}
+	if got := rcode(); got != "NOERROR" {
+		t.Fatalf("rcode %s with the upstream's CA, want NOERROR", got)
+	}
+	put(bad)
+	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, 1)
+	if got := rcode(); got != "SERVFAIL" {
+		t.Errorf("rcode %s with another CA, want SERVFAIL", got)
+	}
+	put(good)
+	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, 2)
+	if got := rcode(); got != "NOERROR" {
+		t.Errorf("rcode %s with the upstream's CA back, want NOERROR", got)
+	}
+}
+
+// waitForLog waits up to 5 seconds for the n-th line of logs matching re
+// and returns its submatches.
+func waitForLog(t *testing.T, logs *syncbuf.Buffer, re string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if m := regexp.MustCompile(re).FindAllStringSubmatch(logs.String(), -1); len(m) >= n {
+			return m[n-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d lines matching %s in the log:\n%s", n, re, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -112,6 +112,26 @@ func (c *Config) Paths() []*string {
 	return paths
 }
 
+// CAFiles are the tlsCA files c names (the forward block's, the stubs'),
+// for a watcher: the files are read when the forwarder is built.
+func (c Config) CAFiles() []string {
+	var out []string
+	for _, f := range append([]string{c.TLSCA}, stubCAs(c.Stubs)...) {
+		if f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func stubCAs(stubs []Stub) []string {
+	out := make([]string, len(stubs))
+	for i, s := range stubs {
+		out[i] = s.TLSCA
+	}
+	return out
+}
+
 // Validate checks c without reading or building anything (the resolv.conf
 // file is read by New).
 func (c Config) Validate() error {
