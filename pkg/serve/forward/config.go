@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -63,7 +64,9 @@ type Config struct {
 	// TLSServerName is the name the certificates of the tls:// upstreams
 	// must carry (CoreDNS's tls_servername), also sent as SNI; a stub's own
 	// wins for its upstreams. Without one, a tls:// upstream's certificate
-	// must carry its IP address, as with CoreDNS.
+	// must carry its IP address, as with CoreDNS. An IP address is taken
+	// as such (a stub can so name its one upstream's address when the
+	// forward block names a server).
 	TLSServerName string `json:"tlsServerName,omitempty"`
 	// TLSCA is a PEM file of the CA certificates that the tls:// upstreams'
 	// certificates are verified against (relative to the config file's
@@ -270,13 +273,13 @@ func (z *zone) parse(addrs []string) error {
 }
 
 // checkServerName checks a TLS server name: empty (the upstream's IP
-// address is then verified) or a host name.
+// address is then verified), a host name or an IP address.
 func checkServerName(what, name string) error {
-	if name == "" {
+	if _, err := netip.ParseAddr(name); name == "" || err == nil {
 		return nil
 	}
 	if _, ok := dns.IsDomainName(name); !ok || strings.HasSuffix(name, ".") || strings.ContainsAny(name, " *\\") {
-		return fmt.Errorf("%s %q: want a host name (e.g. dns.example.net)", what, name)
+		return fmt.Errorf("%s %q: want a host name (e.g. dns.example.net) or an IP address", what, name)
 	}
 	return nil
 }

@@ -56,6 +56,7 @@ func TestValidateTLS(t *testing.T) {
 			c.Upstreams, c.TLSServerName = []string{"192.0.2.1"}, "dns.example.net"
 			stub(forward.Stub{Zone: "corp.example", Upstreams: []string{"tls://192.0.2.3"}})(c)
 		}, ""},
+		{"IPv6 address as the name", func(c *forward.Config) { c.Upstreams, c.TLSServerName = []string{"tls://[2001:db8::1]"}, "2001:db8::1" }, ""},
 		{"stub's own name and CA", stub(forward.Stub{Zone: "corp.example", Upstreams: []string{"tls://192.0.2.3"}, TLSServerName: "ns.corp.example", TLSCA: "corp.pem"}), ""},
 		{"name without tls upstream", func(c *forward.Config) { c.Upstreams, c.TLSServerName = []string{"192.0.2.1"}, "dns.example.net" },
 			"tlsServerName set, but no tls:// upstream uses it"},

@@ -206,6 +206,7 @@ func TestTLSAnswers(t *testing.T) {
 	}{
 		{"server name", func(*forward.Config) {}},
 		{"IP address, no server name", func(c *forward.Config) { c.TLSServerName = "" }},
+		{"IP address as the server name", func(c *forward.Config) { c.TLSServerName = "127.0.0.1" }},
 		{"stub's own server name", func(c *forward.Config) {
 			c.TLSServerName = "other.test" // the default upstream would fail: the stub's wins
 			c.Stubs = []forward.Stub{{Zone: "stub.example", Upstreams: []string{stubUp.addr}, TLSServerName: dnstest.TLSServerName}}
