@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -33,6 +34,22 @@ type Scale struct {
 	// Profiles name dnsd's pprof profiles of the scale ("heap",
 	// "cpu-<scenario>"), files beside the results file.
 	Profiles map[string]string `json:"profiles"`
+	// QueryLogFileLines and QueryLogFileMB describe dnsd-querylog's log
+	// file after the saturation runs.
+	QueryLogFileLines *float64 `json:"querylog_file_lines"`
+	QueryLogFileMB    *float64 `json:"querylog_file_mb"`
+
+	// From is the results file the scale was read from (set by
+	// findInputs; several files when the newest lacks a scale).
+	From *RunInfo `json:"-"`
+}
+
+// RunInfo names a DNS results file and what it says about its run.
+type RunInfo struct {
+	File     string
+	Started  string
+	Machine  map[string]any
+	Versions map[string]string
 }
 
 // DNSResult is one server in one scenario at one scale.
@@ -49,6 +66,13 @@ type DNSResult struct {
 	RSSAfterLoad      *float64  `json:"rss_after_load_mb"`
 	PeakRSSRestart    *float64  `json:"peak_rss_restart_mb"`
 	APIToAnswerSecond *float64  `json:"api_to_answer_seconds"`
+	// dnsd-querylog's counters over its measured saturation runs.
+	QueryLogRequests *float64 `json:"querylog_requests"`
+	QueryLogLines    *float64 `json:"querylog_lines"`
+	QueryLogDropped  *float64 `json:"querylog_dropped"`
+	// CPUPerQueryUS is the server's CPU time per answered query over its
+	// saturation runs (dnsd and dnsd-querylog).
+	CPUPerQueryUS *float64 `json:"cpu_us_per_query"`
 }
 
 // Objects is the scale's pods + services (headless included), the x of
@@ -164,9 +188,13 @@ func parseWebhook(data []byte) (run *WebhookRun, ok bool, err error) {
 
 // findInputs reads the newest usable dns-*.json and webhook-*.json in dir.
 // Newest is by file name (the names carry the UTC start time), so the choice
-// does not depend on file times; files in another schema are skipped.
+// does not depend on file times; files in another schema are skipped. A
+// scale the newest DNS file lacks is taken from the newest older file that
+// has it (a run at one scale does not hide another scale's figures); each
+// scale says which file it is from.
 func findInputs(dir string) (Inputs, error) {
 	var in Inputs
+	var merged *DNSRun
 	for _, kind := range []string{"dns", "webhook"} {
 		names, err := filepath.Glob(filepath.Join(dir, kind+"-*.json"))
 		if err != nil {
@@ -180,22 +208,25 @@ func findInputs(dir string) (Inputs, error) {
 			}
 			var ok bool
 			if kind == "dns" {
-				in.DNS, ok, err = parseDNS(data)
+				var run *DNSRun
+				run, ok, err = parseDNS(data)
+				if err == nil && ok {
+					if merged == nil {
+						merged, in.DNS, in.DNSFile = run, run, filepath.Base(name)
+					}
+					addScales(merged, run, filepath.Base(name), dir, &in)
+					continue
+				}
 			} else {
 				in.Webhook, ok, err = parseWebhook(data)
+				if err == nil && ok {
+					in.WebhookFile = filepath.Base(name)
+					break
+				}
 			}
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "report: skipping %s: %v\n", name, err)
 				continue
-			}
-			if ok {
-				if kind == "dns" {
-					in.DNSFile = filepath.Base(name)
-					in.Profiles = readProfiles(dir, in.DNS)
-				} else {
-					in.WebhookFile = filepath.Base(name)
-				}
-				break
 			}
 			if !strings.HasSuffix(name, ".json") {
 				continue
@@ -204,4 +235,48 @@ func findInputs(dir string) (Inputs, error) {
 		}
 	}
 	return in, nil
+}
+
+// addScales adds to merged the scales of run (the file name, newer files
+// first) that merged does not have yet, each marked with its file, and
+// reads their profiles.
+func addScales(merged, run *DNSRun, name, dir string, in *Inputs) {
+	info := &RunInfo{File: name, Started: run.Started, Machine: run.Machine, Versions: run.Versions}
+	profiles := readProfiles(dir, run)
+	var add []Scale
+	for _, sc := range run.Scales {
+		if merged != run && slices.ContainsFunc(merged.Scales, func(m Scale) bool { return m.Name == sc.Name }) {
+			continue
+		}
+		sc.From = info
+		add = append(add, sc)
+		if p, ok := profiles[sc.Name]; ok {
+			if in.Profiles == nil {
+				in.Profiles = map[string]map[string]ProfileSummary{}
+			}
+			in.Profiles[sc.Name] = p
+		}
+	}
+	if merged == run {
+		merged.Scales = add
+		return
+	}
+	merged.Scales = append(merged.Scales, add...)
+	// Smallest first, as one run lists them.
+	sort.SliceStable(merged.Scales, func(i, j int) bool {
+		a, b := merged.Scales[i].Objects(), merged.Scales[j].Objects()
+		return a != nil && b != nil && *a < *b
+	})
+}
+
+// Files are the results files the scales were read from, newest first.
+func (r *DNSRun) Files() []*RunInfo {
+	var out []*RunInfo
+	for _, sc := range r.Scales {
+		if sc.From != nil && !slices.Contains(out, sc.From) {
+			out = append(out, sc.From)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].File > out[j].File })
+	return out
 }

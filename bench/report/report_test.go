@@ -3,14 +3,17 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/poddns/poddns/internal/golden"
 )
 
 // TestGenerateGolden renders the fixture results (testdata/results: an
-// older DNS file to skip, the newest DNS and webhook files to use) and
-// compares BENCHMARKS.md and every plot with the reviewed goldens.
+// older DNS file to skip, the newest DNS and webhook files to use, and an
+// older DNS file whose scale default the newest lacks and whose scale small
+// the newest replaces) and compares BENCHMARKS.md and every plot with the
+// reviewed goldens.
 func TestGenerateGolden(t *testing.T) {
 	in, err := findInputs("testdata/results")
 	if err != nil {
@@ -18,6 +21,14 @@ func TestGenerateGolden(t *testing.T) {
 	}
 	if in.DNSFile != "dns-20260102T000000Z.json" || in.WebhookFile != "webhook-20260102T000000Z.json" {
 		t.Fatalf("picked %q and %q, want the newest files in the new schema", in.DNSFile, in.WebhookFile)
+	}
+	var got []string
+	for _, sc := range in.DNS.Scales {
+		got = append(got, sc.Name+" from "+sc.From.File)
+	}
+	want := []string{"small from dns-20260102T000000Z.json", "default from dns-20251230T000000Z.json", "large from dns-20260102T000000Z.json"}
+	if !slices.Equal(got, want) {
+		t.Errorf("scales %q, want %q (each from the newest file that has it, smallest first)", got, want)
 	}
 	out := Generate(in, "bench/results/plots")
 	golden.Assert(t, "testdata/golden/BENCHMARKS.md", out.Markdown)

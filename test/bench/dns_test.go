@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +46,7 @@ const (
 	ipAutopath = "192.0.2.3"
 	ipUnbound  = "192.0.2.4"
 	ipTrivial  = "192.0.2.5"
+	ipDnsdLog  = "192.0.2.6" // dnsd with the query log on, to a file
 	ipUpstream = "192.0.2.10"
 	walkerIP   = "10.63.255.1" // the search-walk Pod (outside the fill's Pod range)
 	walkerNS   = "ns-0"
@@ -83,6 +87,10 @@ type scaleResult struct {
 	// the results file): "heap" after the load, "cpu" during a saturation
 	// run of each scenario named cpu-<scenario>.
 	Profiles map[string]string `json:"profiles,omitempty"`
+	// QueryLogFileLines is the number of lines in dnsd-querylog's log file
+	// at the end of the saturation runs; QueryLogFileMB its size.
+	QueryLogFileLines *float64 `json:"querylog_file_lines,omitempty"`
+	QueryLogFileMB    *float64 `json:"querylog_file_mb,omitempty"`
 }
 
 type result struct {
@@ -98,6 +106,17 @@ type result struct {
 	RSSAfterLoad   *float64  `json:"rss_after_load_mb,omitempty"`
 	PeakRSSRestart *float64  `json:"peak_rss_restart_mb,omitempty"`
 	APIToAnswer    *float64  `json:"api_to_answer_seconds,omitempty"`
+	// For dnsd-querylog in a saturation scenario, over its measured runs:
+	// the queries it counted (poddns_dns_requests_total), the query log
+	// lines it wrote and the lines it dropped (poddns_querylog_*).
+	QueryLogRequests *float64 `json:"querylog_requests,omitempty"`
+	QueryLogLines    *float64 `json:"querylog_lines,omitempty"`
+	QueryLogDropped  *float64 `json:"querylog_dropped,omitempty"`
+	// CPUPerQuery is, for dnsd and dnsd-querylog in a saturation
+	// scenario, the process's CPU time over its measured runs divided by
+	// the queries answered (µs): the query log's cost as CPU, which other
+	// load on the machine disturbs less than QPS.
+	CPUPerQuery *float64 `json:"cpu_us_per_query,omitempty"`
 }
 
 func envInt(t *testing.T, name string, def, lo, hi int) int {
@@ -194,7 +213,7 @@ func benchChild(t *testing.T, outPath string) {
 	must(t, tl.ip, "link", "set", "bdef0", "up")
 	must(t, tl.ip, "link", "set", "bdef1", "up")
 	must(t, tl.ip, "route", "add", "default", "dev", "bdef0")
-	for _, a := range []string{ipDnsd, ipCoreDNS, ipAutopath, ipUnbound, ipTrivial, ipUpstream} {
+	for _, a := range []string{ipDnsd, ipCoreDNS, ipAutopath, ipUnbound, ipTrivial, ipDnsdLog, ipUpstream} {
 		must(t, tl.ip, "addr", "add", a+"/32", "dev", "lo")
 	}
 
@@ -397,6 +416,24 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	dnsdS := &server{name: "dnsd", ip: ipDnsd}
 	dnsdS.p = startProcess(t, "dnsd", nil, tl.taskset, "-c", "0", tl.dnsd, "--config", dcfg)
 	waitHTTP(t, dnsdS.p, "http://"+dh+"/ready", 5*time.Minute)
+	// The same dnsd with every query logged to a file on disk (the
+	// directory of the results file: not a tmpfs), for the query log's cost.
+	qlh := freeLoopback(t)
+	qlDir, err := os.MkdirTemp(filepath.Dir(tl.profiles), ".querylog-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(qlDir) })
+	qlFile := filepath.Join(qlDir, "queries.jsonl")
+	qlcfg := writeFile(t, dir, "dnsd-querylog.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
+		"listen: \""+ipDnsdLog+":53\"\nudpSockets: 1\nhealthListen: \""+qlh+"\"\nmetricsListen: \""+qlh+"\"\nlameduck: 0s\n"+
+		"source: {kubeconfig: "+kc+"}\n"+
+		"forward: {upstreams: [\""+ipUpstream+"\"], clientNetworks: [\"127.0.0.0/8\", \"192.0.2.0/24\", \"10.0.0.0/8\"]}\n"+
+		"completion: {nodeProfile: "+prof+"}\n"+
+		"queryLog: {enabled: true, output: "+qlFile+"}\n")
+	dnsdLog := &server{name: "dnsd-querylog", ip: ipDnsdLog}
+	dnsdLog.p = startProcess(t, "dnsd-querylog", nil, tl.taskset, "-c", "0", tl.dnsd, "--config", qlcfg)
+	waitHTTP(t, dnsdLog.p, "http://"+qlh+"/ready", 5*time.Minute)
 
 	startCore := func(name, ip string, autopath bool) *server {
 		h, r, m := freeLoopback(t), freeLoopback(t), freeLoopback(t)
@@ -414,7 +451,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	exe, _ := os.Executable()
 	triv := &server{name: "trivial", ip: ipTrivial}
 	triv.p = startProcess(t, "trivial", []string{trivialEnv + "=" + net.JoinHostPort(ipTrivial, "53")}, tl.taskset, "-c", "0", exe)
-	for _, s := range []*server{dnsdS, core, autop} {
+	for _, s := range []*server{dnsdS, dnsdLog, core, autop} {
 		if _, err := waitDNS(s.addr(), lastSvc, answered, 2*time.Minute); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -438,8 +475,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	home := map[string]*result{
 		"dnsd": row("dnsd", "cluster"), "coredns": row("coredns", "cluster"),
 		"coredns-autopath": row("coredns-autopath", "search-walk"), "unbound": row("unbound", "external-cached"),
+		"dnsd-querylog": row("dnsd-querylog", "cluster"),
 	}
-	for _, s := range []*server{dnsdS, core, autop, unb} {
+	for _, s := range []*server{dnsdS, dnsdLog, core, autop, unb} {
 		rss, _ := procMemKB(s.p.pid())
 		home[s.name].RSSAfterFill = mb(rss)
 		t.Logf("%s RSS after fill: %d KiB", s.name, rss)
@@ -485,9 +523,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	scens := []scen{
 		{"ceiling", []*server{triv}},
-		{"cluster", []*server{dnsdS, core}},
-		{"external-cached", []*server{dnsdS, core, unb}},
-		{"negative", []*server{dnsdS, core}},
+		{"cluster", []*server{dnsdS, dnsdLog, core}},
+		{"external-cached", []*server{dnsdS, dnsdLog, core, unb}},
+		{"negative", []*server{dnsdS, dnsdLog, core}},
 	}
 	warm := func(s *server, sn string) {
 		if sn == "external-cached" {
@@ -496,14 +534,33 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	// Saturation: A B A B, rounds times.
 	roundQPS := map[string][]float64{} // server/scenario -> per round
+	cpu := map[string][]float64{}      // server/scenario -> CPU seconds, answers, per round
 	for r := range rounds {
 		for _, sn := range scens {
 			for _, s := range sn.servers {
 				warm(s, sn.name)
+				var before queryLogCounts
+				if s == dnsdLog {
+					before = readQueryLogCounts(t, qlh, queryLogCounts{})
+				}
+				cpu0 := procCPUSeconds(s.p.pid())
 				pr := runDnsperf(t, tl, s.ip, qf[sn.name], seconds, 0, false, 0)
+				if s == dnsdS || s == dnsdLog {
+					// Summed over the rounds as CPU seconds and answers,
+					// divided below.
+					cpu[s.name+"/"+sn.name] = append(cpu[s.name+"/"+sn.name], procCPUSeconds(s.p.pid())-cpu0, float64(pr.completed))
+				}
 				k := s.name + "/" + sn.name
 				roundQPS[k] = append(roundQPS[k], round(pr.qps, 0))
 				t.Logf("round %d %-16s %-8s %8.0f QPS (sent %d, lost %d)", r+1, sn.name, s.name, pr.qps, pr.sent, pr.lost)
+				if s == dnsdLog {
+					d := readQueryLogCounts(t, qlh, before).minus(before)
+					rw := row(s.name, sn.name)
+					rw.QueryLogRequests = addTo(rw.QueryLogRequests, d.requests)
+					rw.QueryLogLines = addTo(rw.QueryLogLines, d.lines)
+					rw.QueryLogDropped = addTo(rw.QueryLogDropped, d.dropped)
+					t.Logf("round %d %-16s %-8s query log: %.0f queries, %.0f lines, %.0f dropped", r+1, sn.name, s.name, d.requests, d.lines, d.dropped)
+				}
 			}
 		}
 	}
@@ -512,6 +569,18 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 			rw := row(s.name, sn.name)
 			rw.QPSRounds = roundQPS[s.name+"/"+sn.name]
 			rw.QPS = f(median(rw.QPSRounds))
+			var secs, answers float64
+			for i, v := range cpu[s.name+"/"+sn.name] {
+				if i%2 == 0 {
+					secs += v
+				} else {
+					answers += v
+				}
+			}
+			if answers > 0 && secs > 0 {
+				rw.CPUPerQuery = f(round(secs/answers*1e6, 2))
+				t.Logf("%-16s %-13s %.2f µs CPU per query", sn.name, s.name, *rw.CPUPerQuery)
+			}
 		}
 	}
 	// Where dnsd's time goes at saturation: a CPU profile of one more run
@@ -537,6 +606,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	for _, sn := range scens[1:] {
 		low := 0.0
 		for _, s := range sn.servers {
+			if s == dnsdLog {
+				continue // the rate the other servers were measured at before it
+			}
 			if q := *row(s.name, sn.name).QPS; low == 0 || q < low {
 				low = q
 			}
@@ -555,11 +627,26 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 				sn.name, s.name, rate, per, len(pr.lat), pr.lost, deref(rw.P50), deref(rw.P99), deref(rw.P999))
 		}
 	}
-	for _, s := range []*server{dnsdS, core, unb} {
+	for _, s := range []*server{dnsdS, dnsdLog, core, unb} {
 		rss, _ := procMemKB(s.p.pid())
 		home[s.name].RSSAfterLoad = mb(rss)
 		t.Logf("%s RSS after load: %d KiB", s.name, rss)
 	}
+	// Every line the query log counted is in its file.
+	time.Sleep(500 * time.Millisecond) // the writer flushes every 100 ms
+	qlEnd := readQueryLogCounts(t, qlh, queryLogCounts{})
+	qlData, err := os.ReadFile(qlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qlLines := float64(bytes.Count(qlData, []byte("\n")))
+	t.Logf("query log file: %.0f lines, %d bytes; poddns_querylog_lines_total %.0f, dropped %.0f", qlLines, len(qlData), qlEnd.lines, qlEnd.dropped)
+	if qlLines != qlEnd.lines {
+		t.Errorf("the query log file has %.0f lines, poddns_querylog_lines_total says %.0f", qlLines, qlEnd.lines)
+	}
+	qlMB := round(float64(len(qlData))/(1<<20), 1)
+	qlData = nil
+
 	// What dnsd's memory holds after the load (no forced GC: as measured).
 	if name := saveProfile(t, tl, dp, sc.Name, "heap", "heap"); name != "" {
 		profiles["heap"] = name
@@ -641,6 +728,19 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		"negative_qps":        ratio("negative", "coredns"),
 		"search_walk":         ratio("search-walk", "coredns-autopath"),
 	}
+	// The query log's cost: dnsd-querylog / dnsd, per round.
+	for _, sn := range []string{"cluster", "external-cached", "negative"} {
+		a, b := roundQPS["dnsd-querylog/"+sn], roundQPS["dnsd/"+sn]
+		var rs []float64
+		for i := range min(len(a), len(b)) {
+			if b[i] > 0 {
+				rs = append(rs, a[i]/b[i])
+			}
+		}
+		if len(rs) > 0 {
+			ratios["querylog_"+strings.ReplaceAll(sn, "-", "_")+"_qps"] = f(round(median(rs), 3))
+		}
+	}
 	if a, b := home["dnsd"].RSSAfterLoad, home["coredns"].RSSAfterLoad; a != nil && b != nil {
 		ratios["rss_after_load"] = f(round(*a / *b, 3))
 	}
@@ -651,8 +751,10 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	var list []*result
 	for _, k := range []string{"trivial/ceiling",
-		"dnsd/cluster", "coredns/cluster", "dnsd/external-cached", "coredns/external-cached", "unbound/external-cached",
-		"dnsd/negative", "coredns/negative", "dnsd/search-walk", "coredns-autopath/search-walk", "coredns/search-walk"} {
+		"dnsd/cluster", "dnsd-querylog/cluster", "coredns/cluster",
+		"dnsd/external-cached", "dnsd-querylog/external-cached", "coredns/external-cached", "unbound/external-cached",
+		"dnsd/negative", "dnsd-querylog/negative", "coredns/negative",
+		"dnsd/search-walk", "coredns-autopath/search-walk", "coredns/search-walk"} {
 		if rows[k] != nil {
 			list = append(list, rows[k])
 		}
@@ -660,7 +762,71 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	b, _ := json.Marshal(ratios)
 	t.Logf("%s scale done in %s (fill %.0fs); ratios %s", sc.Name, time.Since(scaleStart).Round(time.Second), fillSeconds, b)
 	return scaleResult{Name: sc.Name, Services: sc.Services, Headless: sc.Headless, Pods: sc.Pods,
-		FillSeconds: fillSeconds, Results: list, Ratios: ratios, Profiles: profiles}
+		FillSeconds: fillSeconds, Results: list, Ratios: ratios, Profiles: profiles,
+		QueryLogFileLines: f(qlLines), QueryLogFileMB: f(qlMB)}
+}
+
+// queryLogCounts are a dnsd's query and query-log counters.
+type queryLogCounts struct{ requests, lines, dropped float64 }
+
+func (c queryLogCounts) minus(o queryLogCounts) queryLogCounts {
+	return queryLogCounts{c.requests - o.requests, c.lines - o.lines, c.dropped - o.dropped}
+}
+
+// readQueryLogCounts scrapes the counters from the dnsd whose metrics are
+// at addr, once the query log has caught up with the queries counted since
+// since (lines + dropped reach the queries, or 5 s pass: the writer may
+// still hold queued lines right after a run).
+func readQueryLogCounts(t *testing.T, addr string, since queryLogCounts) queryLogCounts {
+	t.Helper()
+	var c queryLogCounts
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		sums := metricSums(t, addr, "poddns_dns_requests_total", "poddns_querylog_lines_total", "poddns_querylog_dropped_total")
+		c = queryLogCounts{sums[0], sums[1], sums[2]}
+		d := c.minus(since)
+		if d.lines+d.dropped >= d.requests || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metricSums are the sums over all series of each named metric at
+// http://addr/metrics.
+func metricSums(t *testing.T, addr string, names ...string) []float64 {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := make([]float64, len(names))
+	for line := range strings.SplitSeq(string(body), "\n") {
+		for i, n := range names {
+			if !strings.HasPrefix(line, n+"{") && !strings.HasPrefix(line, n+" ") {
+				continue
+			}
+			fs := strings.Fields(line)
+			v, err := strconv.ParseFloat(fs[len(fs)-1], 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			sums[i] += v
+		}
+	}
+	return sums
+}
+
+// addTo adds v to *p (nil: 0).
+func addTo(p *float64, v float64) *float64 {
+	if p == nil {
+		return f(v)
+	}
+	return f(*p + v)
 }
 
 func deref(p *float64) any {
