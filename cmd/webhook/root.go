@@ -61,6 +61,6 @@ dnsd's query log through a proposed policy change.`,
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s), newReportCommand(s), newServeCommand(s))
-	root.AddCommand(newImpactCommand(s))
+	root.AddCommand(newImpactCommand(s), newProfileCommand(s))
 	return root
 }

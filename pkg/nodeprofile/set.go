@@ -43,7 +43,7 @@ var SetIdentity = configfile.Identity{APIVersion: APIVersion, Kind: SetKind}
 type SetFile struct {
 	APIVersion string       `json:"apiVersion"`
 	Kind       string       `json:"kind"`
-	Defaults   Settings     `json:"defaults,omitempty"`
+	Defaults   *Settings    `json:"defaults,omitempty"`
 	Profiles   []SetProfile `json:"profiles"`
 }
 
@@ -58,7 +58,10 @@ type SetProfile struct {
 
 // Paths are the files the set names: every resolvConf.
 func (f *SetFile) Paths() []*string {
-	paths := f.Defaults.Paths()
+	var paths []*string
+	if f.Defaults != nil {
+		paths = f.Defaults.Paths()
+	}
 	for i := range f.Profiles {
 		paths = append(paths, f.Profiles[i].Paths()...)
 	}
@@ -87,8 +90,10 @@ func ReadSetFile(path string) (*SetFile, error) {
 
 func (f *SetFile) validate(name string) error {
 	var errs []error
-	if err := f.Defaults.validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: defaults: %w", name, err))
+	if f.Defaults != nil {
+		if err := f.Defaults.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: defaults: %w", name, err))
+		}
 	}
 	if len(f.Profiles) == 0 {
 		errs = append(errs, fmt.Errorf("%s: profiles: at least one profile is required", name))
@@ -108,7 +113,9 @@ func (f *SetFile) NodeConfigs(apply func(*resolvconf.NodeConfig)) []resolvconf.N
 	out := make([]resolvconf.NodeConfig, len(f.Profiles))
 	for i := range f.Profiles {
 		cfg := Defaults()
-		f.Defaults.Apply(&cfg)
+		if f.Defaults != nil {
+			f.Defaults.Apply(&cfg)
+		}
 		f.Profiles[i].Apply(&cfg)
 		if apply != nil {
 			apply(&cfg)
