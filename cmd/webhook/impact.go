@@ -51,10 +51,14 @@ the log's answers as the oracle of which names exist, and reports per
 workload: the lookups that would stop resolving (and with which libc), those
 that would resolve to another name, and the wire queries saved.
 
-The manifests hold the pods as they are created (before the webhook: pods,
-or the workloads whose pods are named after them, as Deployment web's pods
+The manifests hold the pods (kubectl get pods -o yaml, or as created), or
+the workloads whose pods are named after them (Deployment web for pods
 web-<hash>-<id>), and Namespace documents for the labels the policies select
-on. -p is given twice, current then proposed; or --current (none: no
+on. A pod the webhook changed (poddns.io/applied) has the file its fields
+give; any other pod gets the current policies. The proposed file is the pod
+as it would be created now, as report finds it (its owner's template in the
+manifests, or the webhook's changes reverted), through the proposed
+policies. -p is given twice, current then proposed; or --current (none: no
 policies now) and --proposed, each repeatable.
 
 What the log cannot say is reported, not guessed: a name the log never asked
@@ -99,7 +103,7 @@ func (o *impactOptions) run(s streams) error {
 	for _, w := range warnings {
 		fmt.Fprintf(s.err, "warning: %s\n", w)
 	}
-	p := impact.Policies{Profile: profile}
+	p := impact.Policies{}
 	if len(o.current) > 0 {
 		if p.Current, err = o.engine("current", o.current, profile, s.err); err != nil {
 			return err

@@ -3,45 +3,53 @@ package impact
 import (
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/poddns/poddns/pkg/manifest"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/render"
+	"github.com/poddns/poddns/pkg/report"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
-// Policies are the two policy sets compared; an engine may be nil (no
-// policies: the pod as it is). Both engines share the node profile of
-// Current (or Profile when both are nil).
+// Policies are the two policy sets compared. Proposed is required; Current
+// may be nil (no policies now). The resolv.conf is computed on Proposed's
+// node profile.
 type Policies struct {
 	Current, Proposed *policy.Engine
-	Profile           *resolvconf.NodeProfile
 }
 
-// ManifestPods places the log's pods among pods read from manifests, as
-// created (before the webhook): a Pod of the same namespace and name, or
-// else the workload in the namespace whose pods are named after it (the
-// longest NAME with the pod named NAME-...). The current resolv.conf is the
-// pod through the current policies, the proposed one through the proposed
-// policies, on the profile; namespaces are the namespaces' labels by name.
+// ManifestPods places the log's pods among pods read from manifests (or
+// listed from a cluster): a Pod of the same namespace and name, or else the
+// workload in the namespace whose pods are named after it (the longest NAME
+// with the pod named NAME-...). namespaces are the namespaces' labels by
+// name.
+//
+// A Pod's current resolv.conf is the one it has: its own fields when the
+// webhook changed it (poddns.io/applied), else the pod through the current
+// policies, as the webhook would admit it. The proposed one is the pod as it
+// would be created now — as `webhook report` finds it: its owner's
+// template, or the pod with the webhook's changes reverted, or the pod's own
+// fields — through the proposed policies. A workload stands for its pods:
+// its template through each set of policies.
 func ManifestPods(items []manifest.Item, namespaces map[string]map[string]string, p Policies) Pods {
 	pods := map[string]manifest.Item{}
 	workloads := map[string][]manifest.Item{}
+	owners := report.NewOwners()
 	for _, it := range items {
 		if it.Kind == "Pod" {
 			pods[it.Namespace+"/"+it.Name] = it
-		} else {
-			workloads[it.Namespace] = append(workloads[it.Namespace], it)
+			continue
 		}
+		workloads[it.Namespace] = append(workloads[it.Namespace], it)
+		owners.Add(report.Owner{
+			Ref:      report.Ref{APIVersion: it.APIVersion, Kind: it.Kind, Namespace: it.Namespace, Name: it.Name, UID: it.Pod.UID},
+			Owners:   it.Owners,
+			Template: report.SlimPod(it.Pod),
+		})
 	}
-	profile := p.Profile
-	if p.Current != nil {
-		profile = p.Current.Profile()
-	} else if p.Proposed != nil {
-		profile = p.Proposed.Profile()
-	}
+	profile := p.Proposed.Profile()
+	checker := &report.Checker{Engine: p.Proposed, Owners: owners}
 	return func(namespace, name string) (Pod, bool) {
+		nsLabels := namespaces[namespace]
 		it, ok := pods[namespace+"/"+name]
 		if !ok {
 			best := -1
@@ -53,23 +61,44 @@ func ManifestPods(items []manifest.Item, namespaces map[string]map[string]string
 			if best < 0 {
 				return Pod{}, false
 			}
-			it, ok = workloads[namespace][best], true
+			w := workloads[namespace][best]
+			cur, why := through(w, p.Current, profile, nsLabels)
+			if why != "" {
+				return Pod{}, false
+			}
+			out := Pod{Workload: Workload{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name}, Current: cur}
+			out.Proposed, out.ProposedError = through(w, p.Proposed, profile, nsLabels)
+			return out, true
 		}
-		cur, err := through(it, p.Current, profile, namespaces[namespace])
-		if err != "" {
+
+		res := checker.Check(it.Pod, nsLabels)
+		out := Pod{Workload: workloadOf(res.Workload, it.Pod.Labels)}
+		var why string
+		if it.Pod.Annotations[policy.AnnotationApplied] != "" {
+			out.Current, why = through(it, nil, profile, nil)
+		} else {
+			out.Current, why = through(it, p.Current, profile, nsLabels)
+		}
+		if why != "" {
 			return Pod{}, false
 		}
-		out := Pod{Workload: Owner(it), Current: cur}
-		out.Proposed, out.ProposedError = through(it, p.Proposed, profile, namespaces[namespace])
+		if res.Expected == nil {
+			out.ProposedError = "cannot tell how it would be created: " + res.ComparedWith
+			return out, true
+		}
+		created := it
+		created.Pod = it.Pod.DeepCopy()
+		created.Pod.Spec.DNSPolicy, created.Pod.Spec.DNSConfig = res.Expected.DNSPolicy, res.Expected.DNSConfig
+		out.Proposed, out.ProposedError = through(created, nil, profile, nil)
 		return out, true
 	}
 }
 
-// through is the resolv.conf of item admitted through e (nil: no
-// policies), or why the pod would not run.
+// through is the resolv.conf of item admitted through e (nil: as it is), or
+// why the pod would not run.
 func through(it manifest.Item, e *policy.Engine, profile *resolvconf.NodeProfile, nsLabels map[string]string) (resolvconf.Config, string) {
 	var r render.Report
-	pod := it.Pod
+	var pod = it.Pod
 	if e == nil {
 		r = render.Pod(it, profile)
 		pod = it.Pod.DeepCopy()
@@ -92,23 +121,15 @@ func through(it manifest.Item, e *policy.Engine, profile *resolvconf.NodeProfile
 	return res.Config, ""
 }
 
-// Owner is the workload of an item: the workload of a template, or the
-// controller of a Pod (a ReplicaSet named after its pod-template-hash is
-// its Deployment's), or the Pod itself.
-func Owner(it manifest.Item) Workload {
-	w := Workload{Namespace: it.Namespace, Kind: it.Kind, Name: it.Name}
-	if it.Kind != "Pod" || it.Pod == nil {
-		return w
-	}
-	ref := metav1.GetControllerOfNoCopy(it.Pod)
-	if ref == nil {
-		return w
-	}
-	w.Kind, w.Name = ref.Kind, ref.Name
-	if h := it.Pod.Labels["pod-template-hash"]; ref.Kind == "ReplicaSet" && h != "" {
-		if d, ok := strings.CutSuffix(ref.Name, "-"+h); ok && d != "" {
-			w.Kind, w.Name = "Deployment", d
+// workloadOf is the workload report resolved, except that a ReplicaSet
+// named after the pod's pod-template-hash is its Deployment's even when
+// the ReplicaSet object is not known.
+func workloadOf(w report.Ref, podLabels map[string]string) Workload {
+	out := Workload{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name}
+	if h := podLabels["pod-template-hash"]; w.Kind == "ReplicaSet" && h != "" {
+		if d, ok := strings.CutSuffix(w.Name, "-"+h); ok && d != "" {
+			out.Kind, out.Name = "Deployment", d
 		}
 	}
-	return w
+	return out
 }

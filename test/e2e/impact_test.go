@@ -143,7 +143,7 @@ func TestE2EImpactNdots2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pods := impact.ManifestPods(set.Pods, render.NamespaceLabels(set.Namespaces), impact.Policies{Proposed: proposed, Profile: profile})
+	pods := impact.ManifestPods(set.Pods, render.NamespaceLabels(set.Namespaces), impact.Policies{Proposed: proposed})
 	pod, ok := pods("shop", "api-7d4f9c8b6-"+impactPods[0].suffix)
 	if !ok || pod.ProposedError != "" {
 		t.Fatalf("pods: %+v, %v", pod, ok)
