@@ -1,6 +1,7 @@
 package forward_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
@@ -479,4 +480,42 @@ func TestTLSHealthCheck(t *testing.T) {
 	if n := up.plain.Load(); n != 0 {
 		t.Errorf("%d plain DNS queries (probes) on the upstream's port, want 0", n)
 	}
+}
+
+// BenchmarkTLSRoundTrip: one query at a time, and queries from parallel
+// goroutines pipelined on the pooled connections, to a DNS-over-TLS
+// upstream on loopback.
+func BenchmarkTLSRoundTrip(b *testing.B) {
+	ca := dnstest.NewTLSCA(b)
+	up, _ := dnstest.StartTLSUpstream(b, ca, "192.0.2.1")
+	c := forward.Defaults()
+	c.Upstreams, c.TLSCA, c.TLSServerName = []string{up}, ca.File, dnstest.TLSServerName
+	f, err := forward.New(c, forward.Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	q := dnstest.Query("example.com.", dns.TypeA, 0)
+	b.Run("serial", func(b *testing.B) {
+		w := &dnstest.Recorder{}
+		b.ReportAllocs()
+		for b.Loop() {
+			if rc, err := f.ServeDNS(context.Background(), w, q); err != nil || rc != dns.RcodeSuccess {
+				b.Fatal(rc, err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			w := &dnstest.Recorder{}
+			for pb.Next() {
+				if rc, err := f.ServeDNS(context.Background(), w, q); err != nil || rc != dns.RcodeSuccess {
+					b.Error(rc, err)
+					return
+				}
+			}
+		})
+	})
 }
