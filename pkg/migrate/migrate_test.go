@@ -96,6 +96,7 @@ func TestTranslate(t *testing.T) {
 			expect(t, "queryLog", c.QueryLog.Enabled, false)
 			expect(t, "reverseFallthrough", c.ReverseFallthrough, false)
 			expect(t, "maxConcurrent", c.Forward.MaxConcurrent, 0)
+			expect(t, "cluster ttl (the kubernetes plugin's default)", c.TTL, uint32(5))
 			expect(t, "upstreams", strings.Join(c.Forward.Upstreams, ","), "192.0.2.1")
 		}},
 		{name: "kubernetes", corefile: server("kubernetes example.cluster in-addr.arpa ip6.arpa {\n pods verified\n ttl 5\n fallthrough in-addr.arpa ip6.arpa\n kubeconfig /k.conf\n}"),

@@ -243,6 +243,10 @@ func (t *translator) shared(b block, d corefile.Directive) bool {
 	return false
 }
 
+// coreDNSKubernetesTTL is the kubernetes plugin's TTL when its block has
+// no ttl (dnsd's default is the stock Corefile's 30).
+const coreDNSKubernetesTTL = 5
+
 // kubernetes: zones, pods, ttl, fallthrough, kubeconfig.
 func (t *translator) kubernetes(b block, d corefile.Directive) {
 	c := &t.res.Config
@@ -273,6 +277,7 @@ func (t *translator) kubernetes(b block, d corefile.Directive) {
 		return
 	}
 	c.Zones = cz
+	c.TTL = coreDNSKubernetesTTL // unless the block says otherwise
 	if !slices.Equal(rev, []string{"in-addr.arpa.", "ip6.arpa."}) {
 		t.note(d, "kubernetes", "dnsd answers the reverse names of cluster IPs in in-addr.arpa and ip6.arpa whatever reverse zones are listed (here: %s)", strings.Join(rev, " "))
 	}
@@ -1100,6 +1105,18 @@ func (t *translator) kubeDNS(k *kubeDNS) {
 		c.Forward.Upstreams = append([]string(nil), k.upstreams...)
 		c.Forward.ResolvConf = ""
 		t.ok(d, "upstreamNameservers")
+		// The Corefile's forward of the root zone is replaced, as
+		// kubeadm's translation replaced it.
+		var kept []Item
+		for _, it := range t.res.Translated {
+			if it.Directive == "forward" && strings.HasPrefix(it.Text, "forward . ") && it.Pos.File != d.Pos.File {
+				it.Reason = "replaced by the kube-dns ConfigMap's upstreamNameservers (as kubeadm's translation does)"
+				t.res.Notes = append(t.res.Notes, it)
+				continue
+			}
+			kept = append(kept, it)
+		}
+		t.res.Translated = kept
 	}
 	if strings.TrimSpace(k.federations) != "" {
 		t.skip(item("federations", "..."), "federations", "kube-dns federations are not translated (CoreDNS dropped them too)")
