@@ -332,6 +332,12 @@ func equalIgnoringSRVWeight(a, b *dns.Msg) bool {
 func canon(t *testing.T, m *dns.Msg, lo, hi time.Time) string {
 	t.Helper()
 	normalizeSerials(t, m, lo, hi)
+	return renderReply(m)
+}
+
+// renderReply is canon's text of a reply: rcode, AA, TC and every section
+// as a sorted set (OPT dropped).
+func renderReply(m *dns.Msg) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rcode=%s aa=%v tc=%v\n", dns.RcodeToString[m.Rcode], m.Authoritative, m.Truncated)
 	for _, sec := range []struct {

@@ -39,6 +39,14 @@ func startProcess(t *testing.T, name, path string, args ...string) *exec.Cmd {
 // command before it starts (its environment, say).
 func startProcessWith(t *testing.T, name, path string, setup func(*exec.Cmd), args ...string) *exec.Cmd {
 	t.Helper()
+	cmd, _ := startProcessOutput(t, name, path, setup, args...)
+	return cmd
+}
+
+// startProcessOutput is startProcessWith that also returns the buffer
+// collecting the process's stdout and stderr.
+func startProcessOutput(t *testing.T, name, path string, setup func(*exec.Cmd), args ...string) (*exec.Cmd, *syncbuf.Buffer) {
+	t.Helper()
 	out := &syncbuf.Buffer{}
 	cmd := exec.Command(path, args...)
 	if setup != nil {
@@ -61,7 +69,7 @@ func startProcessWith(t *testing.T, name, path string, setup func(*exec.Cmd), ar
 			t.Logf("%s output:\n%s", name, out.String())
 		}
 	})
-	return cmd
+	return cmd, out
 }
 
 // freePort returns a loopback port free for both UDP and TCP right now.
