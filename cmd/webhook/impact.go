@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/poddns/poddns/pkg/impact"
 	"github.com/poddns/poddns/pkg/manifest"
@@ -22,22 +26,25 @@ var errBreakage = errors.New("some lookups would break")
 
 // impactOptions are the flags of `webhook impact`.
 type impactOptions struct {
-	logs      []string
-	filenames []string
-	policies  []string
-	current   []string
-	proposed  []string
-	mode      string
-	window    time.Duration
-	output    string
-	failOn    string
-	node      nodeprofile.Options
+	logs       []string
+	filenames  []string
+	kubeconfig string
+	live       bool
+	timeout    time.Duration
+	policies   []string
+	current    []string
+	proposed   []string
+	mode       string
+	window     time.Duration
+	output     string
+	failOn     string
+	node       nodeprofile.Options
 }
 
 func newImpactCommand(s streams) *cobra.Command {
 	var o impactOptions
 	cmd := &cobra.Command{
-		Use:   "impact --log FILE -f MANIFESTS (-p CURRENT -p PROPOSED | [--current DIR] --proposed DIR) [-o text|json] [--fail-on breakage]",
+		Use:   "impact --log FILE (-f MANIFESTS | --kubeconfig FILE | --live) (-p CURRENT -p PROPOSED | [--current DIR] --proposed DIR) [-o text|json] [--fail-on breakage]",
 		Short: "Replay a dnsd query log through the current and the proposed policies",
 		Long: `impact predicts what a policy change does to the lookups pods really make.
 It reads dnsd's query log (queryLog, one JSON line per query with the pod that
@@ -51,7 +58,9 @@ the log's answers as the oracle of which names exist, and reports per
 workload: the lookups that would stop resolving (and with which libc), those
 that would resolve to another name, and the wire queries saved.
 
-The manifests hold the pods (kubectl get pods -o yaml, or as created), or
+The pods come from the cluster (--kubeconfig, --live: pods and namespaces
+listed in pages of 500) or from manifests. The manifests hold the pods
+(kubectl get pods -o yaml, or as created), or
 the workloads whose pods are named after them (Deployment web for pods
 web-<hash>-<id>), and Namespace documents for the labels the policies select
 on. A pod the webhook changed (poddns.io/applied) has the file its fields
@@ -72,7 +81,8 @@ Exit status: 0; 1 with --fail-on breakage when some lookup would break; 2
 when the command fails (bad flags, unreadable log, manifests or policies).`,
 		Example: `  webhook impact --log queries.log -f pods.yaml -p policies/ -p proposed/
   webhook impact --log queries.log -f manifests/ --proposed ndots2/ -o json
-  webhook impact --log queries.log -f manifests/ --current policies/ --proposed proposed/ --fail-on breakage`,
+  webhook impact --log queries.log -f manifests/ --current policies/ --proposed proposed/ --fail-on breakage
+  webhook impact --log queries.log --kubeconfig ~/.kube/config --proposed proposed/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.run(s)
@@ -81,6 +91,10 @@ when the command fails (bad flags, unreadable log, manifests or policies).`,
 	fs := cmd.Flags()
 	fs.StringArrayVar(&o.logs, "log", nil, `dnsd query log file or "-" for stdin; repeatable`)
 	fs.StringArrayVarP(&o.filenames, "filename", "f", nil, `manifest file, directory or "-" for stdin; repeatable`)
+	// controller-runtime registers its own --kubeconfig on the standard flag set.
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "read the pods and namespaces from this cluster instead of -f (kubeconfig file; --live for $KUBECONFIG, in-cluster, ~/.kube/config)")
+	fs.BoolVar(&o.live, "live", false, "read the pods and namespaces from the cluster of $KUBECONFIG, in-cluster or ~/.kube/config instead of -f")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "give up reading the cluster after this long")
 	fs.StringArrayVarP(&o.policies, "policies", "p", nil, "twice: the current policies, then the proposed ones (file or directory)")
 	fs.StringArrayVar(&o.current, "current", nil, "current DNSPolicy file or directory; repeatable (none: no policies now)")
 	fs.StringArrayVar(&o.proposed, "proposed", nil, "proposed DNSPolicy file or directory; repeatable")
@@ -120,19 +134,17 @@ func (o *impactOptions) run(s streams) error {
 		}
 		entries = append(entries, es...)
 	}
-	ns, err := readNamespaces(o.filenames, stdinUnlessLog(o.logs, s.in))
+	var items []manifest.Item
+	var labels map[string]map[string]string
+	if o.kubeconfig != "" || o.live {
+		items, labels, err = o.listCluster()
+	} else {
+		items, labels, err = o.readManifests(s.in)
+	}
 	if err != nil {
 		return fmt.Errorf("impact: %w", err)
 	}
-	defer ns.close()
-	if ns.readErr != nil {
-		return fmt.Errorf("impact: %w", ns.readErr)
-	}
-	var items []manifest.Item
-	if err := manifest.ReadEach(o.filenames, ns.stdin, func(set *manifest.Set) { items = append(items, set.Pods...) }); err != nil {
-		return fmt.Errorf("impact: %w", err)
-	}
-	r := impact.Analyze(entries, impact.ManifestPods(items, ns.labels, p), impact.Options{Window: o.window})
+	r := impact.Analyze(entries, impact.ManifestPods(items, labels, p), impact.Options{Window: o.window})
 	if o.output == "json" {
 		err = impact.WriteJSON(s.out, r)
 	} else {
@@ -152,8 +164,10 @@ func (o *impactOptions) check() error {
 	switch {
 	case len(o.logs) == 0:
 		return errors.New("no query log: give --log FILE")
-	case len(o.filenames) == 0:
-		return errors.New("no manifests: give -f FILE, -f DIR or -f -")
+	case len(o.filenames) == 0 && o.kubeconfig == "" && !o.live:
+		return errors.New("no pods: give -f FILE, -f DIR, -f - or --kubeconfig FILE")
+	case len(o.filenames) > 0 && (o.kubeconfig != "" || o.live):
+		return errors.New("-f and --kubeconfig/--live are mutually exclusive")
 	case len(o.policies) > 0 && (len(o.current) > 0 || len(o.proposed) > 0):
 		return errors.New("-p and --current/--proposed are mutually exclusive")
 	case len(o.policies) > 0 && len(o.policies) != 2:
@@ -214,4 +228,73 @@ func stdinUnlessLog(logs []string, stdin io.Reader) io.Reader {
 		}
 	}
 	return stdin
+}
+
+// readManifests reads the pods and the namespaces' labels from -f.
+func (o *impactOptions) readManifests(stdin io.Reader) ([]manifest.Item, map[string]map[string]string, error) {
+	ns, err := readNamespaces(o.filenames, stdinUnlessLog(o.logs, stdin))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ns.close()
+	if ns.readErr != nil {
+		return nil, nil, ns.readErr
+	}
+	var items []manifest.Item
+	if err := manifest.ReadEach(o.filenames, ns.stdin, func(set *manifest.Set) { items = append(items, set.Pods...) }); err != nil {
+		return nil, nil, err
+	}
+	return items, ns.labels, nil
+}
+
+// listPage is the page size of the cluster's lists.
+const listPage = 500
+
+// listCluster reads the pods and the namespaces' labels from the cluster,
+// in pages.
+func (o *impactOptions) listCluster() ([]manifest.Item, map[string]map[string]string, error) {
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	labels := map[string]map[string]string{}
+	list := metav1.ListOptions{Limit: listPage}
+	for {
+		page, err := cs.CoreV1().Namespaces().List(ctx, list)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list namespaces: %w", err)
+		}
+		for i := range page.Items {
+			labels[page.Items[i].Name] = policy.NamespaceLabels(&page.Items[i])
+		}
+		if list.Continue = page.Continue; list.Continue == "" {
+			break
+		}
+	}
+	var items []manifest.Item
+	list = metav1.ListOptions{Limit: listPage}
+	for {
+		page, err := cs.CoreV1().Pods("").List(ctx, list)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list pods: %w", err)
+		}
+		for i := range page.Items {
+			pod := &page.Items[i]
+			items = append(items, manifest.Item{
+				Location:   manifest.Location{File: cfg.Host, Document: len(items) + 1},
+				APIVersion: "v1", Kind: "Pod", Name: pod.Name, Namespace: pod.Namespace,
+				SpecPath: field.NewPath("spec"), Pod: pod, Owners: pod.OwnerReferences,
+			})
+		}
+		if list.Continue = page.Continue; list.Continue == "" {
+			break
+		}
+	}
+	return items, labels, nil
 }

@@ -1,6 +1,18 @@
 package main
 
-import "testing"
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/manifest"
+)
 
 // TestImpactGolden runs `webhook impact` on the query log the e2e test
 // TestE2EImpactNdots2 captured from real glibc and musl clients
@@ -31,5 +43,62 @@ func TestImpactGolden(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkGolden(t, tt.name, tt.args, "")
 		})
+	}
+}
+
+// TestImpactLive runs `webhook impact --kubeconfig` against a real API
+// server holding the namespace and pods of testdata/impact/manifests.yaml:
+// the report is the one -f gives (impact_text.golden's output).
+func TestImpactLive(t *testing.T) {
+	env := testenv.Start(t)
+	user, err := env.Environment.AddUser(envtest.User{Name: "poddns-impact", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := manifest.Read([]string{filepath.Join("testdata", "impact", "manifests.yaml")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, ns := range set.Namespaces {
+		if err := env.Client.Create(ctx, ns.Namespace.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, it := range set.Pods {
+		if err := env.Client.Create(ctx, it.Pod.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goldenText, err := os.ReadFile(filepath.Join("testdata", "impact_text.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, _ := strings.Cut(string(goldenText), "--- stdout\n")
+	want, _, _ = strings.Cut(want, "--- stderr\n")
+
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	const td = "cmd/webhook/testdata/impact/"
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"impact", "--kubeconfig", kcPath, "--log", td + "queries.log", "--profile", td + "profile.yaml",
+		"--proposed", "testdata/policies/ndots.yaml", "--fail-on", "breakage"}, nil, &stdout, &stderr)
+	if code != exitFailed || stdout.String() != want || stderr.Len() != 0 {
+		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d, stdout:\n%s", code, stdout.String(), stderr.String(), exitFailed, want)
+	}
+	code = run([]string{"impact", "--kubeconfig", kcPath, "-f", td + "manifests.yaml", "--log", td + "queries.log", "--proposed", "testdata/policies/ndots.yaml"}, nil, &stdout, &stderr)
+	if code != exitError || !strings.Contains(stderr.String(), "-f and --kubeconfig/--live are mutually exclusive") {
+		t.Errorf("-f with --kubeconfig: exit %d, stderr %q", code, stderr.String())
 	}
 }

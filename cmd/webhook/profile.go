@@ -79,7 +79,7 @@ func (o *profileOptions) run(ctx context.Context, s streams) error {
 		}
 		opts.Settings = f
 	}
-	cfg, err := o.restConfig()
+	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("profile: kubeconfig: %w", err)
 	}
@@ -122,11 +122,11 @@ func (o *profileOptions) run(ctx context.Context, s streams) error {
 	return nil
 }
 
-// restConfig is --kubeconfig, else controller-runtime's lookup ($KUBECONFIG,
-// in-cluster, ~/.kube/config).
-func (o *profileOptions) restConfig() (*rest.Config, error) {
-	if o.kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+// restConfig is the kubeconfig file when given, else controller-runtime's
+// lookup ($KUBECONFIG, in-cluster, ~/.kube/config).
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
 	return ctrl.GetConfig()
 }
