@@ -95,6 +95,10 @@ func parseArgs(args []string, stderr io.Writer) (*command, error) {
 	cfg, cmd := daemon.Defaults(), &command{}
 	fs := newFlagSet(&cfg, &cmd.config)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: dnsd [flags]\n       dnsd migrate --corefile FILE [...]   translate a CoreDNS configuration (dnsd migrate --help)\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

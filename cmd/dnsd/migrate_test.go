@@ -24,6 +24,8 @@ func TestMigrateExitCodes(t *testing.T) {
 	}
 	complete := write("complete", ".:53 {\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n        pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n    }\n    forward . 192.0.2.1\n    cache 30\n}\n")
 	partial := write("partial", ".:53 {\n    kubernetes cluster.local\n    autopath @kubernetes\n    forward . 192.0.2.1\n}\n")
+	write("node.yaml", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n")
+	badProfile := write("bad-node.yaml", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nnope: 1\n")
 	malformed := write("malformed", ".:53 {\n    kubernetes cluster.local {\n        pods insecure\n    \n    forward . 192.0.2.1\n}\n")
 	for _, tt := range []struct {
 		name       string
@@ -35,6 +37,7 @@ func TestMigrateExitCodes(t *testing.T) {
 		{"complete", []string{"--corefile", complete}, 0, true, nil},
 		{"partial", []string{"--corefile", partial}, 1, true, []string{"not translated: " + partial + ":3: autopath @kubernetes: ", "--node-profile", "1 directive(s) not translated"}},
 		{"partial, completed by a node profile", []string{"--corefile", partial, "--node-profile", filepath.Join(dir, "node.yaml")}, 0, true, nil},
+		{"unreadable node profile", []string{"--corefile", partial, "--node-profile", badProfile}, 2, false, []string{badProfile, "nope"}},
 		{"malformed", []string{"--corefile", malformed}, 2, false, []string{malformed + ":1: block opened here is not closed"}},
 		{"missing", []string{"--corefile", filepath.Join(dir, "nope")}, 2, false, []string{"no such file"}},
 		{"no corefile", nil, 2, false, []string{"want --corefile FILE"}},

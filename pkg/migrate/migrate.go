@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/pkg/corefile"
+	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 )
 
@@ -129,6 +130,12 @@ func Translate(in Input) (*Result, error) {
 	f, err := corefile.ParseFile(in.Corefile, corefile.Options{Resolve: resolve, Getenv: in.Getenv})
 	if err != nil {
 		return nil, err
+	}
+	if in.NodeProfile != "" {
+		// dnsd would refuse to start with a node profile it cannot read.
+		if _, err := nodeprofile.ReadFile(in.NodeProfile); err != nil {
+			return nil, err
+		}
 	}
 	var kd *kubeDNS
 	if in.KubeDNSConfigMap != "" {
