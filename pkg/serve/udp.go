@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
@@ -149,14 +150,23 @@ func (l *udpLoop) serve(m, oob []byte, raddr *net.UDPAddr) {
 	dispatch(l.handler, w, m)
 }
 
-// close stops reading; queries being answered finish. wait returns once
-// every worker is gone or ctx ends.
+// close stops reading (a read deadline in the past wakes every worker);
+// the socket stays open so that the queries being answered can still send
+// their replies. wait returns once every worker is gone or ctx ends, and
+// then closes the socket. (Closing it at once lost the reply of every query
+// in flight: a node-local instance leaving turned each into a client retry.)
 func (l *udpLoop) close() error {
 	l.closing.Store(true)
-	return l.conn.Close()
+	return l.conn.SetReadDeadline(time.Now())
 }
 
-func (l *udpLoop) wait(ctx context.Context) error { return waitGroup(ctx, &l.wg) }
+func (l *udpLoop) wait(ctx context.Context) error {
+	err := waitGroup(ctx, &l.wg)
+	if cerr := l.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}
 
 // waitGroup waits for wg, or until ctx ends: then it returns ctx's error
 // (wg's goroutines are not waited for).

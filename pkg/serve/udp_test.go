@@ -147,3 +147,61 @@ func TestUDPMalformed(t *testing.T) {
 		t.Errorf("a good query after the bad ones: %v (handler calls %d)", m, calls.Load())
 	}
 }
+
+// TestUDPShutdownAnswersInFlight: a query being answered when Shutdown
+// starts (a forwarded query waiting for its upstream, in a node-local
+// instance leaving after its lame-duck period) still gets its reply: the
+// socket stops reading but stays open until the answers in flight are
+// written. (Closing it first lost every such reply; the client had to
+// retry, and musl, whose timeout:1 is the whole lookup's, could fail.)
+func TestUDPShutdownAnswersInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h := serve.HandlerFunc(func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		once.Do(func() { close(entered) })
+		<-release
+		return answerA(1)(ctx, w, r)
+	})
+	s, err := serve.NewServer(serve.Options{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	type reply struct {
+		m   *dns.Msg
+		err error
+	}
+	got := make(chan reply, 1)
+	go func() {
+		c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+		m, _, err := c.Exchange(dnstest.Query(qname, dns.TypeA, 0), s.Addr())
+		got <- reply{m, err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the query did not reach the handler")
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- s.Shutdown(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond) // Shutdown has stopped the reading by now
+	close(release)
+	r := <-got
+	if r.err != nil || len(r.m.Answer) != 1 {
+		t.Errorf("the query in flight at Shutdown: %v %v, want its answer", r.m, r.err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	// Closed after the answers: nothing more is read.
+	c := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+	if _, _, err := c.Exchange(dnstest.Query(qname, dns.TypeA, 0), s.Addr()); err == nil {
+		t.Error("a query after Shutdown was answered")
+	}
+}
