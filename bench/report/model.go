@@ -38,10 +38,28 @@ type Scale struct {
 	// file after the saturation runs.
 	QueryLogFileLines *float64 `json:"querylog_file_lines"`
 	QueryLogFileMB    *float64 `json:"querylog_file_mb"`
+	// NodeLocalPods are the Pods of the node-local dnsd's node.
+	NodeLocalPods *float64 `json:"nodelocal_pods"`
+	// APIWatchers is the API server's cost with node-local instances
+	// watching it, and APIWatcherSlope the CPU per instance.
+	APIWatchers     []WatcherLevel `json:"api_watchers"`
+	APIWatcherSlope *float64       `json:"apiserver_cpu_ms_per_s_per_watcher"`
 
 	// From is the results file the scale was read from (set by
 	// findInputs; several files when the newest lacks a scale).
 	From *RunInfo `json:"-"`
+}
+
+// WatcherLevel is the API server with some node-local instances.
+type WatcherLevel struct {
+	Instances            *float64 `json:"instances"`
+	StartCPUSeconds      *float64 `json:"start_cpu_seconds"`
+	CPUMillisPerSecond   *float64 `json:"apiserver_cpu_ms_per_s"`
+	RSSMB                *float64 `json:"apiserver_rss_mb"`
+	WatchEventsPerSecond *float64 `json:"watch_events_per_s"`
+	WatchRequests        *float64 `json:"watch_requests"`
+	RegisteredWatchers   *float64 `json:"registered_watchers"`
+	ChurnPerSecond       *float64 `json:"churn_writes_per_s"`
 }
 
 // RunInfo names a DNS results file and what it says about its run.

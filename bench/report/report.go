@@ -34,14 +34,20 @@ const (
 	// Issue 14: logging every query to a file costs at most 15% QPS, with
 	// no line dropped.
 	goalQueryLogCost = 0.15
+
+	// Issue 11: the node-local dnsd at the default scale.
+	goalNodeLocalRSS  = 48.0 // MiB after load
+	goalNodeLocalPeak = 64.0 // MiB: the DaemonSet's memory limit, across an API-server restart
+	extrapolateNodes  = 5000 // nodes of the API-server cost extrapolation
 )
 
 // The servers and scenarios in the order the tables list them; others found
 // in a file follow in the order of the file.
 var (
-	serverOrder   = []string{"dnsd", "dnsd-querylog", "coredns", "coredns-autopath", "unbound", "trivial"}
-	scenarioOrder = []string{"cluster", "external-cached", "negative", "search-walk", "ceiling"}
-	ratioOrder    = []string{"cluster_qps", "external_cached_qps", "negative_qps", "search_walk", "rss_after_load"}
+	serverOrder   = []string{"dnsd", "dnsd-querylog", "coredns", "coredns-autopath", "unbound", "trivial", "dnsd-nodelocal", "dnsd-dnat"}
+	scenarioOrder = []string{"cluster", "external-cached", "negative", "search-walk", "ceiling", "pod-cluster", "pod-external-cached"}
+	ratioOrder    = []string{"cluster_qps", "external_cached_qps", "negative_qps", "search_walk", "rss_after_load",
+		"nodelocal_rss_vs_dnsd", "nodelocal_rss_vs_autopath", "pod_view_cluster_qps", "pod_view_external_cached_qps"}
 )
 
 const dash = "—"
@@ -103,6 +109,9 @@ func writeGoals(b *strings.Builder, in Inputs) {
 		}
 		measured, where, verdict := rssGoal(in.DNS)
 		fmt.Fprintf(b, "| dnsd RSS ≤ 0.5× CoreDNS at 100k pods + services, completion on | %s | %s | %s |\n", where, measured, verdict)
+		for _, sc := range in.DNS.Scales {
+			writeNodeLocalGoals(b, &sc)
+		}
 	}
 	measured, verdict := "—", "not measured"
 	if in.Webhook != nil {
@@ -262,13 +271,14 @@ func writeDNS(b *strings.Builder, run *DNSRun, profiles map[string]map[string]Pr
 		}
 		b.WriteString("\n")
 		if keys := slices.DeleteFunc(orderedKeys(sc.Ratios), isQueryLogRatio); len(keys) > 0 {
-			b.WriteString("dnsd / CoreDNS (medians of A B A B rounds):\n\n| Ratio | Value |\n|---|--:|\n")
+			b.WriteString("dnsd / CoreDNS (medians of A B A B rounds; nodelocal_rss_*: dnsd-nodelocal's RSS after load / the other's; pod_view_*: dnsd-nodelocal / dnsd-dnat from the pod's namespace):\n\n| Ratio | Value |\n|---|--:|\n")
 			for _, k := range keys {
 				fmt.Fprintf(b, "| %s | %.2f× |\n", k, sc.Ratios[k])
 			}
 			b.WriteString("\n")
 		}
 		writeQueryLog(b, sc)
+		writeWatchers(b, sc)
 		writeProfiles(b, profiles[sc.Name])
 	}
 	b.WriteString("### Plots\n\n")
@@ -501,4 +511,55 @@ func writeQueryLog(b *strings.Builder, sc *Scale) {
 		fmt.Fprintf(b, "\nThe log file after the saturation runs: %s lines, %s MB.\n", count(sc.QueryLogFileLines), mb(sc.QueryLogFileMB))
 	}
 	b.WriteString("\n")
+}
+
+// writeWatchers is the API server's cost of node-local watchers at one
+// scale, and its extrapolation to extrapolateNodes nodes.
+func writeWatchers(b *strings.Builder, sc *Scale) {
+	if len(sc.APIWatchers) == 0 {
+		return
+	}
+	b.WriteString("API server with node-local dnsd instances watching it (each: Services, EndpointSlices, Namespaces cluster-wide, its node's Pods), during churn:\n\n")
+	b.WriteString("| Instances | Start CPU s | API server CPU ms/s | Churn writes/s | Watch events/s | WATCH requests | Registered watchers | API server RSS MB |\n")
+	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, l := range sc.APIWatchers {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", count(l.Instances), num1(l.StartCPUSeconds), num1(l.CPUMillisPerSecond),
+			num1(l.ChurnPerSecond), num1(l.WatchEventsPerSecond), count(l.WatchRequests), count(l.RegisteredWatchers), mb(l.RSSMB))
+	}
+	b.WriteString("\n")
+	if sc.APIWatcherSlope != nil {
+		fmt.Fprintf(b, "CPU slope: %s ms of API-server CPU per second per instance at this churn; × %d nodes = %s cores.\n\n",
+			fixed(sc.APIWatcherSlope, 3), extrapolateNodes, fixed(ptr(*sc.APIWatcherSlope*extrapolateNodes/1000), 2))
+	}
+}
+
+// writeNodeLocalGoals are issue 11's memory goals of the node-local dnsd at
+// one scale (the goals are at the default scale: another scale says so).
+func writeNodeLocalGoals(b *strings.Builder, sc *Scale) {
+	r := sc.Result("dnsd-nodelocal", "cluster")
+	if r == nil {
+		return
+	}
+	for _, g := range []struct {
+		label  string
+		v      *float64
+		limit  float64
+		strict bool
+	}{
+		{"node-local dnsd RSS ≤ 48 MiB after load (issue 11)", r.RSSAfterLoad, goalNodeLocalRSS, false},
+		{"node-local dnsd peak RSS across an API-server restart < 64 MiB (issue 11)", r.PeakRSSRestart, goalNodeLocalPeak, true},
+	} {
+		verdict := "not measured"
+		if g.v != nil {
+			if *g.v < g.limit || (!g.strict && *g.v == g.limit) {
+				verdict = "met"
+			} else {
+				verdict = fmt.Sprintf("missed by %s MB", mb(ptr(*g.v-g.limit)))
+			}
+			if sc.Name != "default" {
+				verdict += " (goal is at the default scale)"
+			}
+		}
+		fmt.Fprintf(b, "| %s | scale %s | %s MB | %s |\n", g.label, sc.Name, mb(g.v), verdict)
+	}
 }

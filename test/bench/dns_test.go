@@ -53,7 +53,7 @@ const (
 )
 
 type tools struct {
-	dnsperf, taskset, ip, nsenter, unshare, mount, sh, sleep, unbound, coredns string
+	dnsperf, taskset, ip, nsenter, unshare, mount, sh, sleep, unbound, coredns, nft string
 	dnsd, gai                                                                  string // built by the parent
 	// profiles is the path prefix of dnsd's pprof profiles (the results
 	// file without .json).
@@ -91,6 +91,13 @@ type scaleResult struct {
 	// at the end of the saturation runs; QueryLogFileMB its size.
 	QueryLogFileLines *float64 `json:"querylog_file_lines,omitempty"`
 	QueryLogFileMB    *float64 `json:"querylog_file_mb,omitempty"`
+	// NodeLocalPods are the Pods of the node-local dnsd's node.
+	NodeLocalPods int `json:"nodelocal_pods,omitempty"`
+	// APIWatchers is the API server's cost with 0, 10, 20 node-local
+	// instances, and APIWatcherSlope its CPU per instance (ms CPU per
+	// second, least squares).
+	APIWatchers     []watcherLevel `json:"api_watchers,omitempty"`
+	APIWatcherSlope *float64       `json:"apiserver_cpu_ms_per_s_per_watcher,omitempty"`
 }
 
 type result struct {
@@ -149,7 +156,7 @@ func TestBenchDNS(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Fatalf("need 2 CPUs (servers on CPU 0, load generators on CPU 1), have %d", runtime.NumCPU())
 	}
-	testenv.RequireCommand(t, "dnsperf", "taskset", "ip", "nsenter", "unshare", "mount", "sh", "sleep", "unbound", "gcc", "go")
+	testenv.RequireCommand(t, "dnsperf", "taskset", "ip", "nsenter", "unshare", "mount", "sh", "sleep", "unbound", "gcc", "go", "nft")
 	if _, err := testenv.AssetsDir(); err != nil {
 		testenv.RequireOrSkip(t, fmt.Sprintf("the envtest binaries (%v); %s", err, testenv.FixHint), false)
 	}
@@ -201,8 +208,8 @@ func benchChild(t *testing.T, outPath string) {
 	if ns, _ := os.Readlink("/proc/self/ns/net"); ns == "" || ns == parts[0] {
 		t.Fatalf("not in a private network namespace (%q): refusing to add addresses", ns)
 	}
-	p := testenv.RequireCommand(t, "dnsperf", "taskset", "ip", "nsenter", "unshare", "mount", "sh", "sleep", "unbound")
-	tl := &tools{dnsperf: p[0], taskset: p[1], ip: p[2], nsenter: p[3], unshare: p[4], mount: p[5], sh: p[6], sleep: p[7], unbound: p[8],
+	p := testenv.RequireCommand(t, "dnsperf", "taskset", "ip", "nsenter", "unshare", "mount", "sh", "sleep", "unbound", "nft")
+	tl := &tools{dnsperf: p[0], taskset: p[1], ip: p[2], nsenter: p[3], unshare: p[4], mount: p[5], sh: p[6], sleep: p[7], unbound: p[8], nft: p[9],
 		dnsd: parts[1], gai: parts[2], coredns: parts[3], profiles: strings.TrimSuffix(outPath, ".json")}
 	must(t, tl.ip, "link", "set", "lo", "up")
 	// kube-apiserver wants a default route to pick its advertise address:
@@ -384,7 +391,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	env := testenv.Start(t, func(e *envtest.Environment) {
 		// Restartable in place (see test/integration/dns_apirestart_test.go).
 		e.ControlPlane.GetAPIServer().CertDir = certDir
-		e.ControlPlaneStopTimeout = 5 * time.Second
+		// Long enough for a loaded machine to stop it with every watcher
+		// of the node-local step connected.
+		e.ControlPlaneStopTimeout = 20 * time.Second
 		if e.ControlPlane.Etcd == nil {
 			e.ControlPlane.Etcd = &envtest.Etcd{}
 		}
@@ -394,7 +403,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	fillStart := time.Now()
 	fl := fill(t, cs, sc)
 	fillSeconds := round(time.Since(fillStart).Seconds(), 1)
-	if err := createPod(t.Context(), cs, walkerNS, "bench-walker", walkerIP); err != nil {
+	if err := createPod(t.Context(), cs, walkerNS, "bench-walker", walkerIP, nodeLocalNode); err != nil {
 		t.Fatal(err)
 	}
 	kc := writeKubeconfig(t, env, dir)
@@ -445,13 +454,14 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	core := startCore("coredns", ipCoreDNS, false)
 	autop := startCore("coredns-autopath", ipAutopath, true)
+	nl := startNodeLocal(t, tl, dir, kc)
 	ucfg := writeFile(t, dir, "unbound.conf", unboundConf(dir))
 	unb := &server{name: "unbound", ip: ipUnbound}
 	unb.p = startProcess(t, "unbound", nil, tl.taskset, "-c", "0", tl.unbound, "-d", "-p", "-c", ucfg)
 	exe, _ := os.Executable()
 	triv := &server{name: "trivial", ip: ipTrivial}
 	triv.p = startProcess(t, "trivial", []string{trivialEnv + "=" + net.JoinHostPort(ipTrivial, "53")}, tl.taskset, "-c", "0", exe)
-	for _, s := range []*server{dnsdS, dnsdLog, core, autop} {
+	for _, s := range []*server{dnsdS, dnsdLog, core, autop, nl} {
 		if _, err := waitDNS(s.addr(), lastSvc, answered, 2*time.Minute); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -475,9 +485,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	home := map[string]*result{
 		"dnsd": row("dnsd", "cluster"), "coredns": row("coredns", "cluster"),
 		"coredns-autopath": row("coredns-autopath", "search-walk"), "unbound": row("unbound", "external-cached"),
-		"dnsd-querylog": row("dnsd-querylog", "cluster"),
+		"dnsd-querylog": row("dnsd-querylog", "cluster"), "dnsd-nodelocal": row("dnsd-nodelocal", "cluster"),
 	}
-	for _, s := range []*server{dnsdS, dnsdLog, core, autop, unb} {
+	for _, s := range []*server{dnsdS, dnsdLog, core, autop, unb, nl} {
 		rss, _ := procMemKB(s.p.pid())
 		home[s.name].RSSAfterFill = mb(rss)
 		t.Logf("%s RSS after fill: %d KiB", s.name, rss)
@@ -523,8 +533,8 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	scens := []scen{
 		{"ceiling", []*server{triv}},
-		{"cluster", []*server{dnsdS, dnsdLog, core}},
-		{"external-cached", []*server{dnsdS, dnsdLog, core, unb}},
+		{"cluster", []*server{dnsdS, dnsdLog, core, nl}},
+		{"external-cached", []*server{dnsdS, dnsdLog, core, unb, nl}},
 		{"negative", []*server{dnsdS, dnsdLog, core}},
 	}
 	warm := func(s *server, sn string) {
@@ -627,7 +637,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 				sn.name, s.name, rate, per, len(pr.lat), pr.lost, deref(rw.P50), deref(rw.P99), deref(rw.P999))
 		}
 	}
-	for _, s := range []*server{dnsdS, dnsdLog, core, unb} {
+	for _, s := range []*server{dnsdS, dnsdLog, core, unb, nl} {
 		rss, _ := procMemKB(s.p.pid())
 		home[s.name].RSSAfterLoad = mb(rss)
 		t.Logf("%s RSS after load: %d KiB", s.name, rss)
@@ -653,7 +663,8 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 
 	// Search walks as a pod makes them.
-	walk := searchWalk(t, tl, dir, sc, rounds, seconds, []*server{dnsdS, autop, core})
+	podNS := walkerNamespace(t, tl)
+	walk := searchWalk(t, tl, dir, podNS, sc, rounds, seconds, []*server{dnsdS, autop, core, nl})
 	for name, qs := range walk {
 		rw := row(name, "search-walk")
 		rw.QPSRounds = qs
@@ -661,9 +672,16 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	rss, _ := procMemKB(autop.p.pid())
 	home["coredns-autopath"].RSSAfterLoad = mb(rss)
+	rss, _ = procMemKB(nl.p.pid())
+	home["dnsd-nodelocal"].RSSAfterLoad = mb(rss) // after the search walks too
+	t.Logf("dnsd-nodelocal RSS after load and search walks: %d KiB", rss)
+
+	// A pod's view: through the node-local dnsd, and through kube-proxy's
+	// DNAT to the central one.
+	view := podView(t, tl, podNS, qf, rounds, seconds, per, row)
 
 	// API write to changed answer.
-	watchers := []*server{dnsdS, core, autop}
+	watchers := []*server{dnsdS, core, autop, nl}
 	lat := map[string][]float64{}
 	for k := range 3 {
 		name := fmt.Sprintf("probe-%d", k)
@@ -705,6 +723,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		t.Logf("%s peak RSS across the restart: %d KiB", s.name, hwm)
 	}
 
+	// The API server's cost of node-local watchers.
+	levels, slope := apiWatchers(t, tl, dir, kc, certDir, cs, sc, watcherLevels(t), seconds*2)
+
 	// Ratios: medians of the per-round ratios dnsd/other.
 	ratio := func(scenario, other string) *float64 {
 		a, b := roundQPS["dnsd/"+scenario], roundQPS[other+"/"+scenario]
@@ -744,6 +765,26 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	if a, b := home["dnsd"].RSSAfterLoad, home["coredns"].RSSAfterLoad; a != nil && b != nil {
 		ratios["rss_after_load"] = f(round(*a / *b, 3))
 	}
+	// Node-local: its RSS against the central dnsd's and CoreDNS with
+	// autopath (each as completion-on servers), and the pod's view through
+	// it against the DNAT to the central dnsd.
+	for k, other := range map[string]string{"nodelocal_rss_vs_dnsd": "dnsd", "nodelocal_rss_vs_autopath": "coredns-autopath"} {
+		if a, b := home["dnsd-nodelocal"].RSSAfterLoad, home[other].RSSAfterLoad; a != nil && b != nil {
+			ratios[k] = f(round(*a / *b, 3))
+		}
+	}
+	for _, sn := range []string{"cluster", "external-cached"} {
+		a, b := view["dnsd-nodelocal/pod-"+sn], view["dnsd-dnat/pod-"+sn]
+		var rs []float64
+		for i := range min(len(a), len(b)) {
+			if b[i] > 0 {
+				rs = append(rs, a[i]/b[i])
+			}
+		}
+		if len(rs) > 0 {
+			ratios["pod_view_"+strings.ReplaceAll(sn, "-", "_")+"_qps"] = f(round(median(rs), 3))
+		}
+	}
 	for k, v := range ratios {
 		if v == nil {
 			delete(ratios, k)
@@ -754,7 +795,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		"dnsd/cluster", "dnsd-querylog/cluster", "coredns/cluster",
 		"dnsd/external-cached", "dnsd-querylog/external-cached", "coredns/external-cached", "unbound/external-cached",
 		"dnsd/negative", "dnsd-querylog/negative", "coredns/negative",
-		"dnsd/search-walk", "coredns-autopath/search-walk", "coredns/search-walk"} {
+		"dnsd/search-walk", "coredns-autopath/search-walk", "coredns/search-walk",
+		"dnsd-nodelocal/cluster", "dnsd-nodelocal/external-cached", "dnsd-nodelocal/search-walk",
+		"dnsd-nodelocal/pod-cluster", "dnsd-dnat/pod-cluster", "dnsd-nodelocal/pod-external-cached", "dnsd-dnat/pod-external-cached"} {
 		if rows[k] != nil {
 			list = append(list, rows[k])
 		}
@@ -763,7 +806,8 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	t.Logf("%s scale done in %s (fill %.0fs); ratios %s", sc.Name, time.Since(scaleStart).Round(time.Second), fillSeconds, b)
 	return scaleResult{Name: sc.Name, Services: sc.Services, Headless: sc.Headless, Pods: sc.Pods,
 		FillSeconds: fillSeconds, Results: list, Ratios: ratios, Profiles: profiles,
-		QueryLogFileLines: f(qlLines), QueryLogFileMB: f(qlMB)}
+		QueryLogFileLines: f(qlLines), QueryLogFileMB: f(qlMB),
+		NodeLocalPods: nodeLocalPods(sc), APIWatchers: levels, APIWatcherSlope: slope}
 }
 
 // queryLogCounts are a dnsd's query and query-log counters.

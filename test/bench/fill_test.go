@@ -139,20 +139,34 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) filled {
 		return err
 	})
 	step("Pods (create, then status.podIP)", sc.Pods, func(ctx context.Context, i int) error {
-		return createPod(ctx, cs, nsName(i%sc.Namespaces), fmt.Sprintf("pod-%d", i), podIP(i))
+		return createPod(ctx, cs, nsName(i%sc.Namespaces), fmt.Sprintf("pod-%d", i), podIP(i), podNode(sc, i))
 	})
 	t.Logf("fill: %s scale (%d Services, %d headless, %d Pods in %d namespaces) in %s",
 		sc.Name, sc.Services, sc.Headless, sc.Pods, sc.Namespaces, time.Since(start).Round(time.Millisecond))
 	return fl
 }
 
-// createPod creates a Running Pod with ip as its address (envtest has no
-// kubelet: the status is written through the status subresource). A Pod
-// that exists already only gets its status written.
-func createPod(ctx context.Context, cs kubernetes.Interface, ns, name, ip string) error {
+// podsPerNode is how many of the fill's Pods share a node: kubelet's
+// default maxPods, as the "~110 on the node".
+const podsPerNode = 110
+
+// nodeLocalNode is the node the node-local dnsd serves (and the
+// bench-walker Pod's).
+const nodeLocalNode = "node-0"
+
+// podNode is the node of Pod i: the Pods spread round-robin over
+// Pods/podsPerNode nodes, node-0 to node-<n-1>.
+func podNode(sc scale, i int) string {
+	return fmt.Sprintf("node-%d", i%max(1, sc.Pods/podsPerNode))
+}
+
+// createPod creates a Running Pod on node with ip as its address (envtest
+// has no kubelet: the status is written through the status subresource). A
+// Pod that exists already only gets its status written.
+func createPod(ctx context.Context, cs kubernetes.Interface, ns, name, ip, node string) error {
 	p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}, NodeName: "bench-node"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}, NodeName: node},
 	}, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		p, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})

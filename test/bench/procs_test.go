@@ -196,6 +196,13 @@ var dnsperfArgs = []string{"-c", "4", "-q", "100", "-t", "2"}
 // latency (-v); maxruns > 0 stops after that many passes over the file.
 func runDnsperf(t *testing.T, tools *tools, ip, qfile string, seconds, rate int, verbose bool, maxruns int) perfResult {
 	t.Helper()
+	return runDnsperfIn(t, tools, "", ip, qfile, seconds, rate, verbose, maxruns)
+}
+
+// runDnsperfIn is runDnsperf inside the network namespace netns (a
+// /proc/PID/ns/net path; "" for the benchmark's own).
+func runDnsperfIn(t *testing.T, tools *tools, netns, ip, qfile string, seconds, rate int, verbose bool, maxruns int) perfResult {
+	t.Helper()
 	args := append([]string{"-c", "1", tools.dnsperf, "-s", ip, "-p", "53", "-d", qfile, "-l", strconv.Itoa(seconds)}, dnsperfArgs...)
 	if rate > 0 {
 		args = append(args, "-Q", strconv.Itoa(rate))
@@ -206,7 +213,11 @@ func runDnsperf(t *testing.T, tools *tools, ip, qfile string, seconds, rate int,
 	if maxruns > 0 {
 		args = append(args, "-n", strconv.Itoa(maxruns))
 	}
-	out, err := exec.Command(tools.taskset, args...).CombinedOutput()
+	cmd := exec.Command(tools.taskset, args...)
+	if netns != "" {
+		cmd = exec.Command(tools.nsenter, append([]string{"--net=" + netns, "--", tools.taskset}, args...)...)
+	}
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("dnsperf %v: %v\n%s", args, err, tail(out))
 	}

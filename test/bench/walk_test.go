@@ -21,30 +21,8 @@ var reGai = regexp.MustCompile(`lookups=(\d+) failures=(\d+) seconds=([0-9.]+) p
 // the upstream after the whole walk) and Services of other namespaces
 // (found in the second search domain). It returns the lookups per second
 // of each round per server.
-func searchWalk(t *testing.T, tl *tools, dir string, sc scale, rounds, seconds int, servers []*server) map[string][]float64 {
+func searchWalk(t *testing.T, tl *tools, dir, podNS string, sc scale, rounds, seconds int, servers []*server) map[string][]float64 {
 	t.Helper()
-	holder := startProcess(t, "walker-netns", nil, tl.unshare, "--net", "--", tl.sleep, "3600")
-	podNS := fmt.Sprintf("/proc/%d/ns/net", holder.pid())
-	self, _ := os.Readlink("/proc/self/ns/net")
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if ns, err := os.Readlink(podNS); err == nil && ns != self {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the walker's network namespace did not appear")
-		}
-		time.Sleep(20 * time.Millisecond) // waiting for unshare, bounded above
-	}
-	inPod := func(args ...string) { must(t, tl.nsenter, append([]string{"--net=" + podNS, "--"}, args...)...) }
-	must(t, tl.ip, "link", "add", "bwalk0", "type", "veth", "peer", "name", "bwalk1")
-	must(t, tl.ip, "link", "set", "bwalk1", "netns", strconv.Itoa(holder.pid()))
-	must(t, tl.ip, "link", "set", "bwalk0", "up")
-	must(t, tl.ip, "route", "add", walkerIP+"/32", "dev", "bwalk0")
-	inPod(tl.ip, "link", "set", "lo", "up")
-	inPod(tl.ip, "addr", "add", walkerIP+"/32", "dev", "bwalk1")
-	inPod(tl.ip, "link", "set", "bwalk1", "up")
-	inPod(tl.ip, "route", "add", "192.0.2.0/24", "dev", "bwalk1", "src", walkerIP)
-
 	var names []string
 	for i := range 25 {
 		names = append(names, fmt.Sprintf("host-%d.example.com", i))
@@ -89,4 +67,39 @@ func searchWalk(t *testing.T, tl *tools, dir string, sc scale, rounds, seconds i
 		}
 	}
 	return res
+}
+
+// walkerNamespace makes the bench-walker Pod's network namespace: joined to
+// the benchmark's namespace by a veth pair, its address walkerIP, routes to
+// the servers' addresses (192.0.2.0/24), the node-local IP and the cluster
+// DNS IP (kube-proxy's DNAT to the central dnsd) through the pair, as a pod
+// reaches them through its node. It returns the namespace's path.
+func walkerNamespace(t *testing.T, tl *tools) string {
+	t.Helper()
+	holder := startProcess(t, "walker-netns", nil, tl.unshare, "--net", "--", tl.sleep, "3600")
+	podNS := fmt.Sprintf("/proc/%d/ns/net", holder.pid())
+	self, _ := os.Readlink("/proc/self/ns/net")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ns, err := os.Readlink(podNS); err == nil && ns != self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the walker's network namespace did not appear")
+		}
+		time.Sleep(20 * time.Millisecond) // waiting for unshare, bounded above
+	}
+	inPod := func(args ...string) { must(t, tl.nsenter, append([]string{"--net=" + podNS, "--"}, args...)...) }
+	must(t, tl.ip, "link", "add", "bwalk0", "type", "veth", "peer", "name", "bwalk1")
+	must(t, tl.ip, "link", "set", "bwalk1", "netns", strconv.Itoa(holder.pid()))
+	must(t, tl.ip, "link", "set", "bwalk0", "up")
+	must(t, tl.ip, "route", "add", walkerIP+"/32", "dev", "bwalk0")
+	inPod(tl.ip, "link", "set", "lo", "up")
+	inPod(tl.ip, "addr", "add", walkerIP+"/32", "dev", "bwalk1")
+	inPod(tl.ip, "link", "set", "bwalk1", "up")
+	inPod(tl.ip, "route", "add", "192.0.2.0/24", "dev", "bwalk1", "src", walkerIP)
+	inPod(tl.ip, "route", "add", ipNodeLocal+"/32", "dev", "bwalk1", "src", walkerIP)
+	// The cluster DNS IP is no address of the node: through a gateway
+	// (any address the node answers ARP for), as a pod's default route.
+	inPod(tl.ip, "route", "add", ipClusterDNS+"/32", "via", ipUpstream, "dev", "bwalk1", "src", walkerIP)
+	return podNS
 }
