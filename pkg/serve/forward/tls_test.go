@@ -447,6 +447,11 @@ func TestTLSUpstreamCloses(t *testing.T) {
 			if c := up.conns.Load(); c > tc.maxConns {
 				t.Errorf("%d connections, want at most %d", c, tc.maxConns)
 			}
+			// A connection the upstream closed while idle is dropped when
+			// it closes, not found broken by the next query.
+			if hits := testutil.ToFloat64(fm.ConnCacheHits("tls")); tc.concurrent == 0 && hits != 0 {
+				t.Errorf("%v queries sent on a pooled connection the upstream had closed, want 0", hits)
+			}
 		})
 	}
 }
