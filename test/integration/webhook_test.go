@@ -55,6 +55,17 @@ type webhookEnv struct {
 // handler over the policies at policyPaths.
 func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
 	t.Helper()
+	profile, _, err := (&nodeprofile.Options{}).NodeProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startWebhookEngine(t, policy.EngineOptions{Profile: profile}, policyPaths...)
+}
+
+// startWebhookEngine is startWebhook with the engine's options (the node
+// profile or node pools) given.
+func startWebhookEngine(t *testing.T, opts policy.EngineOptions, policyPaths ...string) *webhookEnv {
+	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -70,15 +81,11 @@ func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
 		t.Fatalf("installed webhook configurations: %d, want the one named poddns", len(wio.MutatingWebhooks))
 	}
 
-	profile, _, err := (&nodeprofile.Options{}).NodeProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
 	set, err := policy.Load(policyPaths...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile})
+	engine, err := policy.NewEngine(set, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

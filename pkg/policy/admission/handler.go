@@ -201,6 +201,13 @@ type slimPod struct {
 		DNSConfig   *corev1.PodDNSConfig `json:"dnsConfig,omitempty"`
 		HostNetwork bool                 `json:"hostNetwork,omitempty"`
 		OS          *corev1.PodOS        `json:"os,omitempty"`
+		// What decides the node pools a pod can land on (policy.Engine
+		// with node pools); of the affinity, only the node affinity.
+		NodeName     string            `json:"nodeName,omitempty"`
+		NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+		Affinity     *struct {
+			NodeAffinity *corev1.NodeAffinity `json:"nodeAffinity,omitempty"`
+		} `json:"affinity,omitempty"`
 	} `json:"spec"`
 }
 
@@ -224,6 +231,10 @@ func decodePod(raw []byte, pod *corev1.Pod) error {
 	pod.ObjectMeta = *s.Metadata
 	pod.Spec.DNSPolicy, pod.Spec.DNSConfig = s.Spec.DNSPolicy, s.Spec.DNSConfig
 	pod.Spec.HostNetwork, pod.Spec.OS = s.Spec.HostNetwork, s.Spec.OS
+	pod.Spec.NodeName, pod.Spec.NodeSelector = s.Spec.NodeName, s.Spec.NodeSelector
+	if s.Spec.Affinity != nil && s.Spec.Affinity.NodeAffinity != nil {
+		pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: s.Spec.Affinity.NodeAffinity}
+	}
 	return nil
 }
 
