@@ -99,7 +99,7 @@ when the command fails (bad flags, unreadable log, manifests or policies).`,
 	fs.StringArrayVar(&o.current, "current", nil, "current DNSPolicy file or directory; repeatable (none: no policies now)")
 	fs.StringArrayVar(&o.proposed, "proposed", nil, "proposed DNSPolicy file or directory; repeatable")
 	fs.StringVar(&o.mode, "mode", string(policy.GlobalPerPolicy), "global policy mode of both sets: enforce, audit or per-policy")
-	fs.DurationVar(&o.window, "window", impact.DefaultWindow, "longest gap between two queries of one search walk")
+	fs.DurationVar(&o.window, "window", impact.DefaultWindow, "longest gap between a reply and the next question of one search walk")
 	fs.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
 	fs.StringVar(&o.failOn, "fail-on", "", `"breakage": exit 1 when some lookup would break`)
 	o.node.AddFlags(fs)

@@ -12,8 +12,8 @@ import (
 )
 
 // Entry is one line of dnsd's query log (package pkg/serve/querylog), or of a
-// capture in the same shape. Fields impact does not use (proto, duration)
-// are read past.
+// capture in the same shape. Fields impact does not use (proto) are read
+// past.
 type Entry struct {
 	Time      time.Time `json:"time"`
 	Client    string    `json:"client"`
@@ -24,6 +24,14 @@ type Entry struct {
 	Type      string    `json:"type"`
 	Rcode     string    `json:"rcode"`
 	Source    string    `json:"source"`
+	// Duration is how long dnsd took to answer, in seconds.
+	Duration float64 `json:"duration"`
+}
+
+// end is when the reply was sent: the client's next question of a walk
+// comes after it.
+func (e *Entry) end() time.Time {
+	return e.Time.Add(time.Duration(e.Duration * float64(time.Second)))
 }
 
 // Sources the replay looks at (serve.Source names).

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// DefaultWindow is the longest gap between two wire queries of one search
-// walk: the stub resolvers ask the next name as soon as an answer says the
-// previous one does not do (a timeout and retry take longer: 5 s).
+// DefaultWindow is the longest gap between the reply to one wire name of a
+// search walk and the question for the next: the stub resolvers ask the next
+// name as soon as an answer says the previous one does not do.
 const DefaultWindow = time.Second
 
 // Lookup is one name an application asked its stub resolver for, rebuilt
@@ -35,8 +35,8 @@ type step struct {
 	name        string
 	types       []string
 	ids         map[string]uint16
-	first, last time.Time
-	noerror     []string // types answered NOERROR
+	first, last time.Time // the first question, the last reply
+	noerror     []string  // types answered NOERROR
 	completed   bool
 }
 
@@ -47,7 +47,7 @@ func steps(entries []Entry, window time.Duration) []*step {
 	var out []*step
 	for _, e := range entries {
 		var cur *step
-		if n := len(out); n > 0 && out[n-1].name == e.Name && e.Time.Sub(out[n-1].last) <= window {
+		if n := len(out); n > 0 && out[n-1].name == e.Name && e.Time.Sub(out[n-1].first) <= window {
 			cur = out[n-1]
 			if id, ok := cur.ids[e.Type]; ok {
 				if id == e.ID {
@@ -62,7 +62,9 @@ func steps(entries []Entry, window time.Duration) []*step {
 		}
 		cur.types = append(cur.types, e.Type)
 		cur.ids[e.Type] = e.ID
-		cur.last = e.Time
+		if end := e.end(); end.After(cur.last) {
+			cur.last = end
+		}
 		if e.Rcode == rcodeNoError {
 			cur.noerror = append(cur.noerror, e.Type)
 		}
@@ -78,8 +80,8 @@ func steps(entries []Entry, window time.Duration) []*step {
 // A walk starts at a name that is the first of some lookup's walk — the
 // name under the first search domain for a name with fewer dots than ndots,
 // the name as it is for one with more — and takes in the following names
-// as long as they are the next ones of that walk, each within window of the
-// one before. The longest such walk wins (glibc's before musl's, search
+// as long as they are the next ones of that walk, each asked within window
+// of the reply to the one before (the log's time and duration). The longest such walk wins (glibc's before musl's, search
 // before as-is on a tie); a name that starts none is a lookup of that name
 // with a trailing dot.
 //

@@ -109,6 +109,19 @@ func TestReconstruct(t *testing.T) {
 				"api.example.com.corp.example. A,AAAA 1", "api.example.com. A,AAAA 1"},
 		},
 		{
+			name: "a slow upstream answer does not end a walk: the gap is from the reply",
+			log: func() *logBuilder {
+				w := walk("api.example.com", defaultSearch...)
+				b := newLog("default", "client").walk(w[:4], "NXDOMAIN")
+				for i := 6; i < 8; i++ { // the node domain's, forwarded: 3 s
+					b.entries[i].Duration = 3
+				}
+				return b.pause(3*time.Second).ask(w[4], "NOERROR")
+			}(),
+			views: views(ndots5),
+			want:  []string{"api.example.com A,AAAA 5"},
+		},
+		{
 			name:  "glibc searches a name with ndots dots after asking it as it is",
 			log:   newLog("default", "client").walk(append([]string{"web.default.svc."}, walk("web.default.svc", defaultSearch...)[:3]...), "NOERROR"),
 			views: views(ndots2),
