@@ -1,6 +1,7 @@
 // Command webhook is poddns's pod DNS policy webhook:
 //
 //	webhook serve --config /etc/poddns/webhook.yaml       # the admission webhook (TLS, probes, metrics)
+//	webhook profile > node-pools.yaml                      # a NodeProfileSet from the cluster's nodes
 //
 // and its offline subcommands, which need no cluster:
 //

@@ -104,16 +104,25 @@ func excludeSkipped(ds []Decision, cands []nodepool.Pool, excluded map[string]st
 }
 
 // excludeDivergent adds to excluded the first policy after which the pod's
-// DNS fields differ from pool to pool, and reports whether there was one.
+// DNS fields differ from pool to pool, when they differ in the end (only
+// the end state is the pod's), and reports whether there was one.
 func excludeDivergent(ds []Decision, evs []*evaluation, cands []nodepool.Pool, excluded map[string]string) bool {
-	for i, r := range ds[0].Results {
-		for k := 1; k < len(evs); k++ {
-			a, b := evs[0].trail[i], evs[k].trail[i]
-			if a.policy == b.policy && equality.Semantic.DeepEqual(a.config, b.config) {
+	same := func(a, b state) bool {
+		return a.policy == b.policy && equality.Semantic.DeepEqual(a.config, b.config)
+	}
+	for k := 1; k < len(evs); k++ {
+		if same(evs[0].cur, evs[k].cur) {
+			continue
+		}
+		// The state moves only where a policy applies on some pool.
+		for i, r := range ds[0].Results {
+			if r.Outcome != OutcomeApplied && ds[k].Results[i].Outcome != OutcomeApplied {
 				continue
 			}
-			excluded[r.Policy] = fmt.Sprintf("its result depends on the node pool (it differs between %q and %q) and a pod has one dnsConfig for every pool it can land on", cands[0].Name, cands[k].Name)
-			return true
+			if !same(evs[0].trail[i], evs[k].trail[i]) {
+				excluded[r.Policy] = fmt.Sprintf("its result depends on the node pool (it differs between %q and %q) and a pod has one dnsConfig for every pool it can land on", cands[0].Name, cands[k].Name)
+				return true
+			}
 		}
 	}
 	return false
