@@ -127,6 +127,11 @@ func Translate(in Input) (*Result, error) {
 		}
 		resolve = custom.resolver
 	}
+	return translate(in, resolve)
+}
+
+// translate is Translate with the resolver of imports given.
+func translate(in Input, resolve corefile.Resolver) (*Result, error) {
 	f, err := corefile.ParseFile(in.Corefile, corefile.Options{Resolve: resolve, Getenv: in.Getenv})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/poddns/poddns/pkg/serve/aaaa"
 	"github.com/poddns/poddns/pkg/serve/cache"
 	"github.com/poddns/poddns/pkg/serve/cluster"
+	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/forward"
 	"github.com/poddns/poddns/pkg/serve/querylog"
 	"github.com/poddns/poddns/pkg/serve/rewrite"
@@ -147,8 +149,41 @@ func portOr53(p string) string {
 	return p
 }
 
-// directive translates one directive of a block.
+// directive translates one directive of a block; a translation that leaves
+// the configuration invalid (a value outside dnsd's range, a name that is
+// no domain name) is undone and reported instead.
 func (t *translator) directive(b block, d corefile.Directive) {
+	t.guard(d, func() { t.translate(b, d) })
+}
+
+// guard runs translate (of d) and undoes it, reporting d, when it leaves
+// the configuration invalid.
+func (t *translator) guard(d corefile.Directive, translate func()) {
+	before := copyConfig(t.res.Config)
+	nt, nn, ns := len(t.res.Translated), len(t.res.Notes), len(t.res.Skipped)
+	translate()
+	if err := t.res.Config.Validate(); err != nil {
+		t.res.Config = before
+		t.res.Translated, t.res.Notes, t.res.Skipped = t.res.Translated[:nt], t.res.Notes[:nn], t.res.Skipped[:ns]
+		t.skip(d, d.Name, "not valid in dnsd: %v", err)
+	}
+}
+
+// copyConfig is a deep copy of c.
+func copyConfig(c daemon.Config) daemon.Config {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // a Config always marshals
+	}
+	var out daemon.Config
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// translate translates one directive of a block.
+func (t *translator) translate(b block, d corefile.Directive) {
 	switch d.Name {
 	case "kubernetes":
 		t.kubernetes(b, d)
@@ -1090,9 +1125,11 @@ func (t *translator) kubeDNS(k *kubeDNS) {
 		if bad || len(ups) == 0 {
 			continue
 		}
-		t.stubZones[z] = true
-		c.Forward.Stubs = append(c.Forward.Stubs, forward.Stub{Zone: strings.TrimSuffix(z, "."), Upstreams: ups})
-		t.ok(d, "stubDomains")
+		t.guard(d, func() {
+			t.stubZones[z] = true
+			c.Forward.Stubs = append(c.Forward.Stubs, forward.Stub{Zone: strings.TrimSuffix(z, "."), Upstreams: ups})
+			t.ok(d, "stubDomains")
+		})
 	}
 	if len(k.upstreams) > 0 {
 		d := item("upstreamNameservers", strings.Join(k.upstreams, " "))
