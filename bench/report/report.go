@@ -471,31 +471,28 @@ func writeQueryLog(b *strings.Builder, sc *Scale) {
 		} else if ql.QPS != nil && d.QPS != nil && *d.QPS > 0 {
 			ratio = ptr(*ql.QPS / *d.QPS)
 		}
-		cost, verdict := dash, "not measured"
+		cost, cpu, cpuCost := dash, dash, dash
+		var parts []string
 		if ratio != nil {
 			c := 1 - *ratio
 			cost = fmt.Sprintf("%.1f%%", 100*c)
-			var parts []string
-			if c <= goalQueryLogCost {
-				parts = append(parts, "cost met")
-			} else {
-				parts = append(parts, fmt.Sprintf("cost missed by %.1f points", 100*(c-goalQueryLogCost)))
-			}
-			switch {
-			case ql.QueryLogDropped == nil:
-				parts = append(parts, "drops not measured")
-			case *ql.QueryLogDropped == 0:
-				parts = append(parts, "no line dropped")
-			default:
-				parts = append(parts, fmt.Sprintf("%s lines dropped", count(ql.QueryLogDropped)))
-			}
-			verdict = strings.Join(parts, ", ")
+			parts = append(parts, costVerdict("QPS", c))
 		}
-		cpu, cpuCost := dash, dash
 		if d.CPUPerQueryUS != nil && ql.CPUPerQueryUS != nil && *ql.CPUPerQueryUS > 0 {
+			c := 1 - *d.CPUPerQueryUS / *ql.CPUPerQueryUS
 			cpu = fmt.Sprintf("%s → %s", ms(d.CPUPerQueryUS), ms(ql.CPUPerQueryUS))
-			cpuCost = fmt.Sprintf("%.1f%%", 100*(1 - *d.CPUPerQueryUS / *ql.CPUPerQueryUS))
+			cpuCost = fmt.Sprintf("%.1f%%", 100*c)
+			parts = append(parts, costVerdict("CPU", c))
 		}
+		switch {
+		case ql.QueryLogDropped == nil:
+			parts = append(parts, "drops not measured")
+		case *ql.QueryLogDropped == 0:
+			parts = append(parts, "no line dropped")
+		default:
+			parts = append(parts, fmt.Sprintf("%s lines dropped", count(ql.QueryLogDropped)))
+		}
+		verdict := strings.Join(parts, ", ")
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			scenario, count(d.QPS), count(ql.QPS), cost, cpu, cpuCost, ms(ql.P99), count(ql.QueryLogRequests), count(ql.QueryLogLines), count(ql.QueryLogDropped), verdict))
 	}
@@ -562,4 +559,12 @@ func writeNodeLocalGoals(b *strings.Builder, sc *Scale) {
 		}
 		fmt.Fprintf(b, "| %s | scale %s | %s MB | %s |\n", g.label, sc.Name, mb(g.v), verdict)
 	}
+}
+
+// costVerdict says whether a cost (a fraction) meets the query log's goal.
+func costVerdict(what string, c float64) string {
+	if c <= goalQueryLogCost {
+		return what + " cost met"
+	}
+	return fmt.Sprintf("%s cost missed by %.1f points", what, 100*(c-goalQueryLogCost))
 }
