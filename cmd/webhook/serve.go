@@ -38,7 +38,7 @@ var webhookIdentity = configfile.Identity{APIVersion: "poddns.io/v1alpha1", Kind
 //	kind: WebhookConfig
 //	policies: [/etc/poddns/policies]   # [-p, --policies] files or directories
 //	mode: per-policy                    # [--mode] enforce | audit | per-policy
-//	nodeProfile: /etc/poddns/node.yaml  # [--profile] a NodeProfile file (pkg/nodeprofile)
+//	nodeProfile: /etc/poddns/node.yaml  # [--profile] a NodeProfile or NodeProfileSet file (pkg/nodeprofile)
 //	kubeletConfig: ""                   # [--kubelet-config] or a KubeletConfiguration file
 //	host: ""                            # [--host] webhook listen address ("" = all)
 //	port: 9443                          # [--port]
