@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/poddns/poddns/internal/syncbuf"
+	"github.com/poddns/poddns/internal/testenv"
 )
 
 // proc is a process started for the benchmark; it is killed when the test
@@ -72,25 +73,8 @@ func startProcess(t *testing.T, name string, env []string, path string, args ...
 // waitHTTP polls url until it answers 200, at most limit.
 func waitHTTP(t *testing.T, p *proc, url string, limit time.Duration) {
 	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(limit)
-	for {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before %s answered:\n%s", p.name, url, p.out.String())
-		default:
-		}
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not OK after %s (last error %v)\n%s", p.name, url, limit, err, p.out.String())
-		}
-		time.Sleep(100 * time.Millisecond) // polling a process start, bounded above
+	if err := testenv.WaitHTTP(url, limit, p.done); err != nil {
+		t.Fatalf("%s: %v\n%s", p.name, err, p.out.String())
 	}
 }
 

@@ -1249,21 +1249,8 @@ ip6.arpa:53 {
 }
 `)
 	nc.proc = n.startProc("node-cache (CoreDNS)", "", b["coredns"], "-conf", corefile)
-	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + nlLinkLocal + ":8080/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case <-nc.proc.done:
-			n.t.Fatalf("node-cache's CoreDNS exited: %v\n%s", nc.proc.err, nc.proc.out)
-		default:
-		}
-		if time.Since(start) > 20*time.Second {
-			n.t.Fatalf("node-cache's CoreDNS not healthy after 20s\n%s", nc.proc.out)
-		}
+	if err := testenv.WaitHTTP("http://"+nlLinkLocal+":8080/health", 20*time.Second, nc.proc.done); err != nil {
+		n.t.Fatalf("node-cache's CoreDNS: %v\n%s", err, nc.proc.out)
 	}
 	// runPeriodic: the rules once the server runs (EnsureRule, Prepend).
 	for _, r := range nc.rules {

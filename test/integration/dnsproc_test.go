@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,20 +141,8 @@ func startDnsd(t *testing.T, bin, kubeconfig string, args ...string) string {
 // waitHTTP polls url until it answers 200, at most limit.
 func waitHTTP(t *testing.T, url string, limit time.Duration) {
 	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(limit)
-	for {
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not OK after %s (last error %v)", url, limit, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a process start, bounded above
+	if err := testenv.WaitHTTP(url, limit, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -134,21 +134,7 @@ func TestWebhookMemory(t *testing.T) {
 		"serve", "-p", filepath.Join(root, "testdata", "policies"), "--kubeconfig", kcPath,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--cert-dir", testenv.ServingCertDir(t),
 		"--health-probe-bind-address", loopback(health), "--metrics-bind-address", "0", "--policy-resync", "0s")
-	ready := fmt.Sprintf("http://%s/readyz", loopback(health))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(ready) //nolint:noctx // test
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook not ready after 60s: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitHTTP(t, fmt.Sprintf("http://%s/readyz", loopback(health)), 60*time.Second)
 	idle := memOf(t, cmd.Process.Pid)
 
 	reviews := [][]byte{memReview(t, 0, false), memReview(t, 1, true)}
