@@ -340,16 +340,7 @@ func rbacReview(ctx context.Context, cs kubernetes.Interface, sa string, a rbacA
 // its ServiceAccount) and minimal (a sample of what it does not need is
 // denied).
 func TestRBAC(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := testenv.Start(t, func(e *envtest.Environment) {
-		e.WebhookInstallOptions = envtest.WebhookInstallOptions{
-			Paths:            []string{filepath.Join(root, "deploy", "base", "webhook", "mutatingwebhookconfiguration.yaml")},
-			LocalServingHost: "127.0.0.1",
-		}
-	})
+	env := startWithWebhookConfig(t)
 	admin, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		t.Fatal(err)

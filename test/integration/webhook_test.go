@@ -62,20 +62,28 @@ func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
 	return startWebhookEngine(t, policy.EngineOptions{Profile: profile}, policyPaths...)
 }
 
-// startWebhookEngine is startWebhook with the engine's options (the node
-// profile or node pools) given.
-func startWebhookEngine(t *testing.T, opts policy.EngineOptions, policyPaths ...string) *webhookEnv {
+// startWithWebhookConfig starts the control plane with
+// deploy/base/webhook/mutatingwebhookconfiguration.yaml installed, pointing
+// at a webhook to be served on 127.0.0.1 (envtest's WebhookInstallOptions).
+func startWithWebhookConfig(t *testing.T) *testenv.Env {
 	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := testenv.Start(t, func(e *envtest.Environment) {
+	return testenv.Start(t, func(e *envtest.Environment) {
 		e.WebhookInstallOptions = envtest.WebhookInstallOptions{
 			Paths:            []string{filepath.Join(root, "deploy", "base", "webhook", "mutatingwebhookconfiguration.yaml")},
 			LocalServingHost: "127.0.0.1",
 		}
 	})
+}
+
+// startWebhookEngine is startWebhook with the engine's options (the node
+// profile or node pools) given.
+func startWebhookEngine(t *testing.T, opts policy.EngineOptions, policyPaths ...string) *webhookEnv {
+	t.Helper()
+	env := startWithWebhookConfig(t)
 	wio := &env.Environment.WebhookInstallOptions
 	if len(wio.MutatingWebhooks) != 1 || wio.MutatingWebhooks[0].Name != "poddns" {
 		t.Fatalf("installed webhook configurations: %d, want the one named poddns", len(wio.MutatingWebhooks))
