@@ -2,9 +2,17 @@ package integration
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -219,6 +227,7 @@ func TestMigrateDifferential(t *testing.T) {
 	mustCreate(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "postgres", Namespace: "default"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "pg", Port: 5432}}}})
 	sa := serviceAccountDir(t, env)
+	caPEM, dotCert := dotCertificate(t)
 	dnsd := buildDnsd(t)
 	apiHost := strings.TrimSuffix(strings.TrimPrefix(env.Config.Host, "https://"), "/")
 	_, apiPort, err := net.SplitHostPort(apiHost)
@@ -241,15 +250,13 @@ func TestMigrateDifferential(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			etc := caseEtc(t, dir, cs, res.YAML)
+			etc := caseEtc(t, dir, cs, res.YAML, caPEM)
 			var addrs []string
 			for _, as := range upstreams {
 				for _, a := range as {
-					if h, _, err := net.SplitHostPort(a); err == nil {
-						a = h
-					}
-					if !slices.Contains(addrs, a) {
-						addrs = append(addrs, a)
+					ip, _, _ := upstreamAddr(a)
+					if !slices.Contains(addrs, ip) {
+						addrs = append(addrs, ip)
 					}
 				}
 			}
@@ -262,10 +269,11 @@ func TestMigrateDifferential(t *testing.T) {
 							u := &corpusUpstream{name: name, serial: uint32(time.Now().Unix())}
 							s.ups[name] = u
 							for _, a := range upstreams[name] {
-								if _, _, err := net.SplitHostPort(a); err != nil {
-									a = net.JoinHostPort(a, "53")
+								if _, hostport, isTLS := upstreamAddr(a); isTLS {
+									serveDoTIn(t, ns, hostport, dotCert, u)
+								} else {
+									serveDNSIn(t, ns, hostport, u)
 								}
-								serveDNSIn(t, ns, a, u)
 							}
 						}
 					}}
@@ -305,6 +313,51 @@ func TestMigrateDifferential(t *testing.T) {
 	t.Logf("whole corpus in %s", time.Since(start).Round(time.Millisecond))
 }
 
+// upstreamAddr reads an address of upstreams.yaml: "IP", "IP:port" or
+// "tls://IP[:port]" (ports 53 and 853 by default).
+func upstreamAddr(a string) (ip, hostport string, isTLS bool) {
+	port := "53"
+	if rest, ok := strings.CutPrefix(a, "tls://"); ok {
+		a, port, isTLS = rest, "853", true
+	}
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return h, a, isTLS
+	}
+	return a, net.JoinHostPort(a, port), isTLS
+}
+
+// dotCertificate makes a CA and a serving certificate it signed for the
+// names the corpus's DoT forwards expect.
+func dotCertificate(t *testing.T) ([]byte, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "corpus test CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(2 * time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "cloudflare-dns.com"},
+		DNSNames: []string{"cloudflare-dns.com", "dns.corp.example"}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(2 * time.Hour)}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
 func sortedNames(m map[string][]string) []string {
 	var ks []string
 	for k := range m {
@@ -338,9 +391,9 @@ func serviceAccountDir(t *testing.T, env *testenv.Env) string {
 }
 
 // caseEtc builds the directory mounted on /etc/coredns: CoreDNS's Corefile,
-// the case's files (a ConfigMap file as the directory of its keys) and the
-// migrated config as dnsd.yaml.
-func caseEtc(t *testing.T, dir string, cs corefilecorpus.Case, migrated []byte) string {
+// the case's files (a ConfigMap file as the directory of its keys), the
+// migrated config as dnsd.yaml and the DoT upstreams' CA as ca.crt.
+func caseEtc(t *testing.T, dir string, cs corefilecorpus.Case, migrated, caPEM []byte) string {
 	t.Helper()
 	etc := t.TempDir()
 	coreCorefile := cs.CoreDNSCorefile
@@ -381,8 +434,10 @@ func caseEtc(t *testing.T, dir string, cs corefilecorpus.Case, migrated []byte) 
 			copyFile(t, src, dst)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(etc, "dnsd.yaml"), migrated, 0o644); err != nil {
-		t.Fatal(err)
+	for name, data := range map[string][]byte{"dnsd.yaml": migrated, "ca.crt": caPEM} {
+		if err := os.WriteFile(filepath.Join(etc, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Readable by the servers whatever the umask of the test.
 	_ = filepath.WalkDir(etc, func(p string, d fs.DirEntry, err error) error {

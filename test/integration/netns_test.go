@@ -16,6 +16,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -257,6 +258,30 @@ func serveDNSIn(t *testing.T, ns netns.NsHandle, addr string, h dns.Handler) {
 		}
 		t.Cleanup(func() { _ = s.Shutdown() })
 	}
+}
+
+// serveDoTIn serves h over DNS over TLS on addr inside ns until the test
+// ends.
+func serveDoTIn(t *testing.T, ns netns.NsHandle, addr string, cert tls.Certificate, h dns.Handler) {
+	t.Helper()
+	var l net.Listener
+	if err := inNetNS(ns, func() error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in the namespace: %v", addr, err)
+	}
+	s := &dns.Server{Listener: tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), Net: "tcp-tls", Handler: h}
+	started := make(chan struct{})
+	s.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = s.ActivateAndServe() }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("DoT server on %s did not start", addr)
+	}
+	t.Cleanup(func() { _ = s.Shutdown() })
 }
 
 // proxyTCPIn listens on addr inside ns and relays every connection to
