@@ -75,7 +75,8 @@ is taken not to exist and listed as unknown; a NOERROR answer is taken to
 carry addresses unless a logged walk went on past it (glibc does that on
 NODATA only); lookups dnsd completed itself (completion on) are counted, not
 replayed. Concurrent lookups of one pod whose walks interleave cannot be told
-apart.
+apart. The log must hold every query of the pods replayed (queryLog classes
+all, sample 1): a sampled or filtered log loses steps and answers.
 
 Exit status: 0; 1 with --fail-on breakage when some lookup would break; 2
 when the command fails (bad flags, unreadable log, manifests or policies).`,
