@@ -91,6 +91,10 @@ type DNSResult struct {
 	// CPUPerQueryUS is the server's CPU time per answered query over its
 	// saturation runs (dnsd and dnsd-querylog).
 	CPUPerQueryUS *float64 `json:"cpu_us_per_query"`
+	// CPUPerQueryFixedUS is the server's CPU time per answered query at the
+	// scenario's fixed rate (median of the rounds, CPUPerQueryFixedRounds).
+	CPUPerQueryFixedUS     *float64  `json:"cpu_us_per_query_fixed"`
+	CPUPerQueryFixedRounds []float64 `json:"cpu_us_per_query_fixed_rounds"`
 }
 
 // Objects is the scale's pods + services (headless included), the x of

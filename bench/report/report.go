@@ -35,6 +35,10 @@ const (
 	// no line dropped.
 	goalQueryLogCost = 0.15
 
+	// Issue 15: dnsd's CPU per query at a fixed rate at most unbound's on
+	// cluster and cached external names.
+	goalCPUVsUnbound = 1.0
+
 	// Issue 11: the node-local dnsd at the default scale.
 	goalNodeLocalRSS  = 48.0 // MiB after load
 	goalNodeLocalPeak = 64.0 // MiB: the DaemonSet's memory limit, across an API-server restart
@@ -109,6 +113,13 @@ func writeGoals(b *strings.Builder, in Inputs) {
 		}
 		measured, where, verdict := rssGoal(in.DNS)
 		fmt.Fprintf(b, "| dnsd RSS ≤ 0.5× CoreDNS at 100k pods + services, completion on | %s | %s | %s |\n", where, measured, verdict)
+		for _, sc := range in.DNS.Scales {
+			for _, scenario := range []string{"cluster", "external-cached"} {
+				if measured, verdict, ok := cpuGoal(&sc, scenario); ok {
+					fmt.Fprintf(b, "| dnsd CPU per query at a fixed rate ≤ unbound's on %s names | scale %s | %s | %s |\n", scenario, sc.Name, measured, verdict)
+				}
+			}
+		}
 		for _, sc := range in.DNS.Scales {
 			writeNodeLocalGoals(b, &sc)
 		}
@@ -270,13 +281,14 @@ func writeDNS(b *strings.Builder, run *DNSRun, profiles map[string]map[string]Pr
 				count(r.FixedRateQPS), mb(r.RSSAfterFill), mb(r.RSSAfterLoad), mb(r.PeakRSSRestart), sec(r.APIToAnswerSecond))
 		}
 		b.WriteString("\n")
-		if keys := slices.DeleteFunc(orderedKeys(sc.Ratios), isQueryLogRatio); len(keys) > 0 {
+		if keys := slices.DeleteFunc(orderedKeys(sc.Ratios), func(k string) bool { return isQueryLogRatio(k) || isCPUFixedRatio(k) }); len(keys) > 0 {
 			b.WriteString("dnsd / CoreDNS (medians of A B A B rounds; nodelocal_rss_*: dnsd-nodelocal's RSS after load / the other's; pod_view_*: dnsd-nodelocal / dnsd-dnat from the pod's namespace):\n\n| Ratio | Value |\n|---|--:|\n")
 			for _, k := range keys {
 				fmt.Fprintf(b, "| %s | %.2f× |\n", k, sc.Ratios[k])
 			}
 			b.WriteString("\n")
 		}
+		writeCPUFixed(b, sc)
 		writeQueryLog(b, sc)
 		writeWatchers(b, sc)
 		writeProfiles(b, profiles[sc.Name])
@@ -453,6 +465,84 @@ func queryLogRatio(scenario string) string {
 }
 
 func isQueryLogRatio(k string) bool { return strings.HasPrefix(k, "querylog_") }
+
+func isCPUFixedRatio(k string) bool { return strings.HasPrefix(k, "cpu_fixed_") }
+
+// cpuFixedRatio is the file's dnsd / other CPU per query at the fixed rate
+// in scenario (median of the per-round ratios), else the ratio of the
+// medians shown; nil when either is missing.
+func cpuFixedRatio(sc *Scale, scenario, other string) *float64 {
+	if r, ok := sc.Ratios["cpu_fixed_"+strings.ReplaceAll(scenario, "-", "_")+"_vs_"+strings.ReplaceAll(other, "-", "_")]; ok {
+		return &r
+	}
+	d, o := sc.Result("dnsd", scenario), sc.Result(other, scenario)
+	if d == nil || o == nil || d.CPUPerQueryFixedUS == nil || o.CPUPerQueryFixedUS == nil || *o.CPUPerQueryFixedUS <= 0 {
+		return nil
+	}
+	return ptr(*d.CPUPerQueryFixedUS / *o.CPUPerQueryFixedUS)
+}
+
+// cpuGoal is issue 15's CPU goal in one scenario: dnsd's CPU per query at
+// the fixed rate at most unbound's; ok false when not measured.
+func cpuGoal(sc *Scale, scenario string) (measured, verdict string, ok bool) {
+	r := cpuFixedRatio(sc, scenario, "unbound")
+	if r == nil {
+		return "", "", false
+	}
+	d, u := sc.Result("dnsd", scenario), sc.Result("unbound", scenario)
+	measured = fmt.Sprintf("%.2f× (%s vs %s µs)", *r, ms(d.CPUPerQueryFixedUS), ms(u.CPUPerQueryFixedUS))
+	if *r <= goalCPUVsUnbound {
+		return measured, "met", true
+	}
+	return measured, fmt.Sprintf("missed by %.2f×", *r-goalCPUVsUnbound), true
+}
+
+// cpuPeers are the servers of the CPU-per-query table, dnsd first.
+var cpuPeers = []string{"dnsd", "coredns", "coredns-autopath", "unbound"}
+
+// writeCPUFixed is the table of CPU per query at the fixed rate at a
+// scale (issue 15): every server's CPU time per answered query, and dnsd's
+// against each peer.
+func writeCPUFixed(b *strings.Builder, sc *Scale) {
+	var rows []string
+	for _, scenario := range scenarioOrder {
+		var cells []string
+		var rate *float64
+		seen := false
+		for _, s := range cpuPeers {
+			r := sc.Result(s, scenario)
+			if r == nil || r.CPUPerQueryFixedUS == nil {
+				cells = append(cells, dash)
+				continue
+			}
+			seen = true
+			if rate == nil {
+				rate = r.FixedRateQPS
+			}
+			cells = append(cells, fmt.Sprintf("%s (%s)", ms(r.CPUPerQueryFixedUS), msList(r.CPUPerQueryFixedRounds)))
+		}
+		if !seen {
+			continue
+		}
+		for _, other := range cpuPeers[1:] {
+			if r := cpuFixedRatio(sc, scenario, other); r != nil {
+				cells = append(cells, fmt.Sprintf("%.2f×", *r))
+			} else {
+				cells = append(cells, dash)
+			}
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s |\n", scenario, count(rate), strings.Join(cells, " | ")))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("CPU per query at a fixed rate (issue 15): each server's CPU time (`/proc/PID/stat` utime + stime) over a fixed-rate run / the queries it answered, in µs; the median of the rounds (the rounds in parentheses), at the rate of the latency columns, below every server's saturation. Unlike QPS, it stays comparable when a server outruns the load generator. Ratios are dnsd / the other, medians of the per-round ratios (lower is better for dnsd).\n\n")
+	b.WriteString("| Scenario | rate QPS | dnsd µs | CoreDNS µs | CoreDNS+autopath µs | unbound µs | dnsd / CoreDNS | dnsd / CoreDNS+autopath | dnsd / unbound |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rows {
+		b.WriteString(r)
+	}
+	b.WriteString("\n")
+}
 
 // writeQueryLog is the table of the query log's cost at a scale (issue 14):
 // dnsd with every query logged to a file against dnsd without, per

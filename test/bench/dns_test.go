@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ const (
 
 type tools struct {
 	dnsperf, taskset, ip, nsenter, unshare, mount, sh, sleep, unbound, coredns, nft string
-	dnsd, gai                                                                  string // built by the parent
+	dnsd, gai                                                                       string // built by the parent
 	// profiles is the path prefix of dnsd's pprof profiles (the results
 	// file without .json).
 	profiles string
@@ -124,6 +125,12 @@ type result struct {
 	// the queries answered (µs): the query log's cost as CPU, which other
 	// load on the machine disturbs less than QPS.
 	CPUPerQuery *float64 `json:"cpu_us_per_query,omitempty"`
+	// CPUPerQueryFixed is, for every server in a dnsperf scenario, its CPU
+	// time per answered query (µs) at the fixed rate of the latency runs:
+	// the median of CPUPerQueryFixedRounds, one figure per round. Unlike
+	// QPS, it stays comparable when the servers outrun the load generator.
+	CPUPerQueryFixed       *float64  `json:"cpu_us_per_query_fixed,omitempty"`
+	CPUPerQueryFixedRounds []float64 `json:"cpu_us_per_query_fixed_rounds,omitempty"`
 }
 
 func envInt(t *testing.T, name string, def, lo, hi int) int {
@@ -455,7 +462,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	core := startCore("coredns", ipCoreDNS, false)
 	autop := startCore("coredns-autopath", ipAutopath, true)
 	nl := startNodeLocal(t, tl, dir, kc)
-	ucfg := writeFile(t, dir, "unbound.conf", unboundConf(dir))
+	ucfg := writeFile(t, dir, "unbound.conf", unboundConf(dir)+unboundClusterData(sc, fl))
 	unb := &server{name: "unbound", ip: ipUnbound}
 	unb.p = startProcess(t, "unbound", nil, tl.taskset, "-c", "0", tl.unbound, "-d", "-p", "-c", ucfg)
 	exe, _ := os.Executable()
@@ -533,9 +540,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	scens := []scen{
 		{"ceiling", []*server{triv}},
-		{"cluster", []*server{dnsdS, dnsdLog, core, nl}},
-		{"external-cached", []*server{dnsdS, dnsdLog, core, unb, nl}},
-		{"negative", []*server{dnsdS, dnsdLog, core}},
+		{"cluster", []*server{dnsdS, dnsdLog, core, autop, unb, nl}},
+		{"external-cached", []*server{dnsdS, dnsdLog, core, autop, unb, nl}},
+		{"negative", []*server{dnsdS, dnsdLog, core, autop, unb}},
 	}
 	warm := func(s *server, sn string) {
 		if sn == "external-cached" {
@@ -609,10 +616,13 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		}
 	}
 
-	// Latency at a fixed rate below saturation: half the slowest server's
-	// median QPS in that scenario, the same rate for every server; the three
-	// runs per server are its load of loadSeconds.
+	// Latency and CPU per query at a fixed rate below saturation: half the
+	// slowest server's median QPS in that scenario, the same rate for every
+	// server; each server's load of loadSeconds is split into 3 scenarios
+	// and, within a scenario, into rounds run A B A B.
 	per := max(loadSeconds/3, 1)
+	perRound := max(per/rounds, 1)
+	fixedCPU := map[string][]float64{} // server/scenario -> µs per query, per round
 	for _, sn := range scens[1:] {
 		low := 0.0
 		for _, s := range sn.servers {
@@ -627,14 +637,34 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		if low < 2000 {
 			rate = max(int(low/2), 100)
 		}
+		lats := map[string][]float64{}
+		for r := range rounds {
+			for _, s := range sn.servers {
+				warm(s, sn.name)
+				cpu0 := procCPUSeconds(s.p.pid())
+				pr := runDnsperf(t, tl, s.ip, qf[sn.name], perRound, rate, true, 0)
+				secs := procCPUSeconds(s.p.pid()) - cpu0
+				k := s.name + "/" + sn.name
+				if pr.completed > 0 && secs > 0 {
+					fixedCPU[k] = append(fixedCPU[k], round(secs/float64(pr.completed)*1e6, 2))
+				}
+				lats[s.name] = append(lats[s.name], pr.lat...)
+				t.Logf("fixed rate round %d %-16s %-16s at %d QPS for %ds: %d answers, lost %d, %.2f s CPU",
+					r+1, sn.name, s.name, rate, perRound, pr.completed, pr.lost, secs)
+			}
+		}
 		for _, s := range sn.servers {
-			warm(s, sn.name)
-			pr := runDnsperf(t, tl, s.ip, qf[sn.name], per, rate, true, 0)
+			lat := lats[s.name]
+			sort.Float64s(lat)
 			rw := row(s.name, sn.name)
 			rw.FixedRate = f(float64(rate))
-			rw.P50, rw.P99, rw.P999 = pct(pr.lat, 0.5), pct(pr.lat, 0.99), pct(pr.lat, 0.999)
-			t.Logf("latency %-16s %-8s at %d QPS for %ds: %d answers, lost %d, p50 %v p99 %v p99.9 %v ms",
-				sn.name, s.name, rate, per, len(pr.lat), pr.lost, deref(rw.P50), deref(rw.P99), deref(rw.P999))
+			rw.P50, rw.P99, rw.P999 = pct(lat, 0.5), pct(lat, 0.99), pct(lat, 0.999)
+			if cs := fixedCPU[s.name+"/"+sn.name]; len(cs) > 0 {
+				rw.CPUPerQueryFixedRounds = cs
+				rw.CPUPerQueryFixed = f(round(median(cs), 2))
+			}
+			t.Logf("fixed rate %-16s %-16s at %d QPS: %d answers, p50 %v p99 %v p99.9 %v ms, CPU µs/query %v (rounds %v)",
+				sn.name, s.name, rate, len(lat), deref(rw.P50), deref(rw.P99), deref(rw.P999), deref(rw.CPUPerQueryFixed), rw.CPUPerQueryFixedRounds)
 		}
 	}
 	for _, s := range []*server{dnsdS, dnsdLog, core, unb, nl} {
@@ -762,6 +792,21 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 			ratios["querylog_"+strings.ReplaceAll(sn, "-", "_")+"_qps"] = f(round(median(rs), 3))
 		}
 	}
+	// CPU per query at the fixed rate: dnsd / each peer, per round.
+	for _, sn := range []string{"cluster", "external-cached", "negative"} {
+		for _, other := range []string{"coredns", "coredns-autopath", "unbound"} {
+			a, b := fixedCPU["dnsd/"+sn], fixedCPU[other+"/"+sn]
+			var rs []float64
+			for i := range min(len(a), len(b)) {
+				if b[i] > 0 {
+					rs = append(rs, a[i]/b[i])
+				}
+			}
+			if len(rs) > 0 {
+				ratios["cpu_fixed_"+strings.ReplaceAll(sn, "-", "_")+"_vs_"+strings.ReplaceAll(other, "-", "_")] = f(round(median(rs), 3))
+			}
+		}
+	}
 	if a, b := home["dnsd"].RSSAfterLoad, home["coredns"].RSSAfterLoad; a != nil && b != nil {
 		ratios["rss_after_load"] = f(round(*a / *b, 3))
 	}
@@ -792,9 +837,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	var list []*result
 	for _, k := range []string{"trivial/ceiling",
-		"dnsd/cluster", "dnsd-querylog/cluster", "coredns/cluster",
-		"dnsd/external-cached", "dnsd-querylog/external-cached", "coredns/external-cached", "unbound/external-cached",
-		"dnsd/negative", "dnsd-querylog/negative", "coredns/negative",
+		"dnsd/cluster", "dnsd-querylog/cluster", "coredns/cluster", "coredns-autopath/cluster", "unbound/cluster",
+		"dnsd/external-cached", "dnsd-querylog/external-cached", "coredns/external-cached", "coredns-autopath/external-cached", "unbound/external-cached",
+		"dnsd/negative", "dnsd-querylog/negative", "coredns/negative", "coredns-autopath/negative", "unbound/negative",
 		"dnsd/search-walk", "coredns-autopath/search-walk", "coredns/search-walk",
 		"dnsd-nodelocal/cluster", "dnsd-nodelocal/external-cached", "dnsd-nodelocal/search-walk",
 		"dnsd-nodelocal/pod-cluster", "dnsd-dnat/pod-cluster", "dnsd-nodelocal/pod-external-cached", "dnsd-dnat/pod-external-cached"} {
@@ -968,6 +1013,36 @@ forward-zone:
     name: "."
     forward-addr: ` + ipUpstream + `@53
 `
+}
+
+// unboundClusterData is unbound's copy of the cluster names the dnsperf
+// scenarios ask, as local-data generated from the fill (the answers dnsd
+// gives: Service A, the http port's SRV, the ClusterIP's PTR, a headless
+// Service's endpoint A records; TTL 30), with cluster.local a static zone:
+// a name not in it is NXDOMAIN with the zone's SOA (the PTRs go to
+// unbound's default 10.in-addr.arpa zone). It gives cluster names a C peer;
+// unlike dnsd, unbound adds no address records to an SRV answer.
+func unboundClusterData(sc scale, fl filled) string {
+	var b strings.Builder
+	b.WriteString("server:\n    local-zone: \"cluster.local.\" static\n")
+	b.WriteString("    local-data: \"cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\"\n")
+	for i := range sc.Services {
+		n := fmt.Sprintf("svc-%d.%s.svc.cluster.local.", i, nsName(i%sc.Namespaces))
+		ip := fl.clusterIPs[i]
+		if ip == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "    local-data: \"%s 30 IN A %s\"\n", n, ip)
+		fmt.Fprintf(&b, "    local-data: \"_http._tcp.%s 30 IN SRV 0 100 80 %s\"\n", n, n)
+		fmt.Fprintf(&b, "    local-data-ptr: \"%s 30 %s\"\n", ip, n)
+	}
+	for i := range sc.Headless {
+		n := fmt.Sprintf("hl-%d.%s.svc.cluster.local.", i, nsName(i%sc.Namespaces))
+		for k := range 3 {
+			fmt.Fprintf(&b, "    local-data: \"%s 30 IN A %s\"\n", n, endpointIP(i, k))
+		}
+	}
+	return b.String()
 }
 
 // startUpstream serves the test upstream on addr (UDP and TCP): every
