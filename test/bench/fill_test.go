@@ -8,8 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -115,28 +113,8 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) filled {
 		}
 		return err
 	})
-	ready := true
 	step("headless Services and EndpointSlices", sc.Headless, func(ctx context.Context, i int) error {
-		ns, name := nsName(i%sc.Namespaces), fmt.Sprintf("hl-%d", i)
-		_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: port},
-		}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-		var eps []discoveryv1.Endpoint
-		for k := range 3 {
-			eps = append(eps, discoveryv1.Endpoint{Addresses: []string{endpointIP(i, k)}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
-		}
-		pn, proto, pp := "http", corev1.ProtocolTCP, int32(80)
-		_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   eps,
-			Ports:       []discoveryv1.EndpointPort{{Name: &pn, Protocol: &proto, Port: &pp}},
-		}, metav1.CreateOptions{})
-		return err
+		return testenv.CreateHeadless(ctx, cs, nsName(i%sc.Namespaces), fmt.Sprintf("hl-%d", i), []string{endpointIP(i, 0), endpointIP(i, 1), endpointIP(i, 2)})
 	})
 	step("Pods (create, then status.podIP)", sc.Pods, func(ctx context.Context, i int) error {
 		return createPod(ctx, cs, nsName(i%sc.Namespaces), fmt.Sprintf("pod-%d", i), podIP(i), podNode(sc, i))
@@ -160,28 +138,8 @@ func podNode(sc scale, i int) string {
 	return fmt.Sprintf("node-%d", i%max(1, sc.Pods/podsPerNode))
 }
 
-// createPod creates a Running Pod on node with ip as its address (envtest
-// has no kubelet: the status is written through the status subresource). A
-// Pod that exists already only gets its status written.
+// createPod creates a Running Pod on node with ip as its address
+// (testenv.CreateRunningPod).
 func createPod(ctx context.Context, cs kubernetes.Interface, ns, name, ip, node string) error {
-	p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}, NodeName: node},
-	}, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		p, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-	}
-	if err != nil {
-		return err
-	}
-	if p.Status.PodIP == ip {
-		return nil
-	}
-	p.Status.Phase = corev1.PodRunning
-	p.Status.PodIP = ip
-	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
-	p.Status.HostIP = "192.0.2.200"
-	p.Status.HostIPs = []corev1.HostIP{{IP: "192.0.2.200"}}
-	_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-	return err
+	return testenv.CreateRunningPod(ctx, cs, ns, name, node, ip, "192.0.2.200")
 }

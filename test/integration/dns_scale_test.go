@@ -19,8 +19,6 @@ import (
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -267,51 +265,18 @@ func scaleFill(t *testing.T, cs kubernetes.Interface) {
 			Spec: corev1.ServiceSpec{ClusterIP: scaleServiceIP(i), Ports: port}}, metav1.CreateOptions{})
 		return err
 	})
-	ready := true
 	async("headless Services and EndpointSlices", scaleHeadless, 8, func(ctx context.Context, i int) error {
-		ns, name := scaleNS(i), fmt.Sprintf("hl-%d", i)
-		_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: port}}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-		var eps []discoveryv1.Endpoint
-		for k := range 3 {
-			eps = append(eps, discoveryv1.Endpoint{Addresses: []string{scaleEndpointIP(i, k)}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
-		}
-		pn, proto, pp := "http", corev1.ProtocolTCP, int32(80)
-		_, err = cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps,
-			Ports: []discoveryv1.EndpointPort{{Name: &pn, Protocol: &proto, Port: &pp}},
-		}, metav1.CreateOptions{})
-		return err
+		return testenv.CreateHeadless(ctx, cs, scaleNS(i), fmt.Sprintf("hl-%d", i), []string{scaleEndpointIP(i, 0), scaleEndpointIP(i, 1), scaleEndpointIP(i, 2)})
 	})
 	async("Pods (create, then status.podIP)", scalePods, 48, func(ctx context.Context, i int) error {
 		return scaleCreatePod(ctx, cs, scaleNS(i), fmt.Sprintf("pod-%d", i), scalePodIP(i))
 	})
 }
 
-// scaleCreatePod creates a Running Pod with address ip (envtest has no
-// kubelet: the status is written through the status subresource).
+// scaleCreatePod creates a Running Pod with address ip on the scale
+// test's node (testenv.CreateRunningPod).
 func scaleCreatePod(ctx context.Context, cs kubernetes.Interface, ns, name, ip string) error {
-	p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}, NodeName: "scale-node"},
-	}, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		p, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-	}
-	if err != nil {
-		return err
-	}
-	if p.Status.PodIP == ip {
-		return nil
-	}
-	p.Status.Phase = corev1.PodRunning
-	p.Status.PodIP = ip
-	p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
-	_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-	return err
+	return testenv.CreateRunningPod(ctx, cs, ns, name, "scale-node", ip, "")
 }
 
 // tmpfsDir is a fresh directory on /dev/shm when it has 1 GiB free (etcd
