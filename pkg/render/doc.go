@@ -10,7 +10,8 @@
 // describes the pod as the webhook would admit it and adds the policy keys
 // ([PolicyReport]) after the seven of the contract; [WritePolicyText] prints
 // the patched pods as a YAML stream and [WriteExplanation] what each policy
-// did. The package is pure apart from writing to the io.Writer it is handed;
+// did. With node pools (a NodeProfileSet), [PodOnPools] reports on each pool
+// the pod can land on, in one report (Report.NodePools). The package is pure apart from writing to the io.Writer it is handed;
 // all Kubernetes knowledge lives in resolvconf, policy decisions in policy,
 // and reading manifests in manifest.
 package render
