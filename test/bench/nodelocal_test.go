@@ -249,7 +249,7 @@ func apiWatchers(t *testing.T, tl *tools, dir, kc, certDir string, cs kubernetes
 		c0 := cpuSeconds(pid)
 		for ; started < n; started++ {
 			ip := fmt.Sprintf("192.0.2.%d", 100+started)
-			must(t, tl.ip, "addr", "add", ip+"/32", "dev", "lo")
+			must(t, tl.ip, "addr", "replace", ip+"/32", "dev", "lo") // replace: an earlier scale of the run added it
 			name := fmt.Sprintf("watcher-%d", started)
 			sub := filepath.Join(dir, name)
 			if err := os.MkdirAll(sub, 0o755); err != nil {
