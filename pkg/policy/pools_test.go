@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/poddns/poddns/pkg/nodepool"
@@ -216,5 +217,46 @@ func BenchmarkEvaluatePools(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		e.Evaluate(p, ns)
+	}
+}
+
+// TestEvaluatePoolsAnnotationLimit: the annotation size rule holds for the
+// preview of several pools: it is left out when it does not fit, and when
+// not even poddns.io/applied fits the pod is left unchanged, previewed on
+// every pool as submitted.
+func TestEvaluatePoolsAnnotationLimit(t *testing.T) {
+	e := poolEngine(t, doc("ndots", "  actions: {ndots: 2}"), map[string]resolvconf.NodeConfig{"a": hostSearch(1), "b": hostSearch(5)}, "a", "b")
+	roomy := e.Evaluate(pod(t, plainPod), nil)
+	if !roomy.Changed || !strings.Contains(roomy.ResolvConf, "# node pool b") {
+		t.Fatalf("the policy does not change the plain pod on both pools: %+v", roomy)
+	}
+	const limit = apivalidation.TotalAnnotationSizeLimitB
+	// poddns.io/applied and poddns.io/original-dns are written together.
+	applied := len(policy.AnnotationApplied) + len("ndots") + len(policy.AnnotationOriginal) + len(policy.EncodeOriginal(pod(t, plainPod)))
+	preview := len(policy.AnnotationResolvConf) + len(roomy.ResolvConf)
+	for _, tt := range []struct {
+		name                     string
+		own                      int
+		wantChanged, wantPreview bool
+	}{
+		{"both fit exactly", limit - applied - preview, true, true},
+		{"the two-pool preview is one byte over", limit - applied - preview + 1, true, false},
+		{"poddns.io/applied is one byte over", limit - applied + 1, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pod(t, plainPod)
+			p.Annotations = map[string]string{fillerKey: strings.Repeat("x", tt.own-len(fillerKey))}
+			d := e.Evaluate(p, nil)
+			if d.Changed != tt.wantChanged || d.PreviewOmitted == tt.wantPreview && tt.wantChanged {
+				t.Errorf("changed %t, preview omitted %t; want changed %t, preview %t; warnings %q", d.Changed, d.PreviewOmitted, tt.wantChanged, tt.wantPreview, d.Warnings)
+			}
+			if !tt.wantChanged && (len(d.Pools) != 2 || strings.Contains(d.ResolvConf, "ndots:2") || !strings.Contains(d.ResolvConf, "# node pool b")) {
+				t.Errorf("unchanged pod: previews %+v\n%s", d.Pools, d.ResolvConf)
+			}
+			d.Mutate(p)
+			if _, ok := p.Annotations[policy.AnnotationResolvConf]; ok != tt.wantPreview {
+				t.Errorf("annotation present %t, want %t", ok, tt.wantPreview)
+			}
+		})
 	}
 }
