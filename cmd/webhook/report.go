@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/manifest"
@@ -15,6 +17,7 @@ import (
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 	"github.com/poddns/poddns/pkg/render"
 	"github.com/poddns/poddns/pkg/report"
+	"github.com/poddns/poddns/pkg/report/scan"
 )
 
 // errPodsDiffer is returned by report when its output is complete and some
@@ -28,6 +31,7 @@ const defaultNamespaceSelector = "poddns.io/enabled=true"
 // reportOptions are the flags of `webhook report`.
 type reportOptions struct {
 	filenames          []string
+	kubeconfig         string
 	output             string
 	namespaceSelector  string
 	excludedNamespaces []string
@@ -38,7 +42,7 @@ type reportOptions struct {
 func newReportCommand(s streams) *cobra.Command {
 	var o reportOptions
 	cmd := &cobra.Command{
-		Use:   "report -p POLICIES -f FILE|DIR|- [-o text|json|yaml]",
+		Use:   "report -p POLICIES (-f FILE|DIR|- | --kubeconfig FILE) [-o text|json|yaml]",
 		Short: "List running pods whose DNS differs from what the policies give them now",
 		Long: `report finds the pods whose DNS fields differ from what the current policies
 would give them if they were created now (the webhook acts on CREATE only:
@@ -57,7 +61,9 @@ workload cannot be judged and is listed as such.
 
 Offline (-f), the pods, their workloads (ReplicaSets, Deployments, Jobs,
 CronJobs, ...) and Namespaces come from the manifests, e.g.
-kubectl get ns,pods,rs,deploy,sts,ds,jobs,cronjobs -A -o yaml.
+kubectl get ns,pods,rs,deploy,sts,ds,jobs,cronjobs -A -o yaml. Live
+(--kubeconfig), they are listed from the cluster, paged (500 a page), at
+most 20 requests a second; nothing is written.
 
 The webhook is called only for pods in namespaces its namespaceSelector
 selects (--namespace-selector, deploy/'s by default; "" for every
@@ -67,11 +73,12 @@ Exit status: 0 when no pod differs, 1 when some do, 2 when the command fails.`,
 		Example: `  kubectl get ns,pods,rs,deploy,sts,ds,jobs,cronjobs -A -o yaml | webhook report -p policies/ -f -`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.run(s)
+			return o.run(cmd.Context(), s)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringArrayVarP(&o.filenames, "filename", "f", nil, `manifest file, directory or "-" for stdin; repeatable`)
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "read the pods from the cluster of this kubeconfig instead of manifests")
 	fs.StringVarP(&o.output, "output", "o", report.FormatText, "output format: text, json or yaml")
 	fs.StringVar(&o.namespaceSelector, "namespace-selector", defaultNamespaceSelector, `label selector of the namespaces the webhook is called for ("": every namespace)`)
 	fs.StringSliceVar(&o.excludedNamespaces, "excluded-namespaces", []string{"poddns-system"}, "namespaces the webhook never mutates besides kube-system; comma-separated or repeated")
@@ -110,15 +117,20 @@ func (o *reportOptions) checker(s streams) (*report.Checker, error) {
 	}, nil
 }
 
-func (o *reportOptions) run(s streams) error {
-	if len(o.filenames) == 0 {
-		return errors.New("report: no manifests: give -f FILE, -f DIR or -f -")
+func (o *reportOptions) run(ctx context.Context, s streams) error {
+	if len(o.filenames) == 0 == (o.kubeconfig == "") {
+		return errors.New("report: give manifests (-f FILE, -f DIR or -f -) or --kubeconfig, one of them")
 	}
 	c, err := o.checker(s)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	rep, err := o.offline(c, s.in)
+	var rep report.Report
+	if o.kubeconfig != "" {
+		rep, err = o.live(ctx, c)
+	} else {
+		rep, err = o.offline(c, s.in)
+	}
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
@@ -188,4 +200,18 @@ func manifestErrors(err error) error {
 		return bad[0]
 	}
 	return err
+}
+
+// live lists the namespaces, workloads and pods from the cluster, through
+// the scan's rate-limited clients.
+func (o *reportOptions) live(ctx context.Context, c *report.Checker) (report.Report, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	if err != nil {
+		return report.Report{}, fmt.Errorf("kubeconfig: %w", err)
+	}
+	clients, err := scan.NewClients(cfg, scan.DefaultQPS)
+	if err != nil {
+		return report.Report{}, err
+	}
+	return scan.Report(ctx, &scan.Lister{Client: clients.Kube}, c)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
+	"github.com/poddns/poddns/pkg/report/scan"
 )
 
 // webhookIdentity is the apiVersion and kind of the webhook's
@@ -51,6 +52,10 @@ var webhookIdentity = configfile.Identity{APIVersion: "poddns.io/v1alpha1", Kind
 //	policyResync: 1m                    # [--policy-resync] periodic reload, 0s = only on change
 //	logLevel: info                      # [--log-level] info | debug
 //	enableHTTP2: false                  # [--enable-http2] offer HTTP/2 on the webhook port (off: CVE-2023-44487)
+//	reportScanInterval: 0s              # [--report-scan-interval] background scan into policy reports (0s = off)
+//	reportScanQPS: 20                   # [--report-scan-qps] the scan's API requests a second, at most
+//	reportNamespaceSelector: poddns.io/enabled=true  # [--report-namespace-selector] the MutatingWebhookConfiguration's
+//	leaderElectionNamespace: ""         # [--leader-election-namespace] the scan's Lease ("" = in-cluster namespace)
 //
 // Relative paths are relative to the file's directory. The kubelet-style
 // node profile flags (--cluster-dns, --cluster-domain, --resolv-conf,
@@ -73,6 +78,11 @@ type WebhookConfig struct {
 	PolicyResync       configfile.Duration `json:"policyResync"`
 	LogLevel           string              `json:"logLevel"`
 	EnableHTTP2        bool                `json:"enableHTTP2"`
+	// The background report scan (reportscan.go).
+	ReportScanInterval      configfile.Duration `json:"reportScanInterval"`
+	ReportScanQPS           int                 `json:"reportScanQPS"`
+	ReportNamespaceSelector string              `json:"reportNamespaceSelector"`
+	LeaderElectionNamespace string              `json:"leaderElectionNamespace"`
 }
 
 // Defaults of `webhook serve`.
@@ -92,6 +102,7 @@ func defaultWebhookConfig() WebhookConfig {
 		Mode: string(policy.GlobalPerPolicy), Port: defaultPort, CertDir: defaultCertDir,
 		HealthProbeAddress: defaultHealthProbeAddress, MetricsAddress: defaultMetricsAddress, MetricsSecure: true,
 		PolicyResync: configfile.Duration(defaultPolicyResync), LogLevel: "info",
+		ReportScanQPS: scan.DefaultQPS, ReportNamespaceSelector: defaultNamespaceSelector,
 	}
 }
 
@@ -119,6 +130,7 @@ func (c *WebhookConfig) Validate() error {
 	if c.PolicyResync < 0 {
 		errs = append(errs, fmt.Errorf("policyResync %s is negative", c.PolicyResync))
 	}
+	errs = append(errs, c.validateReportScan()...)
 	if c.LogLevel != "info" && c.LogLevel != "debug" {
 		errs = append(errs, fmt.Errorf("log-level %q: want info or debug", c.LogLevel))
 	}
@@ -142,6 +154,7 @@ func bindServeFlags(fs *pflag.FlagSet, c *WebhookConfig) {
 	fs.DurationVar((*time.Duration)(&c.PolicyResync), "policy-resync", c.PolicyResync.D(), "reload the policies this often besides on file changes (0: only on changes)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: info or debug")
 	fs.BoolVar(&c.EnableHTTP2, "enable-http2", c.EnableHTTP2, "offer HTTP/2 on the webhook port; off by default since HTTP/2 rapid reset (CVE-2023-44487), the API server speaks HTTP/1.1 as well")
+	bindReportScanFlags(fs, c)
 	c.Options.AddFlags(fs)
 }
 
@@ -260,5 +273,6 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 		HealthProbeAddress: c.HealthProbeAddress, MetricsAddress: c.MetricsAddress,
 		MetricsSecure: c.MetricsSecure, MetricsCertDir: c.MetricsCertDir,
 		ExcludedNamespaces: c.ExcludedNamespaces, PolicyResync: c.PolicyResync.D(), HTTP2: c.EnableHTTP2, Log: log,
+		Runnables: o.reportScanner(cfg, log),
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/render"
 )
 
@@ -155,3 +156,6 @@ func writeText(w io.Writer, rep *Report) error {
 	bw.WriteString("\n")
 	return bw.Flush()
 }
+
+// FormatChanges is the changes as explain writes them, "; "-separated.
+func FormatChanges(cs []policy.Change) string { return describe(cs) }

@@ -12,6 +12,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -25,12 +26,14 @@ import (
 	"github.com/poddns/poddns/internal/testenv"
 )
 
-// scheme decodes every kind deploy/ may hold: the built-in types and
-// cert-manager's.
+// scheme decodes every kind deploy/ may hold: the built-in types,
+// cert-manager's, and CustomResourceDefinitions (the optional PolicyReport
+// CRD of deploy/components/policyreport-crd).
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(certmanagerv1.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	return s
 }()
 

@@ -48,6 +48,8 @@ type webhookEnv struct {
 	pods     kubernetes.Interface // records warnings in warnings
 	warnings *testenv.WarningRecorder
 	metrics  *padmission.Metrics
+	// engine is the handler's: Swap changes the policies it admits with.
+	engine *policy.Engine
 }
 
 // startWebhook starts the control plane, installs
@@ -155,7 +157,7 @@ func startWebhookEngine(t *testing.T, opts policy.EngineOptions, policyPaths ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &webhookEnv{env: env, pods: cs, warnings: warnings, metrics: m}
+	return &webhookEnv{env: env, pods: cs, warnings: warnings, metrics: m, engine: engine}
 }
 
 func (w *webhookEnv) namespace(t *testing.T, name string, labels map[string]string) {

@@ -71,6 +71,11 @@ type ServeOptions struct {
 	MaxBodyBytes, MaxInFlightBytes int64
 	// Log is the logger of the server and of controller-runtime.
 	Log logr.Logger
+	// Runnables, when set, makes more runnables for the manager once the
+	// policy engine exists (the report scanner of `webhook serve`, which
+	// elects the replica that scans itself: the manager has no leader
+	// election, whose loss would end the process).
+	Runnables func(engine *policy.Engine) ([]manager.Runnable, error)
 }
 
 // Serve loads the policies and runs the webhook server (a controller-runtime
@@ -131,6 +136,17 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		Log: log.WithName("reloader"),
 	}); err != nil {
 		return err
+	}
+	if o.Runnables != nil {
+		rs, err := o.Runnables(engine)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if err := mgr.Add(r); err != nil {
+				return err
+			}
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
