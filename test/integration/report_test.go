@@ -172,7 +172,8 @@ func waitResults(t *testing.T, clients *scan.Clients, namespace string, wantName
 // poddns.io/original-dns) and the others as passing, in PolicyReports split
 // at 3 results; a second policy change turns every result over; pods that go
 // leave their reports, and the last one the reports themselves. The scan
-// only reads, besides writing reports.
+// only reads, besides writing reports; a second replica with the same Lease
+// never scans.
 func TestReportScan(t *testing.T) {
 	w := startWebhook(t, reportPolicy(t, 2))
 	installPolicyReportCRD(t, w.env.Config)
@@ -265,21 +266,47 @@ func TestReportScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two replicas, one Lease: the first one scans, the second waits.
+	lease := func(id string) *scan.Lease {
+		return &scan.Lease{Name: "poddns-webhook-report", Namespace: "default", Identity: id,
+			Duration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond}
+	}
 	s, err := scan.New(scan.Options{
 		Clients: clients, Checker: checker, Interval: 500 * time.Millisecond, PolicyPoll: 100 * time.Millisecond,
-		MaxResults: 3, Metrics: m, Log: logr.Discard(),
+		MaxResults: 3, Metrics: m, Log: logr.Discard(), Lease: lease("first"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- s.Start(ctx) }()
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
 		}
 	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.Scans.WithLabelValues(scan.ScanSuccess)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first replica never scanned")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m2, err := scan.NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := scan.New(scan.Options{
+		Clients: clients, Checker: &report.Checker{Engine: w.engine}, Interval: 100 * time.Millisecond,
+		Metrics: m2, Log: logr.Discard(), Lease: lease("second"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- second.Start(ctx) }()
 
 	const (
 		pass    = "ndots pass the pod's DNS is as the policy makes it"
@@ -315,6 +342,13 @@ func TestReportScan(t *testing.T) {
 	waitResults(t, clients, "shop", nil, nil)
 	if n := testutil.ToFloat64(m.OutOfPolicy.WithLabelValues("ndots")); n != 0 {
 		t.Errorf("pods_out_of_policy{ndots} = %v after the pods went, want 0", n)
+	}
+	if n := testutil.ToFloat64(m2.Scans.WithLabelValues(scan.ScanSuccess)) + testutil.ToFloat64(m2.Scans.WithLabelValues(scan.ScanError)); n != 0 {
+		t.Errorf("the second replica scanned %v times while the first held the Lease", n)
+	}
+	l, err := w.pods.CoordinationV1().Leases("default").Get(ctx, "poddns-webhook-report", metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != "first" {
+		t.Errorf("Lease: %v, %v; want held by first", l, err)
 	}
 	reqs := ct.take()
 	noPodWrites(t, reqs)
