@@ -8,20 +8,14 @@ package e2e
 // control run with `filter: none` must show what the filter saves.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/poddns/poddns/internal/testenv"
 )
 
 // aaaaEnv carries the helper's parameters, as "KEY=VALUE;..." pairs; only
@@ -95,129 +89,30 @@ type aaaaLookup struct {
 // addresses; so does, with ipv4Pods, a pod whose status has an IPv6 address
 // (the filter is chosen per client, from the pod index). Each lookup runs against a fresh dnsd (an empty cache).
 func TestE2EAAAAFilterRealClients(t *testing.T) {
-	tools := requireNamespaceTools(t)
-	p := testenv.RequireCommand(t, "nsenter", "sleep", "go")
-	nsenter, sleep, goCmd := p[0], p[1], p[2]
-	gai := buildMuslClient(t, tools.muslGCC)
-	dir := t.TempDir()
-
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsd := filepath.Join(dir, "dnsd")
-	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	out, err := exec.CommandContext(bctx, goCmd, "build", "-o", dnsd, filepath.Join(root, "cmd", "dnsd")).CombinedOutput()
-	bcancel()
-	if err != nil {
-		t.Fatalf("go build cmd/dnsd: %v\n%s", err, out)
-	}
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	objects := write("objects.yaml", aaaaObjects)
+	r := newRig(t)
+	objects := r.write("objects.yaml", aaaaObjects)
 	cfg := func(filter string) string {
-		return write("dnsd-"+filter+".yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
-			"listen: \""+complDNSIP+":53\"\nudpSockets: 1\n"+
-			"healthListen: \""+complHealth+"\"\nmetricsListen: \""+complMetrics+"\"\nlameduck: 0s\n"+
-			"source: {file: "+objects+"}\n"+
-			"forward: {upstreams: [\""+complUpstreamIP+"\"], clientNetworks: [\"192.0.2.0/24\", \"127.0.0.0/8\"]}\n"+
-			"aaaa: {filter: "+filter+"}\n")
+		return r.dnsdConfig("dnsd-"+filter+".yaml", objects, "aaaa: {filter: "+filter+"}\n")
 	}
-	hostNet, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostMnt, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := map[string]string{
-		"hostnet": hostNet, "hostmnt": hostMnt,
-		"dnsd": dnsd, "cfgipv4Pods": cfg("ipv4Pods"), "cfgnone": cfg("none"),
-		"resolvconf": write("resolv.conf", aaaaPodConf),
-		"hosts":      write("hosts", "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"),
-		"nsswitch":   write("nsswitch.conf", "hosts: files dns\n"),
-		"ip":         tools.ip, "mount": tools.mount, "nsenter": nsenter, "unshare": tools.unshare, "sleep": sleep,
-		"getent": tools.getent, "gai": gai,
-	}
-	var kv []string
-	for k, v := range params {
-		kv = append(kv, k+"="+v)
-	}
-	hostBefore := readEtc(t)
-
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tools.unshare, "--net", "--mount", "--propagation", "private", "--",
-		exe, "-test.run=^TestAAAANamespaceHelper$", "-test.v", "-test.count=1", "-test.timeout="+(childTimeout-10*time.Second).String())
-	cmd.Env = append(os.Environ(), aaaaEnv+"="+strings.Join(kv, ";"))
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	t.Logf("namespace helper:\n%s", buf.String())
-	if ctx.Err() != nil {
-		t.Fatalf("namespace helper killed after %s", childTimeout)
-	}
-	if err != nil {
-		t.Fatalf("namespace helper: %v", err)
-	}
-	if !strings.Contains(buf.String(), "--- PASS: TestAAAANamespaceHelper") || !strings.Contains(buf.String(), "aaaa helper ran") {
-		t.Fatalf("namespace helper did not run and pass")
-	}
-	if after := readEtc(t); after != hostBefore {
-		t.Fatalf("the host's /etc files changed while the helper ran:\nbefore %q\nafter  %q", hostBefore, after)
-	}
+	r.runHelper("TestAAAANamespaceHelper", aaaaEnv, map[string]string{
+		"cfgipv4Pods": cfg("ipv4Pods"), "cfgnone": cfg("none"), "resolvconf": r.write("resolv.conf", aaaaPodConf),
+	}, "aaaa helper ran")
 }
 
 // TestAAAANamespaceHelper is the namespace side of
 // TestE2EAAAAFilterRealClients; run any other way, it does nothing.
 func TestAAAANamespaceHelper(t *testing.T) {
-	env := os.Getenv(aaaaEnv)
-	if env == "" {
+	p := helperParams(t, aaaaEnv)
+	if p == nil {
 		return
-	}
-	p := map[string]string{}
-	for kv := range strings.SplitSeq(env, ";") {
-		k, v, _ := strings.Cut(kv, "=")
-		p[k] = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout-20*time.Second)
 	defer cancel()
-
-	netNS, _ := os.Readlink("/proc/self/ns/net")
-	mntNS, _ := os.Readlink("/proc/self/ns/mnt")
-	if netNS == "" || mntNS == "" || netNS == p["hostnet"] || mntNS == p["hostmnt"] {
-		t.Fatalf("not in private namespaces (net %s, mnt %s): refusing to mount or listen", netNS, mntNS)
-	}
-	must := func(name string, args ...string) {
-		t.Helper()
-		if err := run(ctx, name, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(p["ip"], "link", "set", "dev", "lo", "up")
-	for src, dst := range map[string]string{p["hosts"]: "/etc/hosts", p["nsswitch"]: "/etc/nsswitch.conf"} {
-		if _, err := os.Stat(dst); err == nil {
-			must(p["mount"], "--bind", src, dst)
-		}
-	}
-	must(p["mount"], "--bind", p["resolvconf"], "/etc/resolv.conf")
+	setUpDNSDNamespace(t, ctx, p)
+	mustRun(t, ctx, p["mount"], "--bind", p["resolvconf"], "/etc/resolv.conf")
 	if got, err := os.ReadFile("/etc/resolv.conf"); err != nil || string(got) != aaaaPodConf {
 		t.Fatalf("/etc/resolv.conf reads %q (%v), want %q", got, err, aaaaPodConf)
 	}
-	must(p["ip"], "addr", "add", complDNSIP+"/32", "dev", "lo")
 	inPod := map[string]func(args ...string) []string{
 		"client": joinPodNet(t, ctx, p, 0, aaaaPodIP, complDNSIP),
 		"dual":   joinPodNet(t, ctx, p, 1, aaaaDualIP, complDNSIP),

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +35,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
-	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
@@ -295,21 +293,7 @@ spec: {type: ClusterIP, clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20]}
 // (the A and AAAA walks share their upstream queries: in-flight coalescing
 // in package cache).
 func TestE2ECompletionRealClients(t *testing.T) {
-	tools := requireNamespaceTools(t)
-	p := testenv.RequireCommand(t, "nsenter", "sleep", "go")
-	nsenter, sleep, goCmd := p[0], p[1], p[2]
-	gai := buildMuslClient(t, tools.muslGCC)
-	dir := t.TempDir()
-
-	dnsd := buildDNSD(t, goCmd, dir)
-
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	r := newRig(t)
 	// Each pod's resolv.conf, as kubelet would write it.
 	profile, err := resolvconf.NewNodeProfile(resolvconf.NodeConfig{
 		ClusterDomain:  clusterDomain,
@@ -330,49 +314,20 @@ func TestE2ECompletionRealClients(t *testing.T) {
 		if conf != cp.wantConf {
 			t.Fatalf("pod %s: rendered resolv.conf:\n%s\nwant:\n%s", cp.name, conf, cp.wantConf)
 		}
-		params[fmt.Sprint("resolvconf", i)] = write(fmt.Sprintf("resolv%d.conf", i), conf)
+		params[fmt.Sprint("resolvconf", i)] = r.write(fmt.Sprintf("resolv%d.conf", i), conf)
 	}
 
 	objects, err := complObjects()
 	if err != nil {
 		t.Fatal(err)
 	}
-	objectsPath := write("objects.yaml", objects)
-	prof := write("profile.yaml", complProfile)
-	cfg := func(extra string) string {
-		return "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n" +
-			"listen: \"" + complDNSIP + ":53\"\nudpSockets: 1\n" +
-			"healthListen: \"" + complHealth + "\"\nmetricsListen: \"" + complMetrics + "\"\nlameduck: 0s\n" +
-			"source: {file: " + objectsPath + "}\n" +
-			"forward: {upstreams: [\"" + complUpstreamIP + "\"], clientNetworks: [\"192.0.2.0/24\", \"127.0.0.0/8\"]}\n" +
-			"completion:\n  nodeProfile: " + prof + "\n" + extra
+	objectsPath := r.write("objects.yaml", objects)
+	prof := r.write("profile.yaml", complProfile)
+	cfg := func(name, extra string) string {
+		return r.dnsdConfig(name, objectsPath, "completion:\n  nodeProfile: "+prof+"\n"+extra)
 	}
-	hostNet, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostMnt, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range map[string]string{
-		"hostnet": hostNet, "hostmnt": hostMnt,
-		"dnsd": dnsd, "cfgon": write("on.yaml", cfg("")), "cfgoff": write("off.yaml", cfg("  enabled: false\n")),
-		"hosts":    write("hosts", "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"),
-		"nsswitch": write("nsswitch.conf", "hosts: files dns\n"),
-		"ip":       tools.ip, "mount": tools.mount, "nsenter": nsenter, "unshare": tools.unshare, "sleep": sleep,
-		"getent": tools.getent, "gai": gai,
-	} {
-		params[k] = v
-	}
-	hostBefore := readEtc(t)
-	out := runHelper(t, tools.unshare, "TestCompletionNamespaceHelper", completionEnv, params)
-	if !strings.Contains(out, "completion helper ran") {
-		t.Fatalf("namespace helper did not run and pass")
-	}
-	if after := readEtc(t); after != hostBefore {
-		t.Fatalf("the host's /etc files changed while the helper ran:\nbefore %q\nafter  %q", hostBefore, after)
-	}
+	params["cfgon"], params["cfgoff"] = cfg("on.yaml", ""), cfg("off.yaml", "  enabled: false\n")
+	r.runHelper("TestCompletionNamespaceHelper", completionEnv, params, "completion helper ran")
 }
 
 // complRun is one lookup by one client in one mode.
@@ -385,23 +340,12 @@ type complRun struct {
 // TestCompletionNamespaceHelper is the namespace side of
 // TestE2ECompletionRealClients; run any other way, it does nothing.
 func TestCompletionNamespaceHelper(t *testing.T) {
-	env := os.Getenv(completionEnv)
-	if env == "" {
+	p := helperParams(t, completionEnv)
+	if p == nil {
 		return
-	}
-	p := map[string]string{}
-	for kv := range strings.SplitSeq(env, ";") {
-		k, v, _ := strings.Cut(kv, "=")
-		p[k] = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout-20*time.Second)
 	defer cancel()
-
-	netNS, _ := os.Readlink("/proc/self/ns/net")
-	mntNS, _ := os.Readlink("/proc/self/ns/mnt")
-	if netNS == "" || mntNS == "" || netNS == p["hostnet"] || mntNS == p["hostmnt"] {
-		t.Fatalf("not in private namespaces (net %s, mnt %s): refusing to mount or listen", netNS, mntNS)
-	}
 	must := func(name string, args ...string) {
 		t.Helper()
 		if err := run(ctx, name, args...); err != nil {

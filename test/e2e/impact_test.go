@@ -97,19 +97,7 @@ type impactRun struct {
 }
 
 func TestE2EImpactNdots2(t *testing.T) {
-	tools := requireNamespaceTools(t)
-	p := testenv.RequireCommand(t, "nsenter", "sleep", "go")
-	nsenter, sleep, goCmd := p[0], p[1], p[2]
-	gai := buildMuslClient(t, tools.muslGCC)
-	dir := t.TempDir()
-	dnsd := buildDNSD(t, goCmd, dir)
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	rg := newRig(t)
 
 	// The manifests, the node profile and the policies: none now, the
 	// repository's ndots:2 example proposed.
@@ -156,38 +144,17 @@ func TestE2EImpactNdots2(t *testing.T) {
 
 	// Both phases in one helper: the lookups through today's file (the
 	// captured log), then through the proposed one.
-	logs := map[string]string{"now": filepath.Join(dir, "now.log"), "proposed": filepath.Join(dir, "proposed.log")}
+	logs := map[string]string{"now": filepath.Join(rg.dir, "now.log"), "proposed": filepath.Join(rg.dir, "proposed.log")}
+	objectsPath := rg.write("objects.yaml", objects)
 	cfg := func(phase string) string {
-		return write(phase+".yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
-			"listen: \""+complDNSIP+":53\"\nudpSockets: 1\n"+
-			"healthListen: \""+complHealth+"\"\nmetricsListen: \""+complMetrics+"\"\nlameduck: 0s\n"+
-			"source: {file: "+write("objects.yaml", objects)+"}\n"+
-			"forward: {upstreams: [\""+complUpstreamIP+"\"], clientNetworks: [\"192.0.2.0/24\", \"127.0.0.0/8\"]}\n"+
-			"queryLog: {enabled: true, output: "+logs[phase]+"}\n")
+		return rg.dnsdConfig(phase+".yaml", objectsPath, "queryLog: {enabled: true, output: "+logs[phase]+"}\n")
 	}
-	hostNet, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostMnt, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	results := filepath.Join(dir, "runs.json")
-	params := map[string]string{
-		"hostnet": hostNet, "hostmnt": hostMnt, "dnsd": dnsd,
+	results := filepath.Join(rg.dir, "runs.json")
+	rg.runHelper("TestImpactNamespaceHelper", impactEnv, map[string]string{
 		"cfgnow": cfg("now"), "cfgproposed": cfg("proposed"),
-		"confnow": write("now.conf", nowConf), "confproposed": write("proposed.conf", proposedConf),
-		"hosts":    write("hosts", "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"),
-		"nsswitch": write("nsswitch.conf", "hosts: files dns\n"),
-		"ip":       tools.ip, "mount": tools.mount, "nsenter": nsenter, "unshare": tools.unshare, "sleep": sleep,
-		"getent": tools.getent, "gai": gai, "out": results,
-	}
-	hostBefore := readEtc(t)
-	runHelper(t, tools.unshare, "TestImpactNamespaceHelper", impactEnv, params)
-	if after := readEtc(t); after != hostBefore {
-		t.Fatalf("the host's /etc files changed while the helper ran:\nbefore %q\nafter  %q", hostBefore, after)
-	}
+		"confnow": rg.write("now.conf", nowConf), "confproposed": rg.write("proposed.conf", proposedConf),
+		"out": results,
+	}, "")
 	data, err := os.ReadFile(results)
 	if err != nil {
 		t.Fatal(err)
@@ -294,22 +261,12 @@ func TestE2EImpactNdots2(t *testing.T) {
 // TestImpactNamespaceHelper is the namespace side of TestE2EImpactNdots2;
 // run any other way, it does nothing.
 func TestImpactNamespaceHelper(t *testing.T) {
-	env := os.Getenv(impactEnv)
-	if env == "" {
+	p := helperParams(t, impactEnv)
+	if p == nil {
 		return
-	}
-	p := map[string]string{}
-	for kv := range strings.SplitSeq(env, ";") {
-		k, v, _ := strings.Cut(kv, "=")
-		p[k] = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), childTimeout-20*time.Second)
 	defer cancel()
-	netNS, _ := os.Readlink("/proc/self/ns/net")
-	mntNS, _ := os.Readlink("/proc/self/ns/mnt")
-	if netNS == "" || mntNS == "" || netNS == p["hostnet"] || mntNS == p["hostmnt"] {
-		t.Fatalf("not in private namespaces (net %s, mnt %s): refusing to mount or listen", netNS, mntNS)
-	}
 	setUpDNSDNamespace(t, ctx, p)
 	up, err := startUpstream(ctx, net.JoinHostPort(complUpstreamIP, "53"))
 	if err != nil {

@@ -15,7 +15,6 @@ package e2e
 // the node namespace, as a hostNetwork DaemonSet pod does.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -133,12 +132,7 @@ func TestE2ENodeLocal(t *testing.T) {
 
 	// The upgrade phase counts retries and judges latencies.
 	testenv.HoldTimingLock(t)
-	hostNet, _ := os.Readlink("/proc/self/ns/net")
-	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostNet, hostMnt := hostNamespaces(t)
 	for _, mode := range []struct {
 		name, iptables string
 		full           bool
@@ -163,26 +157,8 @@ func TestE2ENodeLocal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), nlTimeout)
-			defer cancel()
-			start := time.Now()
-			cmd := exec.CommandContext(ctx, tools.unshare, "--net", "--mount", "--propagation", "private", "--",
-				exe, "-test.run=^TestNodeLocalNamespaceHelper$", "-test.v", "-test.count=1", "-test.timeout="+(nlTimeout-10*time.Second).String())
-			cmd.Env = append(os.Environ(), nodeLocalEnv+"="+string(params))
-			var buf bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &buf, &buf
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-			cmd.WaitDelay = 5 * time.Second
-			err = cmd.Run()
-			t.Logf("node namespace helper (%s, %s):\n%s", mode.name, time.Since(start).Round(time.Millisecond), buf.String())
-			if ctx.Err() != nil {
-				t.Fatalf("helper killed after %s", nlTimeout)
-			}
-			if err != nil {
-				t.Fatalf("helper: %v", err)
-			}
-			if !strings.Contains(buf.String(), "--- PASS: TestNodeLocalNamespaceHelper") || !strings.Contains(buf.String(), "node-local helper ran") {
+			out := runInNamespaces(t, tools.unshare, "TestNodeLocalNamespaceHelper", nodeLocalEnv, string(params), nlTimeout)
+			if !strings.Contains(out, "node-local helper ran") {
 				t.Fatalf("the helper did not run and pass")
 			}
 		})
@@ -219,13 +195,9 @@ func TestNodeLocalNamespaceHelper(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &p); err != nil {
 		t.Fatal(err)
 	}
+	requirePrivateNamespaces(t, p.HostNet, p.HostMnt)
 	ctx, cancel := context.WithTimeout(context.Background(), nlTimeout-20*time.Second)
 	defer cancel()
-	netNS, _ := os.Readlink("/proc/self/ns/net")
-	mntNS, _ := os.Readlink("/proc/self/ns/mnt")
-	if netNS == "" || mntNS == "" || netNS == p.HostNet || mntNS == p.HostMnt {
-		t.Fatalf("not in private namespaces (net %s, mnt %s): refusing to mount or listen", netNS, mntNS)
-	}
 	n := &simNode{t: t, ctx: ctx, p: p, confs: map[string]string{}}
 	n.build()
 	n.run()

@@ -15,9 +15,72 @@ import (
 )
 
 // The rig of the tests that run dnsd in private namespaces with pods joined
-// to it (completion, impact): dnsd built once per test, the test binary
-// re-executed inside `unshare --net --mount` to run a helper test there, and
-// the helper's namespace set-up.
+// to it (AAAA, completion, impact): dnsd built once per test, the test
+// binary re-executed inside `unshare --net --mount` to run a helper test
+// there (the node-local test's helper too), and the helper's namespace
+// set-up.
+
+// rig is what such a test starts from: the programs its helper runs (the
+// musl client and dnsd built), a directory for its files, and the fixed
+// hosts and nsswitch files the helper mounts over the machine's.
+type rig struct {
+	t      *testing.T
+	tools  namespaceTools
+	dir    string
+	params map[string]string // for the helper: the programs and files above
+}
+
+// newRig checks the prerequisites (namespaces, nsenter, sleep, go), builds
+// the musl client and dnsd, and writes the hosts and nsswitch files.
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	tools := requireNamespaceTools(t)
+	p := testenv.RequireCommand(t, "nsenter", "sleep", "go")
+	r := &rig{t: t, tools: tools, dir: t.TempDir()}
+	r.params = map[string]string{
+		"dnsd": buildDNSD(t, p[2], r.dir), "gai": buildMuslClient(t, tools.muslGCC),
+		"ip": tools.ip, "mount": tools.mount, "nsenter": p[0], "unshare": tools.unshare, "sleep": p[1], "getent": tools.getent,
+		"hosts":    r.write("hosts", "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"),
+		"nsswitch": r.write("nsswitch.conf", "hosts: files dns\n"),
+	}
+	return r
+}
+
+// write writes content to the file name in the rig's directory and
+// returns its path.
+func (r *rig) write(name, content string) string {
+	r.t.Helper()
+	p := filepath.Join(r.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return p
+}
+
+// dnsdConfig writes the configuration file name of a dnsd of the rig: DNS
+// on complDNSIP, health and metrics on theirs, the objects of the file
+// objects, forwarding to the helper's upstream for the pods' networks; then
+// extra (handler blocks). It returns its path.
+func (r *rig) dnsdConfig(name, objects, extra string) string {
+	return r.write(name, "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
+		"listen: \""+complDNSIP+":53\"\nudpSockets: 1\n"+
+		"healthListen: \""+complHealth+"\"\nmetricsListen: \""+complMetrics+"\"\nlameduck: 0s\n"+
+		"source: {file: "+objects+"}\n"+
+		"forward: {upstreams: [\""+complUpstreamIP+"\"], clientNetworks: [\"192.0.2.0/24\", \"127.0.0.0/8\"]}\n"+
+		extra)
+}
+
+// runHelper runs the helper test with the rig's parameters and params
+// (runHelper) and fails unless it logged ran.
+func (r *rig) runHelper(helper, env string, params map[string]string, ran string) {
+	r.t.Helper()
+	for k, v := range r.params {
+		params[k] = v
+	}
+	if out := runHelper(r.t, r.tools.unshare, helper, env, params); !strings.Contains(out, ran) {
+		r.t.Fatalf("namespace helper %s did not run", helper)
+	}
+}
 
 // buildDNSD builds cmd/dnsd into dir.
 func buildDNSD(t *testing.T, goCmd, dir string) string {
@@ -37,34 +100,46 @@ func buildDNSD(t *testing.T, goCmd, dir string) string {
 }
 
 // runHelper re-executes the test binary inside `unshare --net --mount` to
-// run the test named helper there, with params in the environment variable
-// env as "KEY=VALUE;..." pairs, and returns its output once it passed. The
-// helper runs in its own process group, killed whole at childTimeout or when
-// the test dies.
+// run the test named helper there, with params and the host's namespaces
+// (hostnet, hostmnt) in the environment variable env as "KEY=VALUE;..."
+// pairs (helperParams reads them), and returns its output once it passed.
 func runHelper(t *testing.T, unshare, helper, env string, params map[string]string) string {
 	t.Helper()
+	params["hostnet"], params["hostmnt"] = hostNamespaces(t)
 	var kv []string
 	for k, v := range params {
 		kv = append(kv, k+"="+v)
 	}
+	return runInNamespaces(t, unshare, helper, env, strings.Join(kv, ";"), childTimeout)
+}
+
+// runInNamespaces re-executes the test binary inside `unshare --net
+// --mount` to run the test named helper there, with env=value in its
+// environment, and returns its output once it passed. The helper runs in
+// its own process group, killed whole after timeout or when the test dies;
+// the host's files that helpers mount over must be the same after it.
+func runInNamespaces(t *testing.T, unshare, helper, env, value string, timeout time.Duration) string {
+	t.Helper()
+	hostBefore := readEtc(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	start := time.Now()
 	cmd := exec.CommandContext(ctx, unshare, "--net", "--mount", "--propagation", "private", "--",
-		exe, "-test.run=^"+helper+"$", "-test.v", "-test.count=1", "-test.timeout="+(childTimeout-10*time.Second).String())
-	cmd.Env = append(os.Environ(), env+"="+strings.Join(kv, ";"))
+		exe, "-test.run=^"+helper+"$", "-test.v", "-test.count=1", "-test.timeout="+(timeout-10*time.Second).String())
+	cmd.Env = append(os.Environ(), env+"="+value)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
-	t.Logf("namespace helper %s:\n%s", helper, buf.String())
+	t.Logf("namespace helper %s (%s):\n%s", helper, time.Since(start).Round(time.Millisecond), buf.String())
 	if ctx.Err() != nil {
-		t.Fatalf("namespace helper killed after %s", childTimeout)
+		t.Fatalf("namespace helper killed after %s", timeout)
 	}
 	if err != nil {
 		t.Fatalf("namespace helper: %v", err)
@@ -72,7 +147,55 @@ func runHelper(t *testing.T, unshare, helper, env string, params map[string]stri
 	if !strings.Contains(buf.String(), "--- PASS: "+helper) {
 		t.Fatalf("namespace helper %s did not run and pass", helper)
 	}
+	if after := readEtc(t); after != hostBefore {
+		t.Fatalf("the host's /etc files changed while the helper ran:\nbefore %q\nafter  %q", hostBefore, after)
+	}
 	return buf.String()
+}
+
+// hostNamespaces returns the network and mount namespaces of the test
+// process: the ones a helper must not run in.
+func hostNamespaces(t *testing.T) (netNS, mntNS string) {
+	t.Helper()
+	netNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mntNS, err = os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netNS, mntNS
+}
+
+// helperParams is the side of runHelper in the helper test: the parameters
+// in env, nil when env is unset (the test was not run by runHelper: it does
+// nothing). A helper not in namespaces of its own stops here.
+func helperParams(t *testing.T, env string) map[string]string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		return nil
+	}
+	p := map[string]string{}
+	for kv := range strings.SplitSeq(v, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		p[k] = v
+	}
+	requirePrivateNamespaces(t, p["hostnet"], p["hostmnt"])
+	return p
+}
+
+// requirePrivateNamespaces stops a helper that is not in namespaces of its
+// own (hostNet and hostMnt are the test process's): it must not mount or
+// listen on the host.
+func requirePrivateNamespaces(t *testing.T, hostNet, hostMnt string) {
+	t.Helper()
+	netNS, _ := os.Readlink("/proc/self/ns/net")
+	mntNS, _ := os.Readlink("/proc/self/ns/mnt")
+	if netNS == "" || mntNS == "" || netNS == hostNet || mntNS == hostMnt {
+		t.Fatalf("not in private namespaces (net %s, mnt %s): refusing to mount or listen", netNS, mntNS)
+	}
 }
 
 // setUpDNSDNamespace prepares the private namespaces a helper runs in (it

@@ -512,14 +512,7 @@ func runInNamespace(t *testing.T, tools namespaceTools, conf string, lookups []c
 		}
 		return p
 	}
-	hostNet, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostMnt, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostNet, hostMnt := hostNamespaces(t)
 	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
 		t.Fatalf("/etc/resolv.conf must exist to be bind-mounted over in the namespace: %v", err)
 	}
