@@ -128,6 +128,11 @@ func (w *trackWriter) WriteMsg(m *dns.Msg) error {
 	return w.ResponseWriter.WriteMsg(m)
 }
 
+func (w *trackWriter) WritePacked(p *serve.Packed) error {
+	w.written = true
+	return serve.WritePacked(w.ResponseWriter, p)
+}
+
 func (w *trackWriter) Write(b []byte) (int, error) {
 	w.written = true
 	return w.ResponseWriter.Write(b)

@@ -115,6 +115,7 @@ const (
 
 type entry struct {
 	msg         *dns.Msg // never modified
+	packed      packedReply
 	kind        int
 	ttl         uint32
 	stored      time.Time
@@ -170,7 +171,7 @@ func (c *Cache) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			return dns.RcodeServerFailure, nil
 		}
 		serve.SetSource(ctx, serve.SourceCache)
-		if err := w.WriteMsg(c.reply(e, r, now, false)); err != nil {
+		if err := c.writeHit(w, e, r, now, false); err != nil {
 			return dns.RcodeServerFailure, err
 		}
 		return e.msg.Rcode, nil
@@ -205,7 +206,7 @@ func (c *Cache) serveStale(ctx context.Context, e *entry, k string, w dns.Respon
 	}
 	c.m.stale.Inc()
 	serve.SetSource(ctx, serve.SourceCache)
-	if werr := w.WriteMsg(c.reply(e, r, c.now(), true)); werr != nil {
+	if werr := c.writeHit(w, e, r, c.now(), true); werr != nil {
 		return dns.RcodeServerFailure, werr
 	}
 	return e.msg.Rcode, nil
@@ -219,14 +220,7 @@ func (c *Cache) reply(e *entry, r *dns.Msg, now time.Time, stale bool) *dns.Msg 
 	m.Id = r.Id
 	m.Question = r.Question
 	m.Authoritative = false
-	ttl := c.staleTTL
-	if !stale {
-		elapsed := uint32(now.Sub(e.stored) / time.Second)
-		ttl = 0
-		if elapsed < e.ttl {
-			ttl = e.ttl - elapsed
-		}
-	}
+	ttl := c.remainingTTL(e, now, stale)
 	qname := r.Question[0].Name
 	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range sec {
@@ -241,6 +235,18 @@ func (c *Cache) reply(e *entry, r *dns.Msg, now time.Time, stale bool) *dns.Msg 
 		}
 	}
 	return m
+}
+
+// remainingTTL is the TTL of e's records at now: StaleTTL when stale.
+func (c *Cache) remainingTTL(e *entry, now time.Time, stale bool) uint32 {
+	if stale {
+		return c.staleTTL
+	}
+	elapsed := uint32(now.Sub(e.stored) / time.Second)
+	if elapsed < e.ttl {
+		return e.ttl - elapsed
+	}
+	return 0
 }
 
 func servfailMsg(r *dns.Msg) *dns.Msg {
@@ -427,6 +433,9 @@ func (c *Cache) add(k string, m *dns.Msg) *entry {
 	cp := m.Copy()
 	cp.Extra = deleteOPT(cp.Extra)
 	e := &entry{msg: cp, kind: kind, ttl: ttl, stored: now, expires: now.Add(time.Duration(ttl) * time.Second)}
+	if kind != kindServfail {
+		e.packed.base = packEntry(cp)
+	}
 	keep := time.Duration(0)
 	if kind != kindServfail {
 		keep = c.stale

@@ -43,7 +43,12 @@
 //     sees each question once.
 //
 // The cache never modifies a message it did not create: replies are copied
-// before being stored, and copied again before TTLs are rewritten.
+// before being stored, and copied again before TTLs are rewritten. A hit is
+// packed once, when stored: writers that take packed replies
+// (serve.PackedWriter: metrics, querylog, acl, loadbalance, the server's)
+// get the stored bytes with the client's ID, question spelling and
+// remaining TTLs patched in, no message copied or packed per query
+// (packed.go; loadbalance picks one of a few shuffled orders packed once).
 //
 // Metrics (namespace poddns, subsystem cache):
 //

@@ -395,3 +395,35 @@ func Serve(t testing.TB, s interface {
 	}
 	t.Cleanup(func() { s.Shutdown(0) })
 }
+
+// PackedReply is a serve.PackedSource of M for tests of the writers that
+// pass packed replies on: it packs M (shuffled as asked) and counts how
+// often a writer needed the message instead.
+type PackedReply struct {
+	M        *dns.Msg
+	MsgCalls atomic.Int32
+}
+
+// Packed is the serve.Packed of p.
+func (p *PackedReply) Packed() *serve.Packed {
+	return &serve.Packed{Rcode: p.M.Rcode, Answers: len(p.M.Answer), Src: p}
+}
+
+// AppendWire implements serve.PackedSource.
+func (p *PackedReply) AppendWire(dst []byte, shuffle func([]dns.RR) []dns.RR) ([]byte, bool) {
+	m := *p.M
+	if shuffle != nil {
+		m.Answer, m.Ns, m.Extra = shuffle(m.Answer), shuffle(m.Ns), shuffle(m.Extra)
+	}
+	b, err := m.Pack()
+	if err != nil {
+		return dst, false
+	}
+	return append(dst, b...), true
+}
+
+// Msg implements serve.PackedSource.
+func (p *PackedReply) Msg() *dns.Msg {
+	p.MsgCalls.Add(1)
+	return p.M.Copy()
+}

@@ -61,6 +61,17 @@ func (w *writer) WriteMsg(m *dns.Msg) error {
 	return w.ResponseWriter.WriteMsg(&c)
 }
 
+// WritePacked has a packed NOERROR reply shuffled as WriteMsg shuffles a
+// message (by the cache, which keeps a few shuffled orders packed).
+func (w *writer) WritePacked(p *serve.Packed) error {
+	if p.Rcode != dns.RcodeSuccess {
+		return serve.WritePacked(w.ResponseWriter, p)
+	}
+	c := *p
+	c.Shuffle = Shuffle
+	return serve.WritePacked(w.ResponseWriter, &c)
+}
+
 // Shuffle returns a new slice: rrs's CNAMEs in order, then the records
 // other than A, AAAA and MX in order, then the A and AAAA records
 // shuffled, then the MX records shuffled. rrs is not modified; with fewer

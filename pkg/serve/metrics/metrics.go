@@ -248,6 +248,15 @@ func (r *recorder) WriteMsg(m *dns.Msg) error {
 	return r.ResponseWriter.WriteMsg(m)
 }
 
+// WritePacked counts a packed reply as WriteMsg counts a message.
+func (r *recorder) WritePacked(p *serve.Packed) error {
+	if !r.written {
+		r.written = true
+		r.done(p.Rcode)
+	}
+	return serve.WritePacked(r.ResponseWriter, p)
+}
+
 func (r *recorder) done(rcode int) {
 	h := r.h
 	if rcode < 0 || rcode > maxRcode {

@@ -228,6 +228,14 @@ func (r *recorder) WriteMsg(m *dns.Msg) error {
 	return r.ResponseWriter.WriteMsg(m)
 }
 
+// WritePacked records a packed reply as WriteMsg records a message.
+func (r *recorder) WritePacked(p *serve.Packed) error {
+	if !r.written {
+		r.written, r.rcode, r.answers, r.at = true, p.Rcode, p.Answers, time.Now()
+	}
+	return serve.WritePacked(r.ResponseWriter, p)
+}
+
 // flushEvery bounds how long a written line waits in the buffer.
 const flushEvery = 100 * time.Millisecond
 
