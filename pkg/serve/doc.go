@@ -36,6 +36,14 @@
 // setting TC so that the client retries over TCP, where the full answer is
 // sent. When the query carried an OPT record, the reply carries one too.
 //
+// # Packed replies
+//
+// A handler that keeps replies in wire form (the cache) writes them with
+// [WritePacked]: writers that implement [PackedWriter] pass the [Packed]
+// reply on (recording its rcode, asking for a shuffle), and the server's
+// writer sends its bytes with an OPT record added as above, or fits its
+// message when it is too large; any other writer gets the message.
+//
 // # Listeners
 //
 // [Server] listens on one address with TCP and with one SO_REUSEPORT UDP
