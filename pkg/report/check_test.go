@@ -184,3 +184,20 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 }
+
+// TestSlimPod: what decides a pod's node pools is kept, the rest of the
+// spec is not, nor the node the scheduler picked.
+func TestSlimPod(t *testing.T) {
+	p := newPod("a")
+	p.Spec.NodeName = "node-1"
+	p.Spec.NodeSelector = map[string]string{"pool": "gpu"}
+	p.Spec.Affinity = &corev1.Affinity{
+		NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{}},
+		PodAffinity:  &corev1.PodAffinity{},
+	}
+	s := report.SlimPod(p)
+	if s.Spec.NodeName != "" || s.Spec.NodeSelector["pool"] != "gpu" || s.Spec.Affinity == nil || s.Spec.Affinity.NodeAffinity == nil ||
+		s.Spec.Affinity.PodAffinity != nil || len(s.Spec.Containers) != 0 {
+		t.Errorf("SlimPod = %+v", s.Spec)
+	}
+}

@@ -116,7 +116,10 @@ func (x *Owners) Resolve(pod Ref, refs []metav1.OwnerReference) (workload Ref, t
 }
 
 // SlimPod is what the report keeps of a pod or a template: the metadata and
-// the fields the policy engine reads, nothing of containers or volumes.
+// the fields the policy engine reads (with node pools, the nodeSelector and
+// node affinity that decide where the pod can land), nothing of containers
+// or volumes. Not spec.nodeName: the scheduler sets it after the pod is
+// created, and a pod created again may land elsewhere.
 func SlimPod(p *corev1.Pod) *corev1.Pod {
 	s := &corev1.Pod{}
 	s.Name, s.Namespace, s.UID = p.Name, p.Namespace, p.UID
@@ -125,6 +128,10 @@ func SlimPod(p *corev1.Pod) *corev1.Pod {
 	s.Spec.DNSConfig = p.Spec.DNSConfig
 	s.Spec.HostNetwork = p.Spec.HostNetwork
 	s.Spec.OS = p.Spec.OS
+	s.Spec.NodeSelector = p.Spec.NodeSelector
+	if a := p.Spec.Affinity; a != nil && a.NodeAffinity != nil {
+		s.Spec.Affinity = &corev1.Affinity{NodeAffinity: a.NodeAffinity}
+	}
 	return s
 }
 
