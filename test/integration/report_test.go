@@ -6,9 +6,12 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -179,7 +182,8 @@ func TestReportScan(t *testing.T) {
 	installPolicyReportCRD(t, w.env.Config)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	v2, err := policy.Load(reportPolicy(t, 3))
+	v2path := reportPolicy(t, 3)
+	v2, err := policy.Load(v2path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +265,42 @@ func TestReportScan(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || rep.Checked != 4 || rep.Differ != 2 || len(rep.Unknown) != 0 {
 		t.Errorf("report: %d checked, %d differ, %d unknown:\n%s\nwant 4, 2, 0:\n%s", rep.Checked, rep.Differ, len(rep.Unknown), strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+
+	// The same through the command line, as JSON: exit status 1.
+	t.Run("webhook report --kubeconfig", func(t *testing.T) {
+		bin := rbacBuild(t, "webhook")
+		user, err := w.env.Environment.AddUser(envtest.User{Name: "reader", Groups: []string{"system:masters"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := user.KubeConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+		if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "report", "-p", v2path, "--kubeconfig", kcPath, "-o", "json")
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("webhook report: %v, want exit status 1\n%s", err, out)
+		}
+		var got report.Report
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("webhook report -o json: %v\n%s", err, out)
+		}
+		var pods []string
+		for _, wl := range got.Workloads {
+			for _, p := range wl.Pods {
+				pods = append(pods, wl.Workload.Kind+"/"+wl.Workload.Name+": "+p.Pod.Name)
+			}
+		}
+		if got.Checked != 4 || got.Differ != 2 || strings.Join(pods, ", ") != "Deployment/web: web-1-old, Pod/bare-old: bare-old" {
+			t.Errorf("webhook report: %d checked, %d differ: %q", got.Checked, got.Differ, pods)
+		}
+	})
 
 	m, err := scan.NewMetrics(nil)
 	if err != nil {
