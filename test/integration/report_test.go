@@ -168,6 +168,18 @@ func waitResults(t *testing.T, clients *scan.Clients, namespace string, wantName
 	}
 }
 
+// waitGauge waits until get returns want.
+func waitGauge(t *testing.T, what string, get func() float64, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for get() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", what, get(), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestReportScan: pods are created through the webhook with ndots:2, the
 // policy changes to ndots:3, more pods are created. The scan reports
 // exactly the pods made under the old version as failing (a Deployment's
@@ -357,9 +369,8 @@ func TestReportScan(t *testing.T) {
 	waitResults(t, clients, "shop", strings.Split(reports, ","), []string{
 		"bare-new " + pass, "bare-old " + fail23, "web-1-new " + pass, "web-1-old " + fail23,
 	})
-	if n := testutil.ToFloat64(m.OutOfPolicy.WithLabelValues("ndots")); n != 2 {
-		t.Errorf("pods_out_of_policy{ndots} = %v, want 2", n)
-	}
+	// The metric is set when the scan ends, after the reports are written.
+	waitGauge(t, "pods_out_of_policy{ndots}", func() float64 { return testutil.ToFloat64(m.OutOfPolicy.WithLabelValues("ndots")) }, 2)
 
 	// The policy changes back: every result turns over.
 	w.engine.Swap(v1)
@@ -380,9 +391,7 @@ func TestReportScan(t *testing.T) {
 		}
 	}
 	waitResults(t, clients, "shop", nil, nil)
-	if n := testutil.ToFloat64(m.OutOfPolicy.WithLabelValues("ndots")); n != 0 {
-		t.Errorf("pods_out_of_policy{ndots} = %v after the pods went, want 0", n)
-	}
+	waitGauge(t, "pods_out_of_policy{ndots} after the pods went", func() float64 { return testutil.ToFloat64(m.OutOfPolicy.WithLabelValues("ndots")) }, 0)
 	if n := testutil.ToFloat64(m2.Scans.WithLabelValues(scan.ScanSuccess)) + testutil.ToFloat64(m2.Scans.WithLabelValues(scan.ScanError)); n != 0 {
 		t.Errorf("the second replica scanned %v times while the first held the Lease", n)
 	}
