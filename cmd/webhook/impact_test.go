@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/manifest"
 )
@@ -51,18 +49,7 @@ func TestImpactGolden(t *testing.T) {
 // the report is the one -f gives (impact_text.golden's output).
 func TestImpactLive(t *testing.T) {
 	env := testenv.Start(t)
-	user, err := env.Environment.AddUser(envtest.User{Name: "poddns-impact", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kcPath := env.AdminKubeconfig(t, "poddns-impact")
 	set, err := manifest.Read([]string{filepath.Join("testdata", "impact", "manifests.yaml")}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/internal/testenv"
@@ -103,19 +102,8 @@ spec:
 // keeping the last good set; probes, metrics and graceful shutdown.
 func TestServe(t *testing.T) {
 	env := testenv.Start(t)
-	user, err := env.Environment.AddUser(envtest.User{Name: "poddns-webhook", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	kcPath := env.AdminKubeconfig(t, "poddns-webhook")
 	dir := t.TempDir()
-	kcPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tuned", Labels: map[string]string{"poddns.io/ndots": "on"}}}
 	if err := env.Client.Create(ctx, ns); err != nil {

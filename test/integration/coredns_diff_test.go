@@ -365,7 +365,7 @@ func TestDNSDifferentialCoreDNS(t *testing.T) {
 	nss := []string{"default", "kube-system", "gen0", "gen1", "gen2", "gen3"}
 	t.Logf("generated %d Services in %d namespaces in %s", len(svcs), 4, time.Since(start).Round(time.Millisecond))
 
-	kc := writeKubeconfig(t, env, "dns-diff")
+	kc := env.AdminKubeconfig(t, "dns-diff")
 	upstream := dnstest.StartServer(t, serve.Refused) // the local test upstream: REFUSED for all
 	daddr := startDnsd(t, buildDnsd(t), kc)
 	caddr := startCoreDNS(t, corebin, kc, upstream)

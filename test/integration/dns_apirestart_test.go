@@ -60,7 +60,7 @@ func TestDNSAPIServerRestart(t *testing.T) {
 			}},
 	)
 
-	addr, health := startDnsdWithHealth(t, buildDnsd(t), writeKubeconfig(t, env, "dnsd-restart"))
+	addr, health := startDnsdWithHealth(t, buildDnsd(t), env.AdminKubeconfig(t, "dnsd-restart"))
 
 	const (
 		web = "web.rst.svc.cluster.local."

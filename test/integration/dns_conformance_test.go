@@ -111,7 +111,7 @@ func TestDNSConformance(t *testing.T) {
 	env := testenv.Start(t, withDualStack)
 	c := env.Client
 	createFixture(t, c)
-	addr := startDnsd(t, buildDnsd(t), writeKubeconfig(t, env, "dnsd"), "--pods", "verified")
+	addr := startDnsd(t, buildDnsd(t), env.AdminKubeconfig(t, "dnsd"), "--pods", "verified")
 	// The pod IPs were written last: once the last answers, everything is in.
 	pollAnswer(t, addr, dnstest.Query("10-244-9-9.other.pod.cluster.local.", dns.TypeA, 0), func(m *dns.Msg) bool { return len(m.Answer) == 1 })
 
@@ -129,7 +129,7 @@ func TestDNSConformance(t *testing.T) {
 
 	// A second dnsd on the same API server: --ttl and insecure pod records.
 	t.Run("ttl 5 and insecure pods", func(t *testing.T) {
-		a := startDnsd(t, buildDnsd(t), writeKubeconfig(t, env, "dnsd-ttl"), "--ttl", "5", "--pods", "insecure")
+		a := startDnsd(t, buildDnsd(t), env.AdminKubeconfig(t, "dnsd-ttl"), "--ttl", "5", "--pods", "insecure")
 		soa5 := dnstest.RR("cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 0 7200 1800 86400 5")
 		const p = "10-1-2-3.default.pod.cluster.local."
 		for _, proto := range []string{"udp", "tcp"} {

@@ -85,7 +85,7 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	// dnsd with pods on, its profiles on loopback for the heap figures.
 	addr, health, pprofAddr := loopback(freePort(t)), loopback(freePort(t)), loopback(freePort(t))
 	cmd := startProcessEnv(t, "dnsd", buildDnsd(t), []string{"GOGC=", "GOMEMLIMIT="},
-		"--kubeconfig", writeKubeconfig(t, env, "dnsd-scale"), "--listen", addr, "--udp-sockets", "1",
+		"--kubeconfig", env.AdminKubeconfig(t, "dnsd-scale"), "--listen", addr, "--udp-sockets", "1",
 		"--health-listen", health, "--metrics-listen", health, "--pprof-listen", pprofAddr, "--lameduck", "0s", "--pods", "verified")
 	syncStart := time.Now()
 	waitHTTP(t, "http://"+health+"/ready", 90*time.Second)

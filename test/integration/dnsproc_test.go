@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -107,24 +106,6 @@ func buildDnsd(t *testing.T) string {
 		t.Fatalf("go build ./cmd/dnsd: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// writeKubeconfig writes a kubeconfig for an admin user of env's API server.
-func writeKubeconfig(t *testing.T, env *testenv.Env, user string) string {
-	t.Helper()
-	u, err := env.Environment.ControlPlane.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), user+".kubeconfig")
-	if err := os.WriteFile(p, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // startDnsd runs the dnsd binary against the API server of kubeconfig on a

@@ -29,7 +29,7 @@ func TestWebhookProfile(t *testing.T) {
 	}
 	env := testenv.Start(t)
 	bin := rbacBuild(t, "webhook")
-	kubeconfig := writeKubeconfig(t, env, "profile")
+	kubeconfig := env.AdminKubeconfig(t, "profile")
 
 	want, err := nodeprofile.ReadSetFile(filepath.Join(root, "testdata", "pools", "profiles.yaml"))
 	if err != nil {

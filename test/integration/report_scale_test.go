@@ -242,18 +242,7 @@ type scanningWebhook struct {
 func startScanningWebhook(t *testing.T, env *testenv.Env, policies string) *scanningWebhook {
 	t.Helper()
 	bin := rbacBuild(t, "webhook")
-	user, err := env.Environment.AddUser(envtest.User{Name: "poddns-webhook", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kcPath := env.AdminKubeconfig(t, "poddns-webhook")
 	w := &scanningWebhook{port: freePort(t), limit: webhookMemoryLimit(t)}
 	w.cmd = startProcessEnv(t, "webhook", bin, []string{"CONTAINER_MEMORY_LIMIT=" + strconv.FormatInt(w.limit, 10), "GOMEMLIMIT=", "GOGC="},
 		"serve", "-p", policies, "--kubeconfig", kcPath,

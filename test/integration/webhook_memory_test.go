@@ -26,7 +26,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/internal/testenv"
@@ -111,18 +110,7 @@ func TestWebhookMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, err := env.Environment.AddUser(envtest.User{Name: "poddns-webhook", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kcPath := env.AdminKubeconfig(t, "poddns-webhook")
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tuned", Labels: enabled("poddns.io/ndots", "2")}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)

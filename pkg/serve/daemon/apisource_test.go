@@ -8,7 +8,6 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve/daemon"
@@ -20,19 +19,11 @@ import (
 // through the API is answered.
 func TestKubeconfigSource(t *testing.T) {
 	env := testenv.Start(t)
-	user, err := env.Environment.ControlPlane.AddUser(envtest.User{Name: "dnsd", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := env.Client.Create(t.Context(), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "default"},
 		Spec: corev1.ServiceSpec{ClusterIP: "10.96.7.7", Ports: []corev1.ServicePort{{Name: "https", Port: 443}}}}); err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig := writeFile(t, "kubeconfig", string(kc))
+	kubeconfig := env.AdminKubeconfig(t, "dnsd")
 	d := start(t, "", func(c *daemon.Config) { c.Source.Kubeconfig = kubeconfig })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
