@@ -614,7 +614,10 @@ func writeWatchers(b *strings.Builder, sc *Scale) {
 			num1(l.ChurnPerSecond), num1(l.WatchEventsPerSecond), count(l.WatchRequests), count(l.RegisteredWatchers), mb(l.RSSMB))
 	}
 	b.WriteString("\n")
-	if sc.APIWatcherSlope != nil {
+	switch {
+	case sc.APIWatcherSlope != nil && *sc.APIWatcherSlope <= 0:
+		fmt.Fprintf(b, "CPU slope: %s ms/s per instance — none measurable: the API server's CPU varied more than the instances added (other load on the machine).\n\n", fixed(sc.APIWatcherSlope, 3))
+	case sc.APIWatcherSlope != nil:
 		fmt.Fprintf(b, "CPU slope: %s ms of API-server CPU per second per instance at this churn; × %d nodes = %s cores.\n\n",
 			fixed(sc.APIWatcherSlope, 3), extrapolateNodes, fixed(ptr(*sc.APIWatcherSlope*extrapolateNodes/1000), 2))
 	}
