@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -47,20 +49,30 @@ func (l *Lister) pages(ctx context.Context, what string, list func(metav1.ListOp
 	}
 }
 
+// each lists what page by page with list (a typed client's List) and calls
+// fn for every item of every page; items returns a page's items.
+func each[L metav1.ListInterface, T any](ctx context.Context, l *Lister, what string,
+	list func(context.Context, metav1.ListOptions) (L, error), items func(L) []T, fn func(*T)) error {
+	return l.pages(ctx, what, func(o metav1.ListOptions) (string, error) {
+		page, err := list(ctx, o)
+		if err != nil {
+			return "", err
+		}
+		its := items(page)
+		for i := range its {
+			fn(&its[i])
+		}
+		return page.GetContinue(), nil
+	})
+}
+
 // Namespaces returns every namespace's labels (policy.NamespaceLabels), by
 // name.
 func (l *Lister) Namespaces(ctx context.Context) (map[string]map[string]string, error) {
 	out := map[string]map[string]string{}
-	err := l.pages(ctx, "namespaces", func(o metav1.ListOptions) (string, error) {
-		list, err := l.Client.CoreV1().Namespaces().List(ctx, o)
-		if err != nil {
-			return "", err
-		}
-		for i := range list.Items {
-			out[list.Items[i].Name] = policy.NamespaceLabels(&list.Items[i])
-		}
-		return list.Continue, nil
-	})
+	err := each(ctx, l, "namespaces", l.Client.CoreV1().Namespaces().List,
+		func(page *corev1.NamespaceList) []corev1.Namespace { return page.Items },
+		func(ns *corev1.Namespace) { out[ns.Name] = policy.NamespaceLabels(ns) })
 	return out, err
 }
 
@@ -83,93 +95,54 @@ func (l *Lister) Owners(ctx context.Context) (*report.Owners, error) {
 		x.Add(o)
 	}
 	apps, batch, core := l.Client.AppsV1(), l.Client.BatchV1(), l.Client.CoreV1()
-	steps := []struct {
-		what string
-		list func(metav1.ListOptions) (string, error)
-	}{
-		{"deployments", func(o metav1.ListOptions) (string, error) {
-			list, err := apps.Deployments("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				add("Deployment", "apps/v1", &it.ObjectMeta, &it.Spec.Template)
-			}
-			return list.Continue, nil
-		}},
-		{"replicasets", func(o metav1.ListOptions) (string, error) {
-			list, err := apps.ReplicaSets("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				if it.Status.Replicas == 0 && (it.Spec.Replicas == nil || *it.Spec.Replicas == 0) {
-					continue
-				}
-				add("ReplicaSet", "apps/v1", &it.ObjectMeta, &it.Spec.Template)
-			}
-			return list.Continue, nil
-		}},
-		{"statefulsets", func(o metav1.ListOptions) (string, error) {
-			list, err := apps.StatefulSets("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				add("StatefulSet", "apps/v1", &it.ObjectMeta, &it.Spec.Template)
-			}
-			return list.Continue, nil
-		}},
-		{"daemonsets", func(o metav1.ListOptions) (string, error) {
-			list, err := apps.DaemonSets("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				add("DaemonSet", "apps/v1", &it.ObjectMeta, &it.Spec.Template)
-			}
-			return list.Continue, nil
-		}},
-		{"jobs", func(o metav1.ListOptions) (string, error) {
-			list, err := batch.Jobs("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				add("Job", "batch/v1", &it.ObjectMeta, &it.Spec.Template)
-			}
-			return list.Continue, nil
-		}},
-		{"cronjobs", func(o metav1.ListOptions) (string, error) {
-			list, err := batch.CronJobs("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				add("CronJob", "batch/v1", &it.ObjectMeta, &it.Spec.JobTemplate.Spec.Template)
-			}
-			return list.Continue, nil
-		}},
-		{"replicationcontrollers", func(o metav1.ListOptions) (string, error) {
-			list, err := core.ReplicationControllers("").List(ctx, o)
-			if err != nil {
-				return "", err
-			}
-			for i := range list.Items {
-				it := &list.Items[i]
-				add("ReplicationController", "v1", &it.ObjectMeta, it.Spec.Template)
-			}
-			return list.Continue, nil
-		}},
+	steps := []func() error{
+		func() error {
+			return each(ctx, l, "deployments", apps.Deployments("").List,
+				func(page *appsv1.DeploymentList) []appsv1.Deployment { return page.Items },
+				func(it *appsv1.Deployment) { add("Deployment", "apps/v1", &it.ObjectMeta, &it.Spec.Template) })
+		},
+		func() error {
+			return each(ctx, l, "replicasets", apps.ReplicaSets("").List,
+				func(page *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return page.Items },
+				func(it *appsv1.ReplicaSet) {
+					if it.Status.Replicas == 0 && (it.Spec.Replicas == nil || *it.Spec.Replicas == 0) {
+						return
+					}
+					add("ReplicaSet", "apps/v1", &it.ObjectMeta, &it.Spec.Template)
+				})
+		},
+		func() error {
+			return each(ctx, l, "statefulsets", apps.StatefulSets("").List,
+				func(page *appsv1.StatefulSetList) []appsv1.StatefulSet { return page.Items },
+				func(it *appsv1.StatefulSet) { add("StatefulSet", "apps/v1", &it.ObjectMeta, &it.Spec.Template) })
+		},
+		func() error {
+			return each(ctx, l, "daemonsets", apps.DaemonSets("").List,
+				func(page *appsv1.DaemonSetList) []appsv1.DaemonSet { return page.Items },
+				func(it *appsv1.DaemonSet) { add("DaemonSet", "apps/v1", &it.ObjectMeta, &it.Spec.Template) })
+		},
+		func() error {
+			return each(ctx, l, "jobs", batch.Jobs("").List,
+				func(page *batchv1.JobList) []batchv1.Job { return page.Items },
+				func(it *batchv1.Job) { add("Job", "batch/v1", &it.ObjectMeta, &it.Spec.Template) })
+		},
+		func() error {
+			return each(ctx, l, "cronjobs", batch.CronJobs("").List,
+				func(page *batchv1.CronJobList) []batchv1.CronJob { return page.Items },
+				func(it *batchv1.CronJob) {
+					add("CronJob", "batch/v1", &it.ObjectMeta, &it.Spec.JobTemplate.Spec.Template)
+				})
+		},
+		func() error {
+			return each(ctx, l, "replicationcontrollers", core.ReplicationControllers("").List,
+				func(page *corev1.ReplicationControllerList) []corev1.ReplicationController { return page.Items },
+				func(it *corev1.ReplicationController) {
+					add("ReplicationController", "v1", &it.ObjectMeta, it.Spec.Template)
+				})
+		},
 	}
-	for _, s := range steps {
-		if err := l.pages(ctx, s.what, s.list); err != nil {
+	for _, step := range steps {
+		if err := step(); err != nil {
 			return nil, err
 		}
 	}
@@ -180,18 +153,12 @@ func (l *Lister) Owners(ctx context.Context) (*report.Owners, error) {
 // in memory at a time; pods that are done (Succeeded, Failed) or being
 // deleted are left out. fn must not keep the pod.
 func (l *Lister) EachPod(ctx context.Context, namespace string, fn func(*corev1.Pod)) error {
-	return l.pages(ctx, "pods", func(o metav1.ListOptions) (string, error) {
-		list, err := l.Client.CoreV1().Pods(namespace).List(ctx, o)
-		if err != nil {
-			return "", err
-		}
-		for i := range list.Items {
-			p := &list.Items[i]
+	return each(ctx, l, "pods", l.Client.CoreV1().Pods(namespace).List,
+		func(page *corev1.PodList) []corev1.Pod { return page.Items },
+		func(p *corev1.Pod) {
 			if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-				continue
+				return
 			}
 			fn(p)
-		}
-		return list.Continue, nil
-	})
+		})
 }
