@@ -182,65 +182,42 @@ func copyConfig(c daemon.Config) daemon.Config {
 	return out
 }
 
+// sharedDirectives translate the directives that are one setting for every
+// zone in dnsd (see shared), by name.
+var sharedDirectives = map[string]func(*translator, corefile.Directive){
+	"cache":       (*translator).cache,
+	"log":         (*translator).log,
+	"errors":      (*translator).errors,
+	"health":      (*translator).health,
+	"ready":       (*translator).ready,
+	"prometheus":  (*translator).prometheus,
+	"loop":        (*translator).loop,
+	"reload":      (*translator).reload,
+	"loadbalance": (*translator).loadbalance,
+	"bind":        (*translator).bind,
+}
+
 // translate translates one directive of a block.
 func (t *translator) translate(b block, d corefile.Directive) {
+	if tr, ok := sharedDirectives[d.Name]; ok {
+		if t.shared(b, d) {
+			tr(t, d)
+		}
+		return
+	}
 	switch d.Name {
 	case "kubernetes":
 		t.kubernetes(b, d)
 	case "forward":
 		t.forward(b, d)
-	case "cache":
-		if t.shared(b, d) {
-			t.cache(d)
-		}
 	case "hosts":
 		t.hosts(b, d)
 	case "rewrite":
 		t.rewrite(b, d)
-	case "log":
-		if t.shared(b, d) {
-			t.log(d)
-		}
-	case "errors":
-		if t.shared(b, d) {
-			t.errors(d)
-		}
-	case "health":
-		if t.shared(b, d) {
-			t.health(d)
-		}
-	case "ready":
-		if t.shared(b, d) {
-			t.ready(d)
-		}
-	case "prometheus":
-		if t.shared(b, d) {
-			t.prometheus(d)
-		}
-	case "loop":
-		if t.shared(b, d) {
-			if len(d.Args) > 0 || len(d.Block) > 0 {
-				t.skip(d, "loop", "loop takes no arguments")
-				return
-			}
-			t.ok(d, "loop")
-		}
-	case "reload":
-		if t.shared(b, d) {
-			t.reload(d)
-		}
-	case "loadbalance":
-		if t.shared(b, d) {
-			t.loadbalance(d)
-		}
 	case "template":
 		t.template(b, d)
 	case "autopath":
 		t.autopath(b, d)
-	case "bind":
-		if t.shared(b, d) {
-			t.bind(d)
-		}
 	default:
 		t.skip(d, d.Name, "dnsd has no %s", d.Name)
 	}
@@ -938,24 +915,26 @@ func (t *translator) errors(d corefile.Directive) {
 	}
 }
 
-// listenAddr turns CoreDNS's ":port" or "host:port" into a listen address.
-func listenAddr(s string) (string, error) {
-	if _, _, err := net.SplitHostPort(s); err != nil {
-		return "", err
+// listenArg is d's ADDRESS argument, CoreDNS's ":port" or "host:port", as
+// a listen address, or def when d has none; false (d skipped) when it is
+// not an address.
+func (t *translator) listenArg(d corefile.Directive, def string) (string, bool) {
+	if len(d.Args) == 0 {
+		return def, true
 	}
-	return s, nil
+	if _, _, err := net.SplitHostPort(d.Args[0]); err != nil {
+		t.skip(d, d.Name, "address: %v", err)
+		return "", false
+	}
+	return d.Args[0], true
 }
 
 // health [ADDRESS] { lameduck DURATION }.
 func (t *translator) health(d corefile.Directive) {
 	c := &t.res.Config
-	addr := ":8080"
-	if len(d.Args) > 0 {
-		var err error
-		if addr, err = listenAddr(d.Args[0]); err != nil {
-			t.skip(d, "health", "address: %v", err)
-			return
-		}
+	addr, ok := t.listenArg(d, ":8080")
+	if !ok {
+		return
 	}
 	t.sawHealth = true
 	c.HealthListen = addr
@@ -979,13 +958,9 @@ func (t *translator) health(d corefile.Directive) {
 
 // ready [ADDRESS].
 func (t *translator) ready(d corefile.Directive) {
-	addr := ":8181"
-	if len(d.Args) > 0 {
-		var err error
-		if addr, err = listenAddr(d.Args[0]); err != nil {
-			t.skip(d, "ready", "address: %v", err)
-			return
-		}
+	addr, ok := t.listenArg(d, ":8181")
+	if !ok {
+		return
 	}
 	t.sawReady, t.readyAddr = true, addr
 	t.ok(d, "ready")
@@ -1002,17 +977,22 @@ func (t *translator) ready(d corefile.Directive) {
 
 // prometheus [ADDRESS].
 func (t *translator) prometheus(d corefile.Directive) {
-	addr := ":9153"
-	if len(d.Args) > 0 {
-		var err error
-		if addr, err = listenAddr(d.Args[0]); err != nil {
-			t.skip(d, "prometheus", "address: %v", err)
-			return
-		}
+	addr, ok := t.listenArg(d, ":9153")
+	if !ok {
+		return
 	}
 	t.res.Config.MetricsListen = addr
 	t.ok(d, "prometheus")
 	t.note(d, "prometheus", "dnsd's metrics are named poddns_* (labels zone, type, rcode, proto as CoreDNS's); dashboards need their metric names changed")
+}
+
+// loop, without arguments.
+func (t *translator) loop(d corefile.Directive) {
+	if len(d.Args) > 0 || len(d.Block) > 0 {
+		t.skip(d, "loop", "loop takes no arguments")
+		return
+	}
+	t.ok(d, "loop")
 }
 
 // reload [INTERVAL [JITTER]].
