@@ -3,6 +3,7 @@ package nodepool
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -166,44 +167,45 @@ type requirement struct {
 // selectorRequirements are the conditions of a label selector, which
 // LabelSelectorAsSelector has accepted.
 func selectorRequirements(sel *metav1.LabelSelector) []requirement {
-	var out []requirement
-	keys := make([]string, 0, len(sel.MatchLabels))
-	for k := range sel.MatchLabels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		out = append(out, requirement{key: k, op: opIn, values: []string{sel.MatchLabels[k]}})
-	}
+	out := equalities(sel.MatchLabels)
 	for _, e := range sel.MatchExpressions {
-		r := requirement{key: e.Key, values: e.Values}
-		switch e.Operator {
-		case metav1.LabelSelectorOpIn:
-			r.op = opIn
-		case metav1.LabelSelectorOpNotIn:
-			r.op = opNotIn
-		case metav1.LabelSelectorOpExists:
-			r.op = opExists
-		case metav1.LabelSelectorOpDoesNotExist:
-			r.op = opDoesNotExist
-		}
-		out = append(out, r)
+		o, _ := setOp(string(e.Operator))
+		out = append(out, requirement{key: e.Key, op: o, values: e.Values})
 	}
 	return out
+}
+
+// equalities are the requirements that each label of m has its value, in
+// the order of the labels.
+func equalities(m map[string]string) []requirement {
+	var out []requirement
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, requirement{key: k, op: opIn, values: []string{m[k]}})
+	}
+	return out
+}
+
+// setOp is the operator of a set-based condition, spelt alike in label
+// selectors (metav1.LabelSelectorOperator) and node selector terms
+// (corev1.NodeSelectorOperator); false for any other.
+func setOp(o string) (op, bool) {
+	switch o {
+	case "In":
+		return opIn, true
+	case "NotIn":
+		return opNotIn, true
+	case "Exists":
+		return opExists, true
+	case "DoesNotExist":
+		return opDoesNotExist, true
+	}
+	return 0, false
 }
 
 // podTerms are the pod's label requirements in disjunctive form: the node
 // must satisfy every requirement of one of the terms. No term: no node.
 func podTerms(spec *corev1.PodSpec) [][]requirement {
-	var base []requirement
-	keys := make([]string, 0, len(spec.NodeSelector))
-	for k := range spec.NodeSelector {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		base = append(base, requirement{key: k, op: opIn, values: []string{spec.NodeSelector[k]}})
-	}
+	base := equalities(spec.NodeSelector)
 	aff := spec.Affinity
 	if aff == nil || aff.NodeAffinity == nil || aff.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
 		return [][]requirement{base}
@@ -229,16 +231,11 @@ func termRequirements(t corev1.NodeSelectorTerm) ([]requirement, bool) {
 	out := make([]requirement, 0, len(t.MatchExpressions))
 	for _, e := range t.MatchExpressions {
 		r := requirement{key: e.Key, values: e.Values}
-		switch e.Operator {
-		case corev1.NodeSelectorOpIn:
-			r.op = opIn
-		case corev1.NodeSelectorOpNotIn:
-			r.op = opNotIn
-		case corev1.NodeSelectorOpExists:
-			r.op = opExists
-		case corev1.NodeSelectorOpDoesNotExist:
-			r.op = opDoesNotExist
-		case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
+		var set bool
+		r.op, set = setOp(string(e.Operator))
+		switch {
+		case set:
+		case e.Operator == corev1.NodeSelectorOpGt || e.Operator == corev1.NodeSelectorOpLt:
 			if len(e.Values) != 1 {
 				return nil, false
 			}

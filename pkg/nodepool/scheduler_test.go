@@ -2,6 +2,7 @@ package nodepool
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -33,7 +34,7 @@ func TestCandidatesAgainstScheduler(t *testing.T) {
 	var build func(i int, l map[string]string)
 	build = func(i int, l map[string]string) {
 		if i == len(keys) {
-			nodes = append(nodes, maps(l))
+			nodes = append(nodes, maps.Clone(l))
 			return
 		}
 		for _, v := range universe {
@@ -152,14 +153,6 @@ func TestCandidatesAgainstScheduler(t *testing.T) {
 				iter, got, wantNames, describePools(pools), pod.Spec.NodeSelector, pod.Spec.Affinity)
 		}
 	}
-}
-
-func maps(l map[string]string) map[string]string {
-	out := make(map[string]string, len(l))
-	for k, v := range l {
-		out[k] = v
-	}
-	return out
 }
 
 func describePools(pools []Pool) string {
