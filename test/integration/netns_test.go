@@ -37,6 +37,7 @@ import (
 
 	"github.com/poddns/poddns/internal/syncbuf"
 	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
 // nsSpec is what a namespaced server gets.
@@ -247,17 +248,8 @@ func serveDNSIn(t *testing.T, ns netns.NsHandle, addr string, h dns.Handler) {
 	if err != nil {
 		t.Fatalf("listen on %s in the namespace: %v", addr, err)
 	}
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go func() { _ = s.ActivateAndServe() }()
-		select {
-		case <-started:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("DNS server on %s did not start", addr)
-		}
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
+	dnstest.Activate(t, &dns.Server{PacketConn: pc, Handler: h})
+	dnstest.Activate(t, &dns.Server{Listener: l, Handler: h})
 }
 
 // serveDoTIn serves h over DNS over TLS on addr inside ns until the test
@@ -272,16 +264,7 @@ func serveDoTIn(t *testing.T, ns netns.NsHandle, addr string, cert tls.Certifica
 	}); err != nil {
 		t.Fatalf("listen on %s in the namespace: %v", addr, err)
 	}
-	s := &dns.Server{Listener: tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), Net: "tcp-tls", Handler: h}
-	started := make(chan struct{})
-	s.NotifyStartedFunc = func() { close(started) }
-	go func() { _ = s.ActivateAndServe() }()
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("DoT server on %s did not start", addr)
-	}
-	t.Cleanup(func() { _ = s.Shutdown() })
+	dnstest.Activate(t, &dns.Server{Listener: tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), Net: "tcp-tls", Handler: h})
 }
 
 // proxyTCPIn listens on addr inside ns and relays every connection to

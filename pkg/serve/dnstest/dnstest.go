@@ -319,17 +319,46 @@ func StartUpstream(t testing.TB, ip string) (string, *atomic.Int32) {
 	t.Helper()
 	var n atomic.Int32
 	addr := StartServer(t, serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-		if !dns.IsSubDomain("poddns-loop.", r.Question[0].Name) {
-			n.Add(1)
-		}
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if r.Question[0].Qtype == dns.TypeA {
-			m.Answer = RRs(r.Question[0].Name + " 60 IN A " + ip)
-		}
-		return dns.RcodeSuccess, w.WriteMsg(m)
+		return dns.RcodeSuccess, w.WriteMsg(upstreamReply(r, ip, &n))
 	}))
 	return addr, &n
+}
+
+// upstreamReply is StartUpstream's reply to r: every A query answered with
+// ip, NOERROR without records for other types; n counts r unless it is a
+// loop probe.
+func upstreamReply(r *dns.Msg, ip string, n *atomic.Int32) *dns.Msg {
+	if !dns.IsSubDomain("poddns-loop.", r.Question[0].Name) {
+		n.Add(1)
+	}
+	m := new(dns.Msg)
+	m.SetReply(r)
+	if r.Question[0].Qtype == dns.TypeA {
+		m.Answer = RRs(r.Question[0].Name + " 60 IN A " + ip)
+	}
+	return m
+}
+
+// Activate serves s, whose Listener or PacketConn is set, until the test
+// ends; it returns once s is serving and fails the test when that takes
+// more than 10 s.
+func Activate(tb testing.TB, s *dns.Server) {
+	tb.Helper()
+	started := make(chan struct{})
+	s.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = s.ActivateAndServe() }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		var addr net.Addr
+		if s.Listener != nil {
+			addr = s.Listener.Addr()
+		} else if s.PacketConn != nil {
+			addr = s.PacketConn.LocalAddr()
+		}
+		tb.Fatalf("DNS server on %v (%s) did not start", addr, s.Net)
+	}
+	tb.Cleanup(func() { _ = s.Shutdown() })
 }
 
 // HTTPGet fetches url (dnsd's /health, /ready, /metrics) with a 3 s

@@ -85,21 +85,8 @@ func StartTLSUpstream(tb testing.TB, ca *TLSCA, ip string) (string, *atomic.Int3
 		tb.Fatal(err)
 	}
 	var n atomic.Int32
-	s := &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		if !dns.IsSubDomain("poddns-loop.", r.Question[0].Name) {
-			n.Add(1)
-		}
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if r.Question[0].Qtype == dns.TypeA {
-			m.Answer = RRs(r.Question[0].Name + " 60 IN A " + ip)
-		}
-		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	s.NotifyStartedFunc = func() { close(started) }
-	go s.ActivateAndServe()
-	<-started
-	tb.Cleanup(func() { s.Shutdown() })
+	Activate(tb, &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		_ = w.WriteMsg(upstreamReply(r, ip, &n))
+	})})
 	return "tls://" + ln.Addr().String(), &n
 }
