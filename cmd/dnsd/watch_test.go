@@ -57,18 +57,7 @@ kind: List
 			"listen: 127.0.0.1:0\nhealthListen: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\nlameduck: 0s\n"
 	}
 	swap(config(7))
-	var logs syncbuf.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() { done <- run(ctx, []string{"--config", filepath.Join(dir, "dnsd.yaml")}, &logs, nil) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("exit %d:\n%s", code, logs.String())
-		}
-	}()
-	waitLog := func(re string, n int) []string { t.Helper(); return waitForLog(t, &logs, re, n) }
-	addr := waitLog(`"msg":"serving DNS","listen":"([^"]+)"`, 1)[1]
+	addr, waitLog := runForLogs(t, filepath.Join(dir, "dnsd.yaml"))
 	ttl := func() uint32 {
 		r := dnstest.Exchange(t, addr, "udp", dnstest.Query("web.shop.svc.cluster.local.", dns.TypeA, 0))
 		if len(r.Answer) != 1 {
@@ -143,18 +132,7 @@ func TestCAWatch(t *testing.T) {
 	config := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nreload: 20ms\nsource: {file: "+cluster+"}\n"+
 		"listen: 127.0.0.1:0\nhealthListen: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\nlameduck: 0s\n"+
 		"forward: {upstreams: [\""+up+"\"], tlsServerName: "+dnstest.TLSServerName+", tlsCA: "+caFile+", tryTimeout: 300ms, deadline: 600ms}\ncache: {disabled: true}\n")
-	var logs syncbuf.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() { done <- run(ctx, []string{"--config", config}, &logs, nil) }()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("exit %d:\n%s", code, logs.String())
-		}
-	}()
-	waitLog := func(re string, n int) []string { t.Helper(); return waitForLog(t, &logs, re, n) }
-	addr := waitLog(`"msg":"serving DNS","listen":"([^"]+)"`, 1)[1]
+	addr, waitLog := runForLogs(t, config)
 	rcode := func() string {
 		return dns.RcodeToString[dnstest.Exchange(t, addr, "udp", dnstest.Query("example.com.", dns.TypeA, 0)).Rcode]
 	}
@@ -171,6 +149,25 @@ func TestCAWatch(t *testing.T) {
 	if got := rcode(); got != "NOERROR" {
 		t.Errorf("rcode %s with the upstream's CA back, want NOERROR", got)
 	}
+}
+
+// runForLogs runs dnsd with config until the test ends (failing it when
+// dnsd exits other than 0) and returns once it serves DNS: its address and
+// waitLog, waitForLog on its logs.
+func runForLogs(t *testing.T, config string) (addr string, waitLog func(re string, n int) []string) {
+	t.Helper()
+	var logs syncbuf.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"--config", config}, &logs, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit %d:\n%s", code, logs.String())
+		}
+	})
+	waitLog = func(re string, n int) []string { t.Helper(); return waitForLog(t, &logs, re, n) }
+	return waitLog(`"msg":"serving DNS","listen":"([^"]+)"`, 1)[1], waitLog
 }
 
 // waitForLog waits up to 5 seconds for the n-th line of logs matching re
