@@ -241,6 +241,20 @@ func listenIn(ns netns.NsHandle, addr string) (net.PacketConn, net.Listener, err
 	return pc, l, err
 }
 
+// listenTCPIn listens on TCP addr inside ns.
+func listenTCPIn(t *testing.T, ns netns.NsHandle, addr string) net.Listener {
+	t.Helper()
+	var l net.Listener
+	if err := inNetNS(ns, func() error {
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in the namespace: %v", addr, err)
+	}
+	return l
+}
+
 // serveDNSIn serves h on addr (UDP and TCP) inside ns until the test ends.
 func serveDNSIn(t *testing.T, ns netns.NsHandle, addr string, h dns.Handler) {
 	t.Helper()
@@ -256,14 +270,7 @@ func serveDNSIn(t *testing.T, ns netns.NsHandle, addr string, h dns.Handler) {
 // ends.
 func serveDoTIn(t *testing.T, ns netns.NsHandle, addr string, cert tls.Certificate, h dns.Handler) {
 	t.Helper()
-	var l net.Listener
-	if err := inNetNS(ns, func() error {
-		var err error
-		l, err = net.Listen("tcp", addr)
-		return err
-	}); err != nil {
-		t.Fatalf("listen on %s in the namespace: %v", addr, err)
-	}
+	l := listenTCPIn(t, ns, addr)
 	dnstest.Activate(t, &dns.Server{Listener: tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), Net: "tcp-tls", Handler: h})
 }
 
@@ -271,14 +278,7 @@ func serveDoTIn(t *testing.T, ns netns.NsHandle, addr string, cert tls.Certifica
 // target, dialled from the test's own namespace (the API server).
 func proxyTCPIn(t *testing.T, ns netns.NsHandle, addr, target string) {
 	t.Helper()
-	var l net.Listener
-	if err := inNetNS(ns, func() error {
-		var err error
-		l, err = net.Listen("tcp", addr)
-		return err
-	}); err != nil {
-		t.Fatalf("proxy listen on %s in the namespace: %v", addr, err)
-	}
+	l := listenTCPIn(t, ns, addr)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done); l.Close(); wg.Wait() })
