@@ -38,9 +38,18 @@ func TestKubeconfigSource(t *testing.T) {
 	c := dnstest.Case{Qname: "api.default.svc.cluster.local.", Qtype: dns.TypeA,
 		Answer: dnstest.RRs("api.default.svc.cluster.local. 30 IN A 10.96.7.7")}
 	dnstest.Check(t, c, dnstest.Exchange(t, d.DNSAddr(), "udp", c.Msg()))
-	// The kubernetes Service the API server makes itself is there too.
-	k := dnstest.Exchange(t, d.DNSAddr(), "tcp", dnstest.Query("kubernetes.default.svc.cluster.local.", dns.TypeA, 0))
-	if k.Rcode != dns.RcodeSuccess || len(k.Answer) != 1 {
-		t.Errorf("kubernetes.default: %v", k)
+	// The kubernetes Service the API server makes itself is there too. Its
+	// bootstrap controller creates it shortly after the API server is up,
+	// possibly after dnsd's initial list: it arrives through the watch.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		k := dnstest.Exchange(t, d.DNSAddr(), "tcp", dnstest.Query("kubernetes.default.svc.cluster.local.", dns.TypeA, 0))
+		if k.Rcode == dns.RcodeSuccess && len(k.Answer) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kubernetes.default not answered within 30s: %v", k)
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the watch, bounded above
 	}
 }
