@@ -10,9 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/pkg/nodeprofile"
@@ -120,13 +117,4 @@ func (o *profileOptions) run(ctx context.Context, s streams) error {
 		fmt.Fprintf(s.err, "note: %s\n", n)
 	}
 	return nil
-}
-
-// restConfig is the kubeconfig file when given, else controller-runtime's
-// lookup ($KUBECONFIG, in-cluster, ~/.kube/config).
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
-	return ctrl.GetConfig()
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/manifest"
@@ -205,7 +204,7 @@ func manifestErrors(err error) error {
 // live lists the namespaces, workloads and pods from the cluster, through
 // the scan's rate-limited clients.
 func (o *reportOptions) live(ctx context.Context, c *report.Checker) (report.Report, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {
 		return report.Report{}, fmt.Errorf("kubeconfig: %w", err)
 	}

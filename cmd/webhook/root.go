@@ -6,6 +6,9 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // Exit statuses.
@@ -63,4 +66,13 @@ dnsd's query log through a proposed policy change.`,
 	root.AddCommand(newRenderCommand(s), newExplainCommand(s), newTestCommand(s), newReportCommand(s), newServeCommand(s))
 	root.AddCommand(newImpactCommand(s), newProfileCommand(s))
 	return root
+}
+
+// restConfig is the kubeconfig file when given, else controller-runtime's
+// lookup ($KUBECONFIG, in-cluster, ~/.kube/config).
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
 }

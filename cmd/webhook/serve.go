@@ -13,8 +13,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/poddns/poddns/pkg/configfile"
@@ -226,15 +224,6 @@ func (o *serveOptions) complete(fs *pflag.FlagSet) error {
 	return nil
 }
 
-// restConfig is --kubeconfig, else controller-runtime's lookup ($KUBECONFIG,
-// in-cluster, ~/.kube/config).
-func (o *serveOptions) restConfig() (*rest.Config, error) {
-	if o.kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", o.kubeconfig)
-	}
-	return ctrl.GetConfig()
-}
-
 func (o *serveOptions) logger(s streams) logr.Logger {
 	level := slog.LevelInfo
 	if o.cfg.LogLevel == "debug" {
@@ -263,7 +252,7 @@ func (o *serveOptions) run(ctx context.Context, s streams) error {
 	for _, w := range warnings {
 		log.Info("node profile warning", "warning", w)
 	}
-	cfg, err := o.restConfig()
+	cfg, err := restConfig(o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
