@@ -17,6 +17,7 @@ import (
 	"github.com/poddns/poddns/pkg/manifest"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
+	"github.com/poddns/poddns/pkg/report/scan"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
@@ -264,22 +265,15 @@ func (o *impactOptions) listCluster() ([]manifest.Item, map[string]map[string]st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	labels := map[string]map[string]string{}
-	list := metav1.ListOptions{Limit: listPage}
-	for {
-		page, err := cs.CoreV1().Namespaces().List(ctx, list)
-		if err != nil {
-			return nil, nil, fmt.Errorf("list namespaces: %w", err)
-		}
-		for i := range page.Items {
-			labels[page.Items[i].Name] = policy.NamespaceLabels(&page.Items[i])
-		}
-		if list.Continue = page.Continue; list.Continue == "" {
-			break
-		}
+	labels, err := (&scan.Lister{Client: cs, PageSize: listPage}).Namespaces(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
+	// Pods are listed here rather than with scan.Lister.EachPod, which
+	// leaves finished pods out and lends each pod only for its callback:
+	// impact keeps every pod.
 	var items []manifest.Item
-	list = metav1.ListOptions{Limit: listPage}
+	list := metav1.ListOptions{Limit: listPage}
 	for {
 		page, err := cs.CoreV1().Pods("").List(ctx, list)
 		if err != nil {
