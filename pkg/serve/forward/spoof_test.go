@@ -101,12 +101,21 @@ func newForger(t *testing.T, pc net.PacketConn, name string) *forger {
 	return f
 }
 
-// spray sends every ID to 127.0.0.1:port.
-func (f *forger) spray(t *testing.T, port int) {
+// spray sends every ID to 127.0.0.1:port as fast as loopback takes them.
+func (f *forger) spray(t *testing.T, port int) { f.sprayPaced(t, port, 1024, 0) }
+
+// sprayPaced sends every ID to 127.0.0.1:port in batches of batch packets
+// (a power of two), pausing after each. Unpaced, loopback outruns the
+// reader: a socket's receive buffer holds a few hundred datagrams, so on a
+// busy machine, where the reader is seldom scheduled, nearly every packet
+// of a spray is dropped, the right ID's included.
+func (f *forger) sprayPaced(t *testing.T, port, batch int, pause time.Duration) {
 	dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
-	const batch = 1024
 	msgs := make([]ipv4.Message, batch)
 	for i := 0; i < len(f.packets); i += batch {
+		if pause > 0 && i > 0 {
+			time.Sleep(pause)
+		}
 		for j := range msgs {
 			msgs[j] = ipv4.Message{Buffers: [][]byte{f.packets[i+j]}, Addr: dst}
 		}
@@ -211,11 +220,14 @@ func spoofChild(t *testing.T, hostNS string) {
 		res := ask(f, nameOf(-1))
 		q := <-queries
 		start := time.Now()
-		// Loopback outpaces the reader: the socket buffer drops most of a
-		// spray, so the forger sprays again until it wins (at most 5 times).
+		// The control must not lose to the machine's load: the forger
+		// sprays in small paced batches, so the receive buffer is not
+		// what decides, and again until it wins (bounded: 20 sprays or
+		// 2 minutes). It failed a CI run on 2 busy cores with five
+		// unpaced sprays.
 		var got string
-		for range 5 {
-			fg.spray(t, q.port)
+		for i := 0; i < 20 && time.Since(start) < 2*time.Minute; i++ {
+			fg.sprayPaced(t, q.port, 64, 200*time.Microsecond)
 			select {
 			case got = <-res:
 			default:
@@ -235,7 +247,6 @@ func spoofChild(t *testing.T, hostNS string) {
 	}
 
 	o := opts
-	_ = 0
 	f, err := forward.New(o, forward.Deps{})
 	if err != nil {
 		t.Fatal(err)
