@@ -43,16 +43,24 @@ type built struct {
 	digest    v1.Hash
 }
 
-// run builds the targets' binaries in one go build and writes one OCI image
-// archive per target.
+// run builds the targets' Go binaries in one go build (and the test
+// clients' C programs) and writes one OCI image archive per target.
 func run(ctx context.Context, o options, sel []target) ([]built, error) {
 	bins, err := os.MkdirTemp("", "poddns-images-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(bins)
-	if err := goBuild(ctx, o, bins, sel); err != nil {
-		return nil, err
+	var goTargets []target
+	for _, t := range sel {
+		if t.pkg != "" {
+			goTargets = append(goTargets, t)
+		}
+	}
+	if len(goTargets) > 0 {
+		if err := goBuild(ctx, o, bins, goTargets); err != nil {
+			return nil, err
+		}
 	}
 	var ca []byte
 	for _, t := range sel {
@@ -67,11 +75,11 @@ func run(ctx context.Context, o options, sel []target) ([]built, error) {
 	}
 	var out []built
 	for _, t := range sel {
-		bin, err := os.ReadFile(filepath.Join(bins, path.Base(t.pkg)))
+		files, err := content(ctx, t, o, bins, ca)
 		if err != nil {
-			return nil, fmt.Errorf("%s: binary: %w", t.name, err)
+			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
-		img, err := image(t, o, bin, ca)
+		img, err := image(t, o, files)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -85,6 +93,33 @@ func run(ctx context.Context, o options, sel []target) ([]built, error) {
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// file is a regular file of an image's layer.
+type file struct {
+	path string // absolute, inside the image
+	mode int64
+	data []byte
+}
+
+// content lists the files of t's image: the CA bundle and the Go binary
+// built into bins, or the test clients (clients.go).
+func content(ctx context.Context, t target, o options, bins string, ca []byte) ([]file, error) {
+	if t.libc != "" {
+		return clientFiles(ctx, o, t.libc)
+	}
+	var files []file
+	if t.caCerts {
+		files = append(files, file{caPath, 0o644, ca})
+	}
+	bin, err := os.ReadFile(filepath.Join(bins, path.Base(t.pkg)))
+	if err != nil {
+		return nil, fmt.Errorf("binary: %w", err)
+	}
+	if dir := path.Dir(t.binary); dir != "/" {
+		return nil, fmt.Errorf("binary %s: only a top-level path is supported", t.binary)
+	}
+	return append(files, file{t.binary, 0o755, bin}), nil
 }
 
 func selectTargets(names []string) ([]target, error) {
@@ -130,10 +165,10 @@ func goBuild(ctx context.Context, o options, dir string, sel []target) error {
 	return nil
 }
 
-// image assembles t's image: one layer with the binary (and the CA bundle),
-// OCI media types, and t's container config.
-func image(t target, o options, bin, ca []byte) (v1.Image, error) {
-	layerTar, err := rootfs(t, o.created, bin, ca)
+// image assembles t's image: one layer with files, OCI media types, and t's
+// container config.
+func image(t target, o options, files []file) (v1.Image, error) {
+	layerTar, err := rootfs(o.created, files)
 	if err != nil {
 		return nil, err
 	}
@@ -179,9 +214,9 @@ func image(t target, o options, bin, ca []byte) (v1.Image, error) {
 }
 
 // rootfs is the layer's content as a tar stream (the one thing
-// go-containerregistry leaves to its callers, as ko builds its own): the
-// directories, /tmp, the CA bundle and the binary, all owned by root.
-func rootfs(t target, created time.Time, bin, ca []byte) ([]byte, error) {
+// go-containerregistry leaves to its callers, as ko builds its own): /tmp,
+// then each file after the directories above it, all owned by root.
+func rootfs(created time.Time, files []file) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	hdr := func(name string, typ byte, mode int64, size int) error {
@@ -190,31 +225,28 @@ func rootfs(t target, created time.Time, bin, ca []byte) ([]byte, error) {
 			ModTime: created, Format: tar.FormatPAX,
 		})
 	}
-	file := func(name string, mode int64, data []byte) error {
-		if err := hdr(name, tar.TypeReg, mode, len(data)); err != nil {
-			return err
-		}
-		_, err := tw.Write(data)
-		return err
-	}
 	if err := hdr("tmp/", tar.TypeDir, 0o1777, 0); err != nil {
 		return nil, err
 	}
-	if t.caCerts {
-		for _, d := range []string{"etc/", "etc/ssl/", "etc/ssl/certs/"} {
-			if err := hdr(d, tar.TypeDir, 0o755, 0); err != nil {
+	dirs := map[string]bool{}
+	for _, f := range files {
+		name := strings.TrimPrefix(f.path, "/")
+		var parents []string
+		for d := path.Dir(name); d != "." && !dirs[d]; d = path.Dir(d) {
+			parents = append(parents, d)
+			dirs[d] = true
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			if err := hdr(parents[i]+"/", tar.TypeDir, 0o755, 0); err != nil {
 				return nil, err
 			}
 		}
-		if err := file(strings.TrimPrefix(caPath, "/"), 0o644, ca); err != nil {
+		if err := hdr(name, tar.TypeReg, f.mode, len(f.data)); err != nil {
 			return nil, err
 		}
-	}
-	if dir := path.Dir(strings.TrimPrefix(t.binary, "/")); dir != "." {
-		return nil, fmt.Errorf("binary %s: only a top-level path is supported", t.binary)
-	}
-	if err := file(strings.TrimPrefix(t.binary, "/"), 0o755, bin); err != nil {
-		return nil, err
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("layer tar: %w", err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -190,7 +191,7 @@ func compareDockerfile(text string, ts []target) ([]string, error) {
 		}
 	}
 	for _, t := range ts {
-		if t.name != "pause" && !slices.Contains(finals, t.name) {
+		if t.shipped && !slices.Contains(finals, t.name) {
 			diffs = append(diffs, fmt.Sprintf("target %s: no final stage in the Dockerfile", t.name))
 		}
 	}
@@ -288,17 +289,8 @@ func TestArchive(t *testing.T) {
 	const ca = "/etc/ssl/certs/ca-certificates.crt"
 	caBytes, err := os.ReadFile(ca)
 	testenv.RequireOrSkip(t, fmt.Sprintf("%s (Debian's ca-certificates; run `make deps`): %v", ca, err), err == nil)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := options{
-		root: root, out: t.TempDir(), registry: "poddns.test", tag: "t1", caFile: ca,
-		arch: runtime.GOARCH, goCmd: "go", created: time.Unix(0, 0).UTC(),
-	}
-	if g := os.Getenv("GO"); g != "" {
-		o.goCmd = g
-	}
+	o := testOptions(t)
+	o.caFile = ca
 	out, err := run(context.Background(), o, dnsd)
 	if err != nil {
 		t.Fatal(err)
@@ -307,23 +299,7 @@ func TestArchive(t *testing.T) {
 		t.Fatalf("run: %+v", out)
 	}
 
-	dir := untar(t, out[0].path)
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(im.Manifests) != 1 {
-		t.Fatalf("index.json: %d manifests, want 1", len(im.Manifests))
-	}
-	desc := im.Manifests[0]
+	desc, img := readArchive(t, out[0].path)
 	if desc.MediaType != types.OCIManifestSchema1 || desc.Digest != out[0].digest {
 		t.Errorf("index.json: %s %s, want %s %s", desc.MediaType, desc.Digest, types.OCIManifestSchema1, out[0].digest)
 	}
@@ -331,10 +307,6 @@ func TestArchive(t *testing.T) {
 		if desc.Annotations[a] != "poddns.test/dnsd:t1" {
 			t.Errorf("index.json: annotation %s = %q", a, desc.Annotations[a])
 		}
-	}
-	img, err := idx.Image(desc.Digest)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := validate.Image(img); err != nil {
 		t.Fatalf("image does not validate: %v", err)
@@ -360,26 +332,7 @@ func TestArchive(t *testing.T) {
 		t.Errorf("Env %q", cf.Config.Env)
 	}
 
-	files := map[string]*tar.Header{}
-	content := map[string][]byte{}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Extract writes directories without the trailing slash.
-		h.Name = strings.TrimSuffix(h.Name, "/")
-		files[h.Name] = h
-		if content[h.Name], err = io.ReadAll(tr); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files, content := layerFiles(t, img)
 	check := func(name string, typ byte, mode int64) {
 		t.Helper()
 		h, ok := files[name]
@@ -406,8 +359,82 @@ func TestArchive(t *testing.T) {
 			t.Errorf("dnsd: dynamically linked (%s)", prog.Type)
 		}
 	}
-	if strings.Contains(string(content["dnsd"]), root) {
-		t.Errorf("dnsd: contains the build path %s (built without -trimpath?)", root)
+	if strings.Contains(string(content["dnsd"]), o.root) {
+		t.Errorf("dnsd: contains the build path %s (built without -trimpath?)", o.root)
+	}
+}
+
+// testOptions are run's options for a test: the repository, an output
+// directory of the test's, and fixed names.
+func testOptions(t *testing.T) options {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := options{
+		root: root, out: t.TempDir(), registry: "poddns.test", tag: "t1",
+		arch: runtime.GOARCH, goCmd: "go", created: time.Unix(0, 0).UTC(),
+	}
+	if g := os.Getenv("GO"); g != "" {
+		o.goCmd = g
+	}
+	return o
+}
+
+// readArchive reads an archive back with go-containerregistry from the OCI
+// layout inside the tar: the index's one manifest and its image, validated.
+func readArchive(t *testing.T, archive string) (v1.Descriptor, v1.Image) {
+	t.Helper()
+	p, err := layout.FromPath(untar(t, archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 {
+		t.Fatalf("index.json: %d manifests, want 1", len(im.Manifests))
+	}
+	desc := im.Manifests[0]
+	img, err := idx.Image(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("image does not validate: %v", err)
+	}
+	return desc, img
+}
+
+// layerFiles reads the flattened file system of img: each entry's header
+// and content by its name (without a trailing slash).
+func layerFiles(t *testing.T, img v1.Image) (map[string]*tar.Header, map[string][]byte) {
+	t.Helper()
+	files := map[string]*tar.Header{}
+	content := map[string][]byte{}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files, content
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Extract writes directories without the trailing slash.
+		h.Name = strings.TrimSuffix(h.Name, "/")
+		files[h.Name] = h
+		if content[h.Name], err = io.ReadAll(tr); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -16,6 +16,13 @@ type target struct {
 	// has one; the programs make TLS connections to the API server and, for
 	// dnsd, may forward over TLS).
 	caCerts bool
+	// libc makes a test client image instead of a Go program's (pkg and
+	// binary empty): the C clients of test/e2e/testdata built against
+	// glibc or musl (clients.go).
+	libc libc
+	// shipped: a final stage of build/Dockerfile describes the image. The
+	// others exist only for the test cluster.
+	shipped bool
 }
 
 // nonroot is distroless/static's nonroot user and group, which
@@ -28,13 +35,13 @@ var targets = []target{
 		name: "webhook", pkg: "./cmd/webhook", binary: "/webhook",
 		user: nonroot + ":" + nonroot, entrypoint: []string{"/webhook"},
 		exposed: []string{"9443/tcp", "8080/tcp", "8081/tcp"},
-		caCerts: true,
+		caCerts: true, shipped: true,
 	},
 	{
 		name: "dnsd", pkg: "./cmd/dnsd", binary: "/dnsd",
 		user: nonroot + ":" + nonroot, entrypoint: []string{"/dnsd"},
 		exposed: []string{"53/udp", "53/tcp", "8080/tcp", "9153/tcp"},
-		caCerts: true,
+		caCerts: true, shipped: true,
 	},
 	{
 		// The sandbox image for a cluster without a registry; 65535 is
@@ -42,6 +49,10 @@ var targets = []target{
 		name: "pause", pkg: "./hack/images/pause", binary: "/pause",
 		user: "65535:65535", entrypoint: []string{"/pause"},
 	},
+	// The DNS clients of the test cluster's pods (clients.go): each pod
+	// names the program it runs in its command.
+	{name: "client-glibc", user: nonroot + ":" + nonroot, entrypoint: []string{"/gai"}, libc: glibc},
+	{name: "client-musl", user: nonroot + ":" + nonroot, entrypoint: []string{"/gai"}, libc: musl},
 }
 
 // goBuildFlags are build/Dockerfile's `go build` flags (images_test.go checks
