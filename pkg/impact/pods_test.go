@@ -7,6 +7,7 @@ import (
 
 	"github.com/poddns/poddns/pkg/manifest"
 	"github.com/poddns/poddns/pkg/policy"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 	"github.com/poddns/poddns/pkg/render"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
@@ -29,22 +30,11 @@ spec:
 
 func engine(t *testing.T, yaml string) *policy.Engine {
 	t.Helper()
-	set, err := policy.Parse(strings.NewReader(yaml), "policies.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	profile, err := resolvconf.NewNodeProfile(resolvconf.NodeConfig{
+	profile := policytest.Profile(t, resolvconf.NodeConfig{
 		ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"},
 		ResolvConf: resolvconf.DefaultResolvConf, ResolvConfData: []byte("nameserver 10.0.0.2\nsearch corp.example\n"),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return policytest.Engine(t, policytest.Parse(t, yaml), policy.EngineOptions{Profile: profile})
 }
 
 const shopManifests = `apiVersion: v1

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/poddns/poddns/pkg/policy"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
@@ -142,10 +143,7 @@ func TestEngineConcurrentSwap(t *testing.T) {
 }
 
 func TestNewEngine(t *testing.T) {
-	p, err := resolvconf.NewNodeProfile(standardNode)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := policytest.Profile(t, policytest.StandardNode)
 	if _, err := policy.NewEngine(nil, policy.EngineOptions{}); err == nil || err.Error() != "new policy engine: no node profile" {
 		t.Errorf("NewEngine without a profile: %v", err)
 	}
@@ -188,18 +186,9 @@ func TestNamespaceLabels(t *testing.T) {
 }
 
 func TestPreviewError(t *testing.T) {
-	p, err := resolvconf.NewNodeProfile(resolvconf.NodeConfig{ClusterDNS: []string{"10.96.0.10"}, ResolvConf: "/nonexistent/resolv.conf"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Parse(strings.NewReader(doc("ndots", "  actions: {ndots: 2}")+doc("local", "  priority: 1\n  actions: {nameservers: [169.254.20.10]}")), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := policytest.Profile(t, resolvconf.NodeConfig{ClusterDNS: []string{"10.96.0.10"}, ResolvConf: "/nonexistent/resolv.conf"})
+	set := policytest.Parse(t, doc("ndots", "  actions: {ndots: 2}")+doc("local", "  priority: 1\n  actions: {nameservers: [169.254.20.10]}"))
+	e := policytest.Engine(t, set, policy.EngineOptions{Profile: p})
 	d := e.Evaluate(pod(t, plainPod), nil)
 	if d.PreviewError != "open /nonexistent/resolv.conf: no such file or directory" || d.ResolvConf != "" {
 		t.Errorf("PreviewError = %q, ResolvConf = %q", d.PreviewError, d.ResolvConf)

@@ -10,33 +10,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/pkg/policy"
-	"github.com/poddns/poddns/pkg/resolvconf"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 )
 
-// standardNode is a typical cloud node: cluster DNS 10.96.0.10, and a node
-// resolv.conf with one nameserver, one search domain and one option.
-var standardNode = resolvconf.NodeConfig{
-	ClusterDomain:  "cluster.local",
-	ClusterDNS:     []string{"10.96.0.10"},
-	ResolvConf:     "/etc/resolv.conf",
-	ResolvConfData: []byte("nameserver 10.0.0.2\nsearch ec2.internal\noptions edns0\n"),
-}
-
+// newEngine is an engine over policies on policytest.StandardNode in mode.
 func newEngine(t testing.TB, policies string, mode policy.GlobalMode) *policy.Engine {
 	t.Helper()
-	set, err := policy.Parse(strings.NewReader(policies), "policies.yaml")
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	p, err := resolvconf.NewNodeProfile(standardNode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: p, Mode: mode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return policytest.Engine(t, policytest.Parse(t, policies), policy.EngineOptions{Profile: policytest.Profile(t, policytest.StandardNode), Mode: mode})
 }
 
 // doc returns a DNSPolicy document; spec is indented YAML under spec.

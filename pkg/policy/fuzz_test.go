@@ -11,7 +11,7 @@ import (
 
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/policy"
-	"github.com/poddns/poddns/pkg/resolvconf"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 )
 
 // FuzzParse feeds arbitrary files to the loader. It must never panic; an
@@ -33,10 +33,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("- a\n- b"))
 	f.Add([]byte("a: &x [*x]"))
 
-	profile, err := resolvconf.NewNodeProfile(standardNode)
-	if err != nil {
-		f.Fatal(err)
-	}
+	profile := policytest.Profile(f, policytest.StandardNode)
 	pods := []*corev1.Pod{
 		{Spec: corev1.PodSpec{}},
 		{Spec: corev1.PodSpec{HostNetwork: true}},
@@ -60,10 +57,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		e, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := policytest.Engine(t, set, policy.EngineOptions{Profile: profile})
 		for _, p := range pods {
 			before := p.DeepCopy()
 			d := e.Evaluate(p, map[string]string{"team": "a"})

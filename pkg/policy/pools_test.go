@@ -16,29 +16,18 @@ import (
 
 // poolEngine is an engine with one pool per profile; pool NAME selects the
 // nodes labelled pool=NAME.
-func poolEngine(t *testing.T, policies string, profiles map[string]resolvconf.NodeConfig, order ...string) *policy.Engine {
+func poolEngine(t testing.TB, policies string, profiles map[string]resolvconf.NodeConfig, order ...string) *policy.Engine {
 	t.Helper()
-	set, err := policy.Parse(strings.NewReader(policies), "policies.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var pools []nodepool.Pool
 	for _, name := range order {
-		p, err := resolvconf.NewNodeProfile(profiles[name])
-		if err != nil {
-			t.Fatal(err)
-		}
-		pools = append(pools, nodepool.Pool{Name: name, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"pool": name}}, Profile: p})
+		pools = append(pools, nodepool.Pool{Name: name, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"pool": name}},
+			Profile: policytest.Profile(t, profiles[name])})
 	}
 	ps, err := nodepool.NewSet(pools)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Pools: ps})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return policytest.Engine(t, policytest.Parse(t, policies), policy.EngineOptions{Pools: ps})
 }
 
 // hostSearch is a node resolv.conf with n search domains.
@@ -187,37 +176,13 @@ func TestEvaluatePoolsAudit(t *testing.T) {
 // previews differ, for a pod that can land on both: about twice the work
 // of one profile.
 func BenchmarkEvaluatePools(b *testing.B) {
-	set, err := policy.Parse(strings.NewReader(policytest.Generated(200)), "policies.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var pools []nodepool.Pool
-	for i, n := range []int{1, 3} {
-		p, err := resolvconf.NewNodeProfile(hostSearch(n))
-		if err != nil {
-			b.Fatal(err)
+	e := poolEngine(b, policytest.Generated(200), map[string]resolvconf.NodeConfig{"pool-0": hostSearch(1), "pool-1": hostSearch(3)}, "pool-0", "pool-1")
+	benchmarkEvaluate(b, e, "t3", func(d policy.Decision) string {
+		if len(d.Matched()) != 20 || len(d.Pools) != 2 {
+			return fmt.Sprintf("%d matched on %d pools, want 20 on 2", len(d.Matched()), len(d.Pools))
 		}
-		name := fmt.Sprintf("pool-%d", i)
-		pools = append(pools, nodepool.Pool{Name: name, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"pool": name}}, Profile: p})
-	}
-	ps, err := nodepool.NewSet(pools)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Pools: ps})
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := pod(b, "metadata: {labels: {app: web}}\n"+plainPod)
-	ns := map[string]string{"team": "t3"}
-	if d := e.Evaluate(p, ns); len(d.Matched()) != 20 || len(d.Pools) != 2 {
-		b.Fatalf("%d matched on %d pools, want 20 on 2", len(d.Matched()), len(d.Pools))
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		e.Evaluate(p, ns)
-	}
+		return ""
+	})
 }
 
 // TestEvaluatePoolsAnnotationLimit: the annotation size rule holds for the

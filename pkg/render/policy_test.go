@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/poddns/poddns/pkg/policy"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 	"github.com/poddns/poddns/pkg/render"
 )
 
@@ -30,15 +31,7 @@ spec:
 
 func engine(t *testing.T) *policy.Engine {
 	t.Helper()
-	set, err := policy.Parse(strings.NewReader(testPolicies), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile(t, standardNode)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return policytest.StandardEngine(t, testPolicies)
 }
 
 // TestPolicyJSONContract checks that with policies every object has the
@@ -152,7 +145,7 @@ spec:
 	if buf.String() != want {
 		t.Errorf("Text:\n%s\nwant:\n%s", buf.String(), want)
 	}
-	if err := render.WritePolicyText(&buf, render.Pods(set.Pods, profile(t, standardNode))); err == nil {
+	if err := render.WritePolicyText(&buf, render.Pods(set.Pods, policytest.Profile(t, policytest.StandardNode))); err == nil {
 		t.Errorf("WritePolicyText of reports without policies succeeded")
 	}
 }

@@ -8,28 +8,13 @@ import (
 	"testing"
 
 	"github.com/poddns/poddns/pkg/manifest"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 	"github.com/poddns/poddns/pkg/render"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
 // profile builds a node profile with the host file content "nameserver
 // 10.0.0.2 / search ec2.internal / options edns0" unless cfg names another.
-func profile(t *testing.T, cfg resolvconf.NodeConfig) *resolvconf.NodeProfile {
-	t.Helper()
-	p, err := resolvconf.NewNodeProfile(cfg)
-	if err != nil {
-		t.Fatalf("NewNodeProfile: %v", err)
-	}
-	return p
-}
-
-var standardNode = resolvconf.NodeConfig{
-	ClusterDomain:  "cluster.local",
-	ClusterDNS:     []string{"10.96.0.10"},
-	ResolvConf:     "/etc/resolv.conf",
-	ResolvConfData: []byte("nameserver 10.0.0.2\nsearch ec2.internal\noptions edns0\n"),
-}
-
 func items(t *testing.T, yaml string) []manifest.Item {
 	t.Helper()
 	return decode(t, yaml).Pods
@@ -54,33 +39,33 @@ func TestPodJSON(t *testing.T) {
 	}{
 		{
 			name:     "ClusterFirst by defaulting",
-			node:     standardNode,
+			node:     policytest.StandardNode,
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: shop}\nspec: {containers: [{name: c}]}\n",
 			want:     `{"name":"web","namespace":"shop","resolvConf":"search shop.svc.cluster.local svc.cluster.local cluster.local ec2.internal\nnameserver 10.96.0.10\noptions ndots:5\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":[]}`,
 		},
 		{
 			name:     "hostNetwork ClusterFirst falls back to the node file",
-			node:     standardNode,
+			node:     policytest.StandardNode,
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: hn}\nspec: {hostNetwork: true, containers: [{name: c}]}\n",
 			want:     `{"name":"hn","namespace":"default","resolvConf":"search ec2.internal\nnameserver 10.0.0.2\noptions edns0\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":[]}`,
 		},
 		{
 			name:       "None without dnsConfig in a Deployment is rejected at the template path",
-			node:       standardNode,
+			node:       policytest.StandardNode,
 			manifest:   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: ns}\nspec: {template: {spec: {dnsPolicy: None, containers: [{name: c}]}}}\n",
 			want:       "{\"name\":\"d\",\"namespace\":\"ns\",\"resolvConf\":\"\",\"events\":[],\"validationErrors\":[\"spec.template.spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None\"],\"warnings\":[],\"error\":\"\",\"clientNotes\":[]}",
 			wantFailed: true,
 		},
 		{
 			name:       "every validation error, in the API server's order",
-			node:       standardNode,
+			node:       policytest.StandardNode,
 			manifest:   "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  dnsPolicy: clusterFirst\n  dnsConfig: {nameservers: [010.0.0.1], searches: [Example.com.], options: [{value: x}]}\n  containers: [{name: c}]\n",
 			want:       `{"name":"bad","namespace":"default","resolvConf":"","events":[],"validationErrors":["spec.dnsPolicy: Unsupported value: \"clusterFirst\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\"","spec.dnsConfig.nameservers[0]: Invalid value: \"010.0.0.1\": must not have leading 0s","spec.dnsConfig.searches[0]: Invalid value: \"Example.com\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '_', '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '_?[a-z0-9]([-_a-z0-9]*[a-z0-9])?(\\._?[a-z0-9]([-_a-z0-9]*[a-z0-9])?)*')","spec.dnsConfig.options[0]: Required value: must not be empty"],"warnings":[],"error":"","clientNotes":[]}`,
 			wantFailed: true,
 		},
 		{
 			name:     "warning for a non-canonical IPv6 nameserver",
-			node:     standardNode,
+			node:     policytest.StandardNode,
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: v6}\nspec: {dnsPolicy: None, dnsConfig: {nameservers: [\"2001:DB8:0:0:0:0:0:1\"]}, containers: [{name: c}]}\n",
 			want:     `{"name":"v6","namespace":"default","resolvConf":"nameserver 2001:DB8:0:0:0:0:0:1\n","events":[],"validationErrors":[],"warnings":["spec.dnsConfig.nameservers[0]: IPv6 address \"2001:DB8:0:0:0:0:0:1\" should be in RFC 5952 canonical format (\"2001:db8::1\")"],"error":"","clientNotes":[]}`,
 		},
@@ -92,7 +77,7 @@ func TestPodJSON(t *testing.T) {
 		},
 		{
 			name:     "ndots above 15: a client note, the file as written",
-			node:     standardNode,
+			node:     policytest.StandardNode,
 			manifest: "apiVersion: v1\nkind: Pod\nmetadata: {name: nd}\nspec: {dnsPolicy: None, dnsConfig: {nameservers: [10.0.0.2], options: [{name: ndots, value: \"20\"}]}, containers: [{name: c}]}\n",
 			want:     `{"name":"nd","namespace":"default","resolvConf":"nameserver 10.0.0.2\noptions ndots:20\n","events":[],"validationErrors":[],"warnings":[],"error":"","clientNotes":["ndots:20 acts as ndots:15: glibc and musl cap ndots at 15"]}`,
 		},
@@ -117,7 +102,7 @@ func TestPodJSON(t *testing.T) {
 				t.Fatalf("Items = %d, want 1", len(its))
 			}
 			before := its[0].Pod.DeepCopy()
-			reports := render.Pods(its, profile(t, tt.node))
+			reports := render.Pods(its, policytest.Profile(t, tt.node))
 			if !reflect.DeepEqual(its[0].Pod, before) {
 				t.Errorf("Pods changed the item's pod")
 			}
@@ -170,7 +155,7 @@ func checkContract(t *testing.T, out []byte) {
 
 func TestWriteJSONOneLinePerPod(t *testing.T) {
 	its := items(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec: {dnsPolicy: Bogus, containers: [{name: c}]}\n")
-	reports := render.Pods(its, profile(t, standardNode))
+	reports := render.Pods(its, policytest.Profile(t, policytest.StandardNode))
 	var buf bytes.Buffer
 	if err := render.WriteJSON(&buf, reports); err != nil {
 		t.Fatal(err)
@@ -202,10 +187,10 @@ kind: Pod
 metadata: {name: empty}
 spec: {dnsPolicy: Default, containers: [{name: c}]}
 `)
-	node := standardNode
-	reports := render.Pods(its[:2], profile(t, node))
+	node := policytest.StandardNode
+	reports := render.Pods(its[:2], policytest.Profile(t, node))
 	node.ResolvConfData = []byte("# nothing\n")
-	reports = append(reports, render.Pod(its[2], profile(t, node)))
+	reports = append(reports, render.Pod(its[2], policytest.Profile(t, node)))
 	var buf bytes.Buffer
 	if err := render.WriteText(&buf, reports); err != nil {
 		t.Fatal(err)
@@ -231,7 +216,7 @@ options ndots:5
 }
 
 func TestNodeNotes(t *testing.T) {
-	p := profile(t, resolvconf.NodeConfig{ClusterDNS: []string{"10.96.0.10", "not-an-ip"}, ResolvConf: "/etc/resolv.conf", ResolvConfData: []byte("nameserver\n")})
+	p := policytest.Profile(t, resolvconf.NodeConfig{ClusterDNS: []string{"10.96.0.10", "not-an-ip"}, ResolvConf: "/etc/resolv.conf", ResolvConfData: []byte("nameserver\n")})
 	got := render.NodeNotes(p)
 	want := []string{
 		"node event: Warning CheckLimitsForResolvConf: nameserver list is empty ",
@@ -240,7 +225,7 @@ func TestNodeNotes(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("NodeNotes = %q, want %q", got, want)
 	}
-	if notes := render.NodeNotes(profile(t, standardNode)); len(notes) != 0 {
+	if notes := render.NodeNotes(policytest.Profile(t, policytest.StandardNode)); len(notes) != 0 {
 		t.Errorf("NodeNotes of a clean node = %q, want none", notes)
 	}
 }

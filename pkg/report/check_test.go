@@ -12,28 +12,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/poddns/poddns/pkg/policy"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 	"github.com/poddns/poddns/pkg/report"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
 func engine(t *testing.T, docs string) *policy.Engine {
 	t.Helper()
-	p, err := resolvconf.NewNodeProfile(resolvconf.NodeConfig{
+	p := policytest.Profile(t, resolvconf.NodeConfig{
 		ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"},
 		ResolvConf: "/etc/resolv.conf", ResolvConfData: []byte("nameserver 10.0.0.2\nsearch ec2.internal\n"),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Parse(strings.NewReader(docs), "p.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return policytest.Engine(t, policytest.Parse(t, docs), policy.EngineOptions{Profile: p})
 }
 
 func doc(name, spec string) string {

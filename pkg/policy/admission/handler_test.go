@@ -24,15 +24,8 @@ import (
 
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
-	"github.com/poddns/poddns/pkg/resolvconf"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 )
-
-var standardNode = resolvconf.NodeConfig{
-	ClusterDomain:  "cluster.local",
-	ClusterDNS:     []string{"10.96.0.10"},
-	ResolvConf:     "/etc/resolv.conf",
-	ResolvConfData: []byte("nameserver 10.0.0.2\nsearch ec2.internal\noptions edns0\n"),
-}
 
 const testPolicies = `
 apiVersion: poddns.io/v1alpha1
@@ -109,18 +102,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, mode policy.GlobalMode) *fixture {
 	t.Helper()
-	set, err := policy.Parse(strings.NewReader(testPolicies), "policies.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := resolvconf.NewNodeProfile(standardNode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: p, Mode: mode})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := policytest.Engine(t, policytest.Parse(t, testPolicies), policy.EngineOptions{Profile: policytest.Profile(t, policytest.StandardNode), Mode: mode})
 	reg := prometheus.NewRegistry()
 	m, err := padmission.NewMetrics(reg)
 	if err != nil {

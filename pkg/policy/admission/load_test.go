@@ -38,10 +38,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 	"github.com/poddns/poddns/pkg/policy/policytest"
-	"github.com/poddns/poddns/pkg/resolvconf"
 )
 
 // loadServer serves the handler over 200 policies with controller-runtime's
@@ -64,18 +62,7 @@ var loadNamespace = map[string]map[string]string{"shop": {"team": "t0"}}
 // returns its URL and its certificate (PEM).
 func startLoadServer(tb testing.TB, n int) (string, []byte) {
 	tb.Helper()
-	set, err := policy.Parse(strings.NewReader(policytest.Generated(n)), "bench.yaml")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p, err := resolvconf.NewNodeProfile(standardNode)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: p})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	e := policytest.StandardEngine(tb, policytest.Generated(n))
 	// The namespace reader stands in for the manager's informer cache,
 	// which is an in-memory lookup too.
 	ns := &nsReader{ns: loadNamespace}
@@ -593,18 +580,7 @@ func (p *loadProcess) rssMB(t *testing.T) float64 {
 // of the load's review, evaluate it against 200 policies (20 matching),
 // patch it.
 func BenchmarkHandle(b *testing.B) {
-	set, err := policy.Parse(strings.NewReader(policytest.Generated(200)), "bench.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := resolvconf.NewNodeProfile(standardNode)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: p})
-	if err != nil {
-		b.Fatal(err)
-	}
+	e := policytest.StandardEngine(b, policytest.Generated(200))
 	h := padmission.NewHandler(e, &nsReader{ns: loadNamespace}, nil)
 	var ar admissionv1.AdmissionReview
 	if err := json.Unmarshal(loadReview, &ar); err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
-	"github.com/poddns/poddns/pkg/resolvconf"
+	"github.com/poddns/poddns/pkg/policy/policytest"
 )
 
 // swapVolume updates dir as kubelet updates a ConfigMap volume: files in a
@@ -59,14 +59,7 @@ func TestReloaderFollowsConfigMapSwaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prof, err := resolvconf.NewNodeProfile(standardNode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policy.NewEngine(set, policy.EngineOptions{Profile: prof})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := policytest.Engine(t, set, policy.EngineOptions{Profile: policytest.Profile(t, policytest.StandardNode)})
 	m, err := padmission.NewMetrics(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 // Package policytest generates DNSPolicy sets for benchmarks and load tests,
 // so that the engine's benchmark and the webhook's HTTPS load test measure the
-// very same policies.
+// very same policies, and builds the engines the tests of the policy's users
+// run (one standard node, a parse or profile error failing the test).
 //
 // This package is test support: only _test.go files may import it.
 package policytest
