@@ -27,8 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/poddns/poddns/internal/testenv"
-	"github.com/poddns/poddns/pkg/nodeprofile"
-	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 	"github.com/poddns/poddns/pkg/report"
 	"github.com/poddns/poddns/pkg/report/scan"
@@ -58,22 +56,7 @@ func TestReportScanScale(t *testing.T) {
 	env := testenv.Start(t, audit)
 	installPolicyReportCRD(t, env.Config)
 	ctx := context.Background()
-	profile, _, err := (&nodeprofile.Options{}).NodeProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	engineOf := func(path string) *policy.Engine {
-		set, err := policy.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
-	v1, v2path := engineOf(reportPolicy(t, 2)), reportPolicy(t, 3)
+	v1, v2path := loadEngine(t, serveEngineOptions(t), reportPolicy(t, 2)), reportPolicy(t, 3)
 
 	// fleet holds the pods; tuned is where the flood's pods go.
 	for _, ns := range []string{"fleet", "tuned"} {

@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/poddns/poddns/internal/testenv"
-	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 	"github.com/poddns/poddns/pkg/resolvconf"
@@ -51,20 +50,8 @@ func TestWebhookLimits(t *testing.T) {
 	w.namespace(t, "tuned", enabled("poddns.io/ndots", "2"))
 	w.namespace(t, "plain", nil) // the webhook is not called here
 
-	// The webhook's own decision for a pod, offline, with the same policies
-	// and node profile as startWebhook's handler.
-	profile, _, err := (&nodeprofile.Options{}).NodeProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Load(policies)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policy.NewEngine(set, policy.EngineOptions{Profile: profile})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The webhook's own decision for a pod, offline: the handler's engine.
+	engine := w.engine
 
 	t.Run("a pod the API server rejects is left for it to reject", func(t *testing.T) {
 		searches := make([]string, 1000)

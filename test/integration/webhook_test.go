@@ -54,14 +54,35 @@ type webhookEnv struct {
 
 // startWebhook starts the control plane, installs
 // deploy/base/webhook/mutatingwebhookconfiguration.yaml and serves it with the
-// handler over the policies at policyPaths.
+// handler over the policies at policyPaths, with serveEngineOptions.
 func startWebhook(t *testing.T, policyPaths ...string) *webhookEnv {
+	t.Helper()
+	return startWebhookEngine(t, serveEngineOptions(t), policyPaths...)
+}
+
+// serveEngineOptions are the engine options of `webhook serve` given no node
+// flags: the default node profile.
+func serveEngineOptions(t *testing.T) policy.EngineOptions {
 	t.Helper()
 	profile, _, err := (&nodeprofile.Options{}).NodeProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startWebhookEngine(t, policy.EngineOptions{Profile: profile}, policyPaths...)
+	return policy.EngineOptions{Profile: profile}
+}
+
+// loadEngine is the engine over the policies at policyPaths with opts.
+func loadEngine(t *testing.T, opts policy.EngineOptions, policyPaths ...string) *policy.Engine {
+	t.Helper()
+	set, err := policy.Load(policyPaths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := policy.NewEngine(set, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine
 }
 
 // startWithWebhookConfig starts the control plane with
@@ -91,15 +112,7 @@ func startWebhookEngine(t *testing.T, opts policy.EngineOptions, policyPaths ...
 		t.Fatalf("installed webhook configurations: %d, want the one named poddns", len(wio.MutatingWebhooks))
 	}
 
-	set, err := policy.Load(policyPaths...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policy.NewEngine(set, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	engine := loadEngine(t, opts, policyPaths...)
 	mgr, err := ctrl.NewManager(env.Config, manager.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
