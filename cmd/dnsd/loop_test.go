@@ -4,36 +4,18 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// freePort returns a loopback address whose UDP and TCP ports were both
-// free a moment ago (dnsd listens on both).
-func freePort(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := pc.LocalAddr().String()
-		l, err := net.Listen("tcp", addr)
-		pc.Close()
-		if err == nil {
-			l.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free UDP+TCP port on 127.0.0.1")
-	return ""
-}
+	"github.com/poddns/poddns/internal/testenv"
+)
 
 // TestLoopRefusesToStart: a dnsd whose upstream is itself does not start;
 // run returns 1 within a bounded time with an error naming the upstream.
 func TestLoopRefusesToStart(t *testing.T) {
-	self := freePort(t)
+	self := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreeDNSPort(t)))
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	start := time.Now()

@@ -62,16 +62,6 @@ func kubeletVolume(t *testing.T, dir string, files map[string][]byte) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // eventually polls cond every 100ms until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -120,7 +110,7 @@ func TestServe(t *testing.T) {
 	kubeletVolume(t, certDir, map[string][]byte{"tls.crt": crt, "tls.key": key})
 	kubeletVolume(t, policyDir, map[string][]byte{"ndots.yaml": fmt.Appendf(nil, ndotsPolicy, 2)})
 
-	port, health, metricsPort := freePort(t), freePort(t), freePort(t)
+	port, health, metricsPort := testenv.FreeTCPPort(t), testenv.FreeTCPPort(t), testenv.FreeTCPPort(t)
 	cfg := filepath.Join(dir, "webhook.yaml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, `apiVersion: poddns.io/v1alpha1
 kind: WebhookConfig

@@ -5,20 +5,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/poddns/poddns/internal/testenv"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 	"github.com/poddns/poddns/pkg/policy/policytest"
 )
@@ -68,30 +62,12 @@ func startLoadServer(tb testing.TB, n int) (string, []byte) {
 	ns := &nsReader{ns: loadNamespace}
 	h := padmission.NewHandler(e, ns, nil)
 
-	dir := tb.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	dir := testenv.ServingCertDir(tb)
+	certPEM, err := os.ReadFile(filepath.Join(dir, "tls.crt"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	_ = os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	_ = os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testenv.FreeTCPPort(tb)
 	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir})
 	srv.Register(padmission.Path, &admission.Webhook{Handler: h})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -100,7 +76,7 @@ func startLoadServer(tb testing.TB, n int) (string, []byte) {
 	tb.Cleanup(func() { cancel(); <-done })
 
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, padmission.Path)
-	return url, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return url, certPEM
 }
 
 // loadClient returns an HTTP/2 client trusting certPEM, as the API server's

@@ -28,7 +28,7 @@ import (
 // test ends. It returns the server's address and the error channel of Start.
 func startServer(t *testing.T, o padmission.ServerOptions, h http.Handler) (string, context.CancelFunc, <-chan error) {
 	t.Helper()
-	o.Host, o.Port, o.CertDir = "127.0.0.1", freePort(t), testenv.ServingCertDir(t)
+	o.Host, o.Port, o.CertDir = "127.0.0.1", testenv.FreeTCPPort(t), testenv.ServingCertDir(t)
 	o.Log = testr.NewWithOptions(t, testr.Options{Verbosity: 1})
 	s := padmission.NewServer(o)
 	s.Register(padmission.Path, h)
@@ -64,16 +64,6 @@ func runServer(t *testing.T, s webhook.Server, addr string) (string, context.Can
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +106,7 @@ func TestServerHTTP2(t *testing.T) {
 		}
 	})
 	t.Run("controller-runtime's server offers h2 (control)", func(t *testing.T) {
-		port := freePort(t)
+		port := testenv.FreeTCPPort(t)
 		s := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: testenv.ServingCertDir(t)})
 		s.Register(padmission.Path, ok)
 		addr, _, _ := runServer(t, s, "127.0.0.1:"+strconv.Itoa(port))
@@ -177,7 +167,7 @@ func TestServerStalledBody(t *testing.T) {
 		check(t, addr, 2*time.Second, true)
 	})
 	t.Run("controller-runtime's server keeps them (control)", func(t *testing.T) {
-		port := freePort(t)
+		port := testenv.FreeTCPPort(t)
 		s := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: testenv.ServingCertDir(t)})
 		s.Register(padmission.Path, ok)
 		addr, _, _ := runServer(t, s, "127.0.0.1:"+strconv.Itoa(port))
