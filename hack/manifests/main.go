@@ -15,8 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"github.com/poddns/poddns/internal/deployrender"
 )
 
 func main() {
@@ -37,12 +36,10 @@ func run(deploy, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
-	k := krusty.MakeKustomizer(options())
-	fs := filesys.MakeFsOnDisk()
 	for _, t := range targets {
-		m, err := k.Run(fs, t.dir)
+		m, err := deployrender.Kustomize(t.dir)
 		if err != nil {
-			return fmt.Errorf("kustomize %s: %w", t.dir, err)
+			return err
 		}
 		y, err := m.AsYaml()
 		if err != nil {
@@ -56,15 +53,6 @@ func run(deploy, out string) error {
 		fmt.Printf("%s: %d objects from %s\n", path, m.Size(), t.dir)
 	}
 	return nil
-}
-
-// options are kustomize's as `kubectl apply -k` and `kustomize build` use
-// them: objects in kustomize's legacy order (Namespace first, webhook
-// configurations last) unless a kustomization sets sortOptions.
-func options() *krusty.Options {
-	o := krusty.MakeDefaultOptions()
-	o.Reorder = krusty.ReorderOptionUnspecified
-	return o
 }
 
 // target is a kustomization to render and the name of its output file.

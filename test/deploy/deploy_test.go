@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/internal/certstandin"
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/policy"
@@ -231,14 +232,10 @@ func certManagerCRDs(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(goCmd(), "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager")
-	cmd.Dir = root
-	out, err := cmd.Output()
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		t.Fatalf("locating the cert-manager module (go list -m): %v; run `go mod download github.com/cert-manager/cert-manager`", err)
+	crds, err := certstandin.CRDDir(context.Background(), goCmd(), root)
+	if err != nil {
+		t.Fatal(err)
 	}
-	crds := filepath.Join(dir, "deploy", "crds")
 	for _, f := range []string{"cert-manager.io_certificates.yaml", "cert-manager.io_issuers.yaml"} {
 		if _, err := os.Stat(filepath.Join(crds, f)); err != nil {
 			t.Fatalf("cert-manager CRDs: %v", err)

@@ -35,6 +35,7 @@ const (
 // controller-runtime and client-go rules, and they may import each other;
 // no other non-test package may import them.
 var testSupportPackages = []string{
+	"internal/certstandin",
 	"internal/golden",
 	"internal/testenv",
 	"pkg/policy/policytest",
