@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 )
 
@@ -15,13 +15,7 @@ import (
 // untranslated directive on stderr; 2 and a clear error with file and line.
 func TestMigrateExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return testenv.WriteFile(t, dir, name, content) }
 	complete := write("complete", ".:53 {\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n        pods insecure\n        fallthrough in-addr.arpa ip6.arpa\n    }\n    forward . 192.0.2.1\n    cache 30\n}\n")
 	partial := write("partial", ".:53 {\n    kubernetes cluster.local\n    autopath @kubernetes\n    forward . 192.0.2.1\n}\n")
 	write("node.yaml", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\n")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/poddns/poddns/internal/golden"
+	"github.com/poddns/poddns/internal/testenv"
 )
 
 // TestRenderGolden runs `webhook render` in-process from the repository root,
@@ -71,13 +72,7 @@ func checkGolden(t *testing.T, name string, args []string, stdin string) {
 // golden files.
 func TestRenderExitStatus(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
+	write := func(name, content string) string { return testenv.WriteFile(t, dir, name, content) }
 	ok := write("ok.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c}]}\n")
 	rejected := write("rejected.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {dnsPolicy: None, containers: [{name: c}]}\n")
 	broken := write("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n")

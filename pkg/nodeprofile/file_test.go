@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 )
 
@@ -106,7 +107,7 @@ func ptr[T any](v T) *T { return &v }
 
 func TestReadKubeletConfigWarningNamesFile(t *testing.T) {
 	dir := t.TempDir()
-	path := writeFile(t, dir, "kubelet.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nbogus: 1\n")
+	path := testenv.WriteFile(t, dir, "kubelet.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nbogus: 1\n")
 	_, warnings, err := nodeprofile.ReadKubeletConfig(path)
 	if err != nil {
 		t.Fatal(err)

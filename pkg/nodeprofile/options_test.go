@@ -1,27 +1,16 @@
 package nodeprofile_test
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
-
-// writeFile writes content to name in dir and returns the path.
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // parseOptions binds Options to a fresh flag set and parses args; "$DIR" in an
 // argument stands for dir.
@@ -199,7 +188,7 @@ func TestOptionsNodeConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			for name, content := range tt.files {
-				writeFile(t, dir, name, content)
+				testenv.WriteFile(t, dir, name, content)
 			}
 			o := parseOptions(t, dir, tt.args)
 			got, warnings, err := o.NodeConfig()
@@ -278,7 +267,7 @@ func TestOptionsErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			for name, content := range tt.files {
-				writeFile(t, dir, name, content)
+				testenv.WriteFile(t, dir, name, content)
 			}
 			o := parseOptions(t, dir, tt.args)
 			_, _, err := o.NodeProfile()
@@ -296,8 +285,8 @@ func TestOptionsErrors(t *testing.T) {
 
 func TestNodeProfileResolvConf(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "bad.conf", "nameserver\n")
-	writeFile(t, dir, "good.conf", "nameserver 192.0.2.53\nsearch corp.example\noptions rotate\n")
+	testenv.WriteFile(t, dir, "bad.conf", "nameserver\n")
+	testenv.WriteFile(t, dir, "good.conf", "nameserver 192.0.2.53\nsearch corp.example\noptions rotate\n")
 	tests := []struct {
 		name       string
 		args       []string

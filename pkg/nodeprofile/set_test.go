@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/nodeprofile"
 	"github.com/poddns/poddns/pkg/resolvconf"
 )
@@ -62,8 +63,8 @@ func TestParseSetErrors(t *testing.T) {
 
 func TestSetPools(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "node-resolv.conf", "nameserver 10.0.0.3\nsearch b.example c.example\n")
-	path := writeFile(t, dir, "set.yaml", setTwoPools)
+	testenv.WriteFile(t, dir, "node-resolv.conf", "nameserver 10.0.0.3\nsearch b.example c.example\n")
+	path := testenv.WriteFile(t, dir, "set.yaml", setTwoPools)
 	f, err := nodeprofile.ReadSetFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestSetPools(t *testing.T) {
 		t.Errorf("NodeConfig of a set: %v", err)
 	}
 	// A NodeProfile through Profiles is one profile.
-	single := writeFile(t, dir, "node.yaml", profileAll)
+	single := testenv.WriteFile(t, dir, "node.yaml", profileAll)
 	o = parseOptions(t, dir, []string{"--profile", single})
 	if profile, pools, _, err := o.Profiles(); err != nil || profile == nil || pools != nil {
 		t.Errorf("Profiles of a NodeProfile = %v, %v, %v; want the profile only", profile, pools, err)

@@ -323,15 +323,6 @@ func freeLoopback(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // stockCorefile is the stock Kubernetes Corefile (coredns.yaml.base) bound
 // to ip:53, with forward pointed at the test upstream instead of
 // /etc/resolv.conf; podsMode is "insecure" as shipped, or "verified" with
@@ -376,7 +367,7 @@ func writeKubeconfig(t *testing.T, env *testenv.Env, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return writeFile(t, dir, "bench.kubeconfig", string(kc))
+	return testenv.WriteFile(t, dir, "bench.kubeconfig", string(kc))
 }
 
 func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
@@ -418,9 +409,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 
 	// dnsd, as deployed but with completion on (node profile) and forward
 	// to the test upstream; pods "insecure" (the default).
-	prof := writeFile(t, dir, "profile.yaml", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDomain: cluster.local\nclusterDNS: ["+ipDnsd+"]\nresolvConfContent: |\n  nameserver "+ipUpstream+"\n")
+	prof := testenv.WriteFile(t, dir, "profile.yaml", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDomain: cluster.local\nclusterDNS: ["+ipDnsd+"]\nresolvConfContent: |\n  nameserver "+ipUpstream+"\n")
 	dh, dp := freeLoopback(t), freeLoopback(t)
-	dcfg := writeFile(t, dir, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
+	dcfg := testenv.WriteFile(t, dir, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
 		"listen: \""+ipDnsd+":53\"\nudpSockets: 1\nhealthListen: \""+dh+"\"\nmetricsListen: \""+dh+"\"\nlameduck: 0s\n"+
 		"pprofListen: \""+dp+"\"\n"+
 		"source: {kubeconfig: "+kc+"}\n"+
@@ -441,7 +432,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(qlDir) })
 	qlFile := filepath.Join(qlDir, "queries.jsonl")
-	qlcfg := writeFile(t, dir, "dnsd-querylog.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
+	qlcfg := testenv.WriteFile(t, dir, "dnsd-querylog.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
 		"listen: \""+ipDnsdLog+":53\"\nudpSockets: 1\nhealthListen: \""+qlh+"\"\nmetricsListen: \""+qlh+"\"\nlameduck: 0s\n"+
 		"source: {kubeconfig: "+kc+"}\n"+
 		"forward: {upstreams: [\""+ipUpstream+"\"], clientNetworks: [\"127.0.0.0/8\", \"192.0.2.0/24\", \"10.0.0.0/8\"]}\n"+
@@ -453,7 +444,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 
 	startCore := func(name, ip string, autopath bool) *server {
 		h, r, m := freeLoopback(t), freeLoopback(t), freeLoopback(t)
-		cf := writeFile(t, dir, name+".Corefile", stockCorefile(ip, h, r, m, kc, autopath))
+		cf := testenv.WriteFile(t, dir, name+".Corefile", stockCorefile(ip, h, r, m, kc, autopath))
 		s := &server{name: name, ip: ip}
 		s.p = startProcess(t, name, nil, tl.taskset, "-c", "0", tl.coredns, "-conf", cf)
 		waitHTTP(t, s.p, "http://"+r+"/ready", 5*time.Minute)
@@ -462,7 +453,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	core := startCore("coredns", ipCoreDNS, false)
 	autop := startCore("coredns-autopath", ipAutopath, true)
 	nl := startNodeLocal(t, tl, dir, kc)
-	ucfg := writeFile(t, dir, "unbound.conf", unboundConf(dir)+unboundClusterData(sc, fl))
+	ucfg := testenv.WriteFile(t, dir, "unbound.conf", unboundConf(dir)+unboundClusterData(sc, fl))
 	unb := &server{name: "unbound", ip: ipUnbound}
 	unb.p = startProcess(t, "unbound", nil, tl.taskset, "-c", "0", tl.unbound, "-d", "-p", "-c", ucfg)
 	exe, _ := os.Executable()
@@ -528,9 +519,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 			ext = append(ext, fmt.Sprintf("host-%d.example.com. AAAA", i))
 		}
 	}
-	qf["cluster"] = writeFile(t, dir, "cluster.txt", strings.Join(cl, "\n")+"\n")
-	qf["external-cached"] = writeFile(t, dir, "external.txt", strings.Join(ext, "\n")+"\n")
-	qf["negative"] = writeFile(t, dir, "negative.txt", strings.Join(neg, "\n")+"\n")
+	qf["cluster"] = testenv.WriteFile(t, dir, "cluster.txt", strings.Join(cl, "\n")+"\n")
+	qf["external-cached"] = testenv.WriteFile(t, dir, "external.txt", strings.Join(ext, "\n")+"\n")
+	qf["negative"] = testenv.WriteFile(t, dir, "negative.txt", strings.Join(neg, "\n")+"\n")
 	qf["ceiling"] = qf["external-cached"]
 	t.Logf("query files: cluster %d lines, external-cached %d, negative %d", len(cl), len(ext), len(neg))
 

@@ -22,6 +22,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/poddns/poddns/internal/testenv"
 )
 
 // Addresses of the node-local scenarios, inside the benchmark's namespace.
@@ -42,12 +44,12 @@ const WatchersEnv = "PODDNS_BENCH_WATCHERS"
 // its health/metrics address.
 func nodeLocalConfig(t *testing.T, dir, name, kc, node, ips string, setup bool) (cfg, health string) {
 	t.Helper()
-	resolv := writeFile(t, dir, "node-resolv.conf", "nameserver "+ipUpstream+"\n")
-	kubelet := writeFile(t, dir, "kubelet.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
+	resolv := testenv.WriteFile(t, dir, "node-resolv.conf", "nameserver "+ipUpstream+"\n")
+	kubelet := testenv.WriteFile(t, dir, "kubelet.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
 		"clusterDomain: cluster.local\nclusterDNS: ["+ipNodeLocal+"]\nresolvConf: "+resolv+"\n")
 	health = freeLoopback(t)
 	s := strconv.FormatBool(setup)
-	cfg = writeFile(t, dir, name+".yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
+	cfg = testenv.WriteFile(t, dir, name+".yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
 		"udpSockets: 1\nhealthListen: \""+health+"\"\nmetricsListen: \""+health+"\"\nlameduck: 0s\n"+
 		"source: {kubeconfig: "+kc+"}\n"+
 		"forward: {upstreams: [\""+ipUpstream+"\"], clientNetworks: [\"127.0.0.0/8\", \"192.0.2.0/24\", \"10.0.0.0/8\", \"169.254.0.0/16\"]}\n"+
@@ -66,7 +68,7 @@ func startNodeLocal(t *testing.T, tl *tools, dir, kc string) *server {
 	s := &server{name: "dnsd-nodelocal", ip: ipNodeLocal}
 	s.p = startProcess(t, "dnsd-nodelocal", nil, tl.taskset, "-c", "0", tl.dnsd, "--config", cfg)
 	waitHTTP(t, s.p, "http://"+health+"/ready", 5*time.Minute)
-	rules := writeFile(t, dir, "kube-proxy.nft", `table ip kube-proxy {
+	rules := testenv.WriteFile(t, dir, "kube-proxy.nft", `table ip kube-proxy {
 	chain prerouting { type nat hook prerouting priority -100; ip daddr `+ipClusterDNS+` meta l4proto { tcp, udp } th dport 53 dnat to `+ipDnsd+`; }
 }
 `)

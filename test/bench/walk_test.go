@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poddns/poddns/internal/testenv"
 )
 
 var reGai = regexp.MustCompile(`lookups=(\d+) failures=(\d+) seconds=([0-9.]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+) p999_ms=([0-9.]+)`)
@@ -32,10 +34,10 @@ func searchWalk(t *testing.T, tl *tools, dir, podNS string, sc scale, rounds, se
 			names = append(names, fmt.Sprintf("svc-%d.%s", i, nsName(i%sc.Namespaces)))
 		}
 	}
-	nss := writeFile(t, dir, "nsswitch.conf", "hosts: files dns\n")
-	hosts := writeFile(t, dir, "hosts", "127.0.0.1 localhost\n")
+	nss := testenv.WriteFile(t, dir, "nsswitch.conf", "hosts: files dns\n")
+	hosts := testenv.WriteFile(t, dir, "hosts", "127.0.0.1 localhost\n")
 	run := func(s *server, secs int) (lookups, failures int64, elapsed float64, line string) {
-		conf := writeFile(t, dir, "resolv-"+s.name+".conf",
+		conf := testenv.WriteFile(t, dir, "resolv-"+s.name+".conf",
 			"search "+walkerNS+".svc.cluster.local svc.cluster.local cluster.local\nnameserver "+s.ip+"\noptions ndots:5\n")
 		args := []string{"--net=" + podNS, "--", tl.unshare, "--mount", "--propagation", "private", "--",
 			tl.sh, "-c", `mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/nsswitch.conf && mount --bind "$3" /etc/hosts && shift 3 && exec "$@"`,

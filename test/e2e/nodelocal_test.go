@@ -217,11 +217,7 @@ func (n *simNode) must(name string, args ...string) string {
 
 func (n *simNode) write(name, content string) string {
 	n.t.Helper()
-	path := filepath.Join(n.p.Dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		n.t.Fatal(err)
-	}
-	return path
+	return testenv.WriteFile(n.t, n.p.Dir, name, content)
 }
 
 // holder starts a process in a new network namespace that lives until the

@@ -50,11 +50,7 @@ func newRig(t *testing.T) *rig {
 // returns its path.
 func (r *rig) write(name, content string) string {
 	r.t.Helper()
-	p := filepath.Join(r.dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-	return p
+	return testenv.WriteFile(r.t, r.dir, name, content)
 }
 
 // dnsdConfig writes the configuration file name of a dnsd of the rig: DNS

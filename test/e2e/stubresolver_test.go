@@ -505,13 +505,7 @@ const childTimeout = 3 * time.Minute
 func runInNamespace(t *testing.T, tools namespaceTools, conf string, lookups []childLookup) childResult {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return testenv.WriteFile(t, dir, name, content) }
 	hostNet, hostMnt := hostNamespaces(t)
 	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
 		t.Fatalf("/etc/resolv.conf must exist to be bind-mounted over in the namespace: %v", err)

@@ -16,8 +16,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/forward"
@@ -405,11 +404,7 @@ func Timeouts(try, deadline time.Duration) func(*forward.Config) {
 // and returns its path.
 func WriteFile(t testing.TB, name, content string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.WriteFile(t, t.TempDir(), name, content)
 }
 
 // Serve starts s (a dnsd daemon) and shuts it down, without a lame-duck

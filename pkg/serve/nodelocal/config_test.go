@@ -1,32 +1,23 @@
 package nodelocal
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/nodesetup"
 )
-
-func write(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // TestNodeProfileFromKubeletConfig: the profile is the kubelet's (cluster
 // domain, cluster DNS, the resolv.conf it names, relative to the file),
 // with the kubelet-flag overrides on top.
 func TestNodeProfileFromKubeletConfig(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, "resolv.conf", "nameserver 192.0.2.53\nsearch corp.example\n")
-	write(t, dir, "other.conf", "nameserver 192.0.2.54\nsearch lab.example\n")
-	kc := write(t, dir, "config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
+	testenv.WriteFile(t, dir, "resolv.conf", "nameserver 192.0.2.53\nsearch corp.example\n")
+	testenv.WriteFile(t, dir, "other.conf", "nameserver 192.0.2.54\nsearch lab.example\n")
+	kc := testenv.WriteFile(t, dir, "config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
 		"clusterDomain: cluster.local\nclusterDNS: [10.96.0.10]\nresolvConf: resolv.conf\n")
 
 	c := Config{KubeletConfig: kc, NodeName: "n1"}.WithDefaults()
@@ -59,7 +50,7 @@ func TestNodeProfileFromKubeletConfig(t *testing.T) {
 	if _, err := missing.NodeProfile(); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Errorf("NodeProfile with a missing kubelet config: %v", err)
 	}
-	gone := Config{KubeletConfig: write(t, dir, "gone.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nresolvConf: /nonexistent/resolv.conf\n"), NodeName: "n1"}.WithDefaults()
+	gone := Config{KubeletConfig: testenv.WriteFile(t, dir, "gone.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nresolvConf: /nonexistent/resolv.conf\n"), NodeName: "n1"}.WithDefaults()
 	if _, err := gone.NodeProfile(); err == nil {
 		t.Errorf("NodeProfile with an unreadable node resolv.conf: no error")
 	}
@@ -111,8 +102,8 @@ func TestConfigDefaultsValidate(t *testing.T) {
 // that Validate reports without reading a file.
 func TestPodsServer(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir, "resolv.conf", "nameserver 192.0.2.53\n")
-	kc := write(t, dir, "config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
+	testenv.WriteFile(t, dir, "resolv.conf", "nameserver 192.0.2.53\n")
+	kc := testenv.WriteFile(t, dir, "config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
 		"clusterDNS: [10.96.0.10]\nresolvConf: resolv.conf\n")
 	linkLocal, transparent := []string{"169.254.20.10"}, []string{"169.254.20.10", "10.96.0.10"}
 	for _, tc := range []struct {
