@@ -54,6 +54,14 @@ deps: ## Install the Debian packages the tests need (apt-get; instant when prese
 envtest-assets: ## Build/link kube-apiserver and etcd into bin/envtest (cached in ~/.cache/poddns)
 	GO=$(GO) hack/envtest-assets.sh
 
+.PHONY: node-assets
+node-assets: ## Build/link kubelet, kube-controller-manager, kube-scheduler and kube-proxy into bin/node (one go build, cached in ~/.cache/poddns)
+	GO=$(GO) hack/node-assets.sh
+
+.PHONY: e2e-cluster
+e2e-cluster: deps envtest-assets node-assets images ## The one-node cluster tests (internal/rig, build tag e2ecluster; root); KEEP_RIG=1 keeps the cluster up
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -tags e2ecluster -count=1 -timeout 30m -v ./internal/rig/...
+
 .PHONY: coredns
 coredns: ## Build/link CoreDNS (the differential test's and bench-dns's peer) into bin/coredns (cached in ~/.cache/poddns)
 	GO=$(GO) hack/coredns.sh
@@ -114,6 +122,7 @@ lint: ## gofmt must list nothing; go vet
 	unformatted=$$(gofmt -l $$files); \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l lists (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2ecluster ./internal/rig/...
 
 .PHONY: update-golden
 update-golden: ## Rewrite golden files (the one -update flag, internal/golden); review the diff

@@ -2,10 +2,8 @@
 # envtest-assets.sh provides kube-apiserver and etcd for envtest in bin/envtest/.
 #
 # No prebuilt binary can be downloaded here, so kube-apiserver is built from the
-# k8s.io/kubernetes Go module at the version matching k8s.io/api in go.mod: a
-# throwaway module requires k8s.io/kubernetes and replaces every k8s.io/* staging
-# module that its go.mod points at ./staging/... by the same-version published
-# module. etcd is Debian's etcd-server binary when present, otherwise built from
+# k8s.io/kubernetes Go module at the version matching k8s.io/api in go.mod
+# (hack/lib/kube-build.sh, shared with hack/node-assets.sh). etcd is Debian's etcd-server binary when present, otherwise built from
 # the etcd Go module.
 #
 # Both are cached per user, keyed by version, under ${PODDNS_CACHE:-~/.cache/poddns}
@@ -18,25 +16,9 @@
 # ETCD_VERSION (etcd module version when building etcd).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-
-GO=${GO:-go}
-log() { printf 'envtest-assets: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-command -v "$GO" >/dev/null 2>&1 || die "'$GO' not found: install Go (see go.mod for the version)"
-
-api_version=$("$GO" list -m -f '{{.Version}}' k8s.io/api 2>/dev/null || true)
-if [ -z "$api_version" ]; then
-	api_version=$(awk '$1=="k8s.io/api"{print $2}' go.mod)
-fi
-case "$api_version" in
-v0.*.*) ;;
-*) die "cannot read the k8s.io/api version from go.mod (got '${api_version}')" ;;
-esac
-# k8s.io/api v0.X.Y goes with k8s.io/kubernetes v1.X.Y.
-kube_version="v1.${api_version#v0.}"
+tool=envtest-assets
+# shellcheck source=lib/kube-build.sh
+. "$(dirname "$0")/lib/kube-build.sh"
 etcd_module_version="${ETCD_VERSION:-v3.5.21}"
 
 cache="${PODDNS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/poddns}/envtest"
@@ -44,59 +26,16 @@ kube_dir="$cache/kube-apiserver-$kube_version"
 out="$root/bin/envtest"
 mkdir -p "$out" "$kube_dir"
 
-# lock FILE: hold an exclusive lock on FILE until the script exits.
-lock() {
-	if ! command -v flock >/dev/null 2>&1; then
-		log "warning: flock not found (util-linux); not locking $1"
-		return
-	fi
-	exec 9>"$1"
-	if ! flock -n 9; then
-		log "another run holds $1 (building?); waiting for it"
-		flock 9
-	fi
-}
-
-# runs BINARY: the binary exists and prints its version.
-runs() { [ -x "$1" ] && "$1" --version >/dev/null 2>&1; }
-
 build_kube_apiserver() {
-	local work gomod start tmp
+	local start tmp
 	start=$(date +%s)
-	work=$(mktemp -d)
 	tmp="$kube_dir/.kube-apiserver.tmp.$$"
-	trap 'rm -rf "$work" "$tmp"' EXIT
+	trap 'rm -rf "$tmp"' EXIT
 	log "building kube-apiserver $kube_version from the k8s.io/kubernetes module (several minutes)"
-	gomod=$(cd "$work" && GOFLAGS=-mod=mod "$GO" mod download -json "k8s.io/kubernetes@$kube_version" |
-		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p') ||
-		die "cannot download k8s.io/kubernetes@$kube_version (is the Go module proxy reachable?)"
-	[ -f "$gomod" ] || die "cannot download k8s.io/kubernetes@$kube_version (no go.mod in the module cache)"
-	# The subshell's status is checked, so set -e does not apply inside it:
-	# every step checks its own.
-	(
-		cd "$work" || exit 1
-		"$GO" mod init poddns.local/kube-apiserver-build >/dev/null 2>&1 || exit 1
-		"$GO" mod edit -require "k8s.io/kubernetes@$kube_version" || exit 1
-		# Every "k8s.io/x => ./staging/src/k8s.io/x" becomes "k8s.io/x => k8s.io/x v0.X.Y".
-		replaces=()
-		while read -r m; do
-			replaces+=(-replace "$m=$m@$api_version")
-		done < <(grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}')
-		if [ ${#replaces[@]} -eq 0 ]; then
-			log "no ./staging replaces in $gomod: the build recipe no longer fits"
-			exit 1
-		fi
-		"$GO" mod edit "${replaces[@]}" || exit 1
-		pkg=k8s.io/component-base/version
-		minor=${kube_version#v1.}
-		minor=${minor%%.*}
-		CGO_ENABLED=0 GOFLAGS=-mod=mod "$GO" build -trimpath -o "$tmp" \
-			-ldflags "-s -w -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
-			k8s.io/kubernetes/cmd/kube-apiserver
-	) || die "building kube-apiserver $kube_version failed (see above)"
-	runs "$tmp" || die "the kube-apiserver just built does not run: $tmp"
-	mv -f "$tmp" "$kube_dir/kube-apiserver" # atomic: same directory
-	rm -rf "$work"
+	kube_build "$tmp" kube-apiserver
+	runs "$tmp/kube-apiserver" || die "the kube-apiserver just built does not run: $tmp/kube-apiserver"
+	mv -f "$tmp/kube-apiserver" "$kube_dir/kube-apiserver" # atomic: same directory
+	rm -rf "$tmp"
 	trap - EXIT
 	log "built kube-apiserver $kube_version in $(($(date +%s) - start))s into $kube_dir"
 }

@@ -4,7 +4,9 @@
 # dnsperf), musl-gcc for the musl stub-resolver test, ip and unshare for
 # network and mount namespaces, nsenter, nft, iptables (nft and legacy
 # backends) and conntrack for the node-local setup tests, make and gcc, and
-# the CA bundle `make images` copies into the images (ca-certificates).
+# the CA bundle `make images` copies into the images (ca-certificates), and
+# the one-node cluster rig's container runtime: containerd, runc, the CNI
+# plugins (bridge, host-local, loopback) and nft for kube-proxy.
 #
 # Idempotent: it checks for each program first and exits at once when all are
 # present. apt-get update runs only when something is missing. When it cannot
@@ -13,7 +15,7 @@
 # skip with the same advice (internal/testenv).
 set -euo pipefail
 
-# program -> Debian package that provides it.
+# program (or an absolute path) -> Debian package that provides it.
 deps=(
 	etcd:etcd-server
 	dig:dnsutils
@@ -30,6 +32,12 @@ deps=(
 	make:make
 	gcc:gcc
 	update-ca-certificates:ca-certificates
+	containerd:containerd
+	ctr:containerd
+	runc:runc
+	/usr/lib/cni/bridge:containernetworking-plugins
+	/usr/lib/cni/host-local:containernetworking-plugins
+	/usr/lib/cni/loopback:containernetworking-plugins
 )
 
 # ip lives in /usr/sbin or /sbin, which a non-root PATH may lack.

@@ -37,6 +37,7 @@ const (
 var testSupportPackages = []string{
 	"internal/certstandin",
 	"internal/golden",
+	"internal/rig",
 	"internal/testenv",
 	"pkg/policy/policytest",
 	"pkg/serve/cluster/clustertest",

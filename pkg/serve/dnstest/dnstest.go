@@ -323,6 +323,15 @@ func StartUpstream(t testing.TB, ip string) (string, *atomic.Int32) {
 	return addr, &n
 }
 
+// ServeUpstream serves StartUpstream's answers over UDP on pc, a socket the
+// test opened (on an address of its own, or inside a network namespace),
+// until the test ends, and returns the query counter.
+func ServeUpstream(tb testing.TB, pc net.PacketConn, ip string) *atomic.Int32 {
+	var n atomic.Int32
+	ServeRawUDP(tb, pc, func(q *dns.Msg, _ net.Addr) []*dns.Msg { return []*dns.Msg{upstreamReply(q, ip, &n)} })
+	return &n
+}
+
 // upstreamReply is StartUpstream's reply to r: every A query answered with
 // ip, NOERROR without records for other types; n counts r unless it is a
 // loop probe.
