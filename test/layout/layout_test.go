@@ -73,6 +73,10 @@ var clientGoImporters = []string{
 // imports client-go, kubeconfig loading included.
 const apiSourcePkg = servePkg + "/apisource"
 
+// clientsetPkg is client-go's clientset, its scheme included: dnsd never
+// imports it (pkg/serve/apisource/client.go says why).
+const clientsetPkg = "k8s.io/client-go/kubernetes"
+
 // isAPISourcePackage reports whether rel is apiSourcePkg or below it (by
 // name: filesource, or any other package whose name has "source" in it, is
 // not).
@@ -264,6 +268,9 @@ func check(modPath string, pkgs []pkg) []violation {
 				}
 				add("in dnsd ("+part+") only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go", r, imp)
 			}
+			if _, inDNSD := dnsd[r]; inDNSD && under(imp, clientsetPkg) && !testSupport {
+				add("nothing in dnsd imports client-go's clientset or its scheme: they link and register every built-in API group", r, imp)
+			}
 		}
 
 		// pkg/policy is never imported, directly or through another module
@@ -362,7 +369,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		P("pkg/policy", "policy", m+"/pkg/resolvconf", "sigs.k8s.io/yaml", "k8s.io/apimachinery/pkg/labels", "github.com/spf13/pflag", m+"/pkg/nodeprofile"),
 		P("pkg/policy/admission", "admission", "sigs.k8s.io/controller-runtime/pkg/webhook", "k8s.io/client-go/rest", m+"/pkg/policy"),
 		P("pkg/serve/cache", "cache", "github.com/miekg/dns", m+"/pkg/policy/admission"),
-		P("pkg/serve/apisource", "apisource", "k8s.io/client-go/tools/cache", "github.com/miekg/dns"),
+		P("pkg/serve/apisource", "apisource", "k8s.io/client-go/tools/cache", "github.com/miekg/dns", "k8s.io/client-go/kubernetes"),
 		P("pkg/serve/forward", "forward", "k8s.io/client-go/rest"),
 		P("pkg/nodeprofile", "nodeprofile", "k8s.io/client-go/rest"),
 		P("pkg/manifest", "manifest", "k8s.io/client-go/kubernetes/scheme"),
@@ -386,6 +393,8 @@ func TestRulesCatchViolations(t *testing.T) {
 		"cmd/dnsd imports github.com/miekg/dns: only pkg/serve/... imports github.com/miekg/dns",
 		"cmd/dnsd imports k8s.io/client-go/tools/clientcmd: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
 		"pkg/objects imports k8s.io/client-go/kubernetes/scheme: in dnsd (part of dnsd through pkg/serve/filesource) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
+		"pkg/objects imports k8s.io/client-go/kubernetes/scheme: nothing in dnsd imports client-go's clientset or its scheme: they link and register every built-in API group",
+		"pkg/serve/apisource imports k8s.io/client-go/kubernetes: nothing in dnsd imports client-go's clientset or its scheme: they link and register every built-in API group",
 		// Not the API-source package, though its name has "source" in it.
 		"pkg/serve/filesource imports k8s.io/client-go/tools/cache: in dnsd (part of dnsd) only the API-source package (pkg/serve/apisource) and pkg/nodeprofile import client-go",
 		"cmd/dnsd imports sigs.k8s.io/controller-runtime/pkg/log: only pkg/policy/admission and cmd/webhook import sigs.k8s.io/controller-runtime",

@@ -7,7 +7,8 @@
 //
 // It exists to keep client-go in one package: it is dnsd's only package that
 // imports client-go (kubeconfig loading included; test/layout holds that),
-// and the store and handlers never see an API object.
+// and the store and handlers never see an API object. Of client-go it uses
+// the REST client and the reflector, not the clientset (client.go says why).
 //
 // Memory: dnsd keeps one slim copy of each object, the store's record
 // (store.ToService and friends: names, IPs, ports, readiness, a pod's DNS
@@ -45,7 +46,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -111,62 +111,45 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 	cfg.UserAgent = "poddns-dnsd"
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	client, err := kubernetes.NewForConfig(cfg)
+	core, err := groupClient(cfg, corev1.SchemeGroupVersion)
 	if err != nil {
-		return nil, fmt.Errorf("apisource: client: %w", err)
+		return nil, fmt.Errorf("apisource: %w", err)
+	}
+	disc, err := groupClient(cfg, discoveryv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, fmt.Errorf("apisource: %w", err)
 	}
 	pm, err := newProgrammingMetrics(o.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("apisource: metrics: %w", err)
 	}
 	st := o.Store
-	core, disc := client.CoreV1(), client.DiscoveryV1()
+	services := resource[*corev1.ServiceList]{client: core, name: "services", newList: func() *corev1.ServiceList { return &corev1.ServiceList{} }}
+	endpointSlices := resource[*discoveryv1.EndpointSliceList]{client: disc, name: "endpointslices",
+		newList: func() *discoveryv1.EndpointSliceList { return &discoveryv1.EndpointSliceList{} }}
+	namespaces := resource[*corev1.NamespaceList]{client: core, name: "namespaces", newList: func() *corev1.NamespaceList { return &corev1.NamespaceList{} }}
 	kinds := []kind{
 		newKind("services", &corev1.Service{}, store.ToService, st.SharedService, st.UpsertService, st.DeleteService, st.ReplaceServices, nil,
-			func(ctx context.Context, o metav1.ListOptions) (*corev1.ServiceList, error) {
-				return core.Services("").List(ctx, o)
-			},
-			func(l *corev1.ServiceList) ([]corev1.Service, metav1.ListMeta) { return l.Items, l.ListMeta },
-			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return core.Services("").Watch(ctx, o)
-			}),
+			services.list, func(l *corev1.ServiceList) ([]corev1.Service, metav1.ListMeta) { return l.Items, l.ListMeta }, services.watch),
 		newKind("endpointslices", &discoveryv1.EndpointSlice{}, store.ToEndpointSlice, st.SharedEndpointSlice, st.UpsertEndpointSlice,
 			st.DeleteEndpointSlice, st.ReplaceEndpointSlices, func(o *discoveryv1.EndpointSlice) { pm.observe(st, o) },
-			func(ctx context.Context, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
-				return disc.EndpointSlices("").List(ctx, o)
-			},
-			func(l *discoveryv1.EndpointSliceList) ([]discoveryv1.EndpointSlice, metav1.ListMeta) {
+			endpointSlices.list, func(l *discoveryv1.EndpointSliceList) ([]discoveryv1.EndpointSlice, metav1.ListMeta) {
 				return l.Items, l.ListMeta
 			},
-			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return disc.EndpointSlices("").Watch(ctx, o)
-			}),
+			endpointSlices.watch),
 		newKind("namespaces", &corev1.Namespace{}, store.ToNamespace, nil, st.UpsertNamespace,
 			func(_, name string) { st.DeleteNamespace(name) }, st.ReplaceNamespaces, nil,
-			func(ctx context.Context, o metav1.ListOptions) (*corev1.NamespaceList, error) {
-				return core.Namespaces().List(ctx, o)
-			},
-			func(l *corev1.NamespaceList) ([]corev1.Namespace, metav1.ListMeta) { return l.Items, l.ListMeta },
-			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return core.Namespaces().Watch(ctx, o)
-			}),
+			namespaces.list, func(l *corev1.NamespaceList) ([]corev1.Namespace, metav1.ListMeta) { return l.Items, l.ListMeta },
+			namespaces.watch),
 	}
 	if o.Pods {
-		tweak := func(*metav1.ListOptions) {}
+		pods := resource[*corev1.PodList]{client: core, name: "pods", newList: func() *corev1.PodList { return &corev1.PodList{} }}
 		if o.NodeName != "" {
 			sel := fields.OneTermEqualSelector("spec.nodeName", o.NodeName).String()
-			tweak = func(lo *metav1.ListOptions) { lo.FieldSelector = sel }
+			pods.tweak = func(lo *metav1.ListOptions) { lo.FieldSelector = sel }
 		}
 		kinds = append(kinds, newKind("pods", &corev1.Pod{}, store.ToPod, st.SharedPod, st.UpsertPod, st.DeletePod, st.ReplacePods, nil,
-			func(ctx context.Context, o metav1.ListOptions) (*corev1.PodList, error) {
-				tweak(&o)
-				return core.Pods("").List(ctx, o)
-			},
-			func(l *corev1.PodList) ([]corev1.Pod, metav1.ListMeta) { return l.Items, l.ListMeta },
-			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				tweak(&o)
-				return core.Pods("").Watch(ctx, o)
-			}))
+			pods.list, func(l *corev1.PodList) ([]corev1.Pod, metav1.ListMeta) { return l.Items, l.ListMeta }, pods.watch))
 	}
 	s := &Source{synced: make(chan struct{})}
 	relisted := make(chan struct{}, 1)
