@@ -238,7 +238,12 @@ func startScanningWebhook(t *testing.T, env *testenv.Env, policies string) *scan
 // waitScan waits for the first scan's log line and returns it.
 func (w *scanningWebhook) waitScan(t *testing.T) string {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	// The bound is generous: the scan shares the machine with the flood
+	// and, under make test, with every other package's tests. It took
+	// over 90 s on 2 cores at load 35; what this test asserts is memory
+	// and request shape, never speed.
+	const wait = 5 * time.Minute
+	deadline := time.Now().Add(wait)
 	for {
 		for _, l := range strings.Split(rbacOutput(w.cmd), "\n") {
 			if strings.Contains(l, `"msg":"report scan done"`) || strings.Contains(l, `"msg":"report scan failed"`) {
@@ -246,7 +251,7 @@ func (w *scanningWebhook) waitScan(t *testing.T) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no scan done after 90 s:\n%s", rbacOutput(w.cmd))
+			t.Fatalf("no scan done after %v:\n%s", wait, rbacOutput(w.cmd))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
