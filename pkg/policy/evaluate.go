@@ -132,40 +132,35 @@ func exemption(pod *corev1.Pod) string {
 }
 
 // Applied returns the names of the policies that changed the pod, in order.
-func (d *Decision) Applied() []string { return d.names(OutcomeApplied) }
+func (d *Decision) Applied() []string {
+	var names []string
+	for _, r := range d.results(func(o Outcome) bool { return o == OutcomeApplied }) {
+		names = append(names, r.Policy)
+	}
+	return names
+}
 
 // Skipped returns the results of the policies skipped for this pod.
-func (d *Decision) Skipped() []Result { return d.filter(OutcomeSkipped) }
+func (d *Decision) Skipped() []Result {
+	return d.results(func(o Outcome) bool { return o == OutcomeSkipped })
+}
 
 // Audited returns the results of the matched audit-mode policies.
-func (d *Decision) Audited() []Result { return d.filter(OutcomeAudit) }
+func (d *Decision) Audited() []Result {
+	return d.results(func(o Outcome) bool { return o == OutcomeAudit })
+}
 
 // Matched returns the results of every policy that selected the pod.
 func (d *Decision) Matched() []Result {
-	var out []Result
-	for _, r := range d.Results {
-		if r.Outcome != OutcomeNotMatched {
-			out = append(out, r)
-		}
-	}
-	return out
+	return d.results(func(o Outcome) bool { return o != OutcomeNotMatched })
 }
 
-func (d *Decision) filter(o Outcome) []Result {
+// results returns the results whose outcome keep accepts, in order.
+func (d *Decision) results(keep func(Outcome) bool) []Result {
 	var out []Result
 	for _, r := range d.Results {
-		if r.Outcome == o {
+		if keep(r.Outcome) {
 			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (d *Decision) names(o Outcome) []string {
-	var out []string
-	for _, r := range d.Results {
-		if r.Outcome == o {
-			out = append(out, r.Policy)
 		}
 	}
 	return out
