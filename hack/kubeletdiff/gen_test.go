@@ -2,6 +2,7 @@ package kubeletdiff
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -571,23 +572,23 @@ func (g gen) testCase() *tcase {
 
 // fileSearches and fileNameservers give rough hints from a file for the
 // generator (duplicates to draw); they are not the oracle.
-func fileSearches(content string) []string {
+func fileSearches(content string) []string { return slices.Concat(fileArgs(content, "search")...) }
+
+func fileNameservers(content string) []string {
 	var out []string
-	for _, l := range strings.Split(content, "\n") {
-		f := strings.Fields(l)
-		if len(f) > 1 && f[0] == "search" {
-			out = append(out, f[1:]...)
-		}
+	for _, args := range fileArgs(content, "nameserver") {
+		out = append(out, args[0])
 	}
 	return out
 }
 
-func fileNameservers(content string) []string {
-	var out []string
+// fileArgs returns the arguments (at least one) of each line of content
+// that starts with keyword.
+func fileArgs(content, keyword string) [][]string {
+	var out [][]string
 	for _, l := range strings.Split(content, "\n") {
-		f := strings.Fields(l)
-		if len(f) > 1 && f[0] == "nameserver" {
-			out = append(out, f[1])
+		if f := strings.Fields(l); len(f) > 1 && f[0] == keyword {
+			out = append(out, f[1:])
 		}
 	}
 	return out

@@ -3,7 +3,6 @@ package kubeletdiff
 import (
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/poddns/poddns/pkg/resolvconf"
 	utilnet "k8s.io/utils/net"
@@ -29,12 +28,7 @@ func checkIP(t testing.TB, s string) {
 // TestRandomIPs compares the sloppy IP parser on many generated strings
 // (KUBELETDIFF_IP_CASES, default 200000; 20000 with -short).
 func TestRandomIPs(t *testing.T) {
-	seed := uint64(envInt("KUBELETDIFF_SEED", time.Now().UnixNano()))
-	def := int64(200000)
-	if testing.Short() {
-		def = 20000
-	}
-	n := int(envInt("KUBELETDIFF_IP_CASES", def))
+	seed, n := randomRun("KUBELETDIFF_IP_CASES", 200000)
 	g := gen{rand.New(rand.NewPCG(seed, 0x6970))}
 	valid := 0
 	for _, s := range fixedIPs {

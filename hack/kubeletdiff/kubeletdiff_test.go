@@ -472,6 +472,17 @@ func describe(tc *tcase) string {
 	return string(b)
 }
 
+// randomRun returns a random run's seed (KUBELETDIFF_SEED, else the clock)
+// and its number of cases: the variable casesEnv, else def (a tenth of it
+// with -short).
+func randomRun(casesEnv string, def int64) (seed uint64, cases int) {
+	seed = uint64(envInt("KUBELETDIFF_SEED", time.Now().UnixNano()))
+	if testing.Short() {
+		def /= 10
+	}
+	return seed, int(envInt(casesEnv, def))
+}
+
 func envInt(name string, def int64) int64 {
 	if v := os.Getenv(name); v != "" {
 		n, err := strconv.ParseInt(v, 0, 64)
@@ -508,12 +519,7 @@ func TestNamedCases(t *testing.T) {
 // KUBELETDIFF_SEED or the clock; it is logged, and reported on failure.
 // Each disagreement is shrunk to a small case before it is reported.
 func TestRandom(t *testing.T) {
-	seed := uint64(envInt("KUBELETDIFF_SEED", time.Now().UnixNano()))
-	def := int64(20000)
-	if testing.Short() {
-		def = 2000
-	}
-	n := int(envInt("KUBELETDIFF_CASES", def))
+	seed, n := randomRun("KUBELETDIFF_CASES", 20000)
 	budget := envDuration("KUBELETDIFF_BUDGET", 3*time.Minute)
 	maxReports := int(envInt("KUBELETDIFF_MAX_REPORTS", 5))
 	g := gen{rand.New(rand.NewPCG(seed, 0x6b75626564696666))}
