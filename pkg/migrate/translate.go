@@ -489,20 +489,17 @@ func (t *translator) forward(b block, d corefile.Directive) {
 			c.Forward.Policy = p
 		case "force_tcp":
 			c.Forward.ForceTCP = true
-		case "max_concurrent":
+		case "max_concurrent", "max_fails":
 			n, err := strconv.Atoi(arg(o, 0))
 			if err != nil || n < 0 || len(o.Args) != 1 {
-				t.skip(o, "forward.max_concurrent", "want a number")
+				t.skip(o, "forward."+o.Name, "want a number")
 				continue
 			}
-			c.Forward.MaxConcurrent = n
-		case "max_fails":
-			n, err := strconv.Atoi(arg(o, 0))
-			if err != nil || n < 0 || len(o.Args) != 1 {
-				t.skip(o, "forward.max_fails", "want a number")
-				continue
+			if o.Name == "max_concurrent" {
+				c.Forward.MaxConcurrent = n
+			} else {
+				c.Forward.MaxFails = n
 			}
-			c.Forward.MaxFails = n
 		case "expire", "health_check":
 			dur, err := time.ParseDuration(arg(o, 0))
 			if err != nil || dur <= 0 {
