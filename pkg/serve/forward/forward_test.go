@@ -98,7 +98,12 @@ func TestUpstreamSilent(t *testing.T) {
 	}
 }
 
-func TestTruncatedRetriesOverTCP(t *testing.T) {
+// truncatingUpstream starts an upstream that answers every query over UDP
+// empty and truncated, so that the forwarder asks again over TCP, and every
+// query over TCP with tcp(w, r, m), m being a reply to r to fill in. It
+// returns the upstream's address and its count of TCP queries.
+func truncatingUpstream(t *testing.T, tcp func(w dns.ResponseWriter, r, m *dns.Msg) *dns.Msg) (string, *atomic.Int32) {
+	t.Helper()
 	var tcpQueries atomic.Int32
 	up := dnstest.StartServer(t, upstreamHandler(func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
 		m := new(dns.Msg)
@@ -108,9 +113,16 @@ func TestTruncatedRetriesOverTCP(t *testing.T) {
 			return m
 		}
 		tcpQueries.Add(1)
+		return tcp(w, r, m)
+	}))
+	return up, &tcpQueries
+}
+
+func TestTruncatedRetriesOverTCP(t *testing.T) {
+	up, tcpQueries := truncatingUpstream(t, func(_ dns.ResponseWriter, _, m *dns.Msg) *dns.Msg {
 		m.Answer = dnstest.RRs("big.example. 60 IN TXT \"over tcp\"")
 		return m
-	}))
+	})
 	addr := dnstest.StartServer(t, newForward(t, forward.Deps{}, func(c *forward.Config) { c.Upstreams = []string{up} }))
 	m := dnstest.Exchange(t, addr, "udp", dnstest.Query("big.example.", dns.TypeTXT, 1232))
 	dnstest.Check(t, dnstest.Case{Qname: "big.example.", Qtype: dns.TypeTXT, NoAA: true,
@@ -412,20 +424,12 @@ func BenchmarkForwardRoundTrip(b *testing.B) {
 // after each reply (as servers do with idle ones) costs a redial, not a
 // failed try: the upstream is never marked down.
 func TestClosedPooledConnection(t *testing.T) {
-	var tcpQueries atomic.Int32
-	up := dnstest.StartServer(t, upstreamHandler(func(w dns.ResponseWriter, r *dns.Msg) *dns.Msg {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if serve.Proto(w) == "udp" {
-			m.Truncated = true
-			return m
-		}
-		tcpQueries.Add(1)
+	up, tcpQueries := truncatingUpstream(t, func(w dns.ResponseWriter, r, m *dns.Msg) *dns.Msg {
 		m.Answer = dnstest.RRs(r.Question[0].Name + " 60 IN A 192.0.2.3")
 		w.WriteMsg(m)
 		w.Close()
 		return nil
-	}))
+	})
 	f := newForward(t, forward.Deps{}, func(c *forward.Config) {
 		c.Upstreams = []string{up}
 		c.MaxFails = 1
