@@ -358,25 +358,16 @@ func TestCopyBeforeMutate(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	for _, mod := range []func(*cache.Config){
-		func(c *cache.Config) { c.Capacity = 100 },
-		func(c *cache.Config) {
+	dnstest.CheckRejects(t, cache.Defaults, cache.New, cache.Deps{}, map[string]func(*cache.Config){
+		"capacity": func(c *cache.Config) { c.Capacity = 100 },
+		"minTTL over successTTL": func(c *cache.Config) {
 			c.MinTTL, c.SuccessTTL = configfile.Duration(time.Hour), configfile.Duration(time.Minute)
 		},
-		func(c *cache.Config) { c.ServfailTTL = configfile.Duration(time.Hour) },
-		func(c *cache.Config) { c.PrefetchPercent = 95 },
-		func(c *cache.Config) { c.Prefetch = -1 },
-		func(c *cache.Config) { c.ServeStale = configfile.Duration(-time.Second) },
-	} {
-		c := cache.Defaults()
-		mod(&c)
-		if err := c.Validate(); err == nil {
-			t.Errorf("Validate(%+v): no error", c)
-		}
-		if _, err := cache.New(c, cache.Deps{}); err == nil {
-			t.Errorf("New(%+v): no error", c)
-		}
-	}
+		"servfailTTL":     func(c *cache.Config) { c.ServfailTTL = configfile.Duration(time.Hour) },
+		"prefetchPercent": func(c *cache.Config) { c.PrefetchPercent = 95 },
+		"prefetch":        func(c *cache.Config) { c.Prefetch = -1 },
+		"serveStale":      func(c *cache.Config) { c.ServeStale = configfile.Duration(-time.Second) },
+	})
 }
 
 func TestMetrics(t *testing.T) {

@@ -409,6 +409,24 @@ func Timeouts(try, deadline time.Duration) func(*forward.Config) {
 	}
 }
 
+// CheckRejects checks that each of mods, applied to defaults(), makes a
+// configuration that both its Validate and newHandler (with deps) refuse:
+// a handler package's constructor must not build what its validation
+// refuses.
+func CheckRejects[C interface{ Validate() error }, D, H any](t testing.TB, defaults func() C, newHandler func(C, D) (H, error), deps D, mods map[string]func(*C)) {
+	t.Helper()
+	for name, mod := range mods {
+		c := defaults()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, c)
+		}
+		if _, err := newHandler(c, deps); err == nil {
+			t.Errorf("%s: New accepted %+v", name, c)
+		}
+	}
+}
+
 // WriteFile writes content to a file name in a directory of the test's
 // and returns its path.
 func WriteFile(t testing.TB, name, content string) string {

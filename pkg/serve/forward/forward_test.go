@@ -380,27 +380,18 @@ func TestNewRejects(t *testing.T) {
 	if _, err := forward.New(forward.Defaults(), forward.Deps{}); err == nil {
 		t.Error("New without upstreams: no error")
 	}
-	for _, mod := range []func(*forward.Config){
-		func(c *forward.Config) { c.Upstreams = []string{"not-an-ip"} },
-		func(c *forward.Config) { c.Upstreams = []string{"127.0.0.1:0"} },
-		func(c *forward.Config) { c.Upstreams, c.Policy = []string{"127.0.0.1"}, "fastest" },
-		func(c *forward.Config) { c.Upstreams, c.ResolvConf = []string{"127.0.0.1"}, "/etc/resolv.conf" },
-		func(c *forward.Config) { c.Upstreams, c.TryTimeout = []string{"127.0.0.1"}, 0 },
-		func(c *forward.Config) { c.Upstreams, c.MaxConcurrent = []string{"127.0.0.1"}, -1 },
-		func(c *forward.Config) { c.Stubs = []forward.Stub{{Zone: "a.example", Upstreams: nil}} },
-		func(c *forward.Config) {
+	dnstest.CheckRejects(t, forward.Defaults, forward.New, forward.Deps{}, map[string]func(*forward.Config){
+		"upstream not an IP":       func(c *forward.Config) { c.Upstreams = []string{"not-an-ip"} },
+		"upstream port 0":          func(c *forward.Config) { c.Upstreams = []string{"127.0.0.1:0"} },
+		"policy":                   func(c *forward.Config) { c.Upstreams, c.Policy = []string{"127.0.0.1"}, "fastest" },
+		"upstreams and resolvConf": func(c *forward.Config) { c.Upstreams, c.ResolvConf = []string{"127.0.0.1"}, "/etc/resolv.conf" },
+		"tryTimeout 0":             func(c *forward.Config) { c.Upstreams, c.TryTimeout = []string{"127.0.0.1"}, 0 },
+		"maxConcurrent":            func(c *forward.Config) { c.Upstreams, c.MaxConcurrent = []string{"127.0.0.1"}, -1 },
+		"stub without upstreams":   func(c *forward.Config) { c.Stubs = []forward.Stub{{Zone: "a.example", Upstreams: nil}} },
+		"stub zone given twice": func(c *forward.Config) {
 			c.Stubs = []forward.Stub{{Zone: "a.example", Upstreams: []string{"127.0.0.1"}}, {Zone: "A.example.", Upstreams: []string{"127.0.0.1"}}}
 		},
-	} {
-		c := forward.Defaults()
-		mod(&c)
-		if err := c.Validate(); err == nil {
-			t.Errorf("Validate(%+v): no error", c)
-		}
-		if _, err := forward.New(c, forward.Deps{}); err == nil {
-			t.Errorf("New(%+v): no error", c)
-		}
-	}
+	})
 }
 
 func BenchmarkForwardRoundTrip(b *testing.B) {
