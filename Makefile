@@ -35,7 +35,7 @@ manifests: ## Render deploy/base and every deploy/overlays/* into bin/manifests/
 IMAGES ?=
 
 .PHONY: images
-images: ## Write OCI image archives of webhook, dnsd, pause and the test clients (client-glibc, client-musl) into bin/images/ without a container engine (IMAGES=dnsd for one)
+images: coredns ## Write OCI image archives of webhook, dnsd, pause, coredns and the test clients (client-glibc, client-musl) into bin/images/ without a container engine (IMAGES=dnsd for one)
 	GO=$(GO) $(GO) run ./hack/images -o bin/images $(IMAGES)
 
 DNSD_LISTEN ?= 127.0.0.1:5353

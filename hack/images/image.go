@@ -112,7 +112,11 @@ func content(ctx context.Context, t target, o options, bins string, ca []byte) (
 	if t.caCerts {
 		files = append(files, file{caPath, 0o644, ca})
 	}
-	bin, err := os.ReadFile(filepath.Join(bins, path.Base(t.pkg)))
+	src := filepath.Join(bins, path.Base(t.pkg))
+	if t.prebuilt != "" {
+		src = filepath.Join(o.root, t.prebuilt)
+	}
+	bin, err := os.ReadFile(src)
 	if err != nil {
 		return nil, fmt.Errorf("binary: %w", err)
 	}

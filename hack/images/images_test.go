@@ -478,3 +478,31 @@ func untar(t *testing.T, archive string) string {
 		}
 	}
 }
+
+// TestPrebuiltImage packages a binary built elsewhere (CoreDNS from
+// `make coredns`) as it is.
+func TestPrebuiltImage(t *testing.T) {
+	sel, err := selectTargets([]string{"coredns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t)
+	want, err := os.ReadFile(filepath.Join(o.root, sel[0].prebuilt))
+	testenv.RequireOrSkip(t, fmt.Sprintf("%s (%v); run `make coredns`", sel[0].prebuilt, err), err == nil)
+	out, err := run(context.Background(), o, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, img := readArchive(t, out[0].path)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cf.Config.Entrypoint, []string{"/coredns"}) || cf.Config.User != "65532:65532" {
+		t.Errorf("Entrypoint %q User %q", cf.Config.Entrypoint, cf.Config.User)
+	}
+	_, content := layerFiles(t, img)
+	if !bytes.Equal(content["coredns"], want) {
+		t.Errorf("/coredns (%d bytes) is not %s (%d bytes)", len(content["coredns"]), sel[0].prebuilt, len(want))
+	}
+}

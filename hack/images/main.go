@@ -1,6 +1,6 @@
 // Command images writes OCI image archives of poddns's programs without a
 // container engine (`make images`: bin/images/webhook.tar, dnsd.tar,
-// pause.tar, client-glibc.tar and client-musl.tar), with
+// pause.tar, coredns.tar, client-glibc.tar and client-musl.tar), with
 // go-containerregistry as ko does: a static binary (CGO_ENABLED=0,
 // -trimpath), the build machine's CA bundle, a numeric non-root USER, and
 // the ENTRYPOINT and EXPOSE build/Dockerfile declares.
@@ -9,7 +9,8 @@
 // an archive is an OCI image layout in a tar, which
 // `ctr -n k8s.io images import` loads for pods with imagePullPolicy: Never.
 // pause is the sandbox image for that cluster (hack/images/pause);
-// client-glibc and client-musl are its test pods' DNS clients (clients.go).
+// client-glibc and client-musl are its test pods' DNS clients (clients.go),
+// coredns packages bin/coredns for it.
 package main
 
 import (

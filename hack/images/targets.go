@@ -20,6 +20,9 @@ type target struct {
 	// binary empty): the C clients of test/e2e/testdata built against
 	// glibc or musl (clients.go).
 	libc libc
+	// prebuilt is a static binary built elsewhere, relative to the
+	// repository root, put into the image instead of building pkg.
+	prebuilt string
 	// shipped: a final stage of build/Dockerfile describes the image. The
 	// others exist only for the test cluster.
 	shipped bool
@@ -48,6 +51,14 @@ var targets = []target{
 		// registry.k8s.io/pause's user. No Dockerfile stage: it is not shipped.
 		name: "pause", pkg: "./hack/images/pause", binary: "/pause",
 		user: "65535:65535", entrypoint: []string{"/pause"},
+	},
+	// CoreDNS (bin/coredns, `make coredns`: a CGO_ENABLED=0 build), the
+	// cluster DNS that the test cluster's beside-coredns and
+	// replace-coredns installs start from.
+	{
+		name: "coredns", prebuilt: "bin/coredns", binary: "/coredns",
+		user: nonroot + ":" + nonroot, entrypoint: []string{"/coredns"},
+		exposed: []string{"53/udp", "53/tcp"},
 	},
 	// The DNS clients of the test cluster's pods (clients.go): each pod
 	// names the program it runs in its command.
