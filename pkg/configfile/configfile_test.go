@@ -2,12 +2,12 @@ package configfile_test
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/configfile"
 )
 
@@ -73,10 +73,7 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeFilePaths(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "t.yaml")
-	if err := os.WriteFile(p, []byte(head+"file: sub/x.yaml\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := testenv.WriteFile(t, dir, "t.yaml", head+"file: sub/x.yaml\n")
 	v := defaults()
 	if err := configfile.DecodeFile(p, id, &v); err != nil {
 		t.Fatal(err)
@@ -96,11 +93,7 @@ func TestDecodeFilePaths(t *testing.T) {
 
 // TestLoadOrder: file, then the flags' bind step, then validation.
 func TestLoadOrder(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "t.yaml")
-	if err := os.WriteFile(p, []byte(head+"count: 7\nname: file\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := testenv.WriteFile(t, t.TempDir(), "t.yaml", head+"count: 7\nname: file\n")
 	v := defaults()
 	err := configfile.Load(p, id, &v, func() error {
 		if v.Count != 7 {

@@ -2,7 +2,6 @@ package manifest_test
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/manifest"
 )
 
@@ -382,26 +382,15 @@ func TestDecodeErrors(t *testing.T) {
 
 func TestRead(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		t.Helper()
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
 	pod := func(name string) string {
 		return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec: {containers: [{name: c}]}\n"
 	}
-	write("d/b.yaml", pod("b"))
-	write("d/a.yml", pod("a"))
-	write("d/c.json", `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c"}, "spec": {"containers": [{"name": "c"}]}}`)
-	write("d/notes.txt", pod("ignored"))
-	write("d/sub/deep.yaml", pod("ignored"))
-	single := write("single.yaml", pod("s"))
+	testenv.WriteFile(t, dir, "d/b.yaml", pod("b"))
+	testenv.WriteFile(t, dir, "d/a.yml", pod("a"))
+	testenv.WriteFile(t, dir, "d/c.json", `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c"}, "spec": {"containers": [{"name": "c"}]}}`)
+	testenv.WriteFile(t, dir, "d/notes.txt", pod("ignored"))
+	testenv.WriteFile(t, dir, "d/sub/deep.yaml", pod("ignored"))
+	single := testenv.WriteFile(t, dir, "single.yaml", pod("s"))
 
 	set, err := manifest.Read([]string{single, filepath.Join(dir, "d"), "-"}, strings.NewReader(pod("stdin")))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/policy/policytest"
 	"github.com/poddns/poddns/pkg/resolvconf"
@@ -31,7 +32,7 @@ func (v *configMapVolume) swap(files map[string]string) {
 	v.n++
 	ts := fmt.Sprintf("..2026_11_22_19_00_%02d.%d", v.n, 1000+v.n)
 	for name, content := range files {
-		write(t, filepath.Join(v.dir, ts, name), content)
+		testenv.WriteFile(t, filepath.Join(v.dir, ts), name, content)
 		link := filepath.Join(v.dir, name)
 		if _, err := os.Lstat(link); os.IsNotExist(err) {
 			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {

@@ -2,12 +2,12 @@ package policy_test
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/policy"
 )
@@ -179,22 +179,12 @@ func TestParseEmpty(t *testing.T) {
 
 const validPolicy = "apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: %s}\nspec: {actions: {ndots: %d}}\n"
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLoadDirectory(t *testing.T) {
 	dir := t.TempDir()
-	write(t, filepath.Join(dir, "b.yaml"), strings.Replace(strings.Replace(validPolicy, "%s", "b", 1), "%d", "2", 1))
-	write(t, filepath.Join(dir, "a.yml"), strings.Replace(strings.Replace(validPolicy, "%s", "a", 1), "%d", "3", 1))
-	write(t, filepath.Join(dir, "README.md"), "not a policy")
-	write(t, filepath.Join(dir, "sub", "c.yaml"), "not read: subdirectories are not loaded")
+	testenv.WriteFile(t, dir, "b.yaml", strings.Replace(strings.Replace(validPolicy, "%s", "b", 1), "%d", "2", 1))
+	testenv.WriteFile(t, dir, "a.yml", strings.Replace(strings.Replace(validPolicy, "%s", "a", 1), "%d", "3", 1))
+	testenv.WriteFile(t, dir, "README.md", "not a policy")
+	testenv.WriteFile(t, dir, "sub/c.yaml", "not read: subdirectories are not loaded")
 	set, err := policy.Load(dir)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -203,7 +193,7 @@ func TestLoadDirectory(t *testing.T) {
 		t.Errorf("Len = %d, want 2", set.Len())
 	}
 	// The same policy name in two files is an error naming both.
-	write(t, filepath.Join(dir, "c.yaml"), strings.Replace(strings.Replace(validPolicy, "%s", "a", 1), "%d", "4", 1))
+	testenv.WriteFile(t, dir, "c.yaml", strings.Replace(strings.Replace(validPolicy, "%s", "a", 1), "%d", "4", 1))
 	_, err = policy.Load(dir)
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "c.yaml")+`: document 1, line 3: metadata.name: Duplicate value: "a": first defined at `+filepath.Join(dir, "a.yml")) {
 		t.Errorf("Load with a duplicate name across files: %v", err)
