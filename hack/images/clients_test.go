@@ -55,20 +55,7 @@ func TestClientImages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
-			sel, err := selectTargets([]string{tt.target})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := testOptions(t)
-			out, err := run(context.Background(), o, sel)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, img := readArchive(t, out[0].path)
-			cf, err := img.ConfigFile()
-			if err != nil {
-				t.Fatal(err)
-			}
+			img, cf := buildImage(t, testOptions(t), tt.target)
 			if cf.Config.User != "65532:65532" {
 				t.Errorf("User %q", cf.Config.User)
 			}
@@ -108,6 +95,7 @@ func TestClientImages(t *testing.T) {
 			testenv.RequireRoot(t)
 			root := t.TempDir()
 			for name, h := range files {
+				var err error
 				dst := filepath.Join(root, name)
 				if h.FileInfo().IsDir() {
 					err = os.MkdirAll(dst, 0o755)

@@ -382,6 +382,26 @@ func testOptions(t *testing.T) options {
 	return o
 }
 
+// buildImage builds the target name as `make images` does and reads its
+// image back from the archive.
+func buildImage(t *testing.T, o options, name string) (v1.Image, *v1.ConfigFile) {
+	t.Helper()
+	sel, err := selectTargets([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(context.Background(), o, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, img := readArchive(t, out[0].path)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, cf
+}
+
 // readArchive reads an archive back with go-containerregistry from the OCI
 // layout inside the tar: the index's one manifest and its image, validated.
 func readArchive(t *testing.T, archive string) (v1.Descriptor, v1.Image) {
@@ -482,27 +502,16 @@ func untar(t *testing.T, archive string) string {
 // TestPrebuiltImage packages a binary built elsewhere (CoreDNS from
 // `make coredns`) as it is.
 func TestPrebuiltImage(t *testing.T) {
-	sel, err := selectTargets([]string{"coredns"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := testOptions(t)
-	want, err := os.ReadFile(filepath.Join(o.root, sel[0].prebuilt))
-	testenv.RequireOrSkip(t, fmt.Sprintf("%s (%v); run `make coredns`", sel[0].prebuilt, err), err == nil)
-	out, err := run(context.Background(), o, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, img := readArchive(t, out[0].path)
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
+	const prebuilt = "bin/coredns"
+	want, err := os.ReadFile(filepath.Join(o.root, prebuilt))
+	testenv.RequireOrSkip(t, fmt.Sprintf("%s (%v); run `make coredns`", prebuilt, err), err == nil)
+	img, cf := buildImage(t, o, "coredns")
 	if !slices.Equal(cf.Config.Entrypoint, []string{"/coredns"}) || cf.Config.User != "65532:65532" {
 		t.Errorf("Entrypoint %q User %q", cf.Config.Entrypoint, cf.Config.User)
 	}
 	_, content := layerFiles(t, img)
 	if !bytes.Equal(content["coredns"], want) {
-		t.Errorf("/coredns (%d bytes) is not %s (%d bytes)", len(content["coredns"]), sel[0].prebuilt, len(want))
+		t.Errorf("/coredns (%d bytes) is not %s (%d bytes)", len(content["coredns"]), prebuilt, len(want))
 	}
 }
