@@ -313,14 +313,10 @@ type server struct {
 
 func (s *server) addr() string { return net.JoinHostPort(s.ip, "53") }
 
+// freeLoopback is a loopback address whose TCP port was free a moment ago.
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreeTCPPort(t)))
 }
 
 // stockCorefile is the stock Kubernetes Corefile (coredns.yaml.base) bound

@@ -46,7 +46,7 @@ func coreDNSBinary(t *testing.T) string {
 // address.
 func startCoreDNS(t *testing.T, bin, kubeconfig, upstream string) string {
 	t.Helper()
-	port, ready := freePort(t), loopback(freePort(t))
+	port, ready := testenv.FreeDNSPort(t), loopback(testenv.FreeTCPPort(t))
 	corefile := fmt.Sprintf(`.:%d {
     bind 127.0.0.1
     errors

@@ -166,7 +166,7 @@ func TestDNSAPIServerRestart(t *testing.T) {
 // address.
 func startDnsdWithHealth(t *testing.T, bin, kubeconfig string) (dnsAddr, health string) {
 	t.Helper()
-	dnsAddr, health = loopback(freePort(t)), loopback(freePort(t))
+	dnsAddr, health = loopback(testenv.FreeDNSPort(t)), loopback(testenv.FreeTCPPort(t))
 	startProcess(t, "dnsd", bin, "--kubeconfig", kubeconfig, "--listen", dnsAddr, "--udp-sockets", "1",
 		"--health-listen", health, "--metrics-listen", health, "--lameduck", "0s")
 	waitHTTP(t, "http://"+health+"/ready", 60*time.Second)

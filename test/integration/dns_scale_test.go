@@ -83,7 +83,7 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	}
 
 	// dnsd with pods on, its profiles on loopback for the heap figures.
-	addr, health, pprofAddr := loopback(freePort(t)), loopback(freePort(t)), loopback(freePort(t))
+	addr, health, pprofAddr := loopback(testenv.FreeDNSPort(t)), loopback(testenv.FreeTCPPort(t)), loopback(testenv.FreeTCPPort(t))
 	cmd := startProcessEnv(t, "dnsd", buildDnsd(t), []string{"GOGC=", "GOMEMLIMIT="},
 		"--kubeconfig", env.AdminKubeconfig(t, "dnsd-scale"), "--listen", addr, "--udp-sockets", "1",
 		"--health-listen", health, "--metrics-listen", health, "--pprof-listen", pprofAddr, "--lameduck", "0s", "--pods", "verified")

@@ -70,26 +70,6 @@ func startProcessOutput(t *testing.T, name, path string, setup func(*exec.Cmd), 
 	return cmd, out
 }
 
-// freePort returns a loopback port free for both UDP and TCP right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no loopback port free for both UDP and TCP after 20 tries")
-	return 0
-}
-
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // buildDnsd builds cmd/dnsd into a temporary directory and returns its path.
@@ -112,7 +92,7 @@ func buildDnsd(t *testing.T) string {
 // free loopback port, waits until /ready, and returns the DNS address.
 func startDnsd(t *testing.T, bin, kubeconfig string, args ...string) string {
 	t.Helper()
-	addr, health := loopback(freePort(t)), loopback(freePort(t))
+	addr, health := loopback(testenv.FreeDNSPort(t)), loopback(testenv.FreeTCPPort(t))
 	startProcess(t, "dnsd", bin, append([]string{"--kubeconfig", kubeconfig, "--listen", addr, "--udp-sockets", "1",
 		"--health-listen", health, "--metrics-listen", health, "--lameduck", "0s"}, args...)...)
 	waitHTTP(t, "http://"+health+"/ready", 60*time.Second)

@@ -461,7 +461,7 @@ func rbacWebhook(t *testing.T, env *testenv.Env, bin string) {
 		t.Fatal(err)
 	}
 	wio := &env.Environment.WebhookInstallOptions
-	health, metrics := loopback(freePort(t)), loopback(freePort(t))
+	health, metrics := loopback(testenv.FreeTCPPort(t)), loopback(testenv.FreeTCPPort(t))
 	proc := startProcess(t, "webhook", bin, "serve",
 		"--kubeconfig", rbacKubeconfig(t, env, rbacWebhookSA),
 		"-p", filepath.Join(root, "testdata", "policies"),
@@ -640,7 +640,7 @@ func rbacDnsd(t *testing.T, env *testenv.Env, bin string) {
 	if err := os.WriteFile(cfg, []byte("apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\npods: verified\ncompletion:\n  nodeProfile: "+profile+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr, health := loopback(freePort(t)), loopback(freePort(t))
+	addr, health := loopback(testenv.FreeDNSPort(t)), loopback(testenv.FreeTCPPort(t))
 	proc := startProcess(t, "dnsd", bin, "--config", cfg, "--kubeconfig", rbacKubeconfig(t, env, rbacDnsdSA),
 		"--listen", addr, "--udp-sockets", "1", "--health-listen", health, "--metrics-listen", health, "--lameduck", "0s")
 	// Ready means every informer (Pods included) has its initial list.

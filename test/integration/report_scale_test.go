@@ -226,7 +226,7 @@ func startScanningWebhook(t *testing.T, env *testenv.Env, policies string) *scan
 	t.Helper()
 	bin := rbacBuild(t, "webhook")
 	kcPath := env.AdminKubeconfig(t, "poddns-webhook")
-	w := &scanningWebhook{port: freePort(t), limit: webhookMemoryLimit(t)}
+	w := &scanningWebhook{port: testenv.FreeTCPPort(t), limit: webhookMemoryLimit(t)}
 	w.cmd = startProcessEnv(t, "webhook", bin, []string{"CONTAINER_MEMORY_LIMIT=" + strconv.FormatInt(w.limit, 10), "GOMEMLIMIT=", "GOGC="},
 		"serve", "-p", policies, "--kubeconfig", kcPath,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(w.port), "--cert-dir", testenv.ServingCertDir(t),

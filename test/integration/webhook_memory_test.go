@@ -117,7 +117,7 @@ func TestWebhookMemory(t *testing.T) {
 	}
 
 	limit := webhookMemoryLimit(t)
-	port, health := freePort(t), freePort(t)
+	port, health := testenv.FreeTCPPort(t), testenv.FreeTCPPort(t)
 	cmd := startProcessEnv(t, "webhook", bin, []string{"CONTAINER_MEMORY_LIMIT=" + strconv.FormatInt(limit, 10), "GOMEMLIMIT=", "GOGC="},
 		"serve", "-p", filepath.Join(root, "testdata", "policies"), "--kubeconfig", kcPath,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--cert-dir", testenv.ServingCertDir(t),
