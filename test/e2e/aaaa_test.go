@@ -8,14 +8,11 @@ package e2e
 // control run with `filter: none` must show what the filter saves.
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // aaaaEnv carries the helper's parameters, as "KEY=VALUE;..." pairs; only
@@ -102,13 +99,10 @@ func TestE2EAAAAFilterRealClients(t *testing.T) {
 // TestAAAANamespaceHelper is the namespace side of
 // TestE2EAAAAFilterRealClients; run any other way, it does nothing.
 func TestAAAANamespaceHelper(t *testing.T) {
-	p := helperParams(t, aaaaEnv)
+	p, ctx, up := startHelper(t, aaaaEnv)
 	if p == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout-20*time.Second)
-	defer cancel()
-	setUpDNSDNamespace(t, ctx, p)
 	mustRun(t, ctx, p["mount"], "--bind", p["resolvconf"], "/etc/resolv.conf")
 	if got, err := os.ReadFile("/etc/resolv.conf"); err != nil || string(got) != aaaaPodConf {
 		t.Fatalf("/etc/resolv.conf reads %q (%v), want %q", got, err, aaaaPodConf)
@@ -117,12 +111,6 @@ func TestAAAANamespaceHelper(t *testing.T) {
 		"client": joinPodNet(t, ctx, p, 0, aaaaPodIP, complDNSIP),
 		"dual":   joinPodNet(t, ctx, p, 1, aaaaDualIP, complDNSIP),
 	}
-
-	up, err := startUpstream(ctx, net.JoinHostPort(complUpstreamIP, "53"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.shutdown()
 
 	type key struct{ pod, filter, client, name string }
 	results := map[key]aaaaLookup{}
@@ -137,21 +125,10 @@ func TestAAAANamespaceHelper(t *testing.T) {
 			// A fresh dnsd (empty cache) for each client, pod and filter.
 			stop := startDNSD(t, ctx, p["dnsd"], p["cfg"+c.filter])
 			for _, name := range names {
-				argv := []string{p["getent"], "ahosts", name}
-				if client == "musl" {
-					argv = []string{p["gai"], name}
-				}
-				argv = inPod[c.pod](argv...)
 				before := metricSum(t, ctx, complMetrics, "poddns_aaaa_filtered_total")
-				up.log.reset()
 				var l aaaaLookup
-				l.run = clientRun{Client: client, Argv: argv}
-				l.run.Stdout, l.run.Stderr, l.run.ExitCode, err = runClient(ctx, argv)
-				if err != nil {
-					t.Fatalf("%s %q: %v", client, argv, err)
-				}
+				l.run, l.upstream = lookUp(t, ctx, p, up, inPod[c.pod], client, name)
 				l.filtered = metricSum(t, ctx, complMetrics, "poddns_aaaa_filtered_total") - before
-				l.upstream = up.log.snapshot()
 				t.Logf("pod %s, filter %s, %s %s: exit %d, %d filtered\n  output: %s\n  upstream saw: %q",
 					c.pod, c.filter, client, name, l.run.ExitCode, l.filtered,
 					strings.ReplaceAll(strings.TrimSpace(l.run.Stdout), "\n", " | "), queryStrings(l.upstream))

@@ -18,7 +18,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -340,29 +339,13 @@ type complRun struct {
 // TestCompletionNamespaceHelper is the namespace side of
 // TestE2ECompletionRealClients; run any other way, it does nothing.
 func TestCompletionNamespaceHelper(t *testing.T) {
-	p := helperParams(t, completionEnv)
+	p, ctx, up := startHelper(t, completionEnv)
 	if p == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout-20*time.Second)
-	defer cancel()
-	must := func(name string, args ...string) {
-		t.Helper()
-		if err := run(ctx, name, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setUpDNSDNamespace(t, ctx, p)
-
 	podNet := func(i int, ip string) func(args ...string) []string {
 		return joinPodNet(t, ctx, p, i, ip, complDNSIP)
 	}
-
-	up, err := startUpstream(ctx, net.JoinHostPort(complUpstreamIP, "53"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.shutdown()
 
 	type key struct{ pod, name, client, mode string }
 	results := map[key]complRun{}
@@ -371,7 +354,7 @@ func TestCompletionNamespaceHelper(t *testing.T) {
 		inPod := podNet(i, cp.ip)
 		conf := p[fmt.Sprint("resolvconf", i)]
 		// Stacked over the previous pod's: the newest bind mount is seen.
-		must(p["mount"], "--bind", conf, "/etc/resolv.conf")
+		mustRun(t, ctx, p["mount"], "--bind", conf, "/etc/resolv.conf")
 		want, _ := os.ReadFile(conf)
 		if got, err := os.ReadFile("/etc/resolv.conf"); err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("/etc/resolv.conf reads %q (%v), want %q", got, err, want)
@@ -381,21 +364,10 @@ func TestCompletionNamespaceHelper(t *testing.T) {
 			stop := startDNSD(t, ctx, p["dnsd"], p["cfg"+mode])
 			for _, l := range cp.lookups {
 				for _, client := range clients {
-					argv := []string{p["getent"], "ahosts", l.name}
-					if client == "musl" {
-						argv = []string{p["gai"], l.name}
-					}
-					argv = inPod(argv...)
 					before := dnsRequests(t, ctx)
-					up.log.reset()
 					var r complRun
-					r.run = clientRun{Client: client, Argv: argv}
-					r.run.Stdout, r.run.Stderr, r.run.ExitCode, err = runClient(ctx, argv)
-					if err != nil {
-						t.Fatalf("%s %q: %v", client, argv, err)
-					}
+					r.run, r.upstream = lookUp(t, ctx, p, up, inPod, client, l.name)
 					r.requests = dnsRequests(t, ctx) - before
-					r.upstream = up.log.snapshot()
 					t.Logf("pod %s, completion %s, %s %s: %d dnsd queries, exit %d\n  output: %s\n  upstream saw: %q",
 						cp.name, mode, client, l.name, r.requests, r.run.ExitCode,
 						strings.ReplaceAll(strings.TrimSpace(r.run.Stdout), "\n", " | "), queryStrings(r.upstream))
@@ -474,12 +446,6 @@ func TestCompletionNamespaceHelper(t *testing.T) {
 // pod. p holds the programs: unshare, sleep, nsenter, ip.
 func joinPodNet(t *testing.T, ctx context.Context, p map[string]string, i int, ip, dnsIP string) (inPod func(args ...string) []string) {
 	t.Helper()
-	must := func(name string, args ...string) {
-		t.Helper()
-		if err := run(ctx, name, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
 	netNS, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
@@ -502,10 +468,10 @@ func joinPodNet(t *testing.T, ctx context.Context, p map[string]string, i int, i
 	}
 	inPod = func(args ...string) []string { return append([]string{p["nsenter"], "--net=" + podNS, "--"}, args...) }
 	here, there := fmt.Sprintf("e2edns%d", i), fmt.Sprintf("e2epod%d", i)
-	must(p["ip"], "link", "add", here, "type", "veth", "peer", "name", there)
-	must(p["ip"], "link", "set", there, "netns", strconv.Itoa(holder.Process.Pid))
-	must(p["ip"], "link", "set", here, "up")
-	must(p["ip"], "route", "add", ip+"/32", "dev", here, "src", dnsIP)
+	mustRun(t, ctx, p["ip"], "link", "add", here, "type", "veth", "peer", "name", there)
+	mustRun(t, ctx, p["ip"], "link", "set", there, "netns", strconv.Itoa(holder.Process.Pid))
+	mustRun(t, ctx, p["ip"], "link", "set", here, "up")
+	mustRun(t, ctx, p["ip"], "route", "add", ip+"/32", "dev", here, "src", dnsIP)
 	for _, args := range [][]string{
 		{p["ip"], "link", "set", "lo", "up"},
 		{p["ip"], "addr", "add", ip + "/32", "dev", there},
@@ -513,7 +479,7 @@ func joinPodNet(t *testing.T, ctx context.Context, p map[string]string, i int, i
 		{p["ip"], "route", "add", dnsIP + "/32", "dev", there, "src", ip},
 	} {
 		a := inPod(args...)
-		must(a[0], a[1:]...)
+		mustRun(t, ctx, a[0], a[1:]...)
 	}
 	return inPod
 }

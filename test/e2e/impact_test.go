@@ -13,10 +13,8 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -261,18 +259,10 @@ func TestE2EImpactNdots2(t *testing.T) {
 // TestImpactNamespaceHelper is the namespace side of TestE2EImpactNdots2;
 // run any other way, it does nothing.
 func TestImpactNamespaceHelper(t *testing.T) {
-	p := helperParams(t, impactEnv)
+	p, ctx, _ := startHelper(t, impactEnv)
 	if p == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout-20*time.Second)
-	defer cancel()
-	setUpDNSDNamespace(t, ctx, p)
-	up, err := startUpstream(ctx, net.JoinHostPort(complUpstreamIP, "53"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.shutdown()
 	inPod := make([]func(args ...string) []string, len(impactPods))
 	for i, ip := range impactPods {
 		inPod[i] = joinPodNet(t, ctx, p, i, ip.ip, complDNSIP)
@@ -291,6 +281,7 @@ func TestImpactNamespaceHelper(t *testing.T) {
 				}
 				r := impactRun{Phase: phase, Pod: "api-7d4f9c8b6-" + ip.suffix, Client: ip.client, Name: name, Start: time.Now()}
 				var stderr string
+				var err error
 				r.Stdout, stderr, r.ExitCode, err = runClient(ctx, inPod[i](argv...))
 				if err != nil {
 					t.Fatalf("%s %q: %v (%s)", ip.client, name, err, stderr)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,6 +193,49 @@ func requirePrivateNamespaces(t *testing.T, hostNet, hostMnt string) {
 	if netNS == "" || mntNS == "" || netNS == hostNet || mntNS == hostMnt {
 		t.Fatalf("not in private namespaces (net %s, mnt %s): refusing to mount or listen", netNS, mntNS)
 	}
+}
+
+// startHelper starts a helper test of the rig: its parameters (helperParams;
+// nil when the test was not run by runHelper: it does nothing), a context
+// that ends before the helper's time does, dnsd's namespace set up
+// (setUpDNSDNamespace) and the upstream serving on complUpstreamIP. The
+// context and the upstream end with the test.
+func startHelper(t *testing.T, env string) (map[string]string, context.Context, *upstream) {
+	t.Helper()
+	p := helperParams(t, env)
+	if p == nil {
+		return nil, nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), childTimeout-20*time.Second)
+	t.Cleanup(cancel)
+	setUpDNSDNamespace(t, ctx, p)
+	up, err := startUpstream(ctx, net.JoinHostPort(complUpstreamIP, "53"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.shutdown)
+	return p, ctx, up
+}
+
+// lookUp runs client's lookup of name in a pod (inPod: joinPodNet's):
+// glibc's getent ahosts or musl's getaddrinfo program. It returns the run
+// and the queries up received meanwhile; a client that cannot be run ends
+// the test.
+func lookUp(t *testing.T, ctx context.Context, p map[string]string, up *upstream, inPod func(args ...string) []string, client, name string) (clientRun, []query) {
+	t.Helper()
+	argv := []string{p["getent"], "ahosts", name}
+	if client == "musl" {
+		argv = []string{p["gai"], name}
+	}
+	argv = inPod(argv...)
+	up.log.reset()
+	run := clientRun{Client: client, Argv: argv}
+	var err error
+	run.Stdout, run.Stderr, run.ExitCode, err = runClient(ctx, argv)
+	if err != nil {
+		t.Fatalf("%s %q: %v", client, argv, err)
+	}
+	return run, up.log.snapshot()
 }
 
 // setUpDNSDNamespace prepares the private namespaces a helper runs in (it
