@@ -112,10 +112,24 @@ func runHelper(t *testing.T, unshare, helper, env string, params map[string]stri
 
 // runInNamespaces re-executes the test binary inside `unshare --net
 // --mount` to run the test named helper there, with env=value in its
-// environment, and returns its output once it passed. The helper runs in
-// its own process group, killed whole after timeout or when the test dies;
-// the host's files that helpers mount over must be the same after it.
+// environment, and returns its output once it passed (reexecInNamespaces).
 func runInNamespaces(t *testing.T, unshare, helper, env, value string, timeout time.Duration) string {
+	t.Helper()
+	out := reexecInNamespaces(t, unshare, "namespace helper "+helper, env, value, timeout,
+		"-test.run=^"+helper+"$", "-test.v", "-test.count=1", "-test.timeout="+(timeout-10*time.Second).String())
+	if !strings.Contains(out, "--- PASS: "+helper) {
+		t.Fatalf("namespace helper %s did not run and pass", helper)
+	}
+	return out
+}
+
+// reexecInNamespaces re-executes the test binary with args inside a fresh
+// private network and mount namespace (`unshare --net --mount`), with
+// env=value in its environment, logs its output and returns it once it
+// exited 0; what names the child in failures. The child runs in its own
+// process group, killed whole after timeout or when the test dies; the
+// host's files that children mount over must be the same after it.
+func reexecInNamespaces(t *testing.T, unshare, what, env, value string, timeout time.Duration, args ...string) string {
 	t.Helper()
 	hostBefore := readEtc(t)
 	exe, err := os.Executable()
@@ -125,8 +139,7 @@ func runInNamespaces(t *testing.T, unshare, helper, env, value string, timeout t
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, unshare, "--net", "--mount", "--propagation", "private", "--",
-		exe, "-test.run=^"+helper+"$", "-test.v", "-test.count=1", "-test.timeout="+(timeout-10*time.Second).String())
+	cmd := exec.CommandContext(ctx, unshare, append([]string{"--net", "--mount", "--propagation", "private", "--", exe}, args...)...)
 	cmd.Env = append(os.Environ(), env+"="+value)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
@@ -134,18 +147,15 @@ func runInNamespaces(t *testing.T, unshare, helper, env, value string, timeout t
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
-	t.Logf("namespace helper %s (%s):\n%s", helper, time.Since(start).Round(time.Millisecond), buf.String())
+	t.Logf("%s (%s):\n%s", what, time.Since(start).Round(time.Millisecond), buf.String())
 	if ctx.Err() != nil {
-		t.Fatalf("namespace helper killed after %s", timeout)
+		t.Fatalf("%s killed after %s", what, timeout)
 	}
 	if err != nil {
-		t.Fatalf("namespace helper: %v", err)
-	}
-	if !strings.Contains(buf.String(), "--- PASS: "+helper) {
-		t.Fatalf("namespace helper %s did not run and pass", helper)
+		t.Fatalf("%s: %v", what, err)
 	}
 	if after := readEtc(t); after != hostBefore {
-		t.Fatalf("the host's /etc files changed while the helper ran:\nbefore %q\nafter  %q", hostBefore, after)
+		t.Fatalf("the host's /etc files changed while the %s ran:\nbefore %q\nafter  %q", what, hostBefore, after)
 	}
 	return buf.String()
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -510,7 +509,6 @@ func runInNamespace(t *testing.T, tools namespaceTools, conf string, lookups []c
 	if _, err := os.Stat("/etc/resolv.conf"); err != nil {
 		t.Fatalf("/etc/resolv.conf must exist to be bind-mounted over in the namespace: %v", err)
 	}
-	hostBefore := readEtc(t)
 
 	// The resolv.conf under test, and fixed hosts and nsswitch files so that
 	// the machine's own (a "resolve" or "mdns" hosts source, extra host
@@ -541,42 +539,17 @@ func runInNamespace(t *testing.T, tools namespaceTools, conf string, lookups []c
 	}
 	specPath := write("spec.json", string(data))
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tools.unshare, "--net", "--mount", "--propagation", "private", "--", exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+specPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// Its own process group, killed whole on timeout; and killed if the
-	// test process dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("namespace child killed after %s:\n%s", childTimeout, out.String())
-	}
-	if err != nil {
-		t.Fatalf("namespace child: %v\n%s", err, out.String())
-	}
-	if after := readEtc(t); after != hostBefore {
-		t.Fatalf("the host's /etc files changed while the child ran:\nbefore %q\nafter  %q", hostBefore, after)
-	}
-
+	// The child is TestMain's runChild (childEnv), not a test.
+	reexecInNamespaces(t, tools.unshare, "namespace child", childEnv, specPath, childTimeout)
 	data, err = os.ReadFile(spec.Out)
 	if err != nil {
-		t.Fatalf("namespace child wrote no result: %v\n%s", err, out.String())
+		t.Fatalf("namespace child wrote no result: %v", err)
 	}
 	var res childResult
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("namespace child (%s, %s) done in %s", res.NetNS, res.MntNS, time.Since(start).Round(time.Millisecond))
+	t.Logf("namespace child ran in %s, %s", res.NetNS, res.MntNS)
 	return res
 }
 
