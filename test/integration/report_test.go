@@ -281,19 +281,7 @@ func TestReportScan(t *testing.T) {
 	// The same through the command line, as JSON: exit status 1.
 	t.Run("webhook report --kubeconfig", func(t *testing.T) {
 		bin := rbacBuild(t, "webhook")
-		user, err := w.env.Environment.AddUser(envtest.User{Name: "reader", Groups: []string{"system:masters"}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kc, err := user.KubeConfig()
-		if err != nil {
-			t.Fatal(err)
-		}
-		kcPath := filepath.Join(t.TempDir(), "kubeconfig")
-		if err := os.WriteFile(kcPath, kc, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "report", "-p", v2path, "--kubeconfig", kcPath, "-o", "json")
+		cmd := exec.Command(bin, "report", "-p", v2path, "--kubeconfig", w.env.AdminKubeconfig(t, "reader"), "-o", "json")
 		out, err := cmd.Output()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
