@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/migrate"
 )
 
@@ -39,6 +41,22 @@ func (c Case) Input() migrate.Input {
 // Dir is the corpus directory below the repository's root
 // (testenv.RepoRoot).
 func Dir(root string) string { return filepath.Join(root, "testdata", "corefiles") }
+
+// Load returns the corpus directory of the repository the test runs in and
+// its cases; an error ends the test.
+func Load(tb testing.TB) (dir string, cases []Case) {
+	tb.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir = Dir(root)
+	cases, err = Cases(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dir, cases
+}
 
 // Cases reads dir's cases.yaml.
 func Cases(dir string) ([]Case, error) {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/poddns/poddns/internal/corefilecorpus"
 	"github.com/poddns/poddns/internal/golden"
-	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/migrate"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 )
@@ -19,15 +18,7 @@ import (
 // compares the DNSDConfig and the report with <case>/migrate.golden; the
 // output must load and validate as dnsd loads its config file.
 func TestCorpus(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := corefilecorpus.Dir(root)
-	cases, err := corefilecorpus.Cases(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cases := corefilecorpus.Load(t)
 	if len(cases) < 6 {
 		t.Fatalf("%d cases in the corpus, want at least 6", len(cases))
 	}

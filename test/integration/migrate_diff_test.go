@@ -208,15 +208,7 @@ func TestMigrateDifferential(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "unshare", "ip", "mount", "sh")
 	start := time.Now()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := corefilecorpus.Dir(root)
-	cases, err := corefilecorpus.Cases(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cases := corefilecorpus.Load(t)
 	upstreams, err := corefilecorpus.Upstreams(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,7 @@ const (
 // no other non-test package may import them.
 var testSupportPackages = []string{
 	"internal/certstandin",
+	"internal/corefilecorpus",
 	"internal/golden",
 	"internal/rig",
 	"internal/testenv",
