@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,7 +35,7 @@ const profileTop = 12
 func readProfiles(dir string, run *DNSRun) map[string]map[string]ProfileSummary {
 	out := map[string]map[string]ProfileSummary{}
 	for _, sc := range run.Scales {
-		for _, kind := range sortedKeys(sc.Profiles) {
+		for _, kind := range slices.Sorted(maps.Keys(sc.Profiles)) {
 			file := sc.Profiles[kind]
 			s, err := summarize(filepath.Join(dir, filepath.Base(file)))
 			if err != nil {
@@ -118,7 +120,7 @@ func writeProfiles(b *strings.Builder, sums map[string]ProfileSummary) {
 		return
 	}
 	b.WriteString("Where dnsd's time and memory go (pprof, top functions by self cost; `go tool pprof -top bench/results/<file>` for the rest):\n\n")
-	for _, kind := range sortedKeys(sums) {
+	for _, kind := range slices.Sorted(maps.Keys(sums)) {
 		s := sums[kind]
 		fmt.Fprintf(b, "**%s** (`%s`, total %.1f %s)\n\n| Function | Self %s | Self %% | Cumulative %% |\n|---|--:|--:|--:|\n", kind, s.File, s.Total, s.Unit, s.Unit)
 		for _, e := range s.Top {

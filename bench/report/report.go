@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -329,14 +330,14 @@ func writeWebhook(b *strings.Builder, run *WebhookRun, plotDir string) {
 // writeMachine lists the machine and the versions measured.
 func writeMachine(b *strings.Builder, machine map[string]any, versions map[string]string) {
 	var parts []string
-	for _, k := range sortedKeys(machine) {
+	for _, k := range slices.Sorted(maps.Keys(machine)) {
 		parts = append(parts, fmt.Sprintf("%s %v", k, machine[k]))
 	}
 	if len(parts) > 0 {
 		fmt.Fprintf(b, "Machine: %s.", strings.Join(parts, ", "))
 	}
 	parts = parts[:0]
-	for _, k := range sortedKeys(versions) {
+	for _, k := range slices.Sorted(maps.Keys(versions)) {
 		parts = append(parts, fmt.Sprintf("%s %s", k, versions[k]))
 	}
 	if len(parts) > 0 {
@@ -384,15 +385,6 @@ func orderedKeys(m map[string]float64) []string {
 	}
 	sort.Strings(rest)
 	return append(out, rest...)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func ptr(v float64) *float64 { return &v }

@@ -3,6 +3,7 @@ package migrate
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
@@ -470,7 +471,7 @@ func (t *translator) forward(b block, d corefile.Directive) {
 		}
 	}
 	if t.forwardOpts != nil {
-		for _, k := range sortedKeys(opts) {
+		for _, k := range slices.Sorted(maps.Keys(opts)) {
 			if opts[k] != t.forwardOpts[k] {
 				t.skip(d, "forward."+k, "dnsd's forward options apply to every zone: %s %s differs from the first forward's %s", k, opts[k], t.forwardOpts[k])
 			}
@@ -536,15 +537,6 @@ var tlsTransport = func() bool {
 	}
 	f.Close()
 	return true
-}
-
-func sortedKeys(m map[string]string) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // cache [TTL] [ZONES] { success, denial, prefetch, serve_stale, servfail }.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"maps"
 	"math/big"
 	"net"
 	"net/netip"
@@ -833,7 +834,7 @@ func (r *diffRun) checkReach(res *migrate.Result) {
 			ok = ok || r.reached[k]
 		}
 		if !ok {
-			t.Errorf("translated directive %s (%s) was reached by no query (evidence wanted: one of %v; reached: %v)", it, it.Directive, keys, sortedKeysBool(r.reached))
+			t.Errorf("translated directive %s (%s) was reached by no query (evidence wanted: one of %v; reached: %v)", it, it.Directive, keys, slices.Sorted(maps.Keys(r.reached)))
 		}
 	}
 }
@@ -870,13 +871,4 @@ func (r *diffRun) reachKeys(it migrate.Item) []string {
 		return []string{"rewrite:" + strings.ToLower(dns.Fqdn(f[2]))}
 	}
 	return []string{it.Directive}
-}
-
-func sortedKeysBool(m map[string]bool) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -199,16 +200,16 @@ func TestIncrementalEqualsRebuild(t *testing.T) {
 			}
 		}
 		var objs store.Objects
-		for _, k := range sortedKeys(services) {
+		for _, k := range slices.Sorted(maps.Keys(services)) {
 			objs.Services = append(objs.Services, services[k])
 		}
-		for _, k := range sortedKeys(slicesByName) {
+		for _, k := range slices.Sorted(maps.Keys(slicesByName)) {
 			objs.EndpointSlices = append(objs.EndpointSlices, slicesByName[k])
 		}
-		for _, k := range sortedKeys(pods) {
+		for _, k := range slices.Sorted(maps.Keys(pods)) {
 			objs.Pods = append(objs.Pods, pods[k])
 		}
-		for _, k := range sortedKeys(nss) {
+		for _, k := range slices.Sorted(maps.Keys(nss)) {
 			objs.Namespaces = append(objs.Namespaces, &store.Namespace{Name: k})
 		}
 		fresh := store.New()
@@ -217,15 +218,6 @@ func TestIncrementalEqualsRebuild(t *testing.T) {
 			t.Fatalf("step %d: incremental snapshot\n%s\nwant (rebuilt)\n%s", step, got, want)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // TestConcurrentReads reads while writing (meaningful under -race).
