@@ -745,20 +745,10 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 
 	// Ratios: medians of the per-round ratios dnsd/other.
 	ratio := func(scenario, other string) *float64 {
-		a, b := roundQPS["dnsd/"+scenario], roundQPS[other+"/"+scenario]
 		if scenario == "search-walk" {
-			a, b = walk["dnsd"], walk[other]
+			return medianRatio(walk["dnsd"], walk[other])
 		}
-		var rs []float64
-		for i := range min(len(a), len(b)) {
-			if b[i] > 0 {
-				rs = append(rs, a[i]/b[i])
-			}
-		}
-		if len(rs) == 0 {
-			return nil
-		}
-		return f(round(median(rs), 3))
+		return medianRatio(roundQPS["dnsd/"+scenario], roundQPS[other+"/"+scenario])
 	}
 	ratios := map[string]*float64{
 		"cluster_qps":         ratio("cluster", "coredns"),
@@ -768,30 +758,12 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	// The query log's cost: dnsd-querylog / dnsd, per round.
 	for _, sn := range []string{"cluster", "external-cached", "negative"} {
-		a, b := roundQPS["dnsd-querylog/"+sn], roundQPS["dnsd/"+sn]
-		var rs []float64
-		for i := range min(len(a), len(b)) {
-			if b[i] > 0 {
-				rs = append(rs, a[i]/b[i])
-			}
-		}
-		if len(rs) > 0 {
-			ratios["querylog_"+strings.ReplaceAll(sn, "-", "_")+"_qps"] = f(round(median(rs), 3))
-		}
+		ratios["querylog_"+strings.ReplaceAll(sn, "-", "_")+"_qps"] = medianRatio(roundQPS["dnsd-querylog/"+sn], roundQPS["dnsd/"+sn])
 	}
 	// CPU per query at the fixed rate: dnsd / each peer, per round.
 	for _, sn := range []string{"cluster", "external-cached", "negative"} {
 		for _, other := range []string{"coredns", "coredns-autopath", "unbound"} {
-			a, b := fixedCPU["dnsd/"+sn], fixedCPU[other+"/"+sn]
-			var rs []float64
-			for i := range min(len(a), len(b)) {
-				if b[i] > 0 {
-					rs = append(rs, a[i]/b[i])
-				}
-			}
-			if len(rs) > 0 {
-				ratios["cpu_fixed_"+strings.ReplaceAll(sn, "-", "_")+"_vs_"+strings.ReplaceAll(other, "-", "_")] = f(round(median(rs), 3))
-			}
+			ratios["cpu_fixed_"+strings.ReplaceAll(sn, "-", "_")+"_vs_"+strings.ReplaceAll(other, "-", "_")] = medianRatio(fixedCPU["dnsd/"+sn], fixedCPU[other+"/"+sn])
 		}
 	}
 	if a, b := home["dnsd"].RSSAfterLoad, home["coredns"].RSSAfterLoad; a != nil && b != nil {
@@ -806,17 +778,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		}
 	}
 	for _, sn := range []string{"cluster", "external-cached"} {
-		a, b := view["dnsd-nodelocal/pod-"+sn], view["dnsd-dnat/pod-"+sn]
-		var rs []float64
-		for i := range min(len(a), len(b)) {
-			if b[i] > 0 {
-				rs = append(rs, a[i]/b[i])
-			}
-		}
-		if len(rs) > 0 {
-			ratios["pod_view_"+strings.ReplaceAll(sn, "-", "_")+"_qps"] = f(round(median(rs), 3))
-		}
+		ratios["pod_view_"+strings.ReplaceAll(sn, "-", "_")+"_qps"] = medianRatio(view["dnsd-nodelocal/pod-"+sn], view["dnsd-dnat/pod-"+sn])
 	}
+	// A ratio without a round on both sides is left out.
 	for k, v := range ratios {
 		if v == nil {
 			delete(ratios, k)

@@ -260,6 +260,21 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// medianRatio is the median of the per-round ratios a[i]/b[i] over the
+// rounds both have with b[i] > 0, to 3 places; nil when there is none.
+func medianRatio(a, b []float64) *float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	return f(round(median(rs), 3))
+}
+
 func f(v float64) *float64 { return &v }
 
 func round(v float64, digits int) float64 {
@@ -301,4 +316,27 @@ func saveProfile(t *testing.T, tl *tools, addr, scale, kind, path string) string
 	}
 	t.Logf("dnsd %s profile: %s (go tool pprof -top %s)", kind, file, file)
 	return filepath.Base(file)
+}
+
+// TestMedianRatio: the ratios of the rounds both sides have, a round with
+// nothing on the right left out, the median of an even count the mean of
+// the middle two, and nil with no round.
+func TestMedianRatio(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		a, b []float64
+		want *float64
+	}{
+		{"no rounds", nil, []float64{1}, nil},
+		{"only a zero on the right", []float64{5}, []float64{0}, nil},
+		{"odd", []float64{2, 9, 3}, []float64{1, 3, 2}, f(2)},
+		{"even, rounded", []float64{1, 2}, []float64{3, 3}, f(0.5)},
+		{"extra rounds and a zero left out", []float64{4, 1, 6, 7}, []float64{2, 0, 3}, f(2)},
+		{"to 3 places", []float64{2}, []float64{3}, f(0.667)},
+	} {
+		got := medianRatio(tt.a, tt.b)
+		if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+			t.Errorf("%s: medianRatio(%v, %v) = %v, want %v", tt.name, tt.a, tt.b, deref(got), deref(tt.want))
+		}
+	}
 }
