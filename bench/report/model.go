@@ -8,9 +8,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/poddns/poddns/internal/benchresults"
 )
 
-// The result files' schemas. Every number is a pointer: any field may be
+// The result files' schemas (the DNS run's rows are benchresults', which
+// the benchmark writes). Every number is a pointer: any field may be
 // missing, and a missing one renders as "—" (never as 0).
 
 // DNSRun is a bench/results/dns-*.json file (make bench).
@@ -24,13 +27,13 @@ type DNSRun struct {
 
 // Scale is one fill of the control plane and the runs against it.
 type Scale struct {
-	Name        string             `json:"name"`
-	Services    *float64           `json:"services"`
-	Headless    *float64           `json:"headless"`
-	Pods        *float64           `json:"pods"`
-	FillSeconds *float64           `json:"fill_seconds"`
-	Results     []DNSResult        `json:"results"`
-	Ratios      map[string]float64 `json:"ratios"`
+	Name        string                   `json:"name"`
+	Services    *float64                 `json:"services"`
+	Headless    *float64                 `json:"headless"`
+	Pods        *float64                 `json:"pods"`
+	FillSeconds *float64                 `json:"fill_seconds"`
+	Results     []benchresults.DNSResult `json:"results"`
+	Ratios      map[string]float64       `json:"ratios"`
 	// Profiles name dnsd's pprof profiles of the scale ("heap",
 	// "cpu-<scenario>"), files beside the results file.
 	Profiles map[string]string `json:"profiles"`
@@ -42,24 +45,12 @@ type Scale struct {
 	NodeLocalPods *float64 `json:"nodelocal_pods"`
 	// APIWatchers is the API server's cost with node-local instances
 	// watching it, and APIWatcherSlope the CPU per instance.
-	APIWatchers     []WatcherLevel `json:"api_watchers"`
-	APIWatcherSlope *float64       `json:"apiserver_cpu_ms_per_s_per_watcher"`
+	APIWatchers     []benchresults.WatcherLevel `json:"api_watchers"`
+	APIWatcherSlope *float64                    `json:"apiserver_cpu_ms_per_s_per_watcher"`
 
 	// From is the results file the scale was read from (set by
 	// findInputs; several files when the newest lacks a scale).
 	From *RunInfo `json:"-"`
-}
-
-// WatcherLevel is the API server with some node-local instances.
-type WatcherLevel struct {
-	Instances            *float64 `json:"instances"`
-	StartCPUSeconds      *float64 `json:"start_cpu_seconds"`
-	CPUMillisPerSecond   *float64 `json:"apiserver_cpu_ms_per_s"`
-	RSSMB                *float64 `json:"apiserver_rss_mb"`
-	WatchEventsPerSecond *float64 `json:"watch_events_per_s"`
-	WatchRequests        *float64 `json:"watch_requests"`
-	RegisteredWatchers   *float64 `json:"registered_watchers"`
-	ChurnPerSecond       *float64 `json:"churn_writes_per_s"`
 }
 
 // RunInfo names a DNS results file and what it says about its run.
@@ -68,33 +59,6 @@ type RunInfo struct {
 	Started  string
 	Machine  map[string]any
 	Versions map[string]string
-}
-
-// DNSResult is one server in one scenario at one scale.
-type DNSResult struct {
-	Server            string    `json:"server"`
-	Scenario          string    `json:"scenario"`
-	QPS               *float64  `json:"qps"`
-	QPSRounds         []float64 `json:"qps_rounds"`
-	P50               *float64  `json:"p50_ms"`
-	P99               *float64  `json:"p99_ms"`
-	P999              *float64  `json:"p999_ms"`
-	FixedRateQPS      *float64  `json:"fixed_rate_qps"`
-	RSSAfterFill      *float64  `json:"rss_after_fill_mb"`
-	RSSAfterLoad      *float64  `json:"rss_after_load_mb"`
-	PeakRSSRestart    *float64  `json:"peak_rss_restart_mb"`
-	APIToAnswerSecond *float64  `json:"api_to_answer_seconds"`
-	// dnsd-querylog's counters over its measured saturation runs.
-	QueryLogRequests *float64 `json:"querylog_requests"`
-	QueryLogLines    *float64 `json:"querylog_lines"`
-	QueryLogDropped  *float64 `json:"querylog_dropped"`
-	// CPUPerQueryUS is the server's CPU time per answered query over its
-	// saturation runs (dnsd and dnsd-querylog).
-	CPUPerQueryUS *float64 `json:"cpu_us_per_query"`
-	// CPUPerQueryFixedUS is the server's CPU time per answered query at the
-	// scenario's fixed rate (median of the rounds, CPUPerQueryFixedRounds).
-	CPUPerQueryFixedUS     *float64  `json:"cpu_us_per_query_fixed"`
-	CPUPerQueryFixedRounds []float64 `json:"cpu_us_per_query_fixed_rounds"`
 }
 
 // Objects is the scale's pods + services (headless included), the x of
@@ -111,7 +75,7 @@ func (s *Scale) Objects() *float64 {
 }
 
 // Result returns the result of server in scenario, or nil.
-func (s *Scale) Result(server, scenario string) *DNSResult {
+func (s *Scale) Result(server, scenario string) *benchresults.DNSResult {
 	for i := range s.Results {
 		if s.Results[i].Server == server && s.Results[i].Scenario == scenario {
 			return &s.Results[i]
@@ -124,9 +88,9 @@ func (s *Scale) Result(server, scenario string) *DNSResult {
 // scenarios (after fill when no run measured after load); nil when none.
 func (s *Scale) RSS(server string) *float64 {
 	var best *float64
-	for _, pick := range []func(*DNSResult) *float64{
-		func(r *DNSResult) *float64 { return r.RSSAfterLoad },
-		func(r *DNSResult) *float64 { return r.RSSAfterFill },
+	for _, pick := range []func(*benchresults.DNSResult) *float64{
+		func(r *benchresults.DNSResult) *float64 { return r.RSSAfterLoad },
+		func(r *benchresults.DNSResult) *float64 { return r.RSSAfterFill },
 	} {
 		for i := range s.Results {
 			r := &s.Results[i]

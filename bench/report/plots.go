@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"math"
+
+	"github.com/poddns/poddns/internal/benchresults"
 )
 
 // Colors per scenario (QPS and p99 plots) and per server (memory plot);
@@ -26,7 +28,7 @@ func dnsPlots(run *DNSRun) []PlotFile {
 		}
 		ticks = append(ticks, TickLabel{At: float64(i), Label: label})
 	}
-	perScale := func(title, ylabel string, value func(*DNSResult) *float64) Plot {
+	perScale := func(title, ylabel string, value func(*benchresults.DNSResult) *float64) Plot {
 		p := Plot{Title: title, XLabel: "scale", YLabel: ylabel, XTickLabels: ticks, YFromZero: true}
 		for _, server := range []string{"dnsd", "coredns"} {
 			for _, scenario := range plotScenarios {
@@ -49,8 +51,8 @@ func dnsPlots(run *DNSRun) []PlotFile {
 		}
 		return p
 	}
-	qps := perScale("QPS at saturation vs scale (dnsd solid, CoreDNS dashed)", "queries/s", func(r *DNSResult) *float64 { return r.QPS })
-	p99 := perScale("p99 latency at a fixed rate vs scale (dnsd solid, CoreDNS dashed)", "p99 ms", func(r *DNSResult) *float64 { return r.P99 })
+	qps := perScale("QPS at saturation vs scale (dnsd solid, CoreDNS dashed)", "queries/s", func(r *benchresults.DNSResult) *float64 { return r.QPS })
+	p99 := perScale("p99 latency at a fixed rate vs scale (dnsd solid, CoreDNS dashed)", "p99 ms", func(r *benchresults.DNSResult) *float64 { return r.P99 })
 
 	mem := Plot{Title: "Memory vs objects (Pods + Services)", XLabel: "Pods + Services", YLabel: "RSS MB", YFromZero: true}
 	maxX := 0.0

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/poddns/poddns/internal/benchresults"
 )
 
 // Output is a generated report: BENCHMARKS.md and the plots, by file name
@@ -279,7 +281,7 @@ func writeDNS(b *strings.Builder, run *DNSRun, profiles map[string]map[string]Pr
 		for _, r := range orderedResults(sc.Results) {
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				r.Server, r.Scenario, count(r.QPS), rounds(r.QPSRounds), ms(r.P50), ms(r.P99), ms(r.P999),
-				count(r.FixedRateQPS), mb(r.RSSAfterFill), mb(r.RSSAfterLoad), mb(r.PeakRSSRestart), sec(r.APIToAnswerSecond))
+				count(r.FixedRateQPS), mb(r.RSSAfterFill), mb(r.RSSAfterLoad), mb(r.PeakRSSRestart), sec(r.APIToAnswerSeconds))
 		}
 		b.WriteString("\n")
 		if keys := slices.DeleteFunc(orderedKeys(sc.Ratios), func(k string) bool { return isQueryLogRatio(k) || isCPUFixedRatio(k) }); len(keys) > 0 {
@@ -348,8 +350,8 @@ func writeMachine(b *strings.Builder, machine map[string]any, versions map[strin
 
 // orderedResults sorts results by server then scenario, in the known orders
 // (unknown ones after, in file order).
-func orderedResults(rs []DNSResult) []DNSResult {
-	out := append([]DNSResult(nil), rs...)
+func orderedResults(rs []benchresults.DNSResult) []benchresults.DNSResult {
+	out := append([]benchresults.DNSResult(nil), rs...)
 	sort.SliceStable(out, func(i, j int) bool {
 		si, sj := rank(serverOrder, out[i].Server), rank(serverOrder, out[j].Server)
 		if si != sj {

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/poddns/poddns/internal/benchresults"
 	"github.com/poddns/poddns/internal/testenv"
 )
 
@@ -77,13 +78,13 @@ type machine struct {
 }
 
 type scaleResult struct {
-	Name        string              `json:"name"`
-	Services    int                 `json:"services"`
-	Headless    int                 `json:"headless"`
-	Pods        int                 `json:"pods"`
-	FillSeconds float64             `json:"fill_seconds"`
-	Results     []*result           `json:"results"`
-	Ratios      map[string]*float64 `json:"ratios"`
+	Name        string                    `json:"name"`
+	Services    int                       `json:"services"`
+	Headless    int                       `json:"headless"`
+	Pods        int                       `json:"pods"`
+	FillSeconds float64                   `json:"fill_seconds"`
+	Results     []*benchresults.DNSResult `json:"results"`
+	Ratios      map[string]*float64       `json:"ratios"`
 	// Profiles are dnsd's pprof profiles of this scale (file names beside
 	// the results file): "heap" after the load, "cpu" during a saturation
 	// run of each scenario named cpu-<scenario>.
@@ -97,40 +98,8 @@ type scaleResult struct {
 	// APIWatchers is the API server's cost with 0, 10, 20 node-local
 	// instances, and APIWatcherSlope its CPU per instance (ms CPU per
 	// second, least squares).
-	APIWatchers     []watcherLevel `json:"api_watchers,omitempty"`
-	APIWatcherSlope *float64       `json:"apiserver_cpu_ms_per_s_per_watcher,omitempty"`
-}
-
-type result struct {
-	Server         string    `json:"server"`
-	Scenario       string    `json:"scenario"`
-	QPS            *float64  `json:"qps,omitempty"`
-	QPSRounds      []float64 `json:"qps_rounds,omitempty"`
-	P50            *float64  `json:"p50_ms,omitempty"`
-	P99            *float64  `json:"p99_ms,omitempty"`
-	P999           *float64  `json:"p999_ms,omitempty"`
-	FixedRate      *float64  `json:"fixed_rate_qps,omitempty"`
-	RSSAfterFill   *float64  `json:"rss_after_fill_mb,omitempty"`
-	RSSAfterLoad   *float64  `json:"rss_after_load_mb,omitempty"`
-	PeakRSSRestart *float64  `json:"peak_rss_restart_mb,omitempty"`
-	APIToAnswer    *float64  `json:"api_to_answer_seconds,omitempty"`
-	// For dnsd-querylog in a saturation scenario, over its measured runs:
-	// the queries it counted (poddns_dns_requests_total), the query log
-	// lines it wrote and the lines it dropped (poddns_querylog_*).
-	QueryLogRequests *float64 `json:"querylog_requests,omitempty"`
-	QueryLogLines    *float64 `json:"querylog_lines,omitempty"`
-	QueryLogDropped  *float64 `json:"querylog_dropped,omitempty"`
-	// CPUPerQuery is, for dnsd and dnsd-querylog in a saturation
-	// scenario, the process's CPU time over its measured runs divided by
-	// the queries answered (µs): the query log's cost as CPU, which other
-	// load on the machine disturbs less than QPS.
-	CPUPerQuery *float64 `json:"cpu_us_per_query,omitempty"`
-	// CPUPerQueryFixed is, for every server in a dnsperf scenario, its CPU
-	// time per answered query (µs) at the fixed rate of the latency runs:
-	// the median of CPUPerQueryFixedRounds, one figure per round. Unlike
-	// QPS, it stays comparable when the servers outrun the load generator.
-	CPUPerQueryFixed       *float64  `json:"cpu_us_per_query_fixed,omitempty"`
-	CPUPerQueryFixedRounds []float64 `json:"cpu_us_per_query_fixed_rounds,omitempty"`
+	APIWatchers     []benchresults.WatcherLevel `json:"api_watchers,omitempty"`
+	APIWatcherSlope *float64                    `json:"apiserver_cpu_ms_per_s_per_watcher,omitempty"`
 }
 
 func envInt(t *testing.T, name string, def, lo, hi int) int {
@@ -467,16 +436,16 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		t.Fatalf("trivial: %v", err)
 	}
 	time.Sleep(3 * time.Second) // let the initial lists settle before reading RSS
-	rows := map[string]*result{}
-	row := func(server, scenario string) *result {
+	rows := map[string]*benchresults.DNSResult{}
+	row := func(server, scenario string) *benchresults.DNSResult {
 		k := server + "/" + scenario
 		if rows[k] == nil {
-			rows[k] = &result{Server: server, Scenario: scenario}
+			rows[k] = &benchresults.DNSResult{Server: server, Scenario: scenario}
 		}
 		return rows[k]
 	}
 	// Server-wide figures go on one row per server (bench/README.md).
-	home := map[string]*result{
+	home := map[string]*benchresults.DNSResult{
 		"dnsd": row("dnsd", "cluster"), "coredns": row("coredns", "cluster"),
 		"coredns-autopath": row("coredns-autopath", "search-walk"), "unbound": row("unbound", "external-cached"),
 		"dnsd-querylog": row("dnsd-querylog", "cluster"), "dnsd-nodelocal": row("dnsd-nodelocal", "cluster"),
@@ -582,8 +551,8 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 				}
 			}
 			if answers > 0 && secs > 0 {
-				rw.CPUPerQuery = f(round(secs/answers*1e6, 2))
-				t.Logf("%-16s %-13s %.2f µs CPU per query", sn.name, s.name, *rw.CPUPerQuery)
+				rw.CPUPerQueryUS = f(round(secs/answers*1e6, 2))
+				t.Logf("%-16s %-13s %.2f µs CPU per query", sn.name, s.name, *rw.CPUPerQueryUS)
 			}
 		}
 	}
@@ -644,14 +613,14 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 			lat := lats[s.name]
 			sort.Float64s(lat)
 			rw := row(s.name, sn.name)
-			rw.FixedRate = f(float64(rate))
+			rw.FixedRateQPS = f(float64(rate))
 			rw.P50, rw.P99, rw.P999 = pct(lat, 0.5), pct(lat, 0.99), pct(lat, 0.999)
 			if cs := fixedCPU[s.name+"/"+sn.name]; len(cs) > 0 {
 				rw.CPUPerQueryFixedRounds = cs
-				rw.CPUPerQueryFixed = f(round(median(cs), 2))
+				rw.CPUPerQueryFixedUS = f(round(median(cs), 2))
 			}
 			t.Logf("fixed rate %-16s %-16s at %d QPS: %d answers, p50 %v p99 %v p99.9 %v ms, CPU µs/query %v (rounds %v)",
-				sn.name, s.name, rate, len(lat), deref(rw.P50), deref(rw.P99), deref(rw.P999), deref(rw.CPUPerQueryFixed), rw.CPUPerQueryFixedRounds)
+				sn.name, s.name, rate, len(lat), deref(rw.P50), deref(rw.P99), deref(rw.P999), deref(rw.CPUPerQueryFixedUS), rw.CPUPerQueryFixedRounds)
 		}
 	}
 	for _, s := range []*server{dnsdS, dnsdLog, core, unb, nl} {
@@ -715,7 +684,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		t.Logf("API write to answer %s: %v", name, d)
 	}
 	for _, s := range watchers {
-		home[s.name].APIToAnswer = f(round(median(lat[s.name]), 4))
+		home[s.name].APIToAnswerSeconds = f(round(median(lat[s.name]), 4))
 	}
 
 	// Peak RSS across an API-server restart.
@@ -786,7 +755,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 			delete(ratios, k)
 		}
 	}
-	var list []*result
+	var list []*benchresults.DNSResult
 	for _, k := range []string{"trivial/ceiling",
 		"dnsd/cluster", "dnsd-querylog/cluster", "coredns/cluster", "coredns-autopath/cluster", "unbound/cluster",
 		"dnsd/external-cached", "dnsd-querylog/external-cached", "coredns/external-cached", "coredns-autopath/external-cached", "unbound/external-cached",

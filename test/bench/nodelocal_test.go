@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/poddns/poddns/internal/benchresults"
 	"github.com/poddns/poddns/internal/testenv"
 )
 
@@ -82,7 +83,7 @@ func startNodeLocal(t *testing.T, tl *tools, dir, kc string) *server {
 // the slower one's median, the same for both) for per seconds, for the
 // cluster and the cached external query files. Rows: scenario
 // "pod-<scenario>", server dnsd-nodelocal and "dnsd-dnat".
-func podView(t *testing.T, tl *tools, podNS string, qf map[string]string, rounds, seconds, per int, row func(server, scenario string) *result) map[string][]float64 {
+func podView(t *testing.T, tl *tools, podNS string, qf map[string]string, rounds, seconds, per int, row func(server, scenario string) *benchresults.DNSResult) map[string][]float64 {
 	t.Helper()
 	paths := []struct{ name, ip string }{{"dnsd-nodelocal", ipNodeLocal}, {"dnsd-dnat", ipClusterDNS}}
 	perRound := map[string][]float64{}
@@ -121,36 +122,13 @@ func podView(t *testing.T, tl *tools, podNS string, qf map[string]string, rounds
 			warm(p.ip)
 			pr := runDnsperfIn(t, tl, podNS, p.ip, qf[sn], per, rate, true, 0)
 			rw := row(p.name, "pod-"+sn)
-			rw.FixedRate = f(float64(rate))
+			rw.FixedRateQPS = f(float64(rate))
 			rw.P50, rw.P99, rw.P999 = pct(pr.lat, 0.5), pct(pr.lat, 0.99), pct(pr.lat, 0.999)
 			t.Logf("latency pod-%-16s %-16s at %d QPS for %ds: %d answers, lost %d, p50 %v p99 %v p99.9 %v ms",
 				sn, p.name, rate, per, len(pr.lat), pr.lost, deref(rw.P50), deref(rw.P99), deref(rw.P999))
 		}
 	}
 	return perRound
-}
-
-// watcherLevel is the API server's cost with some node-local instances
-// watching it (bench/README.md, "API-server cost").
-type watcherLevel struct {
-	Instances int `json:"instances"`
-	// StartCPUSeconds is the API server's CPU time while the instances
-	// added at this level started and synced (their initial lists).
-	StartCPUSeconds *float64 `json:"start_cpu_seconds,omitempty"`
-	// CPUMillisPerSecond is the API server's CPU (ms per wall second)
-	// during the churn window, and RSSMB its resident memory after it.
-	CPUMillisPerSecond *float64 `json:"apiserver_cpu_ms_per_s"`
-	RSSMB              *float64 `json:"apiserver_rss_mb,omitempty"`
-	// Watch metrics of the API server: events sent to watchers per second
-	// during the window (apiserver_watch_events_total), the watch requests
-	// open (apiserver_longrunning_requests{verb="WATCH"}) and the
-	// registered watchers (apiserver_registered_watchers, when the API
-	// server has it).
-	WatchEventsPerSecond *float64 `json:"watch_events_per_s,omitempty"`
-	WatchRequests        *float64 `json:"watch_requests,omitempty"`
-	RegisteredWatchers   *float64 `json:"registered_watchers,omitempty"`
-	// ChurnPerSecond is the API writes per second of the window.
-	ChurnPerSecond *float64 `json:"churn_writes_per_s,omitempty"`
 }
 
 // apiServerPID finds the benchmark's kube-apiserver by its certificate
@@ -241,9 +219,9 @@ func apiMetrics(t *testing.T, cs kubernetes.Interface, names ...string) map[stri
 // the deployed DaemonSet watches (Services, EndpointSlices, Namespaces, its
 // node's Pods). It returns the levels and the CPU slope per instance (ms
 // per second, least squares over the levels).
-func apiWatchers(t *testing.T, tl *tools, dir, kc, certDir string, cs kubernetes.Interface, sc scale, levels []int, seconds int) ([]watcherLevel, *float64) {
+func apiWatchers(t *testing.T, tl *tools, dir, kc, certDir string, cs kubernetes.Interface, sc scale, levels []int, seconds int) ([]benchresults.WatcherLevel, *float64) {
 	t.Helper()
-	var out []watcherLevel
+	var out []benchresults.WatcherLevel
 	started := 0
 	const writesPerSecond = 20
 	for _, n := range levels {
@@ -261,7 +239,7 @@ func apiWatchers(t *testing.T, tl *tools, dir, kc, certDir string, cs kubernetes
 			p := startProcess(t, name, nil, tl.taskset, "-c", "0", tl.dnsd, "--config", cfg)
 			waitHTTP(t, p, "http://"+health+"/ready", 5*time.Minute)
 		}
-		lv := watcherLevel{Instances: n}
+		lv := benchresults.WatcherLevel{Instances: f(float64(n))}
 		if n > 0 {
 			lv.StartCPUSeconds = f(round(cpuSeconds(pid)-c0, 2))
 		}
@@ -288,7 +266,7 @@ func apiWatchers(t *testing.T, tl *tools, dir, kc, certDir string, cs kubernetes
 	// Least-squares slope of CPU over instances.
 	var sx, sy, sxx, sxy, k float64
 	for _, lv := range out {
-		x, y := float64(lv.Instances), *lv.CPUMillisPerSecond
+		x, y := *lv.Instances, *lv.CPUMillisPerSecond
 		sx, sy, sxx, sxy, k = sx+x, sy+y, sxx+x*x, sxy+x*y, k+1
 	}
 	if k < 2 || k*sxx-sx*sx == 0 {
