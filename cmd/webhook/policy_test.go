@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 )
 
@@ -54,11 +52,7 @@ func TestPolicyGolden(t *testing.T) {
 // independently of the golden files.
 func TestPolicyExitStatus(t *testing.T) {
 	t.Chdir("../..")
-	tests := []struct {
-		name string
-		args []string
-		want int
-	}{
+	checkExitStatuses(t, []exitCase{
 		{"render with policies", []string{"render", "-p", "testdata/policies", "-f", "testdata/pods/"}, exitOK},
 		{"render with a bad policy", []string{"render", "-p", "testdata/policies/invalid", "-f", "testdata/pods/"}, exitError},
 		{"render with a missing policy path", []string{"render", "-p", "testdata/nope", "-f", "testdata/pods/"}, exitError},
@@ -68,13 +62,5 @@ func TestPolicyExitStatus(t *testing.T) {
 		{"test fails", []string{"test", "cmd/webhook/testdata/failing_suite"}, exitFailed},
 		{"test without a suite", []string{"test"}, exitError},
 		{"test with a bad suite path", []string{"test", "testdata/policies"}, exitError},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if got := run(tt.args, strings.NewReader(""), &stdout, &stderr); got != tt.want {
-				t.Errorf("Exit status = %d, want %d\nstdout:\n%s\nstderr:\n%s", got, tt.want, stdout.String(), stderr.String())
-			}
-		})
-	}
+	})
 }

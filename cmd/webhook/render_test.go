@@ -47,6 +47,27 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
+// exitCase is a command line and the exit status it must end with.
+type exitCase struct {
+	name string
+	args []string
+	want int
+}
+
+// checkExitStatuses runs each case's command line in-process, with an empty
+// stdin, and checks its exit status (showing the output when it is wrong).
+func checkExitStatuses(t *testing.T, cases []exitCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if got := run(tt.args, strings.NewReader(""), &stdout, &stderr); got != tt.want {
+				t.Errorf("Exit status = %d, want %d\nstdout:\n%s\nstderr:\n%s", got, tt.want, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
 // checkGolden runs the webhook command line args in-process from the
 // repository root and compares its exit status, stdout and stderr with
 // testdata/<name>.golden, or rewrites that file with -update.
@@ -94,11 +115,7 @@ func TestRenderExitStatus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(policyDir, "ndots.yaml"), []byte("apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\nmetadata: {name: ndots}\nspec: {actions: {ndots: 2}}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name string
-		args []string
-		want int
-	}{
+	checkExitStatuses(t, []exitCase{
 		{"valid pods", []string{"render", "-f", ok}, exitOK},
 		{"valid pods, json", []string{"render", "-f", ok, "-o", "json"}, exitOK},
 		{"rejected pod", []string{"render", "-f", ok, "-f", rejected}, exitFailed},
@@ -113,13 +130,5 @@ func TestRenderExitStatus(t *testing.T) {
 		{"positional argument", []string{"render", ok}, exitError},
 		{"bad node IP", []string{"render", "-f", ok, "--node-ip", "192.0.2.1,192.0.2.2"}, exitError},
 		{"help", []string{"render", "--help"}, exitOK},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if got := run(tt.args, strings.NewReader(""), &stdout, &stderr); got != tt.want {
-				t.Errorf("Exit status = %d, want %d\nstdout:\n%s\nstderr:\n%s", got, tt.want, stdout.String(), stderr.String())
-			}
-		})
-	}
+	})
 }
