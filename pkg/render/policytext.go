@@ -64,11 +64,9 @@ func writePolicyReport(w *bufio.Writer, r *Report) error {
 	for _, res := range pr.Skipped {
 		fmt.Fprintf(w, "# skipped: %s: %s\n", res.Policy, oneLine(res.Reason))
 	}
-	switch {
-	case len(r.ValidationErrors) > 0:
-		w.WriteString("# rejected by the API server: no pod, no resolv.conf\n")
-	case r.Error != "":
-		w.WriteString("# kubelet cannot create the pod sandbox: no resolv.conf\n")
+	switch none := noResolvConf(r); {
+	case none != "":
+		w.WriteString(none)
 	case r.ResolvConf == "":
 		w.WriteString("# resolv.conf: (empty)\n")
 	default:

@@ -44,11 +44,9 @@ func WriteText(w io.Writer, reports []Report) error {
 
 func writeTextReport(w *bufio.Writer, r *Report) {
 	fmt.Fprintf(w, "# %s/%s/%s (%s)\n", r.Kind, r.Namespace, r.Name, r.Location.File)
-	switch {
-	case len(r.ValidationErrors) > 0:
-		w.WriteString("# rejected by the API server: no pod, no resolv.conf\n")
-	case r.Error != "":
-		w.WriteString("# kubelet cannot create the pod sandbox: no resolv.conf\n")
+	switch none := noResolvConf(r); {
+	case none != "":
+		w.WriteString(none)
 	case r.ResolvConf == "":
 		w.WriteString("# (empty resolv.conf)\n")
 	default:
@@ -58,6 +56,19 @@ func writeTextReport(w *bufio.Writer, r *Report) {
 		}
 	}
 	writeDiagnostics(w, r)
+}
+
+// noResolvConf is the comment line the text reports write for a pod that
+// gets no resolv.conf, saying why (the API server rejects the pod, or
+// kubelet cannot create its sandbox); "" for a pod that gets one.
+func noResolvConf(r *Report) string {
+	switch {
+	case len(r.ValidationErrors) > 0:
+		return "# rejected by the API server: no pod, no resolv.conf\n"
+	case r.Error != "":
+		return "# kubelet cannot create the pod sandbox: no resolv.conf\n"
+	}
+	return ""
 }
 
 // writeDiagnostics writes what the API server and kubelet say about the pod,
