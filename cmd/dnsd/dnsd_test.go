@@ -144,17 +144,11 @@ func TestConfigErrors(t *testing.T) {
 // kernel.
 func startDaemonArgs(t *testing.T, args ...string) *daemon.Daemon {
 	t.Helper()
-	cfg, err := loadArgs(t, append(args, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
-		"--metrics-listen", "127.0.0.1:0", "--udp-sockets", "2")...)
+	cfg, err := loadArgs(t, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.New(cfg, daemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnstest.Serve(t, d)
-	return d
+	return dnstest.StartDaemon(t, cfg, daemon.Options{})
 }
 
 func TestRun(t *testing.T) {

@@ -24,18 +24,12 @@ func start(t *testing.T, path string, mods ...func(*daemon.Config)) *daemon.Daem
 		for _, m := range mods {
 			m(c)
 		}
-		c.Listen, c.HealthListen, c.MetricsListen, c.UDPSockets = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", 2
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.New(cfg, daemon.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnstest.Serve(t, d)
-	return d
+	return dnstest.StartDaemon(t, cfg, daemon.Options{})
 }
 
 // source serves the objects file.

@@ -223,17 +223,12 @@ func TestForwardTLS(t *testing.T) {
 			var logs syncbuf.Buffer
 			cfg, err := daemon.Load(file, func(c *daemon.Config) error {
 				c.Source.File = exampleCluster
-				c.Listen, c.HealthListen, c.MetricsListen, c.UDPSockets = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", 2
 				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := daemon.New(cfg, daemon.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			dnstest.Serve(t, d)
+			d := dnstest.StartDaemon(t, cfg, daemon.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			before := n.Load()
 			dnstest.Check(t, tc.want, dnstest.Exchange(t, d.DNSAddr(), "udp", tc.want.Msg()))
 			_, metrics := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")

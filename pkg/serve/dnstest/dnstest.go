@@ -27,6 +27,7 @@ import (
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/forward"
 )
 
@@ -445,6 +446,20 @@ func Serve(t testing.TB, s interface {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(0) })
+}
+
+// StartDaemon makes the daemon of cfg with o, listening on loopback ports
+// the kernel chooses (DNS with two UDP sockets, health and metrics), and
+// serves it until the test ends.
+func StartDaemon(t testing.TB, cfg daemon.Config, o daemon.Options) *daemon.Daemon {
+	t.Helper()
+	cfg.Listen, cfg.HealthListen, cfg.MetricsListen, cfg.UDPSockets = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", 2
+	d, err := daemon.New(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Serve(t, d)
+	return d
 }
 
 // PackedReply is a serve.PackedSource of M for tests of the writers that
