@@ -46,19 +46,33 @@ func (s *Store) ReplacePods(objs []*Pod) {
 
 // replace is the Replace of one kind, whose records are cur: put stores a
 // new or changed record of objs, del removes a record that objs does not
-// hold; a record equal to the one stored is left alone.
+// hold; a record equal to the one stored is left alone. objs holds each key
+// once (an API list does; a key twice could keep a record that objs does
+// not hold). The set of objs' keys (for the deletions) is built only when some
+// stored record is not in objs: a relist that deletes nothing, the common
+// case, allocates nothing beside what it stores.
 func replace[T any, P interface {
 	*T
 	key() svcKey
 }](cur map[svcKey]P, objs []P, equal func(a, b P) bool, put func(svcKey, P), del func(svcKey)) {
-	keep := make(map[svcKey]struct{}, len(objs))
+	kept := 0 // objs' keys that were in cur before this call
 	for _, o := range objs {
 		k := o.key()
-		keep[k] = struct{}{}
-		if old := cur[k]; old != nil && (old == o || equal(old, o)) {
+		old := cur[k]
+		if old != nil {
+			kept++
+		}
+		if old != nil && (old == o || equal(old, o)) {
 			continue
 		}
 		put(k, o)
+	}
+	if kept == len(cur)-(len(objs)-kept) {
+		return // cur holds objs' keys and no other
+	}
+	keep := make(map[svcKey]struct{}, len(objs))
+	for _, o := range objs {
+		keep[o.key()] = struct{}{}
 	}
 	for k := range cur {
 		if _, ok := keep[k]; !ok {
