@@ -25,7 +25,10 @@
 // Store.Replace* and published once. Updates that change nothing DNS reads
 // (most pod status updates) publish nothing. Once synced, the garbage of
 // the initial lists is returned to the OS (debug.FreeOSMemory), and so is
-// a relist's once the relists have been quiet for 2 s.
+// a relist's once the relists have been quiet for 2 s. While relists go on
+// the Go heap is held to a soft limit 15% above what the runtime used when
+// they began (relistGuard), so that the decoded objects' garbage is
+// collected as it is made rather than doubling the heap first.
 package apisource
 
 import (
@@ -152,9 +155,9 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 			pods.list, func(l *corev1.PodList) ([]corev1.Pod, metav1.ListMeta) { return l.Items, l.ListMeta }, pods.watch))
 	}
 	s := &Source{synced: make(chan struct{})}
-	relisted := make(chan struct{}, 1)
+	rl := &relists{started: make(chan struct{}, 1), done: make(chan struct{}, 1)}
 	for _, k := range kinds {
-		k.onRelist(relisted)
+		k.onRelist(rl)
 		r := cache.NewReflectorWithOptions(k.listWatch(), k.example(), k, cache.ReflectorOptions{Name: "poddns-dnsd/" + k.name()})
 		s.wg.Add(1)
 		go func() {
@@ -180,30 +183,68 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 		log.Info("API objects synced", "after", time.Since(start).Round(time.Millisecond).String(), "services", n.Services,
 			"endpointslices", n.EndpointSlices, "pods", n.Pods, "namespaces", n.Namespaces)
 		close(s.synced)
-		// A relist (after an API-server restart every kind relists, one
-		// after the other) leaves as much garbage as the initial lists: once
-		// they have been quiet for relistQuiet, return it to the OS too.
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-relisted:
-			}
-			for quiet := false; !quiet; {
-				select {
-				case <-ctx.Done():
-					return
-				case <-relisted:
-				case <-time.After(relistQuiet):
-					quiet = true
-				}
-			}
-			debug.FreeOSMemory()
-			log.Info("API objects relisted, memory returned to the OS")
-		}
+		rl.watch(ctx, log)
 	}()
 	return s, nil
 }
+
+// relists tracks the kinds' relists (after an API-server restart every
+// kind relists, one after the other), for the memory they take.
+type relists struct {
+	inflight atomic.Int32  // kinds between a relist's start and its Replace
+	started  chan struct{} // a relist started (cap 1, never blocks)
+	done     chan struct{} // a relist's Replace (cap 1, never blocks)
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// watch holds the Go heap to a relistGuard while relists go on and, once
+// they have all ended and been quiet for relistQuiet, lifts it and returns
+// their garbage to the OS (a relist leaves as much as the initial lists).
+func (rl *relists) watch(ctx context.Context, log *slog.Logger) {
+	g := newRelistGuard()
+	defer g.end()
+	for {
+		var expire <-chan time.Time
+		if g.active {
+			expire = time.After(relistGuardMax)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-rl.started:
+			g.start()
+			continue
+		case <-expire:
+			g.end() // a relist that never ended: not held any longer
+			continue
+		case <-rl.done:
+		}
+		for quiet := false; !quiet; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-rl.started:
+				g.start()
+			case <-rl.done:
+			case <-time.After(relistQuiet):
+				quiet = rl.inflight.Load() == 0
+			}
+		}
+		g.end()
+		debug.FreeOSMemory()
+		log.Info("API objects relisted, memory returned to the OS")
+	}
+}
+
+// relistGuardMax is how long a relist that does not end keeps the heap
+// held (an API server that failed again mid-relist).
+const relistGuardMax = 5 * time.Minute
 
 // relistQuiet is how long after the last relist dnsd returns the relists'
 // garbage to the OS.
@@ -223,9 +264,9 @@ type kind interface {
 	example() runtime.Object
 	listWatch() cache.ListerWatcher
 	synced() <-chan struct{}
-	// onRelist has every Replace after the first (a relist) send on ch
-	// without blocking.
-	onRelist(ch chan struct{})
+	// onRelist has the kind report its relists (every list after its
+	// first Replace) to rl.
+	onRelist(rl *relists)
 }
 
 // pageSize is the page of a paged list (API servers without WatchList);
@@ -254,9 +295,10 @@ type sink[T interface {
 	items    func(L) ([]I, metav1.ListMeta)
 	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
 
-	once     sync.Once
-	done     chan struct{}
-	relisted chan struct{}
+	once    sync.Once
+	done    chan struct{}
+	relists *relists
+	listing atomic.Bool // a relist started and its Replace has not come
 }
 
 // newKind builds a sink; I is the list's item type, whose pointer is T.
@@ -273,7 +315,7 @@ func newKind[T interface {
 
 func (s *sink[T, R, L, I]) name() string                     { return s.kindName }
 func (s *sink[T, R, L, I]) example() runtime.Object          { return s.ex }
-func (s *sink[T, R, L, I]) onRelist(ch chan struct{})        { s.relisted = ch }
+func (s *sink[T, R, L, I]) onRelist(rl *relists)             { s.relists = rl }
 func (s *sink[T, R, L, I]) synced() <-chan struct{}          { return s.done }
 func (s *sink[T, R, L, I]) Resync() error                    { return nil }
 func (s *sink[T, R, L, I]) Transformer() cache.TransformFunc { return s.transform }
@@ -359,13 +401,30 @@ func (s *sink[T, R, L, I]) Replace(list []any, _ string) error {
 	s.replace(recs)
 	first := false
 	s.once.Do(func() { close(s.done); first = true })
-	if !first && s.relisted != nil {
-		select {
-		case s.relisted <- struct{}{}:
-		default: // one is pending already
+	if !first && s.relists != nil {
+		if s.listing.CompareAndSwap(true, false) {
+			s.relists.inflight.Add(-1)
 		}
+		notify(s.relists.done)
 	}
 	return nil
+}
+
+// listStarting reports a relist's start: a list (paged, or a streaming
+// list's watch) after the kind's first Replace.
+func (s *sink[T, R, L, I]) listStarting() {
+	select {
+	case <-s.done:
+	default:
+		return // the initial list
+	}
+	if s.relists == nil {
+		return
+	}
+	if s.listing.CompareAndSwap(false, true) {
+		s.relists.inflight.Add(1)
+	}
+	notify(s.relists.started)
 }
 
 // entryList is a list of entries, what listPaged returns to the reflector.
@@ -379,8 +438,13 @@ func (l *entryList) DeepCopyObject() runtime.Object { return l }
 
 func (s *sink[T, R, L, I]) listWatch() cache.ListerWatcher {
 	return &cache.ListWatch{
-		ListWithContextFunc:  s.listPaged,
-		WatchFuncWithContext: s.watch,
+		ListWithContextFunc: s.listPaged,
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			if o.SendInitialEvents != nil && *o.SendInitialEvents {
+				s.listStarting() // a streaming list
+			}
+			return s.watch(ctx, o)
+		},
 	}
 }
 
@@ -388,6 +452,7 @@ func (s *sink[T, R, L, I]) listWatch() cache.ListerWatcher {
 // the next is fetched: only one page of API objects is ever held. (The
 // reflector's own pager would gather every page into one list first.)
 func (s *sink[T, R, L, I]) listPaged(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+	s.listStarting()
 	out := &entryList{}
 	opts.Limit = pageSize
 	switch {
