@@ -27,11 +27,15 @@ type DNSRun struct {
 
 // Scale is one fill of the control plane and the runs against it.
 type Scale struct {
-	Name        string                   `json:"name"`
-	Services    *float64                 `json:"services"`
-	Headless    *float64                 `json:"headless"`
-	Pods        *float64                 `json:"pods"`
-	FillSeconds *float64                 `json:"fill_seconds"`
+	Name        string   `json:"name"`
+	Services    *float64 `json:"services"`
+	Headless    *float64 `json:"headless"`
+	Pods        *float64 `json:"pods"`
+	FillSeconds *float64 `json:"fill_seconds"`
+	// The machine's load average ("1m 5m 15m") at the fill's end and at
+	// the end of the runs.
+	FillLoadAvg string                   `json:"fill_loadavg"`
+	LoadAvg     string                   `json:"loadavg"`
 	Results     []benchresults.DNSResult `json:"results"`
 	Ratios      map[string]float64       `json:"ratios"`
 	// Profiles name dnsd's pprof profiles of the scale ("heap",
@@ -47,6 +51,13 @@ type Scale struct {
 	// watching it, and APIWatcherSlope the CPU per instance.
 	APIWatchers     []benchresults.WatcherLevel `json:"api_watchers"`
 	APIWatcherSlope *float64                    `json:"apiserver_cpu_ms_per_s_per_watcher"`
+	// The fill's rate: API objects, and writes (each Pod twice), per
+	// second.
+	FillObjectsPerSecond *float64 `json:"fill_objects_per_second"`
+	FillWritesPerSecond  *float64 `json:"fill_writes_per_second"`
+	// FillCPUSeconds is the CPU time of the fill by process
+	// (kube-apiserver, etcd, writers).
+	FillCPUSeconds map[string]float64 `json:"fill_cpu_seconds"`
 
 	// From is the results file the scale was read from (set by
 	// findInputs; several files when the newest lacks a scale).

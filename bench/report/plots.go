@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/poddns/poddns/internal/benchresults"
+	"github.com/poddns/poddns/pkg/serve/sizing"
 )
 
 // Colors per scenario (QPS and p99 plots) and per server (memory plot);
@@ -66,6 +67,30 @@ func dnsPlots(run *DNSRun) []PlotFile {
 				maxX = math.Max(maxX, *o)
 			}
 		}
+		if len(s.Points) > 0 {
+			mem.Series = append(mem.Series, s)
+		}
+	}
+	// dnsd's peak across the API-server restart, and its sizing bound
+	// (pkg/serve/sizing, from each scale's Pods and Services).
+	peak := Series{Name: "dnsd peak, API restart", Color: serverColors["dnsd"], Dashed: true}
+	bound := Series{Name: "dnsd sizing bound", Color: "#7f7f7f", Dashed: true}
+	for i := range run.Scales {
+		sc := &run.Scales[i]
+		o := sc.Objects()
+		if o == nil {
+			continue
+		}
+		if r := sc.Result("dnsd", "cluster"); r != nil && r.PeakRSSRestart != nil {
+			peak.Points = append(peak.Points, Point{*o, *r.PeakRSSRestart})
+		}
+		svcs := *sc.Services
+		if sc.Headless != nil {
+			svcs += *sc.Headless
+		}
+		bound.Points = append(bound.Points, Point{*o, sizing.BoundMB(sizing.Cluster{Pods: int(*sc.Pods), Services: int(svcs)})})
+	}
+	for _, s := range []Series{peak, bound} {
 		if len(s.Points) > 0 {
 			mem.Series = append(mem.Series, s)
 		}

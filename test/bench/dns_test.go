@@ -78,13 +78,16 @@ type machine struct {
 }
 
 type scaleResult struct {
-	Name        string                    `json:"name"`
-	Services    int                       `json:"services"`
-	Headless    int                       `json:"headless"`
-	Pods        int                       `json:"pods"`
-	FillSeconds float64                   `json:"fill_seconds"`
-	Results     []*benchresults.DNSResult `json:"results"`
-	Ratios      map[string]*float64       `json:"ratios"`
+	Name     string `json:"name"`
+	Services int    `json:"services"`
+	Headless int    `json:"headless"`
+	Pods     int    `json:"pods"`
+	fillStats
+	// LoadAvg is the machine's load average (/proc/loadavg: 1, 5, 15
+	// minutes) when the scale's runs ended.
+	LoadAvg string                    `json:"loadavg,omitempty"`
+	Results []*benchresults.DNSResult `json:"results"`
+	Ratios  map[string]*float64       `json:"ratios"`
 	// Profiles are dnsd's pprof profiles of this scale (file names beside
 	// the results file): "heap" after the load, "cpu" during a saturation
 	// run of each scenario named cpu-<scenario>.
@@ -351,7 +354,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	} else {
 		t.Cleanup(func() { _ = os.RemoveAll(etcdDir) }) // runs after the control plane stops
 	}
-	env := testenv.Start(t, func(e *envtest.Environment) {
+	env := testenv.Start(t, testenv.Bulk(t), func(e *envtest.Environment) {
 		// Restartable in place (see test/integration/dns_apirestart_test.go).
 		e.ControlPlane.GetAPIServer().CertDir = certDir
 		// Long enough for a loaded machine to stop it with every watcher
@@ -362,10 +365,11 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		}
 		e.ControlPlane.Etcd.DataDir = etcdDir
 	})
-	cs := benchClient(t, env.Config)
-	fillStart := time.Now()
-	fl := fill(t, cs, sc)
-	fillSeconds := round(time.Since(fillStart).Seconds(), 1)
+	cs := testenv.BulkClient(t, env.Config)
+	fillCPU := fillCPUStart(t, certDir, etcdDir)
+	fl, fst := fill(t, cs, sc)
+	fst.CPUSeconds = fillCPU()
+	t.Logf("fill CPU: %v s (%.0f s on two idle cores)", fst.CPUSeconds, (fst.CPUSeconds["kube-apiserver"]+fst.CPUSeconds["etcd"]+fst.CPUSeconds["writers"])/2)
 	if err := createPod(t.Context(), cs, walkerNS, "bench-walker", walkerIP, nodeLocalNode); err != nil {
 		t.Fatal(err)
 	}
@@ -768,9 +772,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		}
 	}
 	b, _ := json.Marshal(ratios)
-	t.Logf("%s scale done in %s (fill %.0fs); ratios %s", sc.Name, time.Since(scaleStart).Round(time.Second), fillSeconds, b)
+	t.Logf("%s scale done in %s (fill %.0fs; load %s); ratios %s", sc.Name, time.Since(scaleStart).Round(time.Second), fst.Seconds, loadAvg(), b)
 	return scaleResult{Name: sc.Name, Services: sc.Services, Headless: sc.Headless, Pods: sc.Pods,
-		FillSeconds: fillSeconds, Results: list, Ratios: ratios, Profiles: profiles,
+		fillStats: fst, LoadAvg: loadAvg(), Results: list, Ratios: ratios, Profiles: profiles,
 		QueryLogFileLines: f(qlLines), QueryLogFileMB: f(qlMB),
 		NodeLocalPods: nodeLocalPods(sc), APIWatchers: levels, APIWatcherSlope: slope}
 }

@@ -135,6 +135,13 @@ func podView(t *testing.T, tl *tools, podNS string, qf map[string]string, rounds
 // directory (other API servers may run on the machine).
 func apiServerPID(t *testing.T, certDir string) int {
 	t.Helper()
+	return controlPlanePID(t, "kube-apiserver", certDir)
+}
+
+// controlPlanePID finds the process of the binary name whose command line
+// holds marker (a directory of the benchmark's own).
+func controlPlanePID(t *testing.T, name, marker string) int {
+	t.Helper()
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -146,11 +153,11 @@ func apiServerPID(t *testing.T, certDir string) int {
 			continue
 		}
 		args := strings.Split(string(cmd), "\x00")
-		if filepath.Base(args[0]) == "kube-apiserver" && bytes.Contains(cmd, []byte(certDir)) {
+		if filepath.Base(args[0]) == name && bytes.Contains(cmd, []byte(marker)) {
 			return pid
 		}
 	}
-	t.Fatalf("no kube-apiserver with %s in its command line", certDir)
+	t.Fatalf("no %s with %s in its command line", name, marker)
 	return 0
 }
 

@@ -21,7 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/poddns/poddns/internal/testenv"
@@ -59,7 +58,7 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	testStart := time.Now()
 	certDir := t.TempDir()
 	etcdDir := tmpfsDir(t, "poddns-scale-etcd-")
-	env := testenv.Start(t, func(e *envtest.Environment) {
+	env := testenv.Start(t, testenv.Bulk(t), func(e *envtest.Environment) {
 		e.ControlPlane.GetAPIServer().CertDir = certDir
 		e.ControlPlaneStopTimeout = 5 * time.Second // see TestDNSAPIServerRestart
 		if e.ControlPlane.Etcd == nil {
@@ -69,7 +68,7 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 		// by the API server's CPU.
 		e.ControlPlane.Etcd.DataDir = etcdDir
 	})
-	cs := fastClient(t, env.Config)
+	cs := testenv.BulkClient(t, env.Config)
 
 	fillStart := time.Now()
 	scaleFill(t, cs)
@@ -209,19 +208,6 @@ func addrAt(base string, n int) string {
 func scaleServiceIP(i int) string     { return addrAt("10.100.0.1", i) }
 func scaleEndpointIP(i, k int) string { return addrAt("10.32.0.1", 3*i+k) }
 func scalePodIP(i int) string         { return addrAt("10.64.0.1", i) }
-
-// fastClient is a protobuf clientset without client-side throttling.
-func fastClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
-	t.Helper()
-	c := rest.CopyConfig(cfg)
-	c.QPS, c.Burst = 1e6, 1e6
-	c.ContentType = "application/vnd.kubernetes.protobuf"
-	cs, err := kubernetes.NewForConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
-}
 
 // scaleFill creates the namespaces, then at once the Services, the headless
 // Services with their EndpointSlices, and Running Pods with their IPs, each
