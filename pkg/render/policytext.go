@@ -64,12 +64,9 @@ func writePolicyReport(w *bufio.Writer, r *Report) error {
 	for _, res := range pr.Skipped {
 		fmt.Fprintf(w, "# skipped: %s: %s\n", res.Policy, oneLine(res.Reason))
 	}
-	switch none := noResolvConf(r); {
-	case none != "":
-		w.WriteString(none)
-	case r.ResolvConf == "":
-		w.WriteString("# resolv.conf: (empty)\n")
-	default:
+	if note := resolvConfNote(r, "# resolv.conf: (empty)\n"); note != "" {
+		w.WriteString(note)
+	} else {
 		w.WriteString("# resolv.conf:\n")
 		for line := range strings.Lines(r.ResolvConf) {
 			fmt.Fprintf(w, "#   %s", line)

@@ -44,12 +44,9 @@ func WriteText(w io.Writer, reports []Report) error {
 
 func writeTextReport(w *bufio.Writer, r *Report) {
 	fmt.Fprintf(w, "# %s/%s/%s (%s)\n", r.Kind, r.Namespace, r.Name, r.Location.File)
-	switch none := noResolvConf(r); {
-	case none != "":
-		w.WriteString(none)
-	case r.ResolvConf == "":
-		w.WriteString("# (empty resolv.conf)\n")
-	default:
+	if note := resolvConfNote(r, "# (empty resolv.conf)\n"); note != "" {
+		w.WriteString(note)
+	} else {
 		w.WriteString(r.ResolvConf)
 		if !strings.HasSuffix(r.ResolvConf, "\n") {
 			w.WriteByte('\n')
@@ -58,15 +55,18 @@ func writeTextReport(w *bufio.Writer, r *Report) {
 	writeDiagnostics(w, r)
 }
 
-// noResolvConf is the comment line the text reports write for a pod that
-// gets no resolv.conf, saying why (the API server rejects the pod, or
-// kubelet cannot create its sandbox); "" for a pod that gets one.
-func noResolvConf(r *Report) string {
+// resolvConfNote is the comment line the text reports write instead of the
+// pod's resolv.conf when there is none to show: the API server rejects the
+// pod, kubelet cannot create its sandbox, or the file is empty (empty, in
+// the report's words). It is "" when there is a resolv.conf to show.
+func resolvConfNote(r *Report, empty string) string {
 	switch {
 	case len(r.ValidationErrors) > 0:
 		return "# rejected by the API server: no pod, no resolv.conf\n"
 	case r.Error != "":
 		return "# kubelet cannot create the pod sandbox: no resolv.conf\n"
+	case r.ResolvConf == "":
+		return empty
 	}
 	return ""
 }
