@@ -2,23 +2,16 @@ package corefile
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/poddns/poddns/internal/fuzzseed"
 )
 
 // FuzzParse feeds arbitrary Corefiles to the parser (imports refused). It
 // must never panic, every error is an *Error with a line, and every
 // directive parsed has a position in the file.
 func FuzzParse(f *testing.F) {
-	seeds, _ := filepath.Glob("../../testdata/corefiles/*/*Corefile")
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	fuzzseed.AddFiles(f, "../../testdata/corefiles/*/*Corefile")
 	f.Add([]byte(".:53 {\n  a \"b\\\"c\" {\n    d {$X}\n  }\n}\n(s) {\n}\n"))
 	refuse := func(pattern, dir string) ([]Source, error) { return nil, errors.New("imports refused") }
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -2,10 +2,11 @@ package impact
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/poddns/poddns/internal/fuzzseed"
 )
 
 // FuzzAnalyze feeds arbitrary query logs through ReadLog and Analyze: no
@@ -13,9 +14,7 @@ import (
 // (saved = before - after, every breakage is a replayed lookup), the same
 // whichever order its lines come in.
 func FuzzAnalyze(f *testing.F) {
-	if data, err := os.ReadFile(filepath.Join("..", "..", "cmd", "webhook", "testdata", "impact", "queries.log")); err == nil {
-		f.Add(data)
-	}
+	fuzzseed.AddFiles(f, filepath.Join("..", "..", "cmd", "webhook", "testdata", "impact", "queries.log"))
 	var seed bytes.Buffer
 	for _, e := range shopLog() {
 		seed.WriteString(`{"time":"` + e.Time.Format("2006-01-02T15:04:05.000Z07:00") + `","client":"` + e.Client + `","namespace":"` + e.Namespace +

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/poddns/poddns/internal/fuzzseed"
 	"github.com/poddns/poddns/pkg/corefile"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 )
@@ -16,14 +17,7 @@ import (
 // line): whatever parses translates into a configuration that loads and
 // validates, everything dnsd cannot take reported as not translated.
 func FuzzTranslate(f *testing.F) {
-	seeds, _ := filepath.Glob("../../testdata/corefiles/*/*Corefile")
-	for _, p := range seeds {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	fuzzseed.AddFiles(f, "../../testdata/corefiles/*/*Corefile")
 	f.Add([]byte(".:53 {\n cache 99999999999 {\n  success 1 99999999999 99999999999\n  prefetch 1 1h 99%\n }\n kubernetes x {\n  ttl 99999\n }\n}\n"))
 	f.Add([]byte("a.:1 b:2 {\n hosts f . {\n  1.2.3.4 a\n  ttl 999999999\n }\n rewrite name regex ( x\n forward . 1.1.1.1:0\n}\n"))
 	refuse := func(pattern, dir string) ([]corefile.Source, error) { return nil, errors.New("imports refused") }

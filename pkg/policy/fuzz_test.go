@@ -2,13 +2,13 @@ package policy_test
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/poddns/poddns/internal/fuzzseed"
 	"github.com/poddns/poddns/pkg/configfile"
 	"github.com/poddns/poddns/pkg/policy"
 	"github.com/poddns/poddns/pkg/policy/policytest"
@@ -19,14 +19,7 @@ import (
 // a few pods without panicking, leave them unmodified and be idempotent.
 func FuzzParse(f *testing.F) {
 	for _, dir := range []string{invalidDir, "../../testdata/policies"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
-		for _, file := range files {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				f.Fatal(err)
-			}
-			f.Add(data)
-		}
+		fuzzseed.AddFiles(f, filepath.Join(dir, "*.yaml"))
 	}
 	f.Add([]byte(doc("a", "  actions: {dnsPolicy: None, nameservers: [1.1.1.1], options: {remove: [ndots]}}")))
 	f.Add([]byte("{}"))
