@@ -67,7 +67,7 @@ coredns: ## Build/link CoreDNS (the differential test's and bench-dns's peer) in
 	GO=$(GO) hack/coredns.sh
 
 .PHONY: test
-test: deps envtest-assets coredns ## THE test command (README, CI): every test against real parts
+test: deps envtest-assets coredns ## THE test command (README, CI): every test against real parts, then e2e-cluster
 	$(GO) build ./...
 	@# The example policy suite and the one shipped in deploy/, as a policy
 	@# repository's CI runs them.
@@ -76,8 +76,10 @@ test: deps envtest-assets coredns ## THE test command (README, CI): every test a
 	@# Node pools: a NodeProfileSet where one pool truncates a policy.
 	$(GO) run ./cmd/webhook test testdata/pools
 	$(MAKE) --no-print-directory kubelet-diff
-	@# Last, so that go test's summary closes the output.
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -count=1 -timeout 30m ./...
+	@# Last: the one-node cluster (its own target and build tag, so that
+	@# `go test ./...` stays as it is).
+	$(MAKE) --no-print-directory e2e-cluster
 
 .PHONY: e2e
 e2e: deps envtest-assets ## Only the end-to-end tests with real clients (needs root)

@@ -12,11 +12,10 @@ const containerdSock = "/run/containerd/containerd.sock"
 // the rig's directory dir.
 func nodeConfigs(dir string, p Profile) map[string][]byte {
 	return map[string][]byte{
-		"containerd.toml":             []byte(containerdConfig(dir)),
-		"kubelet.yaml":                []byte(kubeletConfig(dir, p)),
-		"kube-proxy.yaml":             []byte(kubeProxyConfig(dir)),
-		"net.d/10-bridge.conflist":    []byte(cniConfig()),
-		"manifests/.keep-for-kubelet": nil,
+		"containerd.toml":          []byte(containerdConfig(dir)),
+		"kubelet.yaml":             []byte(kubeletConfig(dir, p)),
+		"kube-proxy.yaml":          []byte(kubeProxyConfig(dir)),
+		"net.d/10-bridge.conflist": []byte(cniConfig()),
 	}
 }
 

@@ -40,6 +40,9 @@ type Profile struct {
 	ResolvConf string
 	// Upstream is its first nameserver: a resolver inside the rig.
 	Upstream string
+	// Node is the profile as pkg/resolvconf takes it: what the node's
+	// kubelet is configured with (resolvconf.NewNodeProfile(Node)).
+	Node resolvconf.NodeConfig
 }
 
 func readProfile(path string) (Profile, error) {
@@ -62,7 +65,9 @@ func readProfile(path string) (Profile, error) {
 	if len(rc.Nameservers) == 0 {
 		return Profile{}, fmt.Errorf("%s: resolvConfContent names no nameserver (the rig's upstream)", path)
 	}
-	return Profile{ClusterDomain: *f.ClusterDomain, ClusterDNS: f.ClusterDNS, ResolvConf: *f.ResolvConfContent, Upstream: rc.Nameservers[0]}, nil
+	node := nodeprofile.Defaults()
+	f.Apply(&node)
+	return Profile{ClusterDomain: *f.ClusterDomain, ClusterDNS: f.ClusterDNS, ResolvConf: *f.ResolvConfContent, Upstream: rc.Nameservers[0], Node: node}, nil
 }
 
 // holderScript is the rig's PID 1, started by unshare in new network,
@@ -403,4 +408,35 @@ func (c *Cluster) ImportImage(archive string) {
 // mount and PID namespaces, as the node's own programs run.
 func (c *Cluster) ExecInNode(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(c.holder), "-n", "-m", "-p", "--", name}, args...)...)
+}
+
+// PodResolvConf returns the /etc/resolv.conf kubelet had written for pod's
+// sandbox (containerd writes it from kubelet's DNS configuration; every
+// container of the pod mounts it).
+func (c *Cluster) PodResolvConf(ctx context.Context, pod *corev1.Pod) (string, error) {
+	out, err := c.ExecInNode(ctx, "ctr", "--address", containerdSock, "-n", "k8s.io", "containers", "ls", "-q",
+		`labels."io.kubernetes.pod.uid"==`+string(pod.UID)+`,labels."io.cri-containerd.kind"==sandbox`).Output()
+	if err != nil {
+		return "", fmt.Errorf("the sandbox of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) != 1 {
+		return "", fmt.Errorf("pod %s/%s (uid %s) has %d sandboxes: %q", pod.Namespace, pod.Name, pod.UID, len(ids), ids)
+	}
+	b, err := c.ExecInNode(ctx, "cat", "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/"+ids[0]+"/resolv.conf").Output()
+	if err != nil {
+		return "", fmt.Errorf("the resolv.conf of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return string(b), nil
+}
+
+// WriteStaticPod puts a static pod manifest (YAML or JSON) named name
+// into kubelet's staticPodPath: written next to it and renamed into place,
+// since kubelet reads a file written in place half-written.
+func (c *Cluster) WriteStaticPod(name string, manifest []byte) error {
+	tmp := filepath.Join(c.Dir, ".static-"+name)
+	if err := os.WriteFile(tmp, manifest, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(c.Dir, "manifests", name))
 }
