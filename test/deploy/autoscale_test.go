@@ -251,8 +251,7 @@ func grants(r *rendering, saNamespace, sa, ns, group, resource, name string, ver
 
 // checkDNSDMemory: dnsd's memory limit holds sizing.BoundMB for Kubernetes'
 // published limits (150 000 Pods, 10 000 Services) and is also its request,
-// and dnsd is told its limit through the downward API (memlimit.DefaultEnv
-// from its own container's limits.memory), with GOGC set.
+// and dnsd is told its limit (checkGoMemoryEnv).
 func checkDNSDMemory(_ *testing.T, r *rendering, _ binaries) []string {
 	_, c, err := container(r, dnsdNamespace(r), dnsdName, "dnsd")
 	if err != nil {
@@ -267,18 +266,26 @@ func checkDNSDMemory(_ *testing.T, r *rendering, _ binaries) []string {
 	if request.Cmp(*limit) != 0 {
 		msgs = append(msgs, fmt.Sprintf("dnsd memory request %s differs from its limit %s", request, limit))
 	}
+	return append(msgs, checkGoMemoryEnv("dnsd", c)...)
+}
+
+// checkGoMemoryEnv: c, a dnsd container, is told its memory limit through
+// the downward API (memlimit.DefaultEnv from its own limits.memory, in
+// bytes) and has GOGC set; what names it in the messages.
+func checkGoMemoryEnv(what string, c *corev1.Container) []string {
+	var msgs []string
 	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == memlimit.DefaultEnv })
 	switch {
 	case i < 0:
-		msgs = append(msgs, fmt.Sprintf("dnsd has no %s: its Go heap is not sized to the container", memlimit.DefaultEnv))
+		msgs = append(msgs, fmt.Sprintf("%s has no %s: its Go heap is not sized to the container", what, memlimit.DefaultEnv))
 	case c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.ResourceFieldRef == nil ||
 		c.Env[i].ValueFrom.ResourceFieldRef.Resource != "limits.memory" ||
 		(c.Env[i].ValueFrom.ResourceFieldRef.ContainerName != "" && c.Env[i].ValueFrom.ResourceFieldRef.ContainerName != c.Name) ||
 		(c.Env[i].ValueFrom.ResourceFieldRef.Divisor.Value() > 1):
-		msgs = append(msgs, fmt.Sprintf("dnsd %s is not its own limits.memory in bytes (resourceFieldRef): %+v", memlimit.DefaultEnv, c.Env[i]))
+		msgs = append(msgs, fmt.Sprintf("%s %s is not its own limits.memory in bytes (resourceFieldRef): %+v", what, memlimit.DefaultEnv, c.Env[i]))
 	}
 	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOGC" && e.Value != "" }) {
-		msgs = append(msgs, "dnsd has no GOGC")
+		msgs = append(msgs, what+" has no GOGC")
 	}
 	return msgs
 }

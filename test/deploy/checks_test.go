@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/poddns/poddns/pkg/memlimit"
 )
 
 // TestChecksCatchBreakage breaks one reference at a time in a fresh render
@@ -150,6 +152,10 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"node-local memory limit over 64Mi", "node-local", checkNodeLocal, func(r *rendering) {
 			nodeLocal(r).Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("128Mi")
 		}, "want at most 64Mi"},
+		{"node-local not told its memory limit", "node-local", checkNodeLocal, func(r *rendering) {
+			c := &nodeLocal(r).Containers[0]
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == memlimit.DefaultEnv })
+		}, "the node-local dnsd has no CONTAINER_MEMORY_LIMIT"},
 		{"node-local kubelet config mounted writable", "node-local", checkNodeLocal, func(r *rendering) {
 			for i, m := range nodeLocal(r).Containers[0].VolumeMounts {
 				if m.Name == "kubelet-config" {

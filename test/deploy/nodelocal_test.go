@@ -27,7 +27,8 @@ const nodeLocalName = "poddns-dnsd-node-local"
 //     not be scheduled);
 //   - UID 0 with every capability dropped but exactly NET_ADMIN and
 //     NET_BIND_SERVICE; read-only root filesystem, no privilege escalation,
-//     RuntimeDefault seccomp; a memory limit of at most 64Mi;
+//     RuntimeDefault seccomp; a memory limit of at most 64Mi, which dnsd is
+//     told (checkGoMemoryEnv);
 //   - the kubelet config mounted read-only from the host at the path the
 //     config names, the lock file's directory a hostPath, probes on the
 //     health address of its configuration, which has a nodeLocal block.
@@ -102,6 +103,9 @@ func checkNodeLocal(t *testing.T, r *rendering, _ binaries) []string {
 		}
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
 			bad("no cpu and memory requests")
+		}
+		for _, m := range checkGoMemoryEnv("the node-local dnsd", c) {
+			bad("%s", m)
 		}
 
 		// Its configuration, read with dnsd's parser.

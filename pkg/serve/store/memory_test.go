@@ -10,6 +10,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
@@ -29,14 +30,6 @@ func decoded[T interface {
 	return out
 }
 
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // TestRecordMemory measures the live heap of a synced store per Pod and per
 // Service (a ClusterIP one, and a headless one with a slice of 3 endpoints)
 // and holds them under the figures pkg/serve/sizing's formula is built on
@@ -50,11 +43,11 @@ func TestRecordMemory(t *testing.T) {
 		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 	}
 	measure := func(fill func(st *store.Store)) float64 {
-		before := heapAlloc()
+		before := testenv.LiveHeap()
 		st := store.New()
 		fill(st)
 		st.SetSynced()
-		after := heapAlloc()
+		after := testenv.LiveHeap()
 		runtime.KeepAlive(st)
 		return float64(after-before) / n
 	}
