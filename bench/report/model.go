@@ -58,6 +58,10 @@ type Scale struct {
 	// FillCPUSeconds is the CPU time of the fill by process
 	// (kube-apiserver, etcd, writers).
 	FillCPUSeconds map[string]float64 `json:"fill_cpu_seconds"`
+	// APIWatcherSlopeRounds are the rounds' slopes (their median is
+	// APIWatcherSlope), APIWatchEventMicros the CPU per watch event sent.
+	APIWatcherSlopeRounds []float64 `json:"apiserver_cpu_ms_per_s_per_watcher_rounds"`
+	APIWatchEventMicros   *float64  `json:"apiserver_cpu_us_per_watch_event"`
 
 	// From is the results file the scale was read from (set by
 	// findInputs; several files when the newest lacks a scale).

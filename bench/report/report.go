@@ -728,20 +728,44 @@ func writeWatchers(b *strings.Builder, sc *Scale) {
 		return
 	}
 	b.WriteString("API server with node-local dnsd instances watching it (each: Services, EndpointSlices, Namespaces cluster-wide, its node's Pods), during churn:\n\n")
-	b.WriteString("| Instances | Start CPU s | API server CPU ms/s | Churn writes/s | Watch events/s | WATCH requests | Registered watchers | API server RSS MB |\n")
-	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| Instances | Start CPU s | API server CPU ms/s | CPU rounds | Churn writes/s | Watch events/s | WATCH requests | Registered watchers | API server RSS MB |\n")
+	b.WriteString("|--:|--:|--:|---|--:|--:|--:|--:|--:|\n")
 	for _, l := range sc.APIWatchers {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", count(l.Instances), num1(l.StartCPUSeconds), num1(l.CPUMillisPerSecond),
-			num1(l.ChurnPerSecond), num1(l.WatchEventsPerSecond), count(l.WatchRequests), count(l.RegisteredWatchers), mb(l.RSSMB))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", count(l.Instances), num1(l.StartCPUSeconds), num1(l.CPUMillisPerSecond),
+			list1(l.CPURounds), num1(l.ChurnPerSecond), num1(l.WatchEventsPerSecond), count(l.WatchRequests), count(l.RegisteredWatchers), mb(l.RSSMB))
 	}
 	b.WriteString("\n")
+	var perRound string
+	if len(sc.APIWatcherSlopeRounds) > 0 {
+		perRound = " (median of the rounds' slopes: " + strings.Join(mapFloats(sc.APIWatcherSlopeRounds, func(v *float64) string { return fixed(v, 3) }), ", ") + ")"
+	}
 	switch {
 	case sc.APIWatcherSlope != nil && *sc.APIWatcherSlope <= 0:
-		fmt.Fprintf(b, "CPU slope: %s ms/s per instance — none measurable: the API server's CPU varied more than the instances added (other load on the machine).\n\n", fixed(sc.APIWatcherSlope, 3))
+		fmt.Fprintf(b, "CPU slope: %s ms/s per instance%s — none measurable: the API server's CPU varied more than the instances added (other load on the machine).\n\n", fixed(sc.APIWatcherSlope, 3), perRound)
 	case sc.APIWatcherSlope != nil:
-		fmt.Fprintf(b, "CPU slope: %s ms of API-server CPU per second per instance at this churn; × %d nodes = %s cores.\n\n",
-			fixed(sc.APIWatcherSlope, 3), extrapolateNodes, fixed(ptr(*sc.APIWatcherSlope*extrapolateNodes/1000), 2))
+		fmt.Fprintf(b, "CPU slope: %s ms of API-server CPU per second per instance at this churn%s; × %d nodes = %s cores.\n\n",
+			fixed(sc.APIWatcherSlope, 3), perRound, extrapolateNodes, fixed(ptr(*sc.APIWatcherSlope*extrapolateNodes/1000), 2))
 	}
+	if sc.APIWatchEventMicros != nil {
+		fmt.Fprintf(b, "API-server CPU per watch event sent (the CPU added from the fewest instances to the most over the watch events added, median of the rounds): %s µs.\n\n", fixed(sc.APIWatchEventMicros, 1))
+	}
+}
+
+// list1 is vs with one decimal, space-separated.
+func list1(vs []float64) string {
+	if len(vs) == 0 {
+		return dash
+	}
+	return strings.Join(mapFloats(vs, num1), " ")
+}
+
+// mapFloats formats each of vs with format.
+func mapFloats(vs []float64, format func(*float64) string) []string {
+	out := make([]string, len(vs))
+	for i := range vs {
+		out[i] = format(&vs[i])
+	}
+	return out
 }
 
 // writeNodeLocalGoals are issue 11's memory goals of the node-local dnsd at

@@ -47,20 +47,25 @@ type DNSResult struct {
 type WatcherLevel struct {
 	Instances *float64 `json:"instances"`
 	// StartCPUSeconds is the API server's CPU time while the instances
-	// added at this level started and synced (their initial lists).
+	// added to reach this level started and synced (their initial lists),
+	// the first time.
 	StartCPUSeconds *float64 `json:"start_cpu_seconds,omitempty"`
 	// CPUMillisPerSecond is the API server's CPU (ms per wall second)
-	// during the churn window, and RSSMB its resident memory after it.
+	// during the churn windows, the median of CPURounds (one per round),
+	// and RSSMB its resident memory after the last.
 	CPUMillisPerSecond *float64 `json:"apiserver_cpu_ms_per_s"`
 	RSSMB              *float64 `json:"apiserver_rss_mb,omitempty"`
 	// Watch metrics of the API server: events sent to watchers per second
-	// during the window (apiserver_watch_events_total), the watch requests
-	// open (apiserver_longrunning_requests{verb="WATCH"}) and the
+	// during the windows (apiserver_watch_events_total, median), the watch
+	// requests open (apiserver_longrunning_requests{verb="WATCH"}) and the
 	// registered watchers (apiserver_registered_watchers, when the API
-	// server has it).
+	// server has it) after the last.
 	WatchEventsPerSecond *float64 `json:"watch_events_per_s,omitempty"`
 	WatchRequests        *float64 `json:"watch_requests,omitempty"`
 	RegisteredWatchers   *float64 `json:"registered_watchers,omitempty"`
-	// ChurnPerSecond is the API writes per second of the window.
+	// ChurnPerSecond is the API writes per second of the windows (median).
 	ChurnPerSecond *float64 `json:"churn_writes_per_s,omitempty"`
+	// CPURounds is the API server's CPU of each round's window (older
+	// files have one window and none).
+	CPURounds []float64 `json:"apiserver_cpu_ms_per_s_rounds,omitempty"`
 }

@@ -99,10 +99,10 @@ type scaleResult struct {
 	// NodeLocalPods are the Pods of the node-local dnsd's node.
 	NodeLocalPods int `json:"nodelocal_pods,omitempty"`
 	// APIWatchers is the API server's cost with 0, 10, 20 node-local
-	// instances, and APIWatcherSlope its CPU per instance (ms CPU per
-	// second, least squares).
-	APIWatchers     []benchresults.WatcherLevel `json:"api_watchers,omitempty"`
-	APIWatcherSlope *float64                    `json:"apiserver_cpu_ms_per_s_per_watcher,omitempty"`
+	// instances, and watcherCost (its fields inline) its CPU per instance
+	// and per watch event.
+	APIWatchers []benchresults.WatcherLevel `json:"api_watchers,omitempty"`
+	watcherCost
 }
 
 func envInt(t *testing.T, name string, def, lo, hi int) int {
@@ -421,7 +421,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	core := startCore("coredns", ipCoreDNS, false)
 	autop := startCore("coredns-autopath", ipAutopath, true)
-	nl := startNodeLocal(t, tl, dir, kc)
+	dep := deployedNodeLocal(t)
+	nlp := freeLoopback(t)
+	nl := startNodeLocal(t, tl, dep, dir, kc, nlp)
 	ucfg := testenv.WriteFile(t, dir, "unbound.conf", unboundConf(dir)+unboundClusterData(sc, fl))
 	unb := &server{name: "unbound", ip: ipUnbound}
 	unb.p = startProcess(t, "unbound", nil, tl.taskset, "-c", "0", tl.unbound, "-d", "-p", "-c", ucfg)
@@ -665,6 +667,10 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	rss, _ = procMemKB(nl.p.pid())
 	home["dnsd-nodelocal"].RSSAfterLoad = mb(rss) // after the search walks too
 	t.Logf("dnsd-nodelocal RSS after load and search walks: %d KiB", rss)
+	// What the node-local dnsd's memory holds then (no forced GC).
+	if name := saveProfile(t, tl, nlp, sc.Name, "heap-nodelocal", "heap"); name != "" {
+		profiles["heap-nodelocal"] = name
+	}
 
 	// A pod's view: through the node-local dnsd, and through kube-proxy's
 	// DNAT to the central one.
@@ -714,7 +720,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 
 	// The API server's cost of node-local watchers.
-	levels, slope := apiWatchers(t, tl, dir, kc, certDir, cs, sc, watcherLevels(t), seconds*2)
+	levels, cost := apiWatchers(t, tl, dep, dir, kc, certDir, cs, sc, watcherLevels(t), rounds, max(seconds*3, 20))
 
 	// Ratios: medians of the per-round ratios dnsd/other.
 	ratio := func(scenario, other string) *float64 {
@@ -776,7 +782,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	return scaleResult{Name: sc.Name, Services: sc.Services, Headless: sc.Headless, Pods: sc.Pods,
 		fillStats: fst, LoadAvg: loadAvg(), Results: list, Ratios: ratios, Profiles: profiles,
 		QueryLogFileLines: f(qlLines), QueryLogFileMB: f(qlMB),
-		NodeLocalPods: nodeLocalPods(sc), APIWatchers: levels, APIWatcherSlope: slope}
+		NodeLocalPods: nodeLocalPods(sc), APIWatchers: levels, watcherCost: cost}
 }
 
 // queryLogCounts are a dnsd's query and query-log counters.
