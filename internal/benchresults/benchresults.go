@@ -46,6 +46,9 @@ type DNSResult struct {
 // watching it (bench/README.md, "API-server cost").
 type WatcherLevel struct {
 	Instances *float64 `json:"instances"`
+	// CPURounds is the API server's CPU in each round's window (ms per
+	// wall second; older files have one window and none).
+	CPURounds []float64 `json:"apiserver_cpu_ms_per_s_rounds,omitempty"`
 	// StartCPUSeconds is the API server's CPU time while the instances
 	// added to reach this level started and synced (their initial lists),
 	// the first time.
@@ -65,7 +68,4 @@ type WatcherLevel struct {
 	RegisteredWatchers   *float64 `json:"registered_watchers,omitempty"`
 	// ChurnPerSecond is the API writes per second of the windows (median).
 	ChurnPerSecond *float64 `json:"churn_writes_per_s,omitempty"`
-	// CPURounds is the API server's CPU of each round's window (older
-	// files have one window and none).
-	CPURounds []float64 `json:"apiserver_cpu_ms_per_s_rounds,omitempty"`
 }

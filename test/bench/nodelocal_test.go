@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,6 +93,15 @@ func deployedNodeLocal(t *testing.T) deployed {
 	return d
 }
 
+// clone is a shallow copy of m (an empty map for nil).
+func clone(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
 func readYAML(t *testing.T, path string, into any) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -118,7 +126,7 @@ func nodeLocalConfig(t *testing.T, dep deployed, dir, name, kc, node, ips, pprof
 	kubelet := testenv.WriteFile(t, dir, "kubelet.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+
 		"clusterDomain: cluster.local\nclusterDNS: ["+ipNodeLocal+"]\nresolvConf: "+resolv+"\n")
 	health = freeLoopback(t)
-	c := maps.Clone(dep.config)
+	c := clone(dep.config)
 	c["healthListen"], c["metricsListen"], c["lameduck"] = health, health, "0s"
 	if pprof != "" {
 		c["pprofListen"] = pprof
@@ -126,10 +134,7 @@ func nodeLocalConfig(t *testing.T, dep deployed, dir, name, kc, node, ips, pprof
 	c["source"] = map[string]any{"kubeconfig": kc}
 	sub := func(key string) map[string]any {
 		m, _ := c[key].(map[string]any)
-		m = maps.Clone(m)
-		if m == nil {
-			m = map[string]any{}
-		}
+		m = clone(m)
 		c[key] = m
 		return m
 	}
