@@ -62,6 +62,9 @@ type Scale struct {
 	// APIWatcherSlope), APIWatchEventMicros the CPU per watch event sent.
 	APIWatcherSlopeRounds []float64 `json:"apiserver_cpu_ms_per_s_per_watcher_rounds"`
 	APIWatchEventMicros   *float64  `json:"apiserver_cpu_us_per_watch_event"`
+	// APIWatcherCPURounds are, per level of APIWatchers, the CPU of each
+	// round.
+	APIWatcherCPURounds [][]float64 `json:"apiserver_cpu_ms_per_s_rounds"`
 
 	// From is the results file the scale was read from (set by
 	// findInputs; several files when the newest lacks a scale).

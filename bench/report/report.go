@@ -730,9 +730,13 @@ func writeWatchers(b *strings.Builder, sc *Scale) {
 	b.WriteString("API server with node-local dnsd instances watching it (each: Services, EndpointSlices, Namespaces cluster-wide, its node's Pods), during churn:\n\n")
 	b.WriteString("| Instances | Start CPU s | API server CPU ms/s | CPU rounds | Churn writes/s | Watch events/s | WATCH requests | Registered watchers | API server RSS MB |\n")
 	b.WriteString("|--:|--:|--:|---|--:|--:|--:|--:|--:|\n")
-	for _, l := range sc.APIWatchers {
+	for i, l := range sc.APIWatchers {
+		var rounds []float64
+		if i < len(sc.APIWatcherCPURounds) {
+			rounds = sc.APIWatcherCPURounds[i]
+		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", count(l.Instances), num1(l.StartCPUSeconds), num1(l.CPUMillisPerSecond),
-			list1(l.CPURounds), num1(l.ChurnPerSecond), num1(l.WatchEventsPerSecond), count(l.WatchRequests), count(l.RegisteredWatchers), mb(l.RSSMB))
+			list1(rounds), num1(l.ChurnPerSecond), num1(l.WatchEventsPerSecond), count(l.WatchRequests), count(l.RegisteredWatchers), mb(l.RSSMB))
 	}
 	b.WriteString("\n")
 	var perRound string

@@ -46,16 +46,13 @@ type DNSResult struct {
 // watching it (bench/README.md, "API-server cost").
 type WatcherLevel struct {
 	Instances *float64 `json:"instances"`
-	// CPURounds is the API server's CPU in each round's window (ms per
-	// wall second; older files have one window and none).
-	CPURounds []float64 `json:"apiserver_cpu_ms_per_s_rounds,omitempty"`
 	// StartCPUSeconds is the API server's CPU time while the instances
 	// added to reach this level started and synced (their initial lists),
 	// the first time.
 	StartCPUSeconds *float64 `json:"start_cpu_seconds,omitempty"`
 	// CPUMillisPerSecond is the API server's CPU (ms per wall second)
-	// during the churn windows, the median of CPURounds (one per round),
-	// and RSSMB its resident memory after the last.
+	// during the churn windows (the median of the rounds'), and RSSMB its
+	// resident memory after the last.
 	CPUMillisPerSecond *float64 `json:"apiserver_cpu_ms_per_s"`
 	RSSMB              *float64 `json:"apiserver_rss_mb,omitempty"`
 	// Watch metrics of the API server: events sent to watchers per second

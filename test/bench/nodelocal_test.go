@@ -234,6 +234,9 @@ type watcherCost struct {
 	// CPU added from the lowest level to the highest over the watch events
 	// added; the median of the rounds.
 	MicrosPerEvent *float64 `json:"apiserver_cpu_us_per_watch_event,omitempty"`
+	// LevelCPURounds are, per level (in the order of the levels), the API
+	// server's CPU in each round's window (ms per wall second).
+	LevelCPURounds [][]float64 `json:"apiserver_cpu_ms_per_s_rounds,omitempty"`
 }
 
 // apiServerPID finds the benchmark's kube-apiserver by its certificate
@@ -360,7 +363,8 @@ func apiWatchers(t *testing.T, tl *tools, dep deployed, dir, kc, certDir string,
 		}
 	}
 	out := make([]benchresults.WatcherLevel, len(levels))
-	events := make([][]float64, len(levels)) // per level, per round
+	cpuRounds := make([][]float64, len(levels)) // per level, per round
+	events := make([][]float64, len(levels))    // per level, per round
 	churned := make([][]float64, len(levels))
 	var cost watcherCost
 	var perEvent []float64
@@ -389,7 +393,7 @@ func apiWatchers(t *testing.T, tl *tools, dep deployed, dir, kc, certDir string,
 			el := time.Since(t1).Seconds()
 			cpu := cpuSeconds(pid) - c1
 			after := apiMetrics(t, cs, "apiserver_watch_events_total", `apiserver_longrunning_requests{verb="WATCH"}`, "apiserver_registered_watchers")
-			lv.CPURounds = append(lv.CPURounds, round(cpu*1000/el, 1))
+			cpuRounds[i] = append(cpuRounds[i], round(cpu*1000/el, 1))
 			churned[i] = append(churned[i], round(float64(writes)/el, 1))
 			ev := 0.0
 			if a, b := after["apiserver_watch_events_total"], before["apiserver_watch_events_total"]; a != nil && b != nil {
@@ -401,12 +405,12 @@ func apiWatchers(t *testing.T, tl *tools, dep deployed, dir, kc, certDir string,
 			rss, _ := procMemKB(pid)
 			lv.RSSMB = mb(rss)
 			t.Logf("round %d: API server with %d node-local watchers: %v ms CPU/s at %v writes/s, %v watch events/s, %v watch requests, %v registered watchers, RSS %v MB (load %s)",
-				r+1, n, lv.CPURounds[r], churned[i][r], ev, deref(lv.WatchRequests), deref(lv.RegisteredWatchers), deref(lv.RSSMB), loadAverage())
+				r+1, n, cpuRounds[i][r], churned[i][r], ev, deref(lv.WatchRequests), deref(lv.RegisteredWatchers), deref(lv.RSSMB), loadAverage())
 		}
 		// This round's slope (least squares) and CPU per watch event.
 		var sx, sy, sxx, sxy, k float64
-		for i, lv := range out {
-			x, y := float64(levels[i]), lv.CPURounds[r]
+		for i := range out {
+			x, y := float64(levels[i]), cpuRounds[i][r]
 			sx, sy, sxx, sxy, k = sx+x, sy+y, sxx+x*x, sxy+x*y, k+1
 		}
 		if d := k*sxx - sx*sx; d != 0 {
@@ -414,15 +418,16 @@ func apiWatchers(t *testing.T, tl *tools, dep deployed, dir, kc, certDir string,
 		}
 		lo, hi := 0, len(levels)-1
 		if de := events[hi][r] - events[lo][r]; de > 0 {
-			perEvent = append(perEvent, round((out[hi].CPURounds[r]-out[lo].CPURounds[r])*1000/de, 2))
+			perEvent = append(perEvent, round((cpuRounds[hi][r]-cpuRounds[lo][r])*1000/de, 2))
 		}
 	}
 	setLevel(0)
 	for i := range out {
-		out[i].CPUMillisPerSecond = f(median(out[i].CPURounds))
+		out[i].CPUMillisPerSecond = f(median(cpuRounds[i]))
 		out[i].WatchEventsPerSecond = f(median(events[i]))
 		out[i].ChurnPerSecond = f(median(churned[i]))
 	}
+	cost.LevelCPURounds = cpuRounds
 	if len(cost.SlopeRounds) > 0 {
 		cost.Slope = f(median(cost.SlopeRounds))
 	}
