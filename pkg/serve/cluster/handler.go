@@ -139,12 +139,12 @@ func (c *Cluster) lookup(ctx context.Context, w dns.ResponseWriter, snap *store.
 	labels := strings.Split(rel, ".")
 	n := len(labels)
 	switch last := labels[n-1]; {
+	case (last == "svc" || last == "pod") && n <= 2:
+		// svc and pod exist, and so do <namespace>.svc and <namespace>.pod
+		// for every namespace: names without records of their own.
+		return result{exists: n == 1 || snap.HasNamespace(labels[0])}
 	case last == "svc":
 		switch n {
-		case 1:
-			return result{exists: true}
-		case 2:
-			return result{exists: snap.HasNamespace(labels[0])}
 		case 3:
 			return c.service(ctx, w, snap, zone, labels[1], labels[0], qtype, owner, depth)
 		case 4:
@@ -152,15 +152,8 @@ func (c *Cluster) lookup(ctx context.Context, w dns.ResponseWriter, snap *store.
 		case 5:
 			return c.srv(snap, zone, labels[3], labels[2], labels[0], labels[1], qtype, owner)
 		}
-	case last == "pod":
-		switch n {
-		case 1:
-			return result{exists: true}
-		case 2:
-			return result{exists: snap.HasNamespace(labels[0])}
-		case 3:
-			return c.pod(snap, labels[1], labels[0], qtype, owner)
-		}
+	case last == "pod" && n == 3:
+		return c.pod(snap, labels[1], labels[0], qtype, owner)
 	case n == 1 && last == "dns-version":
 		if qtype == dns.TypeTXT {
 			h := c.hdr(owner, dns.TypeTXT)
