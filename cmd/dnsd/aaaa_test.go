@@ -60,7 +60,7 @@ func TestAAAAFilterWired(t *testing.T) {
 		}
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	}))
-	d := startDaemonArgs(t, "--source", writeFile(t, "cluster.yaml", aaaaCluster), "--upstream", up, "--aaaa-filter", "ipv4Pods")
+	d := startDaemonArgs(t, "--source", dnstest.WriteFile(t, "cluster.yaml", aaaaCluster), "--upstream", up, "--aaaa-filter", "ipv4Pods")
 	ask := func(from, name string, qtype uint16) *dns.Msg {
 		t.Helper()
 		c := &dns.Client{Timeout: dnstest.Timeout, Dialer: &net.Dialer{Timeout: dnstest.Timeout, LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}

@@ -17,8 +17,6 @@ import (
 
 const exampleCluster = "../../testdata/cluster.yaml"
 
-func writeFile(t *testing.T, name, content string) string { return dnstest.WriteFile(t, name, content) }
-
 func loadArgs(t *testing.T, args ...string) (daemon.Config, error) {
 	t.Helper()
 	cmd, err := parseArgs(args, io.Discard)
@@ -29,7 +27,7 @@ func loadArgs(t *testing.T, args ...string) (daemon.Config, error) {
 }
 
 func TestConfigPrecedence(t *testing.T) {
-	file := writeFile(t, "dnsd.yaml", `
+	file := dnstest.WriteFile(t, "dnsd.yaml", `
 apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 listen: 127.0.0.1:1053
@@ -67,7 +65,7 @@ lameduck: 2s
 // zero and empty included; a source or upstream flag replaces the file's
 // source or upstreams as a whole.
 func TestFlagsOverFile(t *testing.T) {
-	file := writeFile(t, "dnsd.yaml", `
+	file := dnstest.WriteFile(t, "dnsd.yaml", `
 apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 udpSockets: 4
@@ -91,7 +89,7 @@ forward: {resolvConf: /etc/resolv.conf}
 		t.Errorf("--upstream did not replace the file's upstreams: %v %q", cfg.Forward.Upstreams, cfg.Forward.ResolvConf)
 	}
 	// --upstream-resolv-conf replaces the file's upstreams as well.
-	rc := writeFile(t, "resolv.conf", "nameserver 127.0.0.9\n")
+	rc := dnstest.WriteFile(t, "resolv.conf", "nameserver 127.0.0.9\n")
 	cfg, err = loadArgs(t, "--config", file, "--upstream-resolv-conf", rc)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +129,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
 			if tc.file != "" {
-				args = append(args, "--config", writeFile(t, "c.yaml", tc.file))
+				args = append(args, "--config", dnstest.WriteFile(t, "c.yaml", tc.file))
 			}
 			if _, err := loadArgs(t, args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one containing %q", err, tc.want)

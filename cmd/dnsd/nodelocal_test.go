@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/poddns/poddns/pkg/serve/daemon"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
 // TestNodeLocalConfig: the nodeLocal block and its flags (flags win field
@@ -14,9 +15,9 @@ import (
 // kubelet config), and node-local flags refused outside node-local mode.
 func TestNodeLocalConfig(t *testing.T) {
 	t.Setenv("NODE_NAME", "node-env")
-	resolv := writeFile(t, "resolv.conf", "nameserver 192.0.2.53\nsearch corp.example\n")
-	kubelet := writeFile(t, "config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDomain: cluster.local\nclusterDNS: [10.96.0.10]\nresolvConf: "+resolv+"\n")
-	file := writeFile(t, "dnsd.yaml", `
+	resolv := dnstest.WriteFile(t, "resolv.conf", "nameserver 192.0.2.53\nsearch corp.example\n")
+	kubelet := dnstest.WriteFile(t, "config.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nclusterDomain: cluster.local\nclusterDNS: [10.96.0.10]\nresolvConf: "+resolv+"\n")
+	file := dnstest.WriteFile(t, "dnsd.yaml", `
 apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 source: {file: `+exampleCluster+`}

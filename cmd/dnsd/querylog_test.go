@@ -47,13 +47,13 @@ func TestQueryLogWired(t *testing.T) {
 	up, _ := dnstest.StartUpstream(t, "192.0.2.10")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "queries.log")
-	cfg := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
+	cfg := dnstest.WriteFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 queryLog:
   enabled: true
   output: `+out+`
 `)
-	src := writeFile(t, "cluster.yaml", queryLogCluster)
+	src := dnstest.WriteFile(t, "cluster.yaml", queryLogCluster)
 	d := startDaemonArgs(t, "--config", cfg, "--source", src, "--upstream", up)
 	ask := func(name string, qtype uint16) {
 		t.Helper()
@@ -136,12 +136,12 @@ func TestErrorsLogWired(t *testing.T) {
 	}
 	dead := pc.LocalAddr().String()
 	pc.Close() // nothing listens: every query gets "connection refused" at once
-	file := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
+	file := dnstest.WriteFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 errors: {enabled: true, consolidate: 1h}
 forward: {tryTimeout: 200ms, deadline: 500ms}
 `)
-	cfg, err := loadArgs(t, "--config", file, "--source", writeFile(t, "cluster.yaml", queryLogCluster), "--upstream", dead,
+	cfg, err := loadArgs(t, "--config", file, "--source", dnstest.WriteFile(t, "cluster.yaml", queryLogCluster), "--upstream", dead,
 		"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestSwitchConfigErrors(t *testing.T) {
 		{header + "queryLog: {enabld: true}\n", "unknown field"},
 		{header + "errors: {patterns: ['(']}\n", "errors: pattern"},
 	} {
-		if _, err := loadArgs(t, "--config", writeFile(t, "c.yaml", tc.file), "--source", "x"); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := loadArgs(t, "--config", dnstest.WriteFile(t, "c.yaml", tc.file), "--source", "x"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: err = %v, want one containing %q", tc.file, err, tc.want)
 		}
 	}

@@ -24,7 +24,7 @@ func TestStaticWired(t *testing.T) {
 	if err := os.WriteFile(hosts, []byte("192.168.1.10 node-a\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
+	cfg := dnstest.WriteFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 static:
 - zones: [corp.example]
@@ -34,7 +34,7 @@ static:
   reload: 20ms
   fallthrough: true
 `)
-	d := startDaemonArgs(t, "--config", cfg, "--source", writeFile(t, "cluster.yaml", queryLogCluster), "--upstream", up)
+	d := startDaemonArgs(t, "--config", cfg, "--source", dnstest.WriteFile(t, "cluster.yaml", queryLogCluster), "--upstream", up)
 	addr := d.DNSAddr()
 	for _, c := range []dnstest.Case{
 		{Qname: "db.corp.example.", Qtype: dns.TypeA, Answer: dnstest.RRs("db.corp.example. 60 IN A 10.1.0.1")},
@@ -85,7 +85,7 @@ static:
 // the asked name; a cluster name is not rewritten without cluster: true.
 func TestRewriteWired(t *testing.T) {
 	up, n := dnstest.StartUpstream(t, "192.0.2.10")
-	cfg := writeFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
+	cfg := dnstest.WriteFile(t, "dnsd.yaml", `apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 rewrite:
 - {match: exact, from: shop.corp.example, to: web.shop.svc.cluster.local}
@@ -95,7 +95,7 @@ static:
 - zones: [corp.example]
   entries: ["10.1.0.1 db.corp.example"]
 `)
-	d := startDaemonArgs(t, "--config", cfg, "--source", writeFile(t, "cluster.yaml", queryLogCluster), "--upstream", up)
+	d := startDaemonArgs(t, "--config", cfg, "--source", dnstest.WriteFile(t, "cluster.yaml", queryLogCluster), "--upstream", up)
 	for _, c := range []dnstest.Case{
 		{Qname: "shop.corp.example.", Qtype: dns.TypeA, Answer: dnstest.RRs("shop.corp.example. 30 IN A 10.96.0.20")},
 		{Qname: "db.Legacy.example.", Qtype: dns.TypeA, Answer: dnstest.RRs("db.Legacy.example. 3600 IN A 10.1.0.1")},
@@ -135,7 +135,7 @@ func TestExampleSwitchBlocks(t *testing.T) {
 	if len(blocks) != 5 {
 		t.Fatalf("found the blocks %v in testdata/dnsd.yaml, want 5", blocks)
 	}
-	cfg, err := loadArgs(t, "--config", writeFile(t, "dnsd.yaml", out), "--source", "x")
+	cfg, err := loadArgs(t, "--config", dnstest.WriteFile(t, "dnsd.yaml", out), "--source", "x")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

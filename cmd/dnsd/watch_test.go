@@ -21,7 +21,7 @@ import (
 func TestConfigWatch(t *testing.T) {
 	dir := t.TempDir()
 	// One List, kind after items (kubectl get -o yaml): reloads accept it.
-	src := writeFile(t, "cluster.yaml", `apiVersion: v1
+	src := dnstest.WriteFile(t, "cluster.yaml", `apiVersion: v1
 items:
 - apiVersion: v1
   kind: Service
@@ -129,7 +129,7 @@ func TestCAWatch(t *testing.T) {
 		}
 	}
 	put(good)
-	config := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nreload: 20ms\nsource: {file: "+cluster+"}\n"+
+	config := dnstest.WriteFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nreload: 20ms\nsource: {file: "+cluster+"}\n"+
 		"listen: 127.0.0.1:0\nhealthListen: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\nlameduck: 0s\n"+
 		"forward: {upstreams: [\""+up+"\"], tlsServerName: "+dnstest.TLSServerName+", tlsCA: "+caFile+", tryTimeout: 300ms, deadline: 600ms}\ncache: {disabled: true}\n")
 	addr, waitLog := runForLogs(t, config)

@@ -68,8 +68,8 @@ func TestCompletionWired(t *testing.T) {
 		}
 		return dns.RcodeSuccess, w.WriteMsg(m)
 	}))
-	source := writeFile(t, "cluster.yaml", completionCluster)
-	profile := writeFile(t, "profile.yaml", completionProfile)
+	source := dnstest.WriteFile(t, "cluster.yaml", completionCluster)
+	profile := dnstest.WriteFile(t, "profile.yaml", completionProfile)
 	for _, tc := range []struct {
 		name    string
 		enabled string
@@ -86,7 +86,7 @@ func TestCompletionWired(t *testing.T) {
 			mu.Lock()
 			clear(asked)
 			mu.Unlock()
-			cfg := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: "+source+"}\n"+
+			cfg := dnstest.WriteFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: "+source+"}\n"+
 				"forward: {upstreams: [\""+up+"\"]}\ncompletion:\n  nodeProfile: "+profile+"\n"+tc.enabled)
 			d := start(t, cfg)
 			c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout,
@@ -158,7 +158,7 @@ func TestCompletionConfig(t *testing.T) {
 		{"missing profile", "completion: {nodeProfile: /nonexistent/profile.yaml}\n", "completion: node profile: open /nonexistent/profile.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\n"+tc.body)
+			file := dnstest.WriteFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\n"+tc.body)
 			cfg, err := daemon.Load(file, nil)
 			if err == nil {
 				_, err = daemon.New(cfg, daemon.Options{})

@@ -14,8 +14,6 @@ import (
 
 const header = "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
 
-func writeFile(t *testing.T, name, content string) string { return dnstest.WriteFile(t, name, content) }
-
 // flags binds a few flags onto the configuration's fields, as cmd/dnsd
 // does, and parses args.
 func flags(args ...string) func(*daemon.Config) error {
@@ -33,7 +31,7 @@ func flags(args ...string) func(*daemon.Config) error {
 // wins with a zero or empty value too, and a file's zero or empty value
 // wins over a default.
 func TestLoadPrecedence(t *testing.T) {
-	file := writeFile(t, "dnsd.yaml", header+`
+	file := dnstest.WriteFile(t, "dnsd.yaml", header+`
 udpSockets: 4
 pprofListen: 127.0.0.1:6060
 ttl: 0
@@ -93,7 +91,7 @@ func TestLoadStrict(t *testing.T) {
 		{"tls field type", header + "forward:\n  upstreams: [tls://127.0.0.1]\n  tlsServerName: [a]\n", "line 5: forward.tlsServerName: cannot unmarshal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			file := writeFile(t, "dnsd.yaml", tc.body)
+			file := dnstest.WriteFile(t, "dnsd.yaml", tc.body)
 			_, err := daemon.Load(file, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file) && !strings.Contains(tc.want, "below") {
 				t.Errorf("error %v, want one naming %s and containing %q", err, file, tc.want)
@@ -124,7 +122,7 @@ const exampleCluster = "../../../testdata/cluster.yaml"
 // migrate writes for CoreDNS's tls:// upstreams), the CA paths relative to
 // the config file.
 func TestLoadForwardTLS(t *testing.T) {
-	file := writeFile(t, "dnsd.yaml", header+`
+	file := dnstest.WriteFile(t, "dnsd.yaml", header+`
 forward:
   upstreams: [tls://192.0.2.1, tls://192.0.2.2:8853]
   tlsServerName: dns.example.net

@@ -83,7 +83,7 @@ func TestQuickStart(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	src := writeFile(t, "objects.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
+	src := dnstest.WriteFile(t, "objects.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n")
 	d := start(t, "", source(src))
 	q := dnstest.Case{Qname: "new.default.svc.cluster.local.", Qtype: dns.TypeA}
 	if m := dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()); m.Rcode != dns.RcodeNameError {

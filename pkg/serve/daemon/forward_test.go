@@ -50,7 +50,7 @@ func TestForwardChain(t *testing.T) {
 // bad values are errors; the resolv.conf is read when the forwarder is
 // built. (cmd/dnsd tests the upstream flags.)
 func TestForwardConfig(t *testing.T) {
-	file := writeFile(t, "dnsd.yaml", `
+	file := dnstest.WriteFile(t, "dnsd.yaml", `
 apiVersion: poddns.io/v1alpha1
 kind: DNSDConfig
 source: {file: x}
@@ -88,7 +88,7 @@ cache:
 	if _, err := daemon.New(cfg, daemon.Options{}); err == nil || !strings.Contains(err.Error(), "/nonexistent/resolv.conf") {
 		t.Errorf("missing resolv.conf: New error = %v", err)
 	}
-	bad := writeFile(t, "bad.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\nforward: {upstreams: [127.0.0.1], policy: fastest}\ncache: {capacity: 10}\n")
+	bad := dnstest.WriteFile(t, "bad.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: x}\nforward: {upstreams: [127.0.0.1], policy: fastest}\ncache: {capacity: 10}\n")
 	if _, err := daemon.Load(bad, nil); err == nil || !strings.Contains(err.Error(), "policy") || !strings.Contains(err.Error(), "capacity") {
 		t.Errorf("bad forward/cache config: err = %v", err)
 	}
@@ -98,7 +98,7 @@ cache:
 // cluster names are answered to every client.
 func TestClientNetworks(t *testing.T) {
 	up, n := dnstest.StartUpstream(t, "192.0.2.10")
-	file := writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nforward: {clientNetworks: [10.0.0.0/8]}\n")
+	file := dnstest.WriteFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nforward: {clientNetworks: [10.0.0.0/8]}\n")
 	d := start(t, file, source(exampleCluster), upstreams(up))
 	addr := d.DNSAddr()
 	for _, c := range []dnstest.Case{

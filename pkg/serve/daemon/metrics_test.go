@@ -67,7 +67,7 @@ func TestMetricsCountQueriesReceived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := start(t, writeFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: "+objects+"}\nforward: {upstreams: [\""+up+"\"]}\n"))
+	d := start(t, dnstest.WriteFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: "+objects+"}\nforward: {upstreams: [\""+up+"\"]}\n"))
 	const search = "search.default.svc.cluster.local."
 	r := dnstest.Exchange(t, d.DNSAddr(), "udp", dnstest.Query(search, dns.TypeA, 0))
 	if diff := dnstest.Diff(r.Answer, dnstest.RRs(search+" 30 IN CNAME search.example.com.", "search.example.com. 60 IN A 192.0.2.10")); diff != "" {
