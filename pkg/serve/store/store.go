@@ -377,6 +377,19 @@ func (s *Store) publish() {
 	}
 }
 
+// copyOnWrite returns a function that clones shard i of idx the first time
+// it is called for i: a publish copies only the shards it changes and
+// leaves those of the published snapshot untouched.
+func copyOnWrite[K comparable, V any](idx *[shards]map[K]V) func(i int) {
+	var copied [shards]bool
+	return func(i int) {
+		if !copied[i] {
+			idx[i] = maps.Clone(idx[i])
+			copied[i] = true
+		}
+	}
+}
+
 // publishPending publishes the pending changes, copying only the indexes
 // (and index shards) they touch.
 func (s *Store) publishPending() {
@@ -389,21 +402,12 @@ func (s *Store) publishPending() {
 	}
 	if len(s.dirtySvcs) > 0 {
 		svcs := *old.services
-		svcCopied := [shards]bool{}
+		svcCow := copyOnWrite(&svcs)
 		rev := *old.reverse
-		copied := [shards]bool{}
-		cow := func(i int) {
-			if !copied[i] {
-				rev[i] = maps.Clone(rev[i])
-				copied[i] = true
-			}
-		}
+		cow := copyOnWrite(&rev)
 		for k := range s.dirtySvcs {
 			i := keyShard(k)
-			if !svcCopied[i] {
-				svcs[i] = maps.Clone(svcs[i])
-				svcCopied[i] = true
-			}
+			svcCow(i)
 			if prev := svcs[i][k]; prev != nil {
 				removeReverse(&rev, k, prev, cow)
 			}
@@ -420,13 +424,7 @@ func (s *Store) publishPending() {
 	}
 	if len(s.dirtyPods) > 0 {
 		pods := *old.pods
-		copied := [shards]bool{}
-		cow := func(i int) {
-			if !copied[i] {
-				pods[i] = maps.Clone(pods[i])
-				copied[i] = true
-			}
-		}
+		cow := copyOnWrite(&pods)
 		for k, prev := range s.dirtyPods {
 			if prev != nil {
 				for _, ip := range prev.IPs {
