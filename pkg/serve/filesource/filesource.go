@@ -28,7 +28,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/poddns/poddns/pkg/serve/store"
@@ -144,43 +143,40 @@ func (res *Result) add(raw json.RawMessage, depth int) error {
 		}
 		return nil
 	}
-	what := fmt.Sprintf("%s %s/%s", h.Kind, h.Metadata.Namespace, h.Metadata.Name)
+	var err error
 	switch h.APIVersion + "/" + h.Kind {
 	case "v1/Service":
-		var o corev1.Service
-		if err := json.Unmarshal(raw, &o); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if s, ok := store.ToService(&o); ok {
-			res.Objects.Services = append(res.Objects.Services, s)
-		}
+		_, err = appendSlim(raw, store.ToService, &res.Objects.Services)
 	case "discovery.k8s.io/v1/EndpointSlice":
-		var o discoveryv1.EndpointSlice
-		if err := json.Unmarshal(raw, &o); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if s, ok := store.ToEndpointSlice(&o); ok {
-			res.Objects.EndpointSlices = append(res.Objects.EndpointSlices, s)
-		}
+		_, err = appendSlim(raw, store.ToEndpointSlice, &res.Objects.EndpointSlices)
 	case "v1/Pod":
-		var o corev1.Pod
-		if err := json.Unmarshal(raw, &o); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if p, ok := store.ToPod(&o); ok {
-			res.Objects.Pods = append(res.Objects.Pods, p)
+		var o *corev1.Pod
+		if o, err = appendSlim(raw, store.ToPod, &res.Objects.Pods); o != nil {
 			res.podNodes = append(res.podNodes, o.Spec.NodeName)
 		}
 	case "v1/Namespace":
-		var o corev1.Namespace
-		if err := json.Unmarshal(raw, &o); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if n, ok := store.ToNamespace(&o); ok {
-			res.Objects.Namespaces = append(res.Objects.Namespaces, n)
-		}
+		_, err = appendSlim(raw, store.ToNamespace, &res.Objects.Namespaces)
 	default:
 		res.Skipped[h.APIVersion+"/"+h.Kind]++
 	}
+	if err != nil {
+		return fmt.Errorf("%s %s/%s: %w", h.Kind, h.Metadata.Namespace, h.Metadata.Name, err)
+	}
 	return nil
+}
+
+// appendSlim decodes raw as a T and appends the store's slim form of it
+// (slim) to dst, unless slim leaves the object out; it returns the object
+// it appended, nil for none.
+func appendSlim[T, S any](raw []byte, slim func(*T) (S, bool), dst *[]S) (*T, error) {
+	var o T
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, err
+	}
+	s, ok := slim(&o)
+	if !ok {
+		return nil, nil
+	}
+	*dst = append(*dst, s)
+	return &o, nil
 }
