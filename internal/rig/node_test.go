@@ -4,9 +4,11 @@ package rig
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +58,7 @@ func TestNode(t *testing.T) {
 	c := Start(t, Options{Images: []string{filepath.Join(root, "bin/images/dnsd.tar")}})
 	ctx := context.Background()
 	pods := c.Client.CoreV1().Pods("default")
+	checkProfile(t, c)
 
 	ndots := "2"
 	pod := &corev1.Pod{
@@ -130,6 +133,11 @@ func TestNode(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the Service %s (pod %s) not reachable through kube-proxy: %v", addr, dnsd.Status.PodIP, err)
 	}
+	// The API server reaches kubelet by the node's address (no lookup of
+	// its name leaves the machine): logs through the API work.
+	if _, err := pods.GetLogs("dnsd", &corev1.PodLogOptions{}).DoRaw(ctx); err != nil {
+		t.Errorf("dnsd's logs through the API server: %v", err)
+	}
 	rules := nodeOutput(t, c, "nft", "list", "table", "ip", "kube-proxy")
 	if !strings.Contains(rules, svc.Spec.ClusterIP) || !strings.Contains(rules, dnsd.Status.PodIP) {
 		t.Errorf("kube-proxy's nftables table does not name the ClusterIP %s and the pod %s:\n%s", svc.Spec.ClusterIP, dnsd.Status.PodIP, rules)
@@ -161,4 +169,39 @@ func exchangeTCP(ctx context.Context, c *Cluster, addr string) error {
 		return fmt.Errorf("reply id %d response %v, want a reply to %d", r.Id, r.Response, q.Id)
 	}
 	return nil
+}
+
+// checkProfile: the node is what deploy/base/node-profile says — kubelet's
+// running configuration (its /configz, through the API server) has the
+// profile's cluster DNS, cluster domain and resolver file, and that file
+// inside the rig holds the profile's content, whose nameserver is the
+// rig's upstream.
+func checkProfile(t *testing.T, c *Cluster) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := c.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes/" + NodeName + "/proxy/configz").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("kubelet's /configz: %v", err)
+	}
+	var z struct {
+		KubeletConfig struct {
+			ClusterDNS    []string `json:"clusterDNS"`
+			ClusterDomain string   `json:"clusterDomain"`
+			ResolvConf    string   `json:"resolvConf"`
+		} `json:"kubeletconfig"`
+	}
+	if err := json.Unmarshal(raw, &z); err != nil {
+		t.Fatalf("kubelet's /configz: %v\n%s", err, raw)
+	}
+	k := z.KubeletConfig
+	if !slices.Equal(k.ClusterDNS, c.Profile.Node.ClusterDNS) || k.ClusterDomain != c.Profile.Node.ClusterDomain || k.ResolvConf != c.Profile.Node.ResolvConf {
+		t.Errorf("kubelet runs with clusterDNS %v, clusterDomain %q, resolvConf %q; the profile says %v, %q, %q",
+			k.ClusterDNS, k.ClusterDomain, k.ResolvConf, c.Profile.Node.ClusterDNS, c.Profile.Node.ClusterDomain, c.Profile.Node.ResolvConf)
+	}
+	if got := nodeOutput(t, c, "cat", k.ResolvConf); got != string(c.Profile.Node.ResolvConfData) {
+		t.Errorf("the node's %s:\n%s\nthe profile's resolvConfContent:\n%s", k.ResolvConf, got, c.Profile.Node.ResolvConfData)
+	}
+	if want := []string{"10.96.0.10"}; !slices.Equal(c.Profile.ClusterDNS, want) {
+		t.Errorf("deploy/base's profile has clusterDNS %v; the rig's Service CIDR and this test expect %v", c.Profile.ClusterDNS, want)
+	}
 }

@@ -55,12 +55,12 @@ var (
 )
 
 // tmpfsDirs are covered by a tmpfs inside the rig's mount namespace: what
-// kubelet, containerd and the CNI plugins write there never reaches the
-// machine.
-var tmpfsDirs = []string{
-	"/var/lib/kubelet", "/var/lib/containerd", "/var/lib/cni", "/var/log/pods", "/var/log/containers",
-	"/run/containerd", "/run/netns", "/run/kubernetes", "/etc/cni", "/etc/kubernetes", "/opt/containerd",
-}
+// kubelet, containerd and the CNI plugins write under them (/var/lib/kubelet,
+// /var/lib/containerd, /var/lib/cni, /run/containerd, /run/netns,
+// /var/log/pods, ...) never reaches the machine, and no mount point has to
+// be made on the machine's filesystem. None of the rig's programs needs
+// what the machine keeps there.
+var tmpfsDirs = []string{"/run", "/var/lib", "/var/log"}
 
 // Options are what a test may choose about its rig.
 type Options struct {
