@@ -104,3 +104,16 @@ func (r *Request) Reply(rcode int) *dns.Msg {
 	}
 	return m
 }
+
+// AskLike makes q, a query a handler sends on behalf of the client's query
+// r, ask as r does: with r's RD and CD bits, and with EDNS0 advertising
+// bufsize and r's DO bit (clear when r has no EDNS0).
+func AskLike(q, r *dns.Msg, bufsize uint16) {
+	q.RecursionDesired = r.RecursionDesired
+	q.CheckingDisabled = r.CheckingDisabled
+	do := false
+	if opt := r.IsEdns0(); opt != nil {
+		do = opt.Do()
+	}
+	q.SetEdns0(bufsize, do)
+}

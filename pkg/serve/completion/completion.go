@@ -335,13 +335,7 @@ func (c *Completion) ask(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, 
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.Id = r.Id
-	m.RecursionDesired = r.RecursionDesired
-	m.CheckingDisabled = r.CheckingDisabled
-	do := false
-	if opt := r.IsEdns0(); opt != nil {
-		do = opt.Do()
-	}
-	m.SetEdns0(dns.DefaultMsgSize, do)
+	serve.AskLike(m, r, dns.DefaultMsgSize)
 	capt := serve.NewCapture(w)
 	rcode, err := serve.NextOrFailure(ctx, c.Name(), c.Next, capt, m)
 	if err != nil || !serve.ClientWrite(rcode) || capt.Msg == nil || capt.Msg.Truncated {

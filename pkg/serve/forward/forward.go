@@ -265,13 +265,7 @@ func (f *Forward) order(g *group) []*upstream {
 func upstreamQuery(r *dns.Msg) *dns.Msg {
 	q := new(dns.Msg)
 	q.Question = []dns.Question{r.Question[0]}
-	q.RecursionDesired = r.RecursionDesired
-	q.CheckingDisabled = r.CheckingDisabled
-	do := false
-	if opt := r.IsEdns0(); opt != nil {
-		do = opt.Do()
-	}
-	q.SetEdns0(serve.MaxUDPSize, do)
+	serve.AskLike(q, r, serve.MaxUDPSize)
 	return q
 }
 
