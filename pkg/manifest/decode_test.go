@@ -50,12 +50,31 @@ const podSpec = `
     hostNetwork: true
     containers: [{name: c, image: busybox}]`
 
+// kindCase is a manifest and the items it decodes to.
+type kindCase struct {
+	name string
+	in   string
+	want []got
+}
+
+// templated is the case of a workload of kind whose pod template is at
+// spec.template.spec (with podSpec), named name in namespace ns ("": none
+// given, the default namespace).
+func templated(apiVersion, kind, name, ns string) kindCase {
+	meta, wantNS := "{name: "+name+"}", "default"
+	if ns != "" {
+		meta, wantNS = "{name: "+name+", namespace: "+ns+"}", ns
+	}
+	return kindCase{
+		name: kind,
+		in:   "apiVersion: " + apiVersion + "\nkind: " + kind + "\nmetadata: " + meta + "\nspec:\n  template:\n   spec:" + podSpec,
+		want: []got{{Loc: "f: document 1", APIVersion: apiVersion, Kind: kind, Name: name, Namespace: wantNS, SpecPath: "spec.template.spec",
+			PodName: name, PodNamespace: wantNS, DNSPolicy: "ClusterFirstWithHostNet", HostNetwork: true, Container: "c"}},
+	}
+}
+
 func TestDecodeKinds(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want []got
-	}{
+	tests := []kindCase{
 		{
 			name: "Pod",
 			in: `apiVersion: v1
@@ -88,36 +107,11 @@ spec:
 				PodName: "d", PodNamespace: "ns", UID: "u-2", Labels: map[string]string{"app": "d"}, Annotations: map[string]string{"a": "b"},
 				DNSPolicy: "ClusterFirstWithHostNet", HostNetwork: true, Container: "c"}},
 		},
-		{
-			name: "StatefulSet",
-			in:   "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: s}\nspec:\n  template:\n   spec:" + podSpec,
-			want: []got{{Loc: "f: document 1", APIVersion: "apps/v1", Kind: "StatefulSet", Name: "s", Namespace: "default", SpecPath: "spec.template.spec",
-				PodName: "s", PodNamespace: "default", DNSPolicy: "ClusterFirstWithHostNet", HostNetwork: true, Container: "c"}},
-		},
-		{
-			name: "DaemonSet",
-			in:   "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: ds, namespace: kube-system}\nspec:\n  template:\n   spec:" + podSpec,
-			want: []got{{Loc: "f: document 1", APIVersion: "apps/v1", Kind: "DaemonSet", Name: "ds", Namespace: "kube-system", SpecPath: "spec.template.spec",
-				PodName: "ds", PodNamespace: "kube-system", DNSPolicy: "ClusterFirstWithHostNet", HostNetwork: true, Container: "c"}},
-		},
-		{
-			name: "ReplicaSet",
-			in:   "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs}\nspec:\n  template:\n   spec:" + podSpec,
-			want: []got{{Loc: "f: document 1", APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", Namespace: "default", SpecPath: "spec.template.spec",
-				PodName: "rs", PodNamespace: "default", DNSPolicy: "ClusterFirstWithHostNet", HostNetwork: true, Container: "c"}},
-		},
-		{
-			name: "ReplicationController",
-			in:   "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: rc}\nspec:\n  template:\n   spec:" + podSpec,
-			want: []got{{Loc: "f: document 1", APIVersion: "v1", Kind: "ReplicationController", Name: "rc", Namespace: "default", SpecPath: "spec.template.spec",
-				PodName: "rc", PodNamespace: "default", DNSPolicy: "ClusterFirstWithHostNet", HostNetwork: true, Container: "c"}},
-		},
-		{
-			name: "Job",
-			in:   "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j, namespace: batch}\nspec:\n  template:\n   spec:" + podSpec,
-			want: []got{{Loc: "f: document 1", APIVersion: "batch/v1", Kind: "Job", Name: "j", Namespace: "batch", SpecPath: "spec.template.spec",
-				PodName: "j", PodNamespace: "batch", DNSPolicy: "ClusterFirstWithHostNet", HostNetwork: true, Container: "c"}},
-		},
+		templated("apps/v1", "StatefulSet", "s", ""),
+		templated("apps/v1", "DaemonSet", "ds", "kube-system"),
+		templated("apps/v1", "ReplicaSet", "rs", ""),
+		templated("v1", "ReplicationController", "rc", ""),
+		templated("batch/v1", "Job", "j", "batch"),
 		{
 			name: "CronJob",
 			in: `apiVersion: batch/v1
