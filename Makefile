@@ -102,7 +102,7 @@ bench-dns: deps envtest-assets coredns ## dnsd vs CoreDNS vs unbound at a cluste
 		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y unbound; }; }; } || echo 'bench-dns: unbound missing (apt-get install unbound as root)' >&2
 	@mkdir -p bench/results
 	PODDNS_BENCH_OUT=$(CURDIR)/bench/results/dns-$$(date -u +%Y%m%dT%H%M%SZ).json KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) \
-		$(GO) test -count=1 -timeout $(or $(PODDNS_BENCH_TIMEOUT),90m) -v -run '^TestBenchDNS$$' ./test/bench
+		$(GO) test -count=1 -timeout $(or $(PODDNS_BENCH_TIMEOUT),150m) -v -run '^TestBenchDNS$$' ./test/bench
 
 .PHONY: bench-webhook
 bench-webhook: ## HTTPS AdmissionReviews over loopback at 100/500/1000 req/s with 1/50/200 policies, 3 rounds; server and client pinned apart; JSON in bench/results/ (WEBHOOK_LOAD=5s per cell and round)

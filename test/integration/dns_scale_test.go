@@ -49,6 +49,9 @@ const (
 //   - dnsd's RSS once synced and its peak RSS (VmHWM) across the restart and
 //     the relist that follows stay under sizing.BoundMB for this many Pods and
 //     Services: the sizing formula deploy/ sizes its memory limit with;
+//   - its peak RSS across the restart stays within relistPeakRatio (1.3×)
+//     of its steady RSS under the same query load before the restart
+//     (apisource's relist guard);
 //   - after the relists its RSS comes back within 1.25× of what it was once
 //     synced (the relists' garbage is returned to the OS).
 //
@@ -126,7 +129,12 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	// client at most, for the whole restart (hard cap 150 s).
 	loop := startQueryLoop(t, addr, checks, 2, 2*time.Second, 2*time.Millisecond, 150*time.Second)
 
-	time.Sleep(time.Second)
+	// dnsd's steady state under that load (several collections' worth of
+	// answers): what the relists' peak is measured against.
+	time.Sleep(steadyLoad)
+	steady := memOf(t, pid)
+	t.Logf("dnsd under the query load: RSS %.1f MB (peak %.1f MB since synced)", steady.rss, steady.hwm)
+	resetPeak(t, pid)
 	as := env.Environment.ControlPlane.GetAPIServer()
 	loop.phase.Store(phaseStopping)
 	t0 := time.Now()
@@ -180,11 +188,15 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	if after.rss > 1.25*settled.rss {
 		t.Errorf("RSS %.1f MB 15 s after the relists, more than 1.25× its %.1f MB once synced: the relists' garbage was not returned to the OS", after.rss, settled.rss)
 	}
-	t.Logf("dnsd across the restart: peak RSS %.1f MB (%.2f× its RSS once synced), RSS after %.1f MB, Go heap in use %.1f MB; bound %.1f MB",
-		after.hwm, after.hwm/settled.rss, after.rss, heapOf(t, pprofAddr), bound)
-	if after.hwm > bound {
-		t.Errorf("peak RSS across the API-server restart %.1f MB > %.1f MB, sizing.BoundMB for %d Pods and %d Services",
-			after.hwm, bound, scalePods, scaleServices+scaleHeadless)
+	t.Logf("dnsd across the restart: peak RSS %.1f MB (%.2f× its RSS under the query load before it), RSS after %.1f MB, Go heap in use %.1f MB; bound %.1f MB",
+		after.hwm, after.hwm/steady.rss, after.rss, heapOf(t, pprofAddr), bound)
+	if after.hwm > relistPeakRatio*steady.rss {
+		t.Errorf("peak RSS across the API-server restart %.1f MB is %.2f× its %.1f MB under the same query load before it, more than %.1f×",
+			after.hwm, after.hwm/steady.rss, steady.rss, relistPeakRatio)
+	}
+	if peak := max(steady.hwm, after.hwm); peak > bound {
+		t.Errorf("peak RSS %.1f MB > %.1f MB, sizing.BoundMB for %d Pods and %d Services",
+			peak, bound, scalePods, scaleServices+scaleHeadless)
 	}
 	if loop.counts[phaseDown].ok.Load() == 0 || loop.counts[phaseAfter].ok.Load() == 0 {
 		t.Error("the query loop had no correct answer while the API server was down or after it came back")
@@ -192,6 +204,18 @@ func TestDNSScaleAPIRestart(t *testing.T) {
 	loop.report(t)
 	t.Logf("test took %s", time.Since(testStart).Round(time.Second))
 }
+
+// relistPeakRatio is issue 15's bound on the peak RSS across an API-server
+// restart, relative to the steady RSS before it.
+const relistPeakRatio = 1.3
+
+// steadyLoad is how long the query loop runs before dnsd's steady RSS is
+// read: its RSS grows for ~10 s under the loop after sync (36.7 -> 46 MB
+// sampled), then holds. With the relist guard the peak across the restart
+// was 53.6 MB, 1.20x the 44.6 MB read after 8 s; the guard's headroom (at
+// most 15% of the runtime's memory, or 8 MiB) bounds it at about 1.27x
+// even against the RSS once synced.
+const steadyLoad = 15 * time.Second
 
 func scaleNS(i int) string { return fmt.Sprintf("scale-%d", i%scaleNamespaces) }
 
@@ -214,7 +238,9 @@ func scalePodIP(i int) string         { return addrAt("10.64.0.1", i) }
 // kind from a bounded pool of concurrent writers.
 func scaleFill(t *testing.T, cs kubernetes.Interface) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	// Bounded well above the 90 s budget: a machine shared with other
+	// fills has been seen at 84 Pods/s.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
