@@ -59,8 +59,8 @@ node-assets: ## Build/link kubelet, kube-controller-manager, kube-scheduler and 
 	GO=$(GO) hack/node-assets.sh
 
 .PHONY: e2e-cluster
-e2e-cluster: deps envtest-assets node-assets images ## The one-node cluster tests (internal/rig, build tag e2ecluster; root); KEEP_RIG=1 keeps the cluster up
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -tags e2ecluster -count=1 -timeout 30m -v ./internal/rig/...
+e2e-cluster: deps envtest-assets node-assets images ## The one-node cluster tests (internal/rig, test/cluster: deploy/ end to end; build tag e2ecluster; root); KEEP_RIG=1 keeps the cluster up
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test -tags e2ecluster -count=1 -timeout 30m -v ./internal/rig/... ./test/cluster/...
 
 .PHONY: coredns
 coredns: ## Build/link CoreDNS (the differential test's and bench-dns's peer) into bin/coredns (cached in ~/.cache/poddns)
@@ -124,7 +124,7 @@ lint: ## gofmt must list nothing; go vet
 	unformatted=$$(gofmt -l $$files); \
 	if [ -n "$$unformatted" ]; then echo "gofmt -l lists (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags e2ecluster ./internal/rig/...
+	$(GO) vet -tags e2ecluster ./internal/rig/... ./test/cluster/...
 
 .PHONY: update-golden
 update-golden: ## Rewrite golden files (the one -update flag, internal/golden); review the diff

@@ -1,0 +1,1058 @@
+//go:build e2ecluster
+
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/go-logr/logr"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/yaml"
+
+	"github.com/poddns/poddns/internal/certstandin"
+	"github.com/poddns/poddns/internal/deployrender"
+	"github.com/poddns/poddns/internal/rig"
+	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/resolvconf"
+)
+
+// The images `make images` writes (hack/images), by archive name, and what
+// the pods name them. webhook and dnsd carry deploy/'s own names.
+const (
+	glibcImage = "ghcr.io/poddns/client-glibc:v0.1.0"
+	muslImage  = "ghcr.io/poddns/client-musl:v0.1.0"
+	// cpaImage is deploy/'s cluster-proportional-autoscaler: no image of it
+	// can be built here (the module proxy refuses its module), so its
+	// Deployment is applied with imagePullPolicy Never and never runs.
+	cpaImage = "registry.k8s.io/cpa/cluster-proportional-autoscaler"
+)
+
+var archives = []string{"webhook", "dnsd", "client-glibc", "client-musl"}
+
+// images is the image map of the render: every image deploy/ names, to
+// itself (the archives carry those names), so that its pods take the
+// imported image (imagePullPolicy Never) and never pull.
+var images = map[string]string{
+	"ghcr.io/poddns/webhook": "ghcr.io/poddns/webhook:v0.1.0",
+	"ghcr.io/poddns/dnsd":    "ghcr.io/poddns/dnsd:v0.1.0",
+	cpaImage:                 cpaImage + ":v1.9.0",
+}
+
+// Annotations the webhook writes.
+const (
+	annApplied    = "poddns.io/applied"
+	annResolvConf = "poddns.io/resolv-conf"
+)
+
+// env is one rig with deploy/ installed, shared by the scenarios.
+type env struct {
+	t    *testing.T
+	c    *rig.Cluster
+	root string
+	// cl applies objects (cert-manager's types known).
+	cl client.Client
+	// cs creates pods; warn records the admission warnings it gets.
+	cs   kubernetes.Interface
+	warn *testenv.WarningRecorder
+	// web reaches pods inside the rig; token reads the webhook's metrics.
+	web   *http.Client
+	token string
+	// objs is the installed render.
+	objs []*unstructured.Unstructured
+}
+
+// start starts a rig with the images imported and cert-manager's CRDs
+// installed.
+func start(t *testing.T) *env {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, a := range archives {
+		p := filepath.Join(root, "bin", "images", a+".tar")
+		_, err := os.Stat(p)
+		testenv.RequireOrSkip(t, fmt.Sprintf("the image %s (%v); run `make images`", p, err), err == nil)
+		paths = append(paths, p)
+	}
+	// controller-runtime's client logs nothing this test reads.
+	ctrllog.SetLogger(logr.Discard())
+	begin := time.Now()
+	c := rig.Start(t, rig.Options{Images: paths})
+	t.Logf("rig up with the images in %s", time.Since(begin).Round(time.Millisecond))
+	e := &env{t: t, c: c, root: root, warn: &testenv.WarningRecorder{}}
+	cfg := c.RESTConfig()
+	if e.cl, err = client.New(cfg, client.Options{Scheme: certstandin.Scheme}); err != nil {
+		t.Fatal(err)
+	}
+	wcfg := rest.CopyConfig(cfg)
+	wcfg.WarningHandler = e.warn
+	if e.cs, err = kubernetes.NewForConfig(wcfg); err != nil {
+		t.Fatal(err)
+	}
+	e.web = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: c.DialContext,
+		// The webhook's metrics certificate is self-signed (no
+		// metricsCertDir in deploy/).
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	e.installCRDs()
+	return e
+}
+
+// installCRDs creates cert-manager's CRDs from its module (what its Helm
+// chart installs) and waits until Certificates can be listed.
+func (e *env) installCRDs() {
+	ctx := context.Background()
+	dir, err := certstandin.CRDDir(ctx, goCmd(), e.root)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "cert-manager.io_*.yaml"))
+	if err != nil || len(files) == 0 {
+		e.t.Fatalf("cert-manager CRDs in %s: %v", dir, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(b, &u.Object); err != nil {
+			e.t.Fatalf("%s: %v", f, err)
+		}
+		if err := e.cl.Create(ctx, u); err != nil {
+			e.t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if err := e.poll("cert-manager's CRDs served", time.Minute, func(ctx context.Context) (bool, error) {
+		if err := e.cl.List(ctx, &cmapi.IssuerList{}); err != nil {
+			return false, err
+		}
+		return true, e.cl.List(ctx, &cmapi.CertificateList{})
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func goCmd() string {
+	if g := os.Getenv("GO"); g != "" {
+		return g
+	}
+	return "go"
+}
+
+// render renders a kustomization of deploy/ with the image map.
+func (e *env) render(kustomization string) []*unstructured.Unstructured {
+	e.t.Helper()
+	objs, err := deployrender.Render(filepath.Join(e.root, "deploy", kustomization), images)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return objs
+}
+
+// apply applies objects with server-side apply, as `kubectl apply
+// --server-side` does, in order.
+func (e *env) apply(objs []*unstructured.Unstructured) {
+	e.t.Helper()
+	ctx := context.Background()
+	for _, u := range objs {
+		err := e.cl.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner("poddns-cluster-test"), client.ForceOwnership)
+		if err != nil {
+			e.t.Fatalf("apply %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		}
+	}
+}
+
+// install applies a kustomization of deploy/, issues what cert-manager
+// would, and waits for every Deployment but the autoscaler's to be
+// Available.
+func (e *env) install(kustomization string) {
+	e.t.Helper()
+	begin := time.Now()
+	e.objs = e.render(kustomization)
+	e.apply(e.objs)
+	var res *certstandin.Result
+	err := e.poll("cert-manager's objects issued", 30*time.Second, func(ctx context.Context) (bool, error) {
+		var err error
+		res, err = certstandin.Issue(ctx, e.c.RESTConfig())
+		return err == nil, err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Logf("certstandin: Secrets %q, caBundle injected into %q", res.Secrets, res.Injected)
+	for _, d := range e.deployments() {
+		e.waitRollout(d.GetNamespace(), d.GetName())
+	}
+	e.t.Logf("%s installed, every Deployment Available, in %s", kustomization, time.Since(begin).Round(time.Millisecond))
+}
+
+// deployments are the render's Deployments that can run (all but the
+// autoscaler's).
+func (e *env) deployments() []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, u := range e.objs {
+		if u.GetKind() != "Deployment" {
+			continue
+		}
+		cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+		if slices.ContainsFunc(cs, func(c any) bool {
+			img, _ := c.(map[string]any)["image"].(string)
+			return strings.HasPrefix(img, cpaImage+":")
+		}) {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// poll calls ok every 250 ms until it returns true, for at most limit.
+func (e *env) poll(what string, limit time.Duration, ok func(ctx context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var last error
+	for {
+		done, err := ok(ctx)
+		if done && err == nil {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not after %s (last error: %v)", what, limit, last)
+		case <-time.After(250 * time.Millisecond): // polling the cluster
+		}
+	}
+}
+
+// waitRollout waits until the Deployment's current revision is rolled out
+// and Available, and no pod of an older one is left.
+func (e *env) waitRollout(ns, name string) {
+	e.t.Helper()
+	var d *appsv1.Deployment
+	err := e.poll("Deployment "+ns+"/"+name+" rolled out and Available", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		var err error
+		if d, err = e.c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return false, err
+		}
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		s := d.Status
+		available := slices.ContainsFunc(s.Conditions, func(c appsv1.DeploymentCondition) bool {
+			return c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue
+		})
+		return available && s.ObservedGeneration == d.Generation && s.UpdatedReplicas == want &&
+			s.Replicas == want && s.AvailableReplicas == want, nil
+	})
+	if err != nil {
+		e.t.Fatalf("%v; status %+v", err, d.Status)
+	}
+}
+
+// pods lists the running pods of a label selector.
+func (e *env) pods(ns, selector string) []corev1.Pod {
+	e.t.Helper()
+	l, err := e.c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []corev1.Pod
+	for _, p := range l.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// namespace creates a namespace with labels.
+func (e *env) namespace(name string, labels map[string]string) {
+	e.t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if _, err := e.c.Client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	// Pods need the namespace's default ServiceAccount.
+	if err := e.poll("ServiceAccount "+name+"/default", time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := e.c.Client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// container is one container of a test pod: a client image and its argv.
+type container struct {
+	image string
+	argv  []string
+}
+
+func glibc(argv ...string) container { return container{glibcImage, argv} }
+func musl(argv ...string) container  { return container{muslImage, argv} }
+
+// podSpec is a pod running the containers once, side by side.
+func podSpec(cs ...container) corev1.PodSpec {
+	grace := int64(1)
+	spec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, TerminationGracePeriodSeconds: &grace}
+	for i, c := range cs {
+		spec.Containers = append(spec.Containers, corev1.Container{
+			Name: fmt.Sprintf("c%d", i), Image: c.image, Command: c.argv, ImagePullPolicy: corev1.PullNever,
+		})
+	}
+	return spec
+}
+
+// ran is a test pod as the API server returned it at creation (mutated),
+// the admission warnings of its creation, and each container's output.
+type ran struct {
+	pod      *corev1.Pod
+	warnings []string
+	out      []string
+}
+
+// create creates a pod and returns it as the API server returned it, and
+// the admission warnings.
+func (e *env) create(pod *corev1.Pod) (*corev1.Pod, []string) {
+	e.t.Helper()
+	e.warn.Take()
+	got, err := e.cs.CoreV1().Pods(pod.Namespace).Create(context.Background(), pod, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatalf("create pod %s/%s: %v", pod.Namespace, pod.Name, err)
+	}
+	return got, e.warn.Take()
+}
+
+// run creates a pod, waits for it to finish (limit) and reads its
+// containers' output.
+func (e *env) run(pod *corev1.Pod, limit time.Duration) ran {
+	e.t.Helper()
+	r := ran{}
+	r.pod, r.warnings = e.create(pod)
+	var phase corev1.PodPhase
+	err := e.poll("pod "+pod.Namespace+"/"+pod.Name+" finished", limit, func(ctx context.Context) (bool, error) {
+		p, err := e.c.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		phase = p.Status.Phase
+		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
+	})
+	for _, c := range r.pod.Spec.Containers {
+		r.out = append(r.out, e.logs(pod.Namespace, pod.Name, c.Name))
+	}
+	if err != nil || phase != corev1.PodSucceeded {
+		e.t.Fatalf("pod %s/%s: %v, phase %s; output %q", pod.Namespace, pod.Name, err, phase, r.out)
+	}
+	return r
+}
+
+// logs returns a container's output (kubelet's log, through the API
+// server).
+func (e *env) logs(ns, pod, c string) string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := e.c.Client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: c}).DoRaw(ctx)
+	if err != nil {
+		e.t.Fatalf("logs of %s/%s %s: %v", ns, pod, c, err)
+	}
+	return string(b)
+}
+
+// sameResolvConf compares the file kubelet wrote with the webhook's
+// preview: nameservers and search domains in order, options as a set.
+func sameResolvConf(t *testing.T, what, got, want string) {
+	t.Helper()
+	g, err := resolvconf.Parse(strings.NewReader(got))
+	if err != nil {
+		t.Errorf("%s: kubelet's resolv.conf %q: %v", what, got, err)
+		return
+	}
+	w, err := resolvconf.Parse(strings.NewReader(want))
+	if err != nil {
+		t.Errorf("%s: the annotation %q: %v", what, want, err)
+		return
+	}
+	gOpts, wOpts := slices.Sorted(slices.Values(g.Options)), slices.Sorted(slices.Values(w.Options))
+	if !slices.Equal(g.Nameservers, w.Nameservers) || !slices.Equal(g.Searches, w.Searches) || !slices.Equal(gOpts, wOpts) {
+		t.Errorf("%s: kubelet wrote\n%s\nthe webhook's %s predicts\n%s", what, got, annResolvConf, want)
+	}
+}
+
+// metricsReader makes a ServiceAccount bound to deploy/'s ClusterRole
+// poddns-metrics-reader and keeps a token of it, as docs/install.md tells
+// Prometheus to scrape the webhook.
+func (e *env) metricsReader() {
+	e.t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "metrics-reader"}}
+	if _, err := e.c.Client.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		e.t.Fatal(err)
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "cluster-test-metrics-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "poddns-metrics-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "default", Name: "metrics-reader"}},
+	}
+	if _, err := e.c.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		e.t.Fatal(err)
+	}
+	tr, err := e.c.Client.CoreV1().ServiceAccounts("default").CreateToken(ctx, "metrics-reader", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.token = tr.Status.Token
+}
+
+// metric sums the series of a metric whose labels include match, over the
+// pods of a selector, from url(pod) (their /metrics).
+func (e *env) metric(ns, selector, name string, match map[string]string, url func(corev1.Pod) string) float64 {
+	e.t.Helper()
+	pods := e.pods(ns, selector)
+	if len(pods) == 0 {
+		e.t.Fatalf("no running pod %s in %s for %s", selector, ns, name)
+	}
+	var sum float64
+	for _, p := range pods {
+		req, err := http.NewRequest(http.MethodGet, url(p), nil)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if strings.HasPrefix(req.URL.Scheme, "https") {
+			req.Header.Set("Authorization", "Bearer "+e.token)
+		}
+		sum += e.scrape(req, name, match)
+	}
+	return sum
+}
+
+// scrape reads one /metrics and sums name's series matching match.
+func (e *env) scrape(req *http.Request, name string, match map[string]string) float64 {
+	e.t.Helper()
+	resp, err := e.web.Do(req)
+	if err != nil {
+		e.t.Fatalf("metrics %s: %v", req.URL, err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("metrics %s: %s %v: %.300s", req.URL, resp.Status, err, body.String())
+	}
+	return e.sum(body.Bytes(), name, match)
+}
+
+// sum parses a /metrics text and sums name's counter or gauge series whose
+// labels include match.
+func (e *env) sum(text []byte, name string, match map[string]string) float64 {
+	e.t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		e.t.Fatalf("metrics: %v", err)
+	}
+	var sum float64
+next:
+	for _, m := range families[name].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range match {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return sum
+}
+
+// webhookMetric sums a poddns_webhook_* series over the webhook's pods.
+func (e *env) webhookMetric(name string, match map[string]string) float64 {
+	return e.metric("poddns-system", "app.kubernetes.io/name=poddns-webhook", name, match, func(p corev1.Pod) string {
+		return "https://" + p.Status.PodIP + ":8443/metrics"
+	})
+}
+
+// dnsdMetric sums a dnsd series over dnsd's pods in ns.
+func (e *env) dnsdMetric(ns, name string, match map[string]string) float64 {
+	return e.metric(ns, "app.kubernetes.io/name=poddns-dnsd", name, match, func(p corev1.Pod) string {
+		return "http://" + p.Status.PodIP + ":9153/metrics"
+	})
+}
+
+// apiServerMetric reads one of the API server's own metrics.
+func (e *env) apiServerMetric(name string, match map[string]string) float64 {
+	e.t.Helper()
+	b, err := e.c.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.sum(b, name, match)
+}
+
+// The rig's cluster DNS address (deploy/base/node-profile: kubelet's
+// clusterDNS), which replace-coredns gives dnsd's Service.
+const clusterDNS = "10.96.0.10"
+
+// Namespaces of the scenarios.
+const (
+	nsWeb  = "rp-web"  // opted in, with single-request-reopen
+	nsDNS  = "rp-dns"  // opted in: the Services and the resolving clients
+	nsNone = "rp-none" // opted in, switched to None by a policy added later
+)
+
+// TestDeploy installs deploy/overlays/replace-coredns (dnsd at the cluster
+// DNS address, so every pod resolves through it) on one rig and runs the
+// scenarios in order; each leaves the cluster as the next expects, and the
+// last ones take poddns away.
+func TestDeploy(t *testing.T) {
+	e := start(t)
+	e.install("overlays/replace-coredns")
+	e.metricsReader()
+	e.namespace(nsWeb, map[string]string{"poddns.io/enabled": "true", "poddns.io/single-request-reopen": "true"})
+	e.namespace(nsDNS, map[string]string{"poddns.io/enabled": "true"})
+	e.namespace(nsNone, map[string]string{"poddns.io/enabled": "true", "rp.poddns.io/none": "true"})
+	e.services()
+
+	steps := []struct {
+		name string
+		run  func(*testing.T, *env)
+	}{
+		{"Mutation", testMutation},
+		{"Resolution", testResolution},
+		{"Completion", testCompletion},
+		{"PolicyReload", testPolicyReload},
+		{"Audit", testAudit},
+		{"FailOpen", testFailOpen},
+		{"Uninstall", testUninstall},
+	}
+	for _, s := range steps {
+		begin := time.Now()
+		ok := t.Run(s.name, func(t *testing.T) {
+			e.t = t
+			s.run(t, e)
+		})
+		e.t = t
+		t.Logf("%s: %s", s.name, time.Since(begin).Round(time.Millisecond))
+		if !ok {
+			return // the next scenario starts from this one's state
+		}
+	}
+}
+
+// services creates, in nsDNS, a Deployment "web" of one pod, a Service and
+// a headless Service for it.
+func (e *env) services() {
+	e.t.Helper()
+	ctx := context.Background()
+	labels := map[string]string{"app": "web"}
+	spec := podSpec(glibc("sleep", "3600"))
+	spec.RestartPolicy = corev1.RestartPolicyAlways
+	one := int32(1)
+	dep := deployment(nsDNS, "web", labels, one, spec)
+	if _, err := e.c.Client.AppsV1().Deployments(nsDNS).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, s := range []struct {
+		name, clusterIP string
+	}{{"web", ""}, {"web-h", corev1.ClusterIPNone}} {
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsDNS, Name: s.name},
+			Spec: corev1.ServiceSpec{Selector: labels, ClusterIP: s.clusterIP,
+				Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(80)}}},
+		}
+		if _, err := e.c.Client.CoreV1().Services(nsDNS).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	e.waitRollout(nsDNS, "web")
+}
+
+// testMutation: pods covering every policy of deploy/policies, a hostNetwork
+// pod that then resolves a Service, a pod whose policy the webhook must skip
+// with a warning, a dnsPolicy Default pod (the node's own resolv.conf, as
+// deploy/base/node-profile describes it) and a Deployment's pod are mutated
+// by the webhook that the API server calls over its Service; kubelet writes
+// exactly the resolv.conf each annotation predicts.
+func testMutation(t *testing.T, e *env) {
+	patched := map[string]string{"result": "patched"}
+	before := e.webhookMetric("poddns_webhook_admissions_total", patched)
+	var searches []string
+	for i := 1; i <= 29; i++ {
+		searches = append(searches, fmt.Sprintf("s%d.test", i))
+	}
+	cat := glibc("cat", "/etc/resolv.conf")
+	tests := []struct {
+		name        string
+		spec        func(corev1.PodSpec) corev1.PodSpec
+		more        []container
+		wantApplied []string
+		wantPolicy  corev1.DNSPolicy
+		wantWarning string
+		wantOut     []string // a regular expression per extra container
+	}{
+		{name: "plain", wantApplied: []string{"single-request-reopen"}, wantPolicy: corev1.DNSClusterFirst},
+		{
+			name: "hostnet", spec: func(s corev1.PodSpec) corev1.PodSpec { s.HostNetwork = true; return s },
+			more:        []container{glibc("/gai", "kubernetes.default"), musl("/gai", "web."+nsDNS)},
+			wantApplied: []string{"hostnetwork-cluster-dns", "single-request-reopen"}, wantPolicy: corev1.DNSClusterFirstWithHostNet,
+			wantOut: []string{`(?m)^addr ` + regexp.QuoteMeta(rig.KubernetesServiceIP) + `$`, `(?m)^addr 10\.`},
+		},
+		{
+			name: "truncating", spec: func(s corev1.PodSpec) corev1.PodSpec {
+				s.HostNetwork = true
+				s.DNSConfig = &corev1.PodDNSConfig{Searches: searches}
+				return s
+			},
+			wantApplied: []string{"single-request-reopen"}, wantPolicy: corev1.DNSClusterFirst,
+			wantWarning: `poddns: policy "hostnetwork-cluster-dns" not applied: kubelet would truncate`,
+		},
+		{
+			name: "default", spec: func(s corev1.PodSpec) corev1.PodSpec { s.DNSPolicy = corev1.DNSDefault; return s },
+			wantApplied: []string{"single-request-reopen"}, wantPolicy: corev1.DNSDefault,
+		},
+	}
+	created := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := podSpec(append([]container{cat}, tt.more...)...)
+			if tt.spec != nil {
+				spec = tt.spec(spec)
+			}
+			r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsWeb, Name: tt.name}, Spec: spec}, 90*time.Second)
+			created++
+			checkMutated(t, r.pod, r.out[0], tt.wantApplied, tt.wantPolicy)
+			if tt.wantWarning != "" && !slices.ContainsFunc(r.warnings, func(w string) bool { return strings.Contains(w, tt.wantWarning) }) {
+				t.Errorf("warnings %q, want one containing %q", r.warnings, tt.wantWarning)
+			}
+			for i, re := range tt.wantOut {
+				if !regexp.MustCompile(re).MatchString(r.out[1+i]) {
+					t.Errorf("%q printed %q, want a match of %s", tt.more[i].argv, r.out[1+i], re)
+				}
+			}
+			if tt.name == "default" {
+				checkNodeProfile(t, e, r.out[0])
+			}
+		})
+	}
+
+	t.Run("deployment", func(t *testing.T) {
+		spec := podSpec(glibc("sh", "-c", "cat /etc/resolv.conf; exec sleep 3600"))
+		spec.RestartPolicy = corev1.RestartPolicyAlways
+		labels := map[string]string{"app": "mutated"}
+		if _, err := e.c.Client.AppsV1().Deployments(nsWeb).Create(context.Background(), deployment(nsWeb, "mutated", labels, 1, spec), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitRollout(nsWeb, "mutated")
+		created++
+		pods := e.pods(nsWeb, "app=mutated")
+		if len(pods) != 1 {
+			t.Fatalf("%d pods of the Deployment", len(pods))
+		}
+		var out string
+		if err := e.poll("the Deployment's pod's output", 30*time.Second, func(context.Context) (bool, error) {
+			out = e.logs(nsWeb, pods[0].Name, "c0")
+			return strings.Contains(out, "nameserver"), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		checkMutated(t, &pods[0], out, []string{"single-request-reopen"}, corev1.DNSClusterFirst)
+	})
+
+	// Nothing but the API server calls the webhook: its counters moved by
+	// the pods just created.
+	if got := e.webhookMetric("poddns_webhook_admissions_total", patched) - before; got < float64(created) {
+		t.Errorf("poddns_webhook_admissions_total{result=patched} rose by %v for %d pods created", got, created)
+	}
+}
+
+// checkMutated: the pod carries the applied policies and the dnsPolicy
+// wanted, and kubelet's resolv.conf (out) equals its annotation.
+func checkMutated(t *testing.T, pod *corev1.Pod, out string, applied []string, policy corev1.DNSPolicy) {
+	t.Helper()
+	got := strings.Split(pod.Annotations[annApplied], ",")
+	slices.Sort(got)
+	if !slices.Equal(got, applied) {
+		t.Errorf("%s: %s %q, want %q", pod.Name, annApplied, pod.Annotations[annApplied], applied)
+	}
+	if pod.Spec.DNSPolicy != policy {
+		t.Errorf("%s: dnsPolicy %s, want %s", pod.Name, pod.Spec.DNSPolicy, policy)
+	}
+	preview, ok := pod.Annotations[annResolvConf]
+	if !ok {
+		t.Errorf("%s: no %s annotation", pod.Name, annResolvConf)
+		return
+	}
+	sameResolvConf(t, pod.Name, out, preview)
+}
+
+// checkNodeProfile: a dnsPolicy Default pod gets the node's resolver file,
+// which is the node profile's (its nameserver the rig's upstream).
+func checkNodeProfile(t *testing.T, e *env, out string) {
+	t.Helper()
+	got, err := resolvconf.Parse(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := resolvconf.Parse(strings.NewReader(e.c.Profile.ResolvConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Nameservers, want.Nameservers) || !slices.Equal(got.Searches, want.Searches) {
+		t.Errorf("a Default pod's resolv.conf\n%s\ndiffers from the node profile's\n%s", out, e.c.Profile.ResolvConf)
+	}
+	if !slices.Equal(e.c.Profile.ClusterDNS, []string{clusterDNS}) {
+		t.Errorf("node profile clusterDNS %q, want %s", e.c.Profile.ClusterDNS, clusterDNS)
+	}
+}
+
+// deployment is a Deployment of replicas pods with labels and spec.
+func deployment(ns, name string, labels map[string]string, replicas int32, spec corev1.PodSpec) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
+		},
+	}
+}
+
+// What the gai client prints.
+var (
+	gaiAddr  = regexp.MustCompile(`(?m)^addr (\S+)$`)
+	gaiCanon = regexp.MustCompile(`(?m)^canon (\S+)$`)
+)
+
+// testResolution: glibc and musl pods resolve a Service (short name through
+// the search list), a headless Service's name and an external name through
+// dnsd running as pods behind the cluster DNS ClusterIP, their only
+// nameserver.
+func testResolution(t *testing.T, e *env) {
+	ctx := context.Background()
+	svc, err := e.c.Client.CoreV1().Services(nsDNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := e.pods(nsDNS, "app=web")
+	if len(web) != 1 {
+		t.Fatalf("%d web pods", len(web))
+	}
+	dnsSvc, err := e.c.Client.CoreV1().Services("kube-system").Get(ctx, "poddns-dnsd", metav1.GetOptions{})
+	if err != nil || dnsSvc.Spec.ClusterIP != clusterDNS {
+		t.Fatalf("dnsd's Service: %v, ClusterIP %v; want %s", err, dnsSvc.Spec.ClusterIP, clusterDNS)
+	}
+	// The rig's upstream answers every A query, the node's search domain
+	// appended included: the external name is absolute, and each answer's
+	// canonical name says which name of the search walk answered.
+	names := []struct{ name, canon, want string }{
+		{"web", "web." + nsDNS + ".svc.cluster.local", svc.Spec.ClusterIP},
+		{"web-h." + nsDNS, "web-h." + nsDNS + ".svc.cluster.local", web[0].Status.PodIP},
+		{"external.example.org.", "external.example.org", rig.UpstreamAnswer},
+	}
+	before := e.dnsdMetric("kube-system", "poddns_dns_requests_total", nil)
+	for _, lc := range []struct {
+		name  string
+		image func(...string) container
+	}{{"glibc", glibc}, {"musl", musl}} {
+		t.Run(lc.name, func(t *testing.T) {
+			var cs []container
+			for _, n := range names {
+				cs = append(cs, lc.image("/gai", n.name))
+			}
+			if lc.name == "glibc" {
+				cs = append(cs, glibc("cat", "/etc/resolv.conf"))
+			}
+			r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsDNS, Name: "resolve-" + lc.name}, Spec: podSpec(cs...)}, 90*time.Second)
+			for i, n := range names {
+				m := gaiAddr.FindAllStringSubmatch(r.out[i], -1)
+				canon := gaiCanon.FindStringSubmatch(r.out[i])
+				if len(m) == 0 || !slices.ContainsFunc(m, func(a []string) bool { return a[1] == n.want }) ||
+					canon == nil || strings.TrimSuffix(canon[1], ".") != n.canon {
+					t.Errorf("%s: %s resolved to %q, want %s as %s", lc.name, n.name, r.out[i], n.want, n.canon)
+				}
+			}
+			if lc.name == "glibc" {
+				rc, err := resolvconf.Parse(strings.NewReader(r.out[len(names)]))
+				if err != nil || !slices.Equal(rc.Nameservers, []string{clusterDNS}) {
+					t.Errorf("the pod's nameservers: %v %v, want only dnsd's ClusterIP %s", err, rc, clusterDNS)
+				}
+			}
+		})
+	}
+	if got := e.dnsdMetric("kube-system", "poddns_dns_requests_total", nil) - before; got < float64(2*len(names)) {
+		t.Errorf("dnsd's pods received %v queries for %d lookups by 2 clients", got, len(names))
+	}
+}
+
+// testCompletion: a glibc ClusterFirst pod's external lookup costs 8 wire
+// queries or more without completion (a name per search domain until one
+// answers, each A and AAAA); after turning completion on through dnsd's
+// ConfigMap (applied in place, no restart), 2.
+func testCompletion(t *testing.T, e *env) {
+	lookup := func(name string) float64 {
+		before := e.dnsdMetric("kube-system", "poddns_dns_requests_total", nil)
+		// The pause lets dnsd's pod watch see the pod's IP first.
+		r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsDNS, Name: "lookup-" + strings.ReplaceAll(name, ".", "-")},
+			Spec: podSpec(glibc("sh", "-c", "sleep 2; exec /gai "+name))}, 90*time.Second)
+		if !strings.Contains(r.out[0], "addr "+rig.UpstreamAnswer) {
+			t.Errorf("%s: %q, want addr %s", name, r.out[0], rig.UpstreamAnswer)
+		}
+		return e.dnsdMetric("kube-system", "poddns_dns_requests_total", nil) - before
+	}
+	// The rig's upstream answers every A query, so the walk ends at the
+	// node's search domain: 4 names, A and AAAA each.
+	if got := lookup("off.example.org"); got < 8 {
+		t.Errorf("without completion: %v wire queries, want 8 or more", got)
+	}
+	ctx := context.Background()
+	var cm corev1.ConfigMap
+	if err := e.cl.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "poddns-dnsd-config"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	const off = "completion:\n  enabled: false"
+	if !strings.Contains(cm.Data["config.yaml"], off) {
+		t.Fatalf("dnsd's config.yaml no longer contains %q", off)
+	}
+	cm.Data["config.yaml"] = strings.Replace(cm.Data["config.yaml"], off, "completion:\n  enabled: true", 1)
+	if err := e.cl.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	// dnsd refuses to turn completion on in a reload (it starts the pod
+	// watch): the documented way is a rollout restart.
+	e.restart("kube-system", "poddns-dnsd")
+	if got := lookup("on.example.org"); got != 2 {
+		t.Errorf("with completion: %v wire queries, want 2", got)
+	}
+}
+
+// nonePolicy is a DNSPolicy added to the policies ConfigMap while the
+// webhook runs: namespaces labelled rp.poddns.io/none switch to None.
+const nonePolicy = `apiVersion: poddns.io/v1alpha1
+kind: DNSPolicy
+metadata:
+  name: rp-none
+spec:
+  match:
+    namespaceSelector:
+      matchLabels:
+        rp.poddns.io/none: "true"
+    hostNetwork: false
+    dnsPolicies: [ClusterFirst]
+  actions:
+    dnsPolicy: None
+    nameservers: [` + clusterDNS + `]
+    searches:
+      replace: [$(NAMESPACE).svc.$(CLUSTER_DOMAIN), svc.$(CLUSTER_DOMAIN)]
+    ndots: 2
+`
+
+// testPolicyReload: a policy added through the ConfigMap reaches the
+// running webhook (its pods keep their UIDs and restart counts); a new
+// pod is switched to None, and kubelet writes what the annotation says.
+func testPolicyReload(t *testing.T, e *env) {
+	ctx := context.Background()
+	const sel = "app.kubernetes.io/name=poddns-webhook"
+	type incarnation struct {
+		uid      types.UID
+		restarts int32
+	}
+	seen := func() map[string]incarnation {
+		m := map[string]incarnation{}
+		for _, p := range e.pods("poddns-system", sel) {
+			var r int32
+			for _, s := range p.Status.ContainerStatuses {
+				r += s.RestartCount
+			}
+			m[p.Name] = incarnation{p.UID, r}
+		}
+		return m
+	}
+	was := seen()
+	var cm corev1.ConfigMap
+	if err := e.cl.Get(ctx, client.ObjectKey{Namespace: "poddns-system", Name: "poddns-policies"}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["rp-none.yaml"] = nonePolicy
+	if err := e.cl.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsNone, Name: "none"}, Spec: podSpec(glibc("cat", "/etc/resolv.conf"), glibc("/gai", "web."+nsDNS))}
+	// Server-side dry runs: the webhook has no side effects.
+	if err := e.poll("the webhook applying the new policy", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := e.cs.CoreV1().Pods(nsNone).Create(ctx, probe.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err == nil && p.Spec.DNSPolicy == corev1.DNSNone, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the new policy applied %s after the ConfigMap update", time.Since(begin).Round(time.Millisecond))
+	r := e.run(probe, 90*time.Second)
+	checkMutated(t, r.pod, r.out[0], []string{"rp-none"}, corev1.DNSNone)
+	if !strings.Contains(r.out[1], "addr ") {
+		t.Errorf("web.%s from a None pod: %q", nsDNS, r.out[1])
+	}
+	if now := seen(); !maps.Equal(was, now) {
+		t.Errorf("the webhook's pods changed: %v, now %v", was, now)
+	}
+}
+
+// restart restarts a Deployment as `kubectl rollout restart` does and waits
+// until the new pods are Available and the old ones gone.
+func (e *env) restart(ns, name string) {
+	e.t.Helper()
+	ctx := context.Background()
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
+	d, err := e.c.Client.AppsV1().Deployments(ns).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitRollout(ns, name)
+	sel := metav1.FormatLabelSelector(d.Spec.Selector)
+	if err := e.poll("the old pods of "+ns+"/"+name+" gone", time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := e.c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		return err == nil && len(l.Items) == len(e.pods(ns, sel)), err
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// testAudit applies what deploy/overlays/audit changes in deploy/base (the
+// webhook's Deployment, with --mode=audit) over the running install: a new pod is left
+// as it was, with the webhook's audit warning and counter to show it was
+// called.
+func testAudit(t *testing.T, e *env) {
+	base, audit := e.render("base"), e.render("overlays/audit")
+	var changed []*unstructured.Unstructured
+	for _, u := range audit {
+		i := slices.IndexFunc(base, func(o *unstructured.Unstructured) bool {
+			return o.GetKind() == u.GetKind() && o.GetNamespace() == u.GetNamespace() && o.GetName() == u.GetName()
+		})
+		if i < 0 || !reflect.DeepEqual(base[i].Object, u.Object) {
+			changed = append(changed, u)
+		}
+	}
+	if len(changed) != 1 || changed[0].GetKind() != "Deployment" || changed[0].GetName() != "poddns-webhook" {
+		t.Fatalf("the audit overlay changes %d objects of deploy/base, want the webhook's Deployment", len(changed))
+	}
+	e.apply(changed)
+	e.waitRollout("poddns-system", "poddns-webhook")
+	before := e.webhookMetric("poddns_webhook_audit_would_change_total", nil)
+	r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsWeb, Name: "audited"}, Spec: podSpec(glibc("cat", "/etc/resolv.conf"))}, 90*time.Second)
+	for k := range r.pod.Annotations {
+		if strings.HasPrefix(k, "poddns.io/") {
+			t.Errorf("audit mode annotated the pod: %s", k)
+		}
+	}
+	if r.pod.Spec.DNSPolicy != corev1.DNSClusterFirst || r.pod.Spec.DNSConfig != nil {
+		t.Errorf("audit mode changed the pod: %s %+v", r.pod.Spec.DNSPolicy, r.pod.Spec.DNSConfig)
+	}
+	if !slices.ContainsFunc(r.warnings, func(w string) bool {
+		return strings.Contains(w, `policy "single-request-reopen" (audit) would change`)
+	}) {
+		t.Errorf("warnings %q, want the audit warning of single-request-reopen", r.warnings)
+	}
+	if got := e.webhookMetric("poddns_webhook_audit_would_change_total", nil) - before; got < 1 {
+		t.Errorf("poddns_webhook_audit_would_change_total rose by %v", got)
+	}
+}
+
+// testFailOpen: with the webhook scaled to 0, pods of opted-in namespaces
+// are still created (failurePolicy Ignore), unchanged, and the API server
+// counts the failed call.
+func testFailOpen(t *testing.T, e *env) {
+	ctx := context.Background()
+	sc, err := e.c.Client.AppsV1().Deployments("poddns-system").GetScale(ctx, "poddns-webhook", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Spec.Replicas = 0
+	if _, err := e.c.Client.AppsV1().Deployments("poddns-system").UpdateScale(ctx, "poddns-webhook", sc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.poll("no webhook pod left", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := e.c.Client.CoreV1().Pods("poddns-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=poddns-webhook"})
+		return err == nil && len(l.Items) == 0, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	failOpen := map[string]string{"name": "pods.poddns.io"}
+	before := e.apiServerMetric("apiserver_admission_webhook_fail_open_count", failOpen)
+	r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsWeb, Name: "fail-open"}, Spec: podSpec(glibc("cat", "/etc/resolv.conf"))}, 90*time.Second)
+	if _, ok := r.pod.Annotations[annApplied]; ok || r.pod.Spec.DNSConfig != nil {
+		t.Errorf("a pod created without the webhook was changed: %v %+v", r.pod.Annotations, r.pod.Spec.DNSConfig)
+	}
+	if got := e.apiServerMetric("apiserver_admission_webhook_fail_open_count", failOpen) - before; got < 1 {
+		t.Errorf("apiserver_admission_webhook_fail_open_count{name=pods.poddns.io} rose by %v", got)
+	}
+}
+
+// testUninstall follows docs/install.md: the MutatingWebhookConfiguration
+// first, then everything else; pods are created afterwards as before.
+func testUninstall(t *testing.T, e *env) {
+	ctx := context.Background()
+	var webhookConfig *unstructured.Unstructured
+	for _, u := range e.objs {
+		if u.GetKind() == "MutatingWebhookConfiguration" {
+			webhookConfig = u
+		}
+	}
+	if webhookConfig == nil {
+		t.Fatal("no MutatingWebhookConfiguration in the install")
+	}
+	if err := e.cl.Delete(ctx, webhookConfig.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	for i := len(e.objs) - 1; i >= 0; i-- {
+		if err := client.IgnoreNotFound(e.cl.Delete(ctx, e.objs[i].DeepCopy())); err != nil {
+			t.Errorf("delete %s %s: %v", e.objs[i].GetKind(), e.objs[i].GetName(), err)
+		}
+	}
+	if err := e.poll("namespace poddns-system gone", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := e.c.Client.CoreV1().Namespaces().Get(ctx, "poddns-system", metav1.GetOptions{})
+		return err != nil && client.IgnoreNotFound(err) == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsWeb, Name: "after-uninstall"}, Spec: podSpec(glibc("cat", "/etc/resolv.conf"))}, 90*time.Second)
+	if len(r.warnings) != 0 || r.pod.Annotations[annApplied] != "" {
+		t.Errorf("after uninstalling: warnings %q, annotations %v", r.warnings, r.pod.Annotations)
+	}
+}
