@@ -27,8 +27,14 @@ func TestKilledRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireNode(t, root)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledRunHelper$", "-test.v", "-test.timeout=10m")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	// The lock is held from before the helper's rig to after this test's,
+	// so that no other rig on the machine cleans up the killed one first.
+	// (A Cleanup, not a defer: it must run after the rig's Close.)
+	lock := lockMachine(t)
+	lockHeld = true
+	t.Cleanup(func() { lockHeld = false; lock.Close() })
+	cmd := helper("kill")
+	cmd.Env = append(cmd.Env, lockHeldEnv+"=1")
 	out, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -103,16 +109,66 @@ func TestKilledRun(t *testing.T) {
 	checkNetwork(t, c)
 }
 
-// helperEnv makes the test binary run TestKilledRunHelper for TestKilledRun.
-const helperEnv = "PODDNS_RIG_KILLED_HELPER"
+// helperEnv makes the test binary run TestRigHelper, in the mode it is set
+// to: "kill" (a whole rig, then wait to be killed) or "fail" (a control
+// plane, then fail).
+const helperEnv = "PODDNS_RIG_HELPER"
 
-// TestKilledRunHelper is TestKilledRun's victim: it starts a whole rig,
-// says so, and waits to be killed.
-func TestKilledRunHelper(t *testing.T) {
-	if os.Getenv(helperEnv) != "1" {
-		t.Skip("the helper of TestKilledRun, run by it")
+// failure is what TestRigHelper fails with in "fail" mode.
+const failure = "failing on purpose"
+
+// helper returns the command that runs TestRigHelper in mode.
+func helper(mode string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRigHelper$", "-test.v", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	return cmd
+}
+
+// TestRigHelper is the victim of TestKilledRun and TestFailedRun.
+func TestRigHelper(t *testing.T) {
+	switch os.Getenv(helperEnv) {
+	case "kill":
+		c := Start(t, Options{})
+		os.Stdout.WriteString("RIG-UP " + c.Dir + "\n")
+		time.Sleep(10 * time.Minute) // until TestKilledRun kills this process
+	case "fail":
+		Start(t, Options{ControlPlaneOnly: true})
+		t.Fatal(failure)
+	default:
+		t.Skip("the helper of TestKilledRun and TestFailedRun, run by them")
 	}
-	c := Start(t, Options{})
-	os.Stdout.WriteString("RIG-UP " + c.Dir + "\n")
-	time.Sleep(10 * time.Minute) // until TestKilledRun kills this process
+}
+
+// TestFailedRun: a test that fails with a rig up leaves its logs, events
+// and pods under bin/rig-logs/<test>/, and its Close still restores the
+// machine (no difference reported, no state file left).
+func TestFailedRun(t *testing.T) {
+	testenv.RequireRoot(t)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := filepath.Join(root, "bin/rig-logs/TestRigHelper")
+	_ = os.RemoveAll(logs)
+	// Held across the helper's run, so that the state file checked below
+	// can only be the helper's.
+	lock := lockMachine(t)
+	defer lock.Close()
+	cmd := helper("fail")
+	cmd.Env = append(cmd.Env, lockHeldEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), failure) {
+		t.Fatalf("the helper: %v, want it to fail with %q:\n%s", err, failure, out)
+	}
+	if strings.Contains(string(out), "differs from its snapshot") {
+		t.Errorf("the failed run did not restore the machine:\n%s", out)
+	}
+	if _, err := os.Stat(statePath); err == nil {
+		t.Errorf("the failed run left its state file %s", statePath)
+	}
+	for _, f := range []string{"kube-apiserver.log", "etcd.log", "cluster.txt"} {
+		if fi, err := os.Stat(filepath.Join(logs, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("no %s in %s after the failure (%v)", f, logs, err)
+		}
+	}
 }

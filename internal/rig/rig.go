@@ -192,21 +192,39 @@ func requireNode(t testing.TB, root string) {
 	testenv.RequireOrSkip(t, fmt.Sprintf("the pause image (%v); run `make images`", err), err == nil)
 }
 
-// takeLock waits for the machine-wide rig lock, held until Close.
+// lockHeldEnv, set to 1 in a helper process's environment, says that the
+// test running the helper holds the machine-wide lock for it.
+const lockHeldEnv = "PODDNS_RIG_LOCK_HELD"
+
+// lockHeld means the machine-wide lock is already held for the rigs this
+// process starts: by a test that keeps it across a helper's rig and its
+// own (TestKilledRun), or, in that helper, by the test running it.
+var lockHeld = os.Getenv(lockHeldEnv) == "1"
+
+// takeLock takes the machine-wide rig lock for the rig, held until Close,
+// unless lockHeld.
 func (c *Cluster) takeLock() {
+	if !lockHeld {
+		c.lock = lockMachine(c.t)
+	}
+}
+
+// lockMachine waits for the machine-wide rig lock; closing the file
+// releases it.
+func lockMachine(t testing.TB) *os.File {
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		c.t.Fatalf("rig lock %s: %v", lockPath, err)
+		t.Fatalf("rig lock %s: %v", lockPath, err)
 	}
 	start := time.Now()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		c.t.Fatalf("rig lock %s: %v", lockPath, err)
+		t.Fatalf("rig lock %s: %v", lockPath, err)
 	}
 	if w := time.Since(start); w > time.Second {
-		c.t.Logf("rig: waited %s for another rig (%s)", w.Round(time.Second), lockPath)
+		t.Logf("rig: waited %s for another rig (%s)", w.Round(time.Second), lockPath)
 	}
-	c.lock = f
+	return f
 }
 
 func (c *Cluster) saveState(holder int, pidNS uint64) {
@@ -319,8 +337,11 @@ func (c *Cluster) Close() {
 		c.dumpLogs()
 	}
 	if c.keep && c.holder > 0 {
-		c.t.Logf("rig: KEEP_RIG=1: the rig stays up (PID %d); reach it with\n  nsenter -t %d -n -m -p kubectl --kubeconfig %s get pods -A\nthe next run (or killing PID %d and running again) cleans it up",
-			c.holder, c.holder, c.Kubeconfig, c.holder)
+		c.t.Logf("rig: KEEP_RIG=1: the rig stays up (PID %d), kubeconfig %s (its server is inside the rig); e.g.\n"+
+			"  nsenter -t %d -n -m -p kubectl --kubeconfig %s get pods -A\n"+
+			"  nsenter -t %d -n curl --cacert %s/ca.crt --cert %s/admin.crt --key %s/admin.key %s/api/v1/pods\n"+
+			"the next run (or kill -9 %d and a run) cleans it up",
+			c.holder, c.Kubeconfig, c.holder, c.Kubeconfig, c.holder, c.Dir, c.Dir, c.Dir, apiServerURL, c.holder)
 		return
 	}
 	if c.holder > 0 {

@@ -63,6 +63,7 @@ func (c *Cluster) dumpLogs() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var b strings.Builder
+		b.WriteString("# events\n")
 		if evs, err := c.Client.CoreV1().Events("").List(ctx, metav1.ListOptions{}); err == nil {
 			sort.Slice(evs.Items, func(i, j int) bool { return evs.Items[i].LastTimestamp.Before(&evs.Items[j].LastTimestamp) })
 			for _, e := range evs.Items {
@@ -70,6 +71,7 @@ func (c *Cluster) dumpLogs() {
 					e.InvolvedObject.Kind, e.Namespace+"/"+e.InvolvedObject.Name, e.Reason, e.Message)
 			}
 		}
+		b.WriteString("# pods\n")
 		if pods, err := c.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err == nil {
 			for _, p := range pods.Items {
 				fmt.Fprintf(&b, "pod %s/%s %s node=%s ip=%s\n", p.Namespace, p.Name, p.Status.Phase, p.Spec.NodeName, p.Status.PodIP)
