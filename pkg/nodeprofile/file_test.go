@@ -8,12 +8,30 @@ import (
 	"github.com/poddns/poddns/pkg/nodeprofile"
 )
 
+// errorCase is an input that must fail to parse, with a substring of the
+// error.
+type errorCase struct {
+	name string
+	in   string
+	want string
+}
+
+// checkParseErrors checks that parse (named what) refuses each case's
+// input, read as the file file, with an error containing the case's want.
+func checkParseErrors[T any](t *testing.T, what string, parse func([]byte, string) (T, error), file string, cases []errorCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse([]byte(tt.in), file)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s error = %v, want one containing %q", what, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want string // substring of the error
-	}{
+	checkParseErrors(t, "Parse", nodeprofile.Parse, "profile.yaml", []errorCase{
 		{"unknown field", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nresolvconf: /etc/resolv.conf\n", "profile.yaml: document 1, line 3: resolvconf: unknown field"},
 		{"duplicate field", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDomain: a\nclusterDomain: b\n", "line 4: clusterDomain: duplicate field (first at line 3)"},
 		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: DNSPolicy\n", `line 2: kind: unsupported value "DNSPolicy": want "NodeProfile"`},
@@ -25,15 +43,7 @@ func TestParseErrors(t *testing.T) {
 		{"content without a file", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nresolvConf: \"\"\nresolvConfContent: \"nameserver 10.0.0.2\"\n", `resolvConfContent is set but resolvConf is ""`},
 		{"not YAML", "apiVersion: [\n", "invalid YAML"},
 		{"field case", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nClusterDomain: a\n", "line 3: ClusterDomain: unknown field (field names are case-sensitive)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := nodeprofile.Parse([]byte(tt.in), "profile.yaml")
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Parse error = %v, want one containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestParseKubeletConfig(t *testing.T) {

@@ -33,11 +33,7 @@ profiles:
 `
 
 func TestParseSetErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want string
-	}{
+	checkParseErrors(t, "ParseSet", nodeprofile.ParseSet, "set.yaml", []errorCase{
 		{"unknown field in a profile", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfileSet\nprofiles:\n- name: a\n  clusterDns: [10.0.0.1]\n",
 			"set.yaml: document 1, line 5: profiles[0].clusterDns: unknown field"},
 		{"unknown field in a selector", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfileSet\nprofiles:\n- name: a\n  nodeSelector: {matchLabel: {a: b}}\n",
@@ -50,15 +46,7 @@ func TestParseSetErrors(t *testing.T) {
 			`profiles[0]: resolvConfContent is set but resolvConf is ""`},
 		{"two documents", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfileSet\nprofiles: [{name: a}]\n---\napiVersion: poddns.io/v1alpha1\nkind: NodeProfileSet\n",
 			"2 documents: expected one NodeProfileSet"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := nodeprofile.ParseSet([]byte(tt.in), "set.yaml")
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("ParseSet error = %v, want one containing %q", err, tt.want)
-			}
-		})
-	}
+	})
 }
 
 func TestSetPools(t *testing.T) {
