@@ -96,7 +96,7 @@ func (s *Server) Start() error {
 			tcp.Close()
 			return fmt.Errorf("serve %s: %T is not a UDP socket", s.addr, pc)
 		}
-		s.udp = append(s.udp, newUDPLoop(uc, h))
+		s.udp = append(s.udp, newUDPLoop(uc, s.serve, s.opts.OnError))
 	}
 	s.tcp = newTCPLoop(tcp, h, s.opts)
 	s.done = make(chan error, 1+len(s.udp))
@@ -196,7 +196,11 @@ func (s *Server) shutdownAll(ctx context.Context) error {
 }
 
 func (s *Server) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
-	_, err := Handle(context.Background(), s.opts.Handler, w, r)
+	s.serve(context.Background(), w, r)
+}
+
+func (s *Server) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
+	_, err := Handle(ctx, s.opts.Handler, w, r)
 	if err != nil && s.opts.OnError != nil {
 		s.opts.OnError(err)
 	}

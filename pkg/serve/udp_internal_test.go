@@ -2,6 +2,8 @@ package serve
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -54,5 +56,63 @@ func TestUDPWorkersRetire(t *testing.T) {
 	}
 	if w := l.workers.Load(); w > 2*baseUDPWorkers {
 		t.Errorf("%d workers after the burst, want at most %d", w, 2*baseUDPWorkers)
+	}
+}
+
+// TestUDPBlockingHandsOff: a handler that calls Blocking before it waits
+// hands its socket to another worker at once: with the watcher off, the
+// queries after a blocked one are answered only thanks to Blocking (without
+// it the socket's only reader waits with the handler, and they time out).
+func TestUDPBlockingHandsOff(t *testing.T) {
+	pc, err := listenUDP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	l := newUDPLoop(pc.(*net.UDPConn), func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
+		if r.Question[0].Name == "slow.example." {
+			Blocking(ctx)
+			close(entered)
+			<-release
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		_ = w.WriteMsg(m)
+	}, nil)
+	l.stall = 0
+	l.start()
+	addr := pc.LocalAddr().String()
+	defer func() {
+		l.close()
+		if err := l.wait(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+
+	slow := make(chan error, 1)
+	go func() {
+		m := new(dns.Msg)
+		m.SetQuestion("slow.example.", dns.TypeA)
+		_, _, err := (&dns.Client{Net: "udp", Timeout: 10 * time.Second}).Exchange(m, addr)
+		slow <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("the slow query did not reach the handler")
+	}
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	for i := range 20 {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("q%d.example.", i), dns.TypeA)
+		if _, _, err := c.Exchange(m, addr); err != nil {
+			close(release)
+			t.Fatalf("query %d while a handler that called Blocking waits: %v", i, err)
+		}
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Errorf("the slow query: %v", err)
 	}
 }

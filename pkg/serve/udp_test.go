@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
@@ -203,5 +205,113 @@ func TestUDPShutdownAnswersInFlight(t *testing.T) {
 	c := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
 	if _, _, err := c.Exchange(dnstest.Query(qname, dns.TypeA, 0), s.Addr()); err == nil {
 		t.Error("a query after Shutdown was answered")
+	}
+}
+
+// TestUDPBatchGarbage: datagrams are read and answered in batches; a burst
+// that mixes garbage (short datagrams, responses, unparseable messages)
+// with queries loses none of the queries, and each piece of garbage gets
+// what it gets alone (TestUDPMalformed).
+func TestUDPBatchGarbage(t *testing.T) {
+	addr := dnstest.StartServer(t, answerA(1))
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	query := func(id uint16) []byte {
+		q := dnstest.Query(qname, dns.TypeA, 0)
+		q.Id = id
+		b, _ := q.Pack()
+		return b
+	}
+	q := query(0)
+	garbage := [][]byte{
+		{1, 2, 3}, // short: no reply
+		append([]byte{0, 0, 0x81, 0, 0, 1, 0, 0, 0, 0, 0, 0}, q[12:]...),      // a response: no reply
+		append([]byte{0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}, q[12:len(q)-3]...), // cut: FORMERR
+	}
+	const n = 48 // in one burst, well within a socket's receive buffer
+	want := map[uint16]bool{}
+	for i := range n {
+		b := query(uint16(1000 + i))
+		if i%2 == 1 {
+			g := garbage[i/2%len(garbage)]
+			b = append([]byte(nil), g...)
+			if len(b) >= 2 {
+				b[0], b[1] = byte((2000+i)>>8), byte(2000+i)
+			}
+		} else {
+			want[uint16(1000+i)] = true
+		}
+		if _, err := conn.WriteToUDP(b, raddr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(want) > 0 {
+		k, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("%d queries not answered: %v", len(want), err)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(buf[:k]); err != nil {
+			t.Fatalf("reply does not parse: %v", err)
+		}
+		switch {
+		case m.Id >= 2000 && m.Rcode == dns.RcodeFormatError:
+			// the cut message
+		case want[m.Id] && len(m.Answer) == 1:
+			delete(want, m.Id)
+		default:
+			t.Fatalf("unexpected reply %v", m)
+		}
+	}
+}
+
+// TestUDPReplySource: replies, sent in batches, leave from the address
+// each query was sent to, on IPv4, IPv6 and wildcard listeners (a
+// connected client takes no reply from another address), and each query
+// sent alone to an idle socket is answered: a reply never waits for a
+// batch to fill.
+func TestUDPReplySource(t *testing.T) {
+	if ln, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		testenv.RequireOrSkip(t, fmt.Sprintf("IPv6 loopback (%v)", err), false)
+	} else {
+		ln.Close()
+	}
+	for _, tc := range []struct {
+		listen string
+		dial   []string
+	}{
+		{"127.0.0.1:0", []string{"127.0.0.1"}},
+		{"[::1]:0", []string{"::1"}},
+		{"0.0.0.0:0", []string{"127.0.0.1", "127.0.0.2"}},
+		{"[::]:0", []string{"127.0.0.1", "127.0.0.2", "::1"}},
+	} {
+		t.Run(tc.listen, func(t *testing.T) {
+			s, err := serve.NewServer(serve.Options{Addr: tc.listen, Handler: answerA(1), UDPSockets: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Shutdown(context.Background()) })
+			_, port, _ := net.SplitHostPort(s.Addr())
+			for _, ip := range tc.dial {
+				for range 3 {
+					m := dnstest.Exchange(t, net.JoinHostPort(ip, port), "udp", dnstest.Query(qname, dns.TypeA, 0))
+					if len(m.Answer) != 1 {
+						t.Errorf("%s: %v", ip, m)
+					}
+				}
+			}
+		})
 	}
 }

@@ -327,6 +327,7 @@ func (c *Cache) fetch(ctx context.Context, k string, w dns.ResponseWriter, r *dn
 	if f, ok := fs.m[k]; ok {
 		fs.mu.Unlock()
 		c.coalC.Inc()
+		serve.Blocking(ctx) // nothing waits behind this query while it waits
 		select {
 		case <-f.done:
 			serve.SetSource(ctx, serve.SourceCache) // another query's flight answered

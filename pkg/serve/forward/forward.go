@@ -213,6 +213,7 @@ func (f *Forward) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 // exchange sends r to the upstreams of g in policy order until one answers
 // or ctx ends, and returns the upstream's reply (its own ID and question).
 func (f *Forward) exchange(ctx context.Context, g *group, r *dns.Msg) (*dns.Msg, error) {
+	serve.Blocking(ctx) // nothing waits behind this query while it waits
 	q := upstreamQuery(r)
 	order := f.order(g)
 	var lastErr error
@@ -311,6 +312,7 @@ func (f *Forward) ExchangeVia(ctx context.Context, addr string, r *dns.Msg) (*dn
 	if u == nil {
 		return nil, fmt.Errorf("forward: no upstream %s", addr)
 	}
+	serve.Blocking(ctx)
 	ctx, cancel := context.WithTimeout(ctx, f.deadline)
 	defer cancel()
 	reply, err := u.exchange(ctx, upstreamQuery(r))
