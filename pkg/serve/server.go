@@ -96,7 +96,15 @@ func (s *Server) Start() error {
 			tcp.Close()
 			return fmt.Errorf("serve %s: %T is not a UDP socket", s.addr, pc)
 		}
-		s.udp = append(s.udp, newUDPLoop(uc, s.serve, s.opts.OnError))
+		l, err := newUDPLoop(uc, s.serve, s.opts.OnError)
+		if err != nil {
+			for _, pc := range udp {
+				pc.Close()
+			}
+			tcp.Close()
+			return fmt.Errorf("serve %s: %w", s.addr, err)
+		}
+		s.udp = append(s.udp, l)
 	}
 	s.tcp = newTCPLoop(tcp, h, s.opts)
 	s.done = make(chan error, 1+len(s.udp))

@@ -76,6 +76,8 @@ type udpBatch struct {
 	out  []ipv4.Message
 	outs int // replies waiting in out
 	bufs [][]byte
+	// rin and rout are the system calls' view of in and out (Linux).
+	rin, rout rawBatch
 }
 
 var udpBatches = sync.Pool{New: func() any {
@@ -108,7 +110,7 @@ type udpWorker struct {
 type udpLoop struct {
 	conn    *net.UDPConn
 	stall   time.Duration // the watcher's period; 0 turns it off (tests)
-	bc      batchConn
+	io      batchIO
 	handler dns.Handler
 	onError func(error)
 
@@ -132,7 +134,7 @@ type udpLoop struct {
 // newUDPLoop serves conn with serve, which is called with a context that
 // carries the query's Blocking hook; onError (may be nil) gets the errors
 // of replies sent in a batch, which no handler sees.
-func newUDPLoop(conn *net.UDPConn, serve func(context.Context, dns.ResponseWriter, *dns.Msg), onError func(error)) *udpLoop {
+func newUDPLoop(conn *net.UDPConn, serve func(context.Context, dns.ResponseWriter, *dns.Msg), onError func(error)) (*udpLoop, error) {
 	// Replies must leave from the address the query came to (a wildcard
 	// listener on a host with several addresses): ask for the packet info.
 	// Failing that (neither family supports it) replies use the default
@@ -144,8 +146,12 @@ func newUDPLoop(conn *net.UDPConn, serve func(context.Context, dns.ResponseWrite
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
 		bc = p6
 	}
-	return &udpLoop{conn: conn, stall: stallCheck, bc: bc, handler: udpHandler(serve), onError: onError,
-		done: make(chan error, 1), wake: make(chan struct{}, 1), handoffs: make(chan *udpBatch), stop: make(chan struct{})}
+	io, err := newBatchIO(conn, bc)
+	if err != nil {
+		return nil, fmt.Errorf("udp %s: %w", conn.LocalAddr(), err)
+	}
+	return &udpLoop{conn: conn, stall: stallCheck, io: io, handler: udpHandler(serve), onError: onError,
+		done: make(chan error, 1), wake: make(chan struct{}, 1), handoffs: make(chan *udpBatch), stop: make(chan struct{})}, nil
 }
 
 // udpHandler calls its function with the writer's context.
@@ -218,7 +224,7 @@ func (l *udpLoop) answer(w *udpWorker, b *udpBatch) bool {
 	w.detached.Store(false)
 	for {
 		if int(b.next.Load()) >= b.n {
-			n, err := l.bc.ReadBatch(b.in, 0)
+			n, err := l.io.read(b)
 			if err != nil {
 				b.n = 0
 				if l.closing.Load() || errors.Is(err, net.ErrClosed) {
@@ -293,19 +299,19 @@ func (w *udpWorker) replyOOB(oob []byte) []byte {
 // datagrams not answered yet are the other worker's. It reports false
 // when no worker can be had (maxUDPWorkers): w keeps its batch.
 func (l *udpLoop) detach(w *udpWorker) bool {
-	select {
-	case l.handoffs <- w.b:
-	default:
-		if l.workers.Load() >= maxUDPWorkers {
-			return false
-		}
-		l.workers.Add(1)
-		l.wg.Add(1)
-		go l.work(w.b)
+	if l.workers.Load() >= maxUDPWorkers && l.idle.Load() == 0 {
+		return false
 	}
 	l.flush(w.b)
 	w.detached.Store(true)
 	l.active = nil
+	select {
+	case l.handoffs <- w.b:
+	default: // (above maxUDPWorkers only when an idle worker was not at its receive yet)
+		l.workers.Add(1)
+		l.wg.Add(1)
+		go l.work(w.b)
+	}
 	return true
 }
 
@@ -363,7 +369,7 @@ func (w *udpWriter) blocking() {
 // refuses is dropped and the others are still sent.
 func (l *udpLoop) flush(b *udpBatch) {
 	for i := 0; i < b.outs; {
-		n, err := l.bc.WriteBatch(b.out[i:b.outs], 0)
+		n, err := l.io.write(b, b.out[i:b.outs])
 		i += max(n, 0)
 		if err != nil {
 			i++ // the reply that failed

@@ -69,7 +69,7 @@ func TestUDPBlockingHandsOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	entered, release := make(chan struct{}), make(chan struct{})
-	l := newUDPLoop(pc.(*net.UDPConn), func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
+	l, err := newUDPLoop(pc.(*net.UDPConn), func(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) {
 		if r.Question[0].Name == "slow.example." {
 			Blocking(ctx)
 			close(entered)
@@ -79,6 +79,9 @@ func TestUDPBlockingHandsOff(t *testing.T) {
 		m.SetReply(r)
 		_ = w.WriteMsg(m)
 	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l.stall = 0
 	l.start()
 	addr := pc.LocalAddr().String()
