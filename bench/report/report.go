@@ -362,7 +362,7 @@ func writeDNS(b *strings.Builder, run *DNSRun, profiles map[string]map[string]Pr
 		b.WriteString("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, r := range orderedResults(sc.Results) {
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				r.Server, r.Scenario, count(r.QPS), rounds(r.QPSRounds), ms(r.P50), ms(r.P99), ms(r.P999),
+				r.Server, r.Scenario, count(r.QPS), figures(r.QPSRounds, count), ms(r.P50), ms(r.P99), ms(r.P999),
 				count(r.FixedRateQPS), mb(r.RSSAfterFill), mb(r.RSSAfterLoad), mb(r.PeakRSSRestart), sec(r.APIToAnswerSeconds))
 		}
 		b.WriteString("\n")
@@ -450,7 +450,7 @@ func writeWebhook(b *strings.Builder, run *WebhookRun, plotDir string) {
 	for _, r := range run.Results {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			count(r.Policies), count(r.Matching), count(r.Rate), count(r.Requests), count(r.Errors), num1(r.AchievedRate),
-			ms(r.P50), ms(r.P99), msList(r.P99Rounds), ms(r.P999), ms(r.Max), num1(r.CPUPercent), fixed(r.CPUPerReq, 3), mb(r.RSSMB))
+			ms(r.P50), ms(r.P99), figures(r.P99Rounds, ms), ms(r.P999), ms(r.Max), num1(r.CPUPercent), fixed(r.CPUPerReq, 3), mb(r.RSSMB))
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(b, "![Webhook p99 vs policies](%s/webhook-p99.svg)\n\n", plotDir)
@@ -558,24 +558,15 @@ func fixed(v *float64, digits int) string {
 	return strconv.FormatFloat(*v, 'f', digits, 64)
 }
 
-func msList(vs []float64) string {
+// figures is each of vs as format writes one, space-separated; a dash
+// for none.
+func figures(vs []float64, format func(*float64) string) string {
 	if len(vs) == 0 {
 		return dash
 	}
 	parts := make([]string, len(vs))
 	for i, v := range vs {
-		parts[i] = ms(&v)
-	}
-	return strings.Join(parts, " ")
-}
-
-func rounds(rs []float64) string {
-	if len(rs) == 0 {
-		return dash
-	}
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = count(&r)
+		parts[i] = format(&v)
 	}
 	return strings.Join(parts, " ")
 }
@@ -640,7 +631,7 @@ func writeCPUFixed(b *strings.Builder, sc *Scale) {
 			if rate == nil {
 				rate = r.FixedRateQPS
 			}
-			cells = append(cells, fmt.Sprintf("%s (%s)", ms(r.CPUPerQueryFixedUS), msList(r.CPUPerQueryFixedRounds)))
+			cells = append(cells, fmt.Sprintf("%s (%s)", ms(r.CPUPerQueryFixedUS), figures(r.CPUPerQueryFixedRounds, ms)))
 		}
 		if !seen {
 			continue
