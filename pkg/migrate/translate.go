@@ -1074,7 +1074,7 @@ func (t *translator) kubeDNS(k *kubeDNS) {
 	item := func(key, text string) corefile.Directive {
 		return corefile.Directive{Name: key, Args: []string{text}, Pos: corefile.Pos{File: k.path + ": data." + key}}
 	}
-	for _, zone := range sortedStubKeys(k.stubs) {
+	for _, zone := range slices.Sorted(maps.Keys(k.stubs)) {
 		d := item("stubDomains", zone+" "+strings.Join(k.stubs[zone], " "))
 		z := fqdns([]string{zone})[0]
 		if t.stubZones[z] {
@@ -1127,15 +1127,6 @@ func (t *translator) kubeDNS(k *kubeDNS) {
 	if strings.TrimSpace(k.federations) != "" {
 		t.skip(item("federations", "..."), "federations", "kube-dns federations are not translated (CoreDNS dropped them too)")
 	}
-}
-
-func sortedStubKeys(m map[string][]string) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // finish checks what the whole input implies.

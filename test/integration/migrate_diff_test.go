@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -258,7 +257,7 @@ func TestMigrateDifferential(t *testing.T) {
 					Env: []string{"KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT=" + apiPort},
 					Setup: func(ns netns.NsHandle) {
 						proxyTCPIn(t, ns, net.JoinHostPort("127.0.0.1", apiPort), apiHost)
-						for _, name := range sortedNames(upstreams) {
+						for _, name := range slices.Sorted(maps.Keys(upstreams)) {
 							u := &corpusUpstream{name: name, serial: uint32(time.Now().Unix())}
 							s.ups[name] = u
 							for _, a := range upstreams[name] {
@@ -349,15 +348,6 @@ func dotCertificate(t *testing.T) ([]byte, tls.Certificate) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func sortedNames(m map[string][]string) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // serviceAccountDir makes the in-cluster credentials both servers read: a
