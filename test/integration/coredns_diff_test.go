@@ -91,7 +91,7 @@ func genCluster(t *testing.T, c client.Client, nsCount, perNS int) []genService 
 	var out []genService
 	for n := range nsCount {
 		ns := fmt.Sprintf("gen%d", n)
-		mustCreate(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		testenv.Create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 		for i := range perNS {
 			g := genService{ns: ns, name: fmt.Sprintf("s%d", i)}
 			spec := corev1.ServiceSpec{}
@@ -154,9 +154,9 @@ func genCluster(t *testing.T, c client.Client, nsCount, perNS int) []genService 
 				spec.Ports = []corev1.ServicePort{{Port: 8080, Protocol: tcp}}
 			}
 			g.ports = spec.Ports
-			mustCreate(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: g.name, Namespace: ns}, Spec: spec})
+			testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: g.name, Namespace: ns}, Spec: spec})
 			for _, s := range slices {
-				mustCreate(t, c, s)
+				testenv.Create(t, c, s)
 			}
 			out = append(out, g)
 		}
@@ -485,7 +485,7 @@ func programmingLatency(t *testing.T, c client.Client, daddr, caddr string) {
 			}
 		}
 		t0 := time.Now()
-		mustCreate(t, c, o.obj)
+		testenv.Create(t, c, o.obj)
 		dch, cch := make(chan result, 1), make(chan result, 1)
 		go poll(daddr, q, t0, dch)
 		go poll(caddr, q, t0, cch)

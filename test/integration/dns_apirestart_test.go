@@ -46,7 +46,7 @@ func TestDNSAPIServerRestart(t *testing.T) {
 	c := env.Client
 	ready := true
 	str := func(s string) *string { return &s }
-	mustCreate(t, c,
+	testenv.Create(t, c,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rst"}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "rst"},
 			Spec: corev1.ServiceSpec{ClusterIP: "10.96.20.10", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
@@ -141,7 +141,7 @@ func TestDNSAPIServerRestart(t *testing.T) {
 	// have resumed (a relist or a watch from the last resource version,
 	// after the reflectors' backoff).
 	const late = "late.rst.svc.cluster.local."
-	mustCreate(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "rst"},
+	testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "rst"},
 		Spec: corev1.ServiceSpec{ClusterIP: "10.96.20.50", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
 	created := time.Now()
 	// The reflectors back off up to 30s (with jitter) while the API server

@@ -46,7 +46,7 @@ func createFixture(t *testing.T, c client.Client) {
 		if p, ok := o.(*corev1.Pod); ok {
 			pods = append(pods, p.DeepCopy()) // Create drops the status
 		}
-		mustCreate(t, c, o.(client.Object))
+		testenv.Create(t, c, o.(client.Object))
 	}
 	for _, p := range pods {
 		var ips []string
@@ -76,15 +76,6 @@ func setPodIP(t *testing.T, c client.Client, ns, name string, ips ...string) {
 	}
 	if err := c.Status().Update(t.Context(), &p); err != nil {
 		t.Fatalf("pod %s/%s status: %v", ns, name, err)
-	}
-}
-
-func mustCreate(t *testing.T, c client.Client, objs ...client.Object) {
-	t.Helper()
-	for _, o := range objs {
-		if err := c.Create(t.Context(), o); err != nil {
-			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
-		}
 	}
 }
 
@@ -157,7 +148,7 @@ func TestDNSConformance(t *testing.T) {
 		for i := range eps {
 			eps[i] = discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.245.%d.%d", i/200, i%200+1)}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}
 		}
-		mustCreate(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: metav1.NamespaceDefault},
+		testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: metav1.NamespaceDefault},
 			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
 			&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "big-1", Namespace: metav1.NamespaceDefault, Labels: map[string]string{discoveryv1.LabelServiceName: "big"}},
 				AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps})
@@ -210,7 +201,7 @@ func testPropagation(t *testing.T, env *testenv.Env, addr string) {
 
 	const late = "late.default.svc.cluster.local."
 	measure("create ClusterIP Service -> A", dnstest.Query(late, dns.TypeA, 0), func() {
-		mustCreate(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: metav1.NamespaceDefault},
+		testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: metav1.NamespaceDefault},
 			Spec: corev1.ServiceSpec{ClusterIP: "10.96.10.50", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
 	}, answers(late+" 30 IN A 10.96.10.50"))
 
@@ -238,7 +229,7 @@ func testPropagation(t *testing.T, env *testenv.Env, addr string) {
 	}, answers(cDB+" 30 IN A 10.244.1.20"))
 
 	const p3 = "10-244-7-7.default.pod.cluster.local."
-	mustCreate(t, c, testPod("p3", metav1.NamespaceDefault))
+	testenv.Create(t, c, testPod("p3", metav1.NamespaceDefault))
 	measure("set pod IP (status) -> pod A", dnstest.Query(p3, dns.TypeA, 0), func() {
 		setPodIP(t, c, metav1.NamespaceDefault, "p3", "10.244.7.7")
 	}, answers(p3+" 30 IN A 10.244.7.7"))
@@ -264,7 +255,7 @@ func testPropagation(t *testing.T, env *testenv.Env, addr string) {
 
 	const fresh = "fresh.svc.cluster.local."
 	measure("create Namespace -> <ns>.svc NODATA", dnstest.Query(fresh, dns.TypeA, 0), func() {
-		mustCreate(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}})
+		testenv.Create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}})
 	}, rcode(dns.RcodeSuccess))
 
 	// No namespace controller runs: delete, then drop the finalizer as it would.

@@ -216,7 +216,7 @@ func TestMigrateDifferential(t *testing.T) {
 	env := testenv.Start(t, withDualStack)
 	c := env.Client
 	svcs := genCluster(t, c, 1, 6)
-	mustCreate(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "postgres", Namespace: "default"},
+	testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "postgres", Namespace: "default"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "pg", Port: 5432}}}})
 	sa := serviceAccountDir(t, env)
 	caPEM, dotCert := dotCertificate(t)
@@ -357,7 +357,7 @@ func serviceAccountDir(t *testing.T, env *testenv.Env) string {
 	t.Helper()
 	c := env.Client
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dns", Namespace: "kube-system"}}
-	mustCreate(t, c, sa, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dns"},
+	testenv.Create(t, c, sa, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dns"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: sa.Namespace}}})
 	tr := &authenticationv1.TokenRequest{}

@@ -369,7 +369,7 @@ func TestRBAC(t *testing.T) {
 	}
 
 	// Apply the two files for real, in the namespace created for real.
-	mustCreate(t, env.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rbacNamespace}})
+	testenv.Create(t, env.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rbacNamespace}})
 	var probes []rbacProbe
 	for _, f := range []struct{ path, sa string }{
 		{"deploy/base/webhook/rbac.yaml", rbacWebhookSA},
@@ -377,7 +377,7 @@ func TestRBAC(t *testing.T) {
 	} {
 		objs := rbacObjects(t, f.path)
 		probes = append(probes, rbacWiring(t, f.path, f.sa, objs))
-		mustCreate(t, env.Client, objs...)
+		testenv.Create(t, env.Client, objs...)
 		t.Logf("applied %s: %d objects", f.path, len(objs))
 	}
 	// The authorizer sees new bindings through its informers: wait until
@@ -471,7 +471,7 @@ func rbacWebhook(t *testing.T, env *testenv.Env, bin string) {
 	waitHTTP(t, "http://"+health+"/readyz", 60*time.Second)
 
 	c := env.Client
-	mustCreate(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rbac-tuned", Labels: enabled("poddns.io/ndots", "2")}})
+	testenv.Create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rbac-tuned", Labels: enabled("poddns.io/ndots", "2")}})
 
 	// /readyz says the TLS server is up; the namespace informer may still
 	// be listing, and an admission that times out is ignored
@@ -502,7 +502,7 @@ func rbacWebhook(t *testing.T, env *testenv.Env, bin string) {
 
 	// A hostNetwork pod: two policies.
 	host := newPod("rbac-tuned", "agent", hostNetwork)
-	mustCreate(t, c, host)
+	testenv.Create(t, c, host)
 	if host.Spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet || host.Annotations[policy.AnnotationApplied] != "hostnetwork-cluster-dns,ndots-2" {
 		t.Errorf("hostNetwork pod: dnsPolicy %q, %s %q; want ClusterFirstWithHostNet and hostnetwork-cluster-dns,ndots-2",
 			host.Spec.DNSPolicy, policy.AnnotationApplied, host.Annotations[policy.AnnotationApplied])
@@ -512,18 +512,18 @@ func rbacWebhook(t *testing.T, env *testenv.Env, bin string) {
 	// the cache or, when it has not seen the namespace yet, live (get).
 	for i := range 5 {
 		ns := fmt.Sprintf("rbac-fresh-%d", i)
-		mustCreate(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: enabled("poddns.io/ndots", "2")}})
+		testenv.Create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: enabled("poddns.io/ndots", "2")}})
 		p := newPod(ns, "web")
-		mustCreate(t, c, p)
+		testenv.Create(t, c, p)
 		if v, _ := podOption(p, "ndots"); v != "2" {
 			t.Errorf("%s: ndots %q, want 2 (namespace labels read as %s)", ns, v, rbacWebhookSA)
 		}
 	}
 
 	// A namespace that has not opted in: untouched.
-	mustCreate(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rbac-plain", Labels: map[string]string{"poddns.io/ndots": "2"}}})
+	testenv.Create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rbac-plain", Labels: map[string]string{"poddns.io/ndots": "2"}}})
 	plain := newPod("rbac-plain", "web")
-	mustCreate(t, c, plain)
+	testenv.Create(t, c, plain)
 	if plain.Spec.DNSConfig != nil || len(plain.Annotations) != 0 {
 		t.Errorf("pod in a namespace without the opt-in label changed: %+v %v", plain.Spec.DNSConfig, plain.Annotations)
 	}
@@ -559,7 +559,7 @@ func rbacMetrics(t *testing.T, env *testenv.Env, url string) {
 		return tr.Status.Token
 	}
 	scraper, stranger := token("rbac-prometheus"), token("rbac-stranger")
-	mustCreate(t, env.Client, &rbacv1.ClusterRoleBinding{
+	testenv.Create(t, env.Client, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "rbac-prometheus-metrics"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "poddns-metrics-reader"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "rbac-prometheus", Namespace: rbacNamespace}},
@@ -614,7 +614,7 @@ func rbacDnsd(t *testing.T, env *testenv.Env, bin string) {
 	c := env.Client
 	ready := true
 	hostname := "db-0"
-	mustCreate(t, c,
+	testenv.Create(t, c,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rbac-dns"}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "rbac-other"}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "rbac-other"},
@@ -682,7 +682,7 @@ func rbacDnsd(t *testing.T, env *testenv.Env, bin string) {
 	}
 
 	// Created after the initial lists: only the watches can show them.
-	mustCreate(t, c,
+	testenv.Create(t, c,
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "rbac-other"},
 			Spec: corev1.ServiceSpec{ClusterIP: "10.96.30.11", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
 		&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "db-2", Namespace: "rbac-dns", Labels: map[string]string{discoveryv1.LabelServiceName: "db"}},

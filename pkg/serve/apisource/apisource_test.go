@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientfeatures "k8s.io/client-go/features"
 	clientfeaturestesting "k8s.io/client-go/features/testing"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve"
@@ -66,24 +65,18 @@ func testAPISource(t *testing.T, watchList bool) {
 	env := testenv.Start(t)
 	ctx := t.Context()
 	c := env.Client
-	mustCreate := func(o client.Object) {
-		t.Helper()
-		if err := c.Create(ctx, o); err != nil {
-			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
-		}
-	}
-	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dns"}})
-	mustCreate(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "dns"},
+	testenv.Create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dns"}})
+	testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "dns"},
 		Spec: corev1.ServiceSpec{ClusterIP: "10.96.5.5", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})
 	for _, n := range []string{"a", "b", "c"} { // more than a page of 2
-		mustCreate(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "extra-" + n, Namespace: "dns"},
+		testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "extra-" + n, Namespace: "dns"},
 			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}})
 	}
 	// A pod with an IP is a record; one without (not yet scheduled) is not.
 	for _, n := range []string{"p1", "p2"} {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: "dns"},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
-		mustCreate(p)
+		testenv.Create(t, c, p)
 		if n == "p1" {
 			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.9.1", PodIPs: []corev1.PodIP{{IP: "10.244.9.1"}}}
 			if err := c.Status().Update(ctx, p); err != nil {
@@ -137,10 +130,10 @@ func testAPISource(t *testing.T, watchList bool) {
 	}
 
 	// A new headless Service with an EndpointSlice.
-	mustCreate(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "dns"},
+	testenv.Create(t, c, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "dns"},
 		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Name: "pg", Port: 5432}}}})
 	hostname, ready, port, pname := "db-0", true, int32(5432), "pg"
-	mustCreate(&discoveryv1.EndpointSlice{
+	testenv.Create(t, c, &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Name: "db-1", Namespace: "dns", Labels: map[string]string{discoveryv1.LabelServiceName: "db"},
 			Annotations: map[string]string{corev1.EndpointsLastChangeTriggerTime: time.Now().Format(time.RFC3339Nano)}},
 		AddressType: discoveryv1.AddressTypeIPv4,
@@ -166,7 +159,7 @@ func testAPISource(t *testing.T, watchList bool) {
 	if m := dnstest.Exchange(t, addr, "udp", nsq); m.Rcode != dns.RcodeNameError {
 		t.Fatalf("fresh.svc before the namespace: %s, want NXDOMAIN", dns.RcodeToString[m.Rcode])
 	}
-	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}})
+	testenv.Create(t, c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}})
 	lat = pollAnswer(t, addr, nsq, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess })
 	t.Logf("create Namespace -> NODATA: %s", lat)
 }
