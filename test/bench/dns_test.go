@@ -377,15 +377,19 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	startUpstream(t, net.JoinHostPort(ipUpstream, "53"))
 
 	// dnsd, as deployed but with completion on (node profile) and forward
-	// to the test upstream; pods "insecure" (the default).
+	// to the test upstream; pods "insecure" (the default). dnsdConfig
+	// writes the configuration file name of one on ip:53, with health and
+	// metrics on health, and extra.
 	prof := testenv.WriteFile(t, dir, "profile.yaml", "apiVersion: poddns.io/v1alpha1\nkind: NodeProfile\nclusterDomain: cluster.local\nclusterDNS: ["+ipDnsd+"]\nresolvConfContent: |\n  nameserver "+ipUpstream+"\n")
+	dnsdConfig := func(name, ip, health, extra string) string {
+		return testenv.WriteFile(t, dir, name, "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
+			"listen: \""+ip+":53\"\nudpSockets: 1\nhealthListen: \""+health+"\"\nmetricsListen: \""+health+"\"\nlameduck: 0s\n"+
+			"source: {kubeconfig: "+kc+"}\n"+
+			"forward: {upstreams: [\""+ipUpstream+"\"], clientNetworks: [\"127.0.0.0/8\", \"192.0.2.0/24\", \"10.0.0.0/8\"]}\n"+
+			"completion: {nodeProfile: "+prof+"}\n"+extra)
+	}
 	dh, dp := freeLoopback(t), freeLoopback(t)
-	dcfg := testenv.WriteFile(t, dir, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
-		"listen: \""+ipDnsd+":53\"\nudpSockets: 1\nhealthListen: \""+dh+"\"\nmetricsListen: \""+dh+"\"\nlameduck: 0s\n"+
-		"pprofListen: \""+dp+"\"\n"+
-		"source: {kubeconfig: "+kc+"}\n"+
-		"forward: {upstreams: [\""+ipUpstream+"\"], clientNetworks: [\"127.0.0.0/8\", \"192.0.2.0/24\", \"10.0.0.0/8\"]}\n"+
-		"completion: {nodeProfile: "+prof+"}\n")
+	dcfg := dnsdConfig("dnsd.yaml", ipDnsd, dh, "pprofListen: \""+dp+"\"\n")
 	lastSvc := dnsQ(fmt.Sprintf("svc-%d.%s.svc.cluster.local.", sc.Services-1, nsName((sc.Services-1)%sc.Namespaces)), dns.TypeA)
 	answered := func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 }
 
@@ -401,12 +405,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(qlDir) })
 	qlFile := filepath.Join(qlDir, "queries.jsonl")
-	qlcfg := testenv.WriteFile(t, dir, "dnsd-querylog.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"+
-		"listen: \""+ipDnsdLog+":53\"\nudpSockets: 1\nhealthListen: \""+qlh+"\"\nmetricsListen: \""+qlh+"\"\nlameduck: 0s\n"+
-		"source: {kubeconfig: "+kc+"}\n"+
-		"forward: {upstreams: [\""+ipUpstream+"\"], clientNetworks: [\"127.0.0.0/8\", \"192.0.2.0/24\", \"10.0.0.0/8\"]}\n"+
-		"completion: {nodeProfile: "+prof+"}\n"+
-		"queryLog: {enabled: true, output: "+qlFile+"}\n")
+	qlcfg := dnsdConfig("dnsd-querylog.yaml", ipDnsdLog, qlh, "queryLog: {enabled: true, output: "+qlFile+"}\n")
 	dnsdLog := &server{name: "dnsd-querylog", ip: ipDnsdLog}
 	dnsdLog.p = startProcess(t, "dnsd-querylog", nil, tl.taskset, "-c", "0", tl.dnsd, "--config", qlcfg)
 	waitHTTP(t, dnsdLog.p, "http://"+qlh+"/ready", 5*time.Minute)
