@@ -325,19 +325,6 @@ func stockCorefile(ip, health, ready, metrics, kubeconfig string, autopath bool)
 `, ip, health, ready, kubeconfig, pods, ap, metrics, ipUpstream)
 }
 
-func writeKubeconfig(t *testing.T, env *testenv.Env, dir string) string {
-	t.Helper()
-	u, err := env.Environment.ControlPlane.AddUser(envtest.User{Name: "bench", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testenv.WriteFile(t, dir, "bench.kubeconfig", string(kc))
-}
-
 func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	scaleStart := time.Now()
 	seconds := envInt(t, SecondsEnv, 8, 1, 120)
@@ -373,7 +360,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	if err := createPod(t.Context(), cs, walkerNS, "bench-walker", walkerIP, nodeLocalNode); err != nil {
 		t.Fatal(err)
 	}
-	kc := writeKubeconfig(t, env, dir)
+	kc := env.AdminKubeconfig(t, "bench")
 	startUpstream(t, net.JoinHostPort(ipUpstream, "53"))
 
 	// dnsd, as deployed but with completion on (node profile) and forward
