@@ -26,7 +26,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/internal/testenv"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
@@ -44,18 +43,8 @@ const (
 // deploy/base/webhook/deployment.yaml, in bytes.
 func webhookMemoryLimit(t *testing.T) int64 {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "deploy", "base", "webhook", "deployment.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var d appsv1.Deployment
-	if err := yaml.Unmarshal(data, &d); err != nil {
-		t.Fatal(err)
-	}
+	readWebhookManifest(t, "deployment.yaml", &d)
 	for _, c := range d.Spec.Template.Spec.Containers {
 		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok && c.Name == "webhook" {
 			return q.Value()

@@ -479,22 +479,29 @@ func TestWebhookAcceptance(t *testing.T) {
 	})
 }
 
-// TestWebhookConfigurationFile holds the production configuration to the
-// decisions of DESIGN.md that no pod in the acceptance suite can show
-// (failure policy, timeout, reinvocation, CA injection).
-func TestWebhookConfigurationFile(t *testing.T) {
+// readWebhookManifest decodes the webhook's manifest
+// deploy/base/webhook/name into obj, strictly (an unknown field fails).
+func readWebhookManifest(t *testing.T, name string, obj any) {
+	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(root, "deploy", "base", "webhook", "mutatingwebhookconfiguration.yaml"))
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "base", "webhook", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mwc admissionregistrationv1.MutatingWebhookConfiguration
-	if err := yaml.UnmarshalStrict(data, &mwc); err != nil {
-		t.Fatalf("strict decode: %v", err)
+	if err := yaml.UnmarshalStrict(data, obj); err != nil {
+		t.Fatalf("%s: strict decode: %v", name, err)
 	}
+}
+
+// TestWebhookConfigurationFile holds the production configuration to the
+// decisions of DESIGN.md that no pod in the acceptance suite can show
+// (failure policy, timeout, reinvocation, CA injection).
+func TestWebhookConfigurationFile(t *testing.T) {
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	readWebhookManifest(t, "mutatingwebhookconfiguration.yaml", &mwc)
 	if mwc.APIVersion != "admissionregistration.k8s.io/v1" || mwc.Kind != "MutatingWebhookConfiguration" || mwc.Name != "poddns" {
 		t.Errorf("identity %s %s %s", mwc.APIVersion, mwc.Kind, mwc.Name)
 	}
