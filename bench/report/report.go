@@ -571,6 +571,19 @@ func figures(vs []float64, format func(*float64) string) string {
 	return strings.Join(parts, " ")
 }
 
+// writeTable writes intro, the table's header and its rows; nothing, and
+// false, when there are no rows.
+func writeTable(b *strings.Builder, intro, header string, rows []string) bool {
+	if len(rows) == 0 {
+		return false
+	}
+	b.WriteString(intro + "\n\n" + header)
+	for _, r := range rows {
+		b.WriteString(r)
+	}
+	return true
+}
+
 // queryLogRatio is the ratio key of the query log's cost in a scenario.
 func queryLogRatio(scenario string) string {
 	return "querylog_" + strings.ReplaceAll(scenario, "-", "_") + "_qps"
@@ -645,15 +658,10 @@ func writeCPUFixed(b *strings.Builder, sc *Scale) {
 		}
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s |\n", scenario, count(rate), strings.Join(cells, " | ")))
 	}
-	if len(rows) == 0 {
-		return
+	if writeTable(b, "CPU per query at a fixed rate (issue 15): each server's CPU time (`/proc/PID/stat` utime + stime) over a fixed-rate run / the queries it answered, in µs; the median of the rounds (the rounds in parentheses), at the rate of the latency columns, below every server's saturation. Unlike QPS, it stays comparable when a server outruns the load generator. Ratios are dnsd / the other, medians of the per-round ratios (lower is better for dnsd).",
+		"| Scenario | rate QPS | dnsd µs | CoreDNS µs | CoreDNS+autopath µs | unbound µs | dnsd / CoreDNS | dnsd / CoreDNS+autopath | dnsd / unbound |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n", rows) {
+		b.WriteString("\n")
 	}
-	b.WriteString("CPU per query at a fixed rate (issue 15): each server's CPU time (`/proc/PID/stat` utime + stime) over a fixed-rate run / the queries it answered, in µs; the median of the rounds (the rounds in parentheses), at the rate of the latency columns, below every server's saturation. Unlike QPS, it stays comparable when a server outruns the load generator. Ratios are dnsd / the other, medians of the per-round ratios (lower is better for dnsd).\n\n")
-	b.WriteString("| Scenario | rate QPS | dnsd µs | CoreDNS µs | CoreDNS+autopath µs | unbound µs | dnsd / CoreDNS | dnsd / CoreDNS+autopath | dnsd / unbound |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, r := range rows {
-		b.WriteString(r)
-	}
-	b.WriteString("\n")
 }
 
 // writeQueryLog is the table of the query log's cost at a scale (issue 14):
@@ -698,13 +706,9 @@ func writeQueryLog(b *strings.Builder, sc *Scale) {
 		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			scenario, count(d.QPS), count(ql.QPS), cost, cpu, cpuCost, ms(ql.P99), count(ql.QueryLogRequests), count(ql.QueryLogLines), count(ql.QueryLogDropped), verdict))
 	}
-	if len(rows) == 0 {
+	if !writeTable(b, "Query log to a file on disk (issue 14: at most 15% fewer QPS, no line dropped): dnsd-querylog is dnsd with `queryLog` on, every query logged, run beside dnsd and alternated with it in every round; the cost is 1 − the median of the per-round QPS ratios. Queries, lines and drops are its counters (`poddns_dns_requests_total`, `poddns_querylog_lines_total`, `poddns_querylog_dropped_total`) over its measured saturation runs. CPU µs per query (each process's CPU time over its saturation runs / the queries answered) gives the same cost as CPU, which other load on the machine disturbs less than QPS: 1 − without / with.",
+		"| Scenario | dnsd QPS | with query log QPS | cost (QPS) | CPU µs/query without → with | cost (CPU) | p99 ms with query log | queries | lines | dropped | verdict |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n", rows) {
 		return
-	}
-	b.WriteString("Query log to a file on disk (issue 14: at most 15% fewer QPS, no line dropped): dnsd-querylog is dnsd with `queryLog` on, every query logged, run beside dnsd and alternated with it in every round; the cost is 1 − the median of the per-round QPS ratios. Queries, lines and drops are its counters (`poddns_dns_requests_total`, `poddns_querylog_lines_total`, `poddns_querylog_dropped_total`) over its measured saturation runs. CPU µs per query (each process's CPU time over its saturation runs / the queries answered) gives the same cost as CPU, which other load on the machine disturbs less than QPS: 1 − without / with.\n\n")
-	b.WriteString("| Scenario | dnsd QPS | with query log QPS | cost (QPS) | CPU µs/query without → with | cost (CPU) | p99 ms with query log | queries | lines | dropped | verdict |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
-	for _, r := range rows {
-		b.WriteString(r)
 	}
 	if sc.QueryLogFileLines != nil {
 		fmt.Fprintf(b, "\nThe log file after the saturation runs: %s lines, %s MB.\n", count(sc.QueryLogFileLines), mb(sc.QueryLogFileMB))
