@@ -42,7 +42,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/internal/syncbuf"
@@ -223,19 +222,12 @@ func rbacImpersonating(admin *rest.Config, sa string) *rest.Config {
 }
 
 // rbacKubeconfig writes a kubeconfig of an admin user of env's API server
-// that acts as the ServiceAccount sa (`as:` and `as-groups:`), for the
-// binaries' --kubeconfig.
+// (env.AdminKubeconfig) that acts as the ServiceAccount sa (`as:` and
+// `as-groups:`), for the binaries' --kubeconfig.
 func rbacKubeconfig(t *testing.T, env *testenv.Env, sa string) string {
 	t.Helper()
-	u, err := env.Environment.ControlPlane.AddUser(envtest.User{Name: "rbac-impersonator-" + sa, Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := clientcmd.Load(data)
+	p := env.AdminKubeconfig(t, "rbac-impersonator-"+sa)
+	kc, err := clientcmd.LoadFromFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,12 +238,7 @@ func rbacKubeconfig(t *testing.T, env *testenv.Env, sa string) string {
 		ai.Impersonate = rbacUser(sa)
 		ai.ImpersonateGroups = rbacGroups
 	}
-	out, err := clientcmd.Write(*kc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), sa+".kubeconfig")
-	if err := os.WriteFile(p, out, 0o600); err != nil {
+	if err := clientcmd.WriteToFile(*kc, p); err != nil {
 		t.Fatal(err)
 	}
 	return p
