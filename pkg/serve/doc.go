@@ -22,6 +22,11 @@
 //     the server writes a minimal reply with that rcode ([ClientWrite]).
 //   - A handler that does not own a name hands the query to the next one
 //     with [NextOrFailure].
+//   - A handler about to wait (for an upstream's reply, for another
+//     query's flight) calls [Blocking] first: over UDP its worker answers
+//     the datagrams of one read inline, and hands the others and the
+//     socket to another worker only when told (or, late, when a watcher
+//     notices).
 //
 // Handlers never mutate a *dns.Msg they did not create: the request belongs
 // to the server and a reply may be shared (a cache keeps it); copy first
@@ -49,7 +54,8 @@
 // [Server] listens on one address with TCP and with one SO_REUSEPORT UDP
 // socket per core (the kernel spreads queries over them, as CoreDNS's
 // multisocket does), and reports when all sockets are bound, so tests never
-// sleep.
+// sleep. Each UDP socket reads the datagrams that are ready and sends the
+// replies in batches (recvmmsg and sendmmsg; udp.go says why).
 //
 // This package must not know any DNS data (zones, records, Kubernetes); it
 // only moves messages.
