@@ -55,7 +55,7 @@ const (
 	cpaImage = "registry.k8s.io/cpa/cluster-proportional-autoscaler"
 )
 
-var archives = []string{"webhook", "dnsd", "client-glibc", "client-musl"}
+var archives = []string{"webhook", "dnsd", "client-glibc", "client-musl", "coredns"}
 
 // images is the image map of the render: every image deploy/ names, to
 // itself (the archives carry those names), so that its pods take the
@@ -277,8 +277,13 @@ func (e *env) waitRollout(ns, name string) {
 		available := slices.ContainsFunc(s.Conditions, func(c appsv1.DeploymentCondition) bool {
 			return c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue
 		})
-		return available && s.ObservedGeneration == d.Generation && s.UpdatedReplicas == want &&
-			s.Replicas == want && s.AvailableReplicas == want, nil
+		if !available || s.ObservedGeneration != d.Generation || s.UpdatedReplicas != want ||
+			s.Replicas != want || s.AvailableReplicas != want {
+			return false, nil
+		}
+		// No pod of an older revision left, terminating or not.
+		l, err := e.c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
+		return err == nil && len(l.Items) == int(want), err
 	})
 	if err != nil {
 		e.t.Fatalf("%v; status %+v", err, d.Status)
@@ -462,17 +467,26 @@ func (e *env) metric(ns, selector, name string, match map[string]string, url fun
 	return sum
 }
 
-// scrape reads one /metrics and sums name's series matching match.
+// scrape reads one /metrics and sums name's series matching match. A pod
+// just made Ready may not serve its metrics yet: connection errors are
+// retried for 30 s.
 func (e *env) scrape(req *http.Request, name string, match map[string]string) float64 {
 	e.t.Helper()
-	resp, err := e.web.Do(req)
-	if err != nil {
-		e.t.Fatalf("metrics %s: %v", req.URL, err)
-	}
-	defer resp.Body.Close()
 	var body bytes.Buffer
-	if _, err := body.ReadFrom(resp.Body); err != nil || resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("metrics %s: %s %v: %.300s", req.URL, resp.Status, err, body.String())
+	err := e.poll("metrics "+req.URL.String(), 30*time.Second, func(context.Context) (bool, error) {
+		resp, err := e.web.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		body.Reset()
+		if _, err := body.ReadFrom(resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("%s %v: %.300s", resp.Status, err, body.String())
+		}
+		return true, nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
 	}
 	return e.sum(body.Bytes(), name, match)
 }
@@ -540,8 +554,8 @@ const (
 
 // TestDeploy installs deploy/overlays/replace-coredns (dnsd at the cluster
 // DNS address, so every pod resolves through it) on one rig and runs the
-// scenarios in order; each leaves the cluster as the next expects, and the
-// last ones take poddns away.
+// scenarios in order; each leaves the cluster as the next expects. The
+// last ones take poddns away, then install it again beside CoreDNS.
 func TestDeploy(t *testing.T) {
 	e := start(t)
 	e.install("overlays/replace-coredns")
@@ -562,6 +576,7 @@ func TestDeploy(t *testing.T) {
 		{"Audit", testAudit},
 		{"FailOpen", testFailOpen},
 		{"Uninstall", testUninstall},
+		{"BesideCoreDNS", testBesideCoreDNS},
 	}
 	for _, s := range steps {
 		begin := time.Now()
@@ -940,24 +955,16 @@ func (e *env) restart(ns, name string) {
 	e.t.Helper()
 	ctx := context.Background()
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
-	d, err := e.c.Client.AppsV1().Deployments(ns).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
-	if err != nil {
+	if _, err := e.c.Client.AppsV1().Deployments(ns).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
 	e.waitRollout(ns, name)
-	sel := metav1.FormatLabelSelector(d.Spec.Selector)
-	if err := e.poll("the old pods of "+ns+"/"+name+" gone", time.Minute, func(ctx context.Context) (bool, error) {
-		l, err := e.c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		return err == nil && len(l.Items) == len(e.pods(ns, sel)), err
-	}); err != nil {
-		e.t.Fatal(err)
-	}
 }
 
 // testAudit applies what deploy/overlays/audit changes in deploy/base (the
-// webhook's Deployment, with --mode=audit) over the running install: a new pod is left
-// as it was, with the webhook's audit warning and counter to show it was
-// called.
+// webhook's Deployment, with --mode=audit) over the running install: a new
+// pod is left as it was, with the webhook's audit warning and counter to
+// show it was called.
 func testAudit(t *testing.T, e *env) {
 	base, audit := e.render("base"), e.render("overlays/audit")
 	var changed []*unstructured.Unstructured
@@ -1054,5 +1061,106 @@ func testUninstall(t *testing.T, e *env) {
 	r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsWeb, Name: "after-uninstall"}, Spec: podSpec(glibc("cat", "/etc/resolv.conf"))}, 90*time.Second)
 	if len(r.warnings) != 0 || r.pod.Annotations[annApplied] != "" {
 		t.Errorf("after uninstalling: warnings %q, annotations %v", r.warnings, r.pod.Annotations)
+	}
+}
+
+// corednsObjects is a cluster's own CoreDNS as kubeadm installs it
+// (Service kube-dns at the cluster DNS address, k8s-app: kube-dns), from
+// bin/coredns packaged by `make images`.
+func corednsObjects() []client.Object {
+	labels := map[string]string{"k8s-app": "kube-dns"}
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: "kube-system", Name: name, Labels: labels}
+	}
+	root := int64(0)
+	spec := corev1.PodSpec{
+		ServiceAccountName: "coredns",
+		DNSPolicy:          corev1.DNSDefault,
+		SecurityContext:    &corev1.PodSecurityContext{RunAsUser: &root},
+		Containers: []corev1.Container{{
+			Name: "coredns", Image: "ghcr.io/poddns/coredns:v0.1.0", ImagePullPolicy: corev1.PullNever,
+			Args:         []string{"-conf", "/etc/coredns/Corefile"},
+			VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/coredns"}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8181)}},
+				PeriodSeconds: 2},
+		}},
+		Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "coredns"}}}}},
+	}
+	dep := deployment("kube-system", "coredns", labels, 1, spec)
+	return []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: meta("coredns")},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "system:coredns"}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"endpoints", "services", "pods", "namespaces"}, Verbs: []string{"list", "watch"}},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
+		}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "system:coredns"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:coredns"},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "kube-system", Name: "coredns"}}},
+		&corev1.ConfigMap{ObjectMeta: meta("coredns"), Data: map[string]string{"Corefile": `.:53 {
+    errors
+    health :8080
+    ready :8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . /etc/resolv.conf
+    cache 30
+}
+`}},
+		dep,
+		&corev1.Service{ObjectMeta: meta("kube-dns"), Spec: corev1.ServiceSpec{
+			ClusterIP: clusterDNS, Selector: labels,
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
+				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
+			}}},
+	}
+}
+
+// testBesideCoreDNS starts over on the uninstalled cluster with CoreDNS as
+// its cluster DNS, installs deploy/overlays/beside-coredns and moves one
+// namespace to dnsd: its new pods get dnsPolicy None with dnsd's fixed
+// address, resolv.conf as annotated, and resolve through dnsd; a pod of a
+// namespace left alone resolves through CoreDNS.
+func testBesideCoreDNS(t *testing.T, e *env) {
+	ctx := context.Background()
+	for _, o := range corednsObjects() {
+		if err := e.cl.Create(ctx, o); err != nil {
+			t.Fatalf("CoreDNS: %T %s: %v", o, o.GetName(), err)
+		}
+	}
+	e.waitRollout("kube-system", "coredns")
+	e.install("overlays/beside-coredns")
+	const besideDNS = "10.96.0.53"
+	e.namespace("rp-beside", map[string]string{"poddns.io/enabled": "true", "poddns.io/dns-server": "dnsd"})
+	e.namespace("rp-coredns", nil)
+	svc, err := e.c.Client.CoreV1().Services(nsDNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.dnsdMetric("poddns-system", "poddns_dns_requests_total", nil)
+	r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "rp-beside", Name: "beside"},
+		Spec: podSpec(glibc("cat", "/etc/resolv.conf"), glibc("/gai", "web."+nsDNS), musl("/gai", "web."+nsDNS))}, 90*time.Second)
+	checkMutated(t, r.pod, r.out[0], []string{"use-dnsd"}, corev1.DNSNone)
+	if rc, err := resolvconf.Parse(strings.NewReader(r.out[0])); err != nil || !slices.Equal(rc.Nameservers, []string{besideDNS}) {
+		t.Errorf("the moved pod's nameservers: %v %v, want dnsd's %s", err, rc, besideDNS)
+	}
+	for i, lc := range []string{"glibc", "musl"} {
+		if !strings.Contains(r.out[1+i], "addr "+svc.Spec.ClusterIP) {
+			t.Errorf("%s through dnsd: web.%s resolved to %q, want %s", lc, nsDNS, r.out[1+i], svc.Spec.ClusterIP)
+		}
+	}
+	if got := e.dnsdMetric("poddns-system", "poddns_dns_requests_total", nil) - before; got < 2 {
+		t.Errorf("dnsd received %v queries from the moved namespace's pod", got)
+	}
+	r = e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "rp-coredns", Name: "coredns"},
+		Spec: podSpec(glibc("cat", "/etc/resolv.conf"), musl("/gai", "web."+nsDNS))}, 90*time.Second)
+	if rc, err := resolvconf.Parse(strings.NewReader(r.out[0])); err != nil || !slices.Equal(rc.Nameservers, []string{clusterDNS}) || r.pod.Annotations[annApplied] != "" {
+		t.Errorf("a pod of a namespace left alone: nameservers %v %v, annotations %v; want CoreDNS's %s, unchanged", err, rc, r.pod.Annotations, clusterDNS)
+	}
+	if !strings.Contains(r.out[1], "addr "+svc.Spec.ClusterIP) {
+		t.Errorf("musl through CoreDNS: web.%s resolved to %q, want %s", nsDNS, r.out[1], svc.Spec.ClusterIP)
 	}
 }

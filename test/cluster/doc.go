@@ -10,8 +10,10 @@
 // predicts, glibc and musl pods resolve through dnsd behind the cluster DNS
 // ClusterIP (with completion on, an external name costs 2 queries), a
 // policy change reaches the running webhook without a restart, the audit
-// overlay changes no pod, the webhook fails open, and pods are created as
-// before once poddns is uninstalled.
+// overlay changes no pod, the webhook fails open, pods are created as
+// before once poddns is uninstalled, and beside a running CoreDNS (bin/coredns
+// packaged by `make images`) deploy/overlays/beside-coredns moves one
+// namespace's pods to dnsd while the others keep CoreDNS.
 //
 // The tests need root and build tag e2ecluster (`make e2e-cluster`); with
 // CI=true a missing prerequisite fails them.
