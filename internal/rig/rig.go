@@ -212,6 +212,9 @@ func (c *Cluster) takeLock() {
 // lockMachine waits for the machine-wide rig lock; closing the file
 // releases it.
 func lockMachine(t testing.TB) *os.File {
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
+		t.Fatalf("rig lock %s: %v", lockPath, err)
+	}
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatalf("rig lock %s: %v", lockPath, err)
