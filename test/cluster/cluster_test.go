@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -573,6 +574,7 @@ func TestDeploy(t *testing.T) {
 		{"Resolution", testResolution},
 		{"Completion", testCompletion},
 		{"PolicyReload", testPolicyReload},
+		{"DNSRollout", testDNSRollout},
 		{"Audit", testAudit},
 		{"FailOpen", testFailOpen},
 		{"Uninstall", testUninstall},
@@ -946,6 +948,65 @@ func testPolicyReload(t *testing.T, e *env) {
 	}
 	if now := seen(); !maps.Equal(was, now) {
 		t.Errorf("the webhook's pods changed: %v, now %v", was, now)
+	}
+}
+
+// testDNSRollout: a glibc and a musl client each look a Service's name up
+// 50 times a second while dnsd's Deployment rolls (`kubectl rollout
+// restart`); no lookup fails.
+func testDNSRollout(t *testing.T, e *env) {
+	const secs, intervalMS = 45, 20
+	name := "web." + nsDNS + ".svc.cluster.local."
+	for _, lc := range []struct {
+		name  string
+		image func(...string) container
+	}{{"glibc", glibc}, {"musl", musl}} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsDNS, Name: "load-" + lc.name},
+			Spec: podSpec(lc.image("/gailoop", name, strconv.Itoa(secs), strconv.Itoa(intervalMS)))}
+		e.create(p)
+	}
+	if err := e.poll("the load clients running", time.Minute, func(ctx context.Context) (bool, error) {
+		for _, lc := range []string{"glibc", "musl"} {
+			p, err := e.c.Client.CoreV1().Pods(nsDNS).Get(ctx, "load-"+lc, metav1.GetOptions{})
+			if err != nil || p.Status.Phase != corev1.PodRunning {
+				return false, err
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the load under way
+	begin := time.Now()
+	e.restart("kube-system", "poddns-dnsd")
+	rolled := time.Since(begin)
+	t.Logf("dnsd rolled in %s", rolled.Round(time.Millisecond))
+	if rolled > (secs-5)*time.Second {
+		t.Errorf("the rollout took %s, longer than the load window", rolled)
+	}
+	summary := regexp.MustCompile(`lookups (\d+) failed (\d+) slow (\d+) max_ms (\d+)`)
+	for _, lc := range []string{"glibc", "musl"} {
+		var out string
+		if err := e.poll("load-"+lc+" finished", (secs+60)*time.Second, func(ctx context.Context) (bool, error) {
+			p, err := e.c.Client.CoreV1().Pods(nsDNS).Get(ctx, "load-"+lc, metav1.GetOptions{})
+			return err == nil && p.Status.Phase == corev1.PodSucceeded, err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out = e.logs(nsDNS, "load-"+lc, "c0")
+		m := summary.FindStringSubmatch(out)
+		if m == nil {
+			t.Errorf("%s: no summary in %q", lc, out)
+			continue
+		}
+		lookups, _ := strconv.Atoi(m[1])
+		t.Logf("%s: %s", lc, strings.TrimSpace(out))
+		if m[2] != "0" {
+			t.Errorf("%s: %s of %s lookups failed during dnsd's rollout: %s", lc, m[2], m[1], out)
+		}
+		if want := secs * 1000 / intervalMS * 9 / 10; lookups < want {
+			t.Errorf("%s: %d lookups in %d s, want at least %d (50/s)", lc, lookups, secs, want)
+		}
 	}
 }
 

@@ -9,7 +9,8 @@
 // Service, kubelet writes exactly the resolv.conf the webhook's annotation
 // predicts, glibc and musl pods resolve through dnsd behind the cluster DNS
 // ClusterIP (with completion on, an external name costs 2 queries), a
-// policy change reaches the running webhook without a restart, the audit
+// policy change reaches the running webhook without a restart, rolling
+// dnsd under 50 lookups/s per glibc and musl client loses none, the audit
 // overlay changes no pod, the webhook fails open, pods are created as
 // before once poddns is uninstalled, and beside a running CoreDNS (bin/coredns
 // packaged by `make images`) deploy/overlays/beside-coredns moves one
