@@ -212,22 +212,8 @@ func (c *Cluster) takeLock() {
 // lockMachine waits for the machine-wide rig lock; closing the file
 // releases it.
 func lockMachine(t testing.TB) *os.File {
-	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
-		t.Fatalf("rig lock %s: %v", lockPath, err)
-	}
-	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatalf("rig lock %s: %v", lockPath, err)
-	}
-	start := time.Now()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatalf("rig lock %s: %v", lockPath, err)
-	}
-	if w := time.Since(start); w > time.Second {
-		t.Logf("rig: waited %s for another rig (%s)", w.Round(time.Second), lockPath)
-	}
-	return f
+	t.Helper()
+	return testenv.LockFile(t, lockPath, "the rig lock (another rig is running)")
 }
 
 func (c *Cluster) saveState(holder int, pidNS uint64) {

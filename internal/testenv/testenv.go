@@ -208,18 +208,29 @@ func RequireCommand(t testing.TB, names ...string) []string {
 // such test.
 func HoldTimingLock(t testing.TB) {
 	t.Helper()
-	path := filepath.Join(os.TempDir(), "poddns-timing.lock")
+	f := LockFile(t, filepath.Join(os.TempDir(), "poddns-timing.lock"), "the timing lock")
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
+}
+
+// LockFile waits for an exclusive flock on path (made, with its
+// directory, when missing) and returns the open file: closing it releases
+// the lock. what names the lock in the test's log and errors.
+func LockFile(t testing.TB, path, what string) *os.File {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatalf("%s %s: %v", what, path, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if err != nil {
-		t.Fatalf("timing lock %s: %v", path, err)
+		t.Fatalf("%s %s: %v", what, path, err)
 	}
 	start := time.Now()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		t.Fatalf("timing lock %s: %v", path, err)
+		t.Fatalf("%s %s: %v", what, path, err)
 	}
 	if waited := time.Since(start); waited > time.Second {
-		t.Logf("testenv: waited %s for the timing lock", waited.Round(time.Millisecond))
+		t.Logf("testenv: waited %s for %s (%s)", waited.Round(time.Millisecond), what, path)
 	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
+	return f
 }
