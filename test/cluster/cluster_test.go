@@ -1201,6 +1201,21 @@ func testBesideCoreDNS(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The reinstalled webhook's Deployment is Available before the API
+	// server can reach it through its Service (kube-proxy's rules, the
+	// new serving Secret): until then pods are created unmutated (fail
+	// open), which failed a CI run. Wait, bounded, until a server-side
+	// dry run of a pod in the moved namespace comes back mutated.
+	if err := e.poll("the reinstalled webhook called by the API server", time.Minute, func(ctx context.Context) (bool, error) {
+		probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "rp-beside", Name: "probe"}, Spec: podSpec(glibc("true"))}
+		got, err := e.c.Client.CoreV1().Pods("rp-beside").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return false, err
+		}
+		return got.Annotations["poddns.io/applied"] != "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	before := e.dnsdMetric("poddns-system", "poddns_dns_requests_total", nil)
 	r := e.run(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "rp-beside", Name: "beside"},
 		Spec: podSpec(glibc("cat", "/etc/resolv.conf"), glibc("/gai", "web."+nsDNS), musl("/gai", "web."+nsDNS))}, 90*time.Second)
