@@ -380,8 +380,11 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	lastSvc := dnsQ(fmt.Sprintf("svc-%d.%s.svc.cluster.local.", sc.Services-1, nsName((sc.Services-1)%sc.Namespaces)), dns.TypeA)
 	answered := func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 }
 
+	// Both run with the environment deploy/ gives dnsd (GOGC 50, the
+	// soft memory limit from the container's).
+	centralEnv := deployedCentralEnv(t)
 	dnsdS := &server{name: "dnsd", ip: ipDnsd}
-	dnsdS.p = startProcess(t, "dnsd", nil, tl.taskset, "-c", "0", tl.dnsd, "--config", dcfg)
+	dnsdS.p = startProcess(t, "dnsd", centralEnv, tl.taskset, "-c", "0", tl.dnsd, "--config", dcfg)
 	waitHTTP(t, dnsdS.p, "http://"+dh+"/ready", 5*time.Minute)
 	// The same dnsd with every query logged to a file on disk (the
 	// directory of the results file: not a tmpfs), for the query log's cost.
@@ -394,7 +397,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	qlFile := filepath.Join(qlDir, "queries.jsonl")
 	qlcfg := dnsdConfig("dnsd-querylog.yaml", ipDnsdLog, qlh, "queryLog: {enabled: true, output: "+qlFile+"}\n")
 	dnsdLog := &server{name: "dnsd-querylog", ip: ipDnsdLog}
-	dnsdLog.p = startProcess(t, "dnsd-querylog", nil, tl.taskset, "-c", "0", tl.dnsd, "--config", qlcfg)
+	dnsdLog.p = startProcess(t, "dnsd-querylog", centralEnv, tl.taskset, "-c", "0", tl.dnsd, "--config", qlcfg)
 	waitHTTP(t, dnsdLog.p, "http://"+qlh+"/ready", 5*time.Minute)
 
 	startCore := func(name, ip string, autopath bool) *server {

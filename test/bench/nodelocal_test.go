@@ -21,6 +21,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
@@ -69,19 +70,7 @@ func deployedNodeLocal(t *testing.T) deployed {
 	if len(ds.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("node-local DaemonSet: %d containers, want 1", len(ds.Spec.Template.Spec.Containers))
 	}
-	c := ds.Spec.Template.Spec.Containers[0]
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			d.env = append(d.env, e.Name+"="+e.Value)
-		case e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
-			d.env = append(d.env, fmt.Sprintf("%s=%d", e.Name, c.Resources.Limits.Memory().Value()))
-		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName":
-			// nodeLocal.nodeName is set in the configuration.
-		default:
-			t.Fatalf("node-local DaemonSet: env %s: the benchmark cannot give it", e.Name)
-		}
-	}
+	d.env = containerEnv(t, "node-local DaemonSet", ds.Spec.Template.Spec.Containers[0])
 	// The static records the DaemonSet mounts, from the overlay itself.
 	if st, ok := d.config["static"].([]any); ok {
 		for _, b := range st {
@@ -91,6 +80,44 @@ func deployedNodeLocal(t *testing.T) deployed {
 		}
 	}
 	return d
+}
+
+// deployedCentralEnv is the environment deploy/base/dnsd's Deployment
+// gives the central dnsd (GOGC, CONTAINER_MEMORY_LIMIT), so that the
+// benchmark measures the memory and CPU of dnsd as shipped.
+func deployedCentralEnv(t *testing.T) []string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dep appsv1.Deployment
+	readYAML(t, filepath.Join(root, "deploy", "base", "dnsd", "deployment.yaml"), &dep)
+	if len(dep.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("dnsd Deployment: %d containers, want 1", len(dep.Spec.Template.Spec.Containers))
+	}
+	return containerEnv(t, "dnsd Deployment", dep.Spec.Template.Spec.Containers[0])
+}
+
+// containerEnv is c's environment as the kubelet would give it: values,
+// a memory limit from the downward API in bytes. The node name is left out
+// (the node-local configuration sets it); any other variable it does not
+// know how to give fails the benchmark rather than being left out.
+func containerEnv(t *testing.T, what string, c corev1.Container) []string {
+	t.Helper()
+	var env []string
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
+			env = append(env, fmt.Sprintf("%s=%d", e.Name, c.Resources.Limits.Memory().Value()))
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName":
+		default:
+			t.Fatalf("%s: env %s: the benchmark cannot give it", what, e.Name)
+		}
+	}
+	return env
 }
 
 // clone is a shallow copy of m (an empty map for nil).
@@ -524,4 +551,23 @@ func nodeLocalPods(sc scale) int {
 		}
 	}
 	return n + 1
+}
+
+// TestDeployedEnv: the benchmark runs the central and the node-local dnsd
+// with the GOGC deploy/ ships and the soft memory limit's source in bytes
+// (the downward API's form), not with Go's defaults.
+func TestDeployedEnv(t *testing.T) {
+	for name, env := range map[string][]string{"central": deployedCentralEnv(t), "node-local": deployedNodeLocal(t).env} {
+		vars := map[string]string{}
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+		if vars["GOGC"] == "" {
+			t.Errorf("%s: no GOGC in %q", name, env)
+		}
+		if n, err := strconv.ParseInt(vars["CONTAINER_MEMORY_LIMIT"], 10, 64); err != nil || n < 16<<20 {
+			t.Errorf("%s: CONTAINER_MEMORY_LIMIT %q is not a memory limit in bytes", name, vars["CONTAINER_MEMORY_LIMIT"])
+		}
+	}
 }
