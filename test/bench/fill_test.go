@@ -111,14 +111,9 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) (filled, fillStats) {
 	fl.clusterIPs = make([]string, sc.Services)
 	port := []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}
 	async("ClusterIP Services", sc.Services, 16, func(ctx context.Context, i int) error {
-		s, err := cs.CoreV1().Services(nsName(i%sc.Namespaces)).Create(ctx, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i)},
-			Spec:       corev1.ServiceSpec{ClusterIP: serviceIP(i), Ports: port},
-		}, metav1.CreateOptions{})
+		err := createService(ctx, cs, nsName(i%sc.Namespaces), fmt.Sprintf("svc-%d", i), serviceIP(i), port)
 		if err == nil {
-			fl.clusterIPs[i] = s.Spec.ClusterIP
-		} else if apierrors.IsAlreadyExists(err) {
-			fl.clusterIPs[i] = serviceIP(i) // a retry after a create that did succeed
+			fl.clusterIPs[i] = serviceIP(i)
 		}
 		return err
 	})
@@ -140,6 +135,32 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) (filled, fillStats) {
 	t.Logf("fill: %s scale (%d Services, %d headless, %d Pods in %d namespaces: %d objects, %d writes) in %s: %.0f objects/s, %.0f writes/s; load %s",
 		sc.Name, sc.Services, sc.Headless, sc.Pods, sc.Namespaces, objects, writes, took.Round(time.Millisecond), st.ObjectsPerSecond, st.WritesPerSecond, st.LoadAvg)
 	return fl, st
+}
+
+// createService creates the Service ns/name with ip as its ClusterIP. A
+// retried create whose first attempt did land (the client gave up waiting
+// for an answer the API server then wrote) is refused: AlreadyExists, or
+// Invalid "provided IP is already allocated", since the API server
+// allocates the ClusterIP before it looks at the name. Either way the
+// Service is read back and counts as created if it has our ClusterIP; if
+// not, the error says what holds the name or the IP (and is no
+// AlreadyExists, which testenv.ParallelCreate would take as done).
+func createService(ctx context.Context, cs kubernetes.Interface, ns, name, ip string, ports []corev1.ServicePort) error {
+	_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ServiceSpec{ClusterIP: ip, Ports: ports},
+	}, metav1.CreateOptions{})
+	if err == nil || !apierrors.IsAlreadyExists(err) && !(apierrors.IsInvalid(err) && strings.Contains(err.Error(), "provided IP is already allocated")) {
+		return err
+	}
+	s, gerr := cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case gerr != nil:
+		return fmt.Errorf("create Service %s/%s: %v; reading it back: %v", ns, name, err, gerr)
+	case s.Spec.ClusterIP != ip:
+		return fmt.Errorf("create Service %s/%s: %v; it exists with ClusterIP %q, not %s", ns, name, err, s.Spec.ClusterIP, ip)
+	}
+	return nil
 }
 
 // fillLimit bounds the fill. The large scale's 311k writes took over 40
