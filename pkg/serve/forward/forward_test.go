@@ -154,19 +154,7 @@ func TestInFlightLimit(t *testing.T) {
 				c.Upstreams = []string{up}
 				c.MaxConcurrent = tc.limit
 			}))
-			var wg sync.WaitGroup
-			rcodes := make([]int, tc.limit)
-			for i := range tc.limit {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout}
-					rcodes[i] = -1
-					if m, _, err := c.Exchange(dnstest.Query(fmt.Sprintf("slow%d.example.", i), dns.TypeA, 0), addr); err == nil {
-						rcodes[i] = m.Rcode
-					}
-				}()
-			}
+			rcodes, wait := queryAll(addr, "slow", tc.limit)
 			for range tc.limit {
 				select {
 				case <-arrived:
@@ -177,22 +165,10 @@ func TestInFlightLimit(t *testing.T) {
 			if n := testutil.ToFloat64(fm.InFlight()); n != float64(tc.limit) {
 				t.Errorf("inflight = %v, want %d", n, tc.limit)
 			}
-			refused := make([]int, tc.extra)
-			var ewg sync.WaitGroup
-			for i := range tc.extra {
-				ewg.Add(1)
-				go func() {
-					defer ewg.Done()
-					c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout}
-					refused[i] = -1
-					if m, _, err := c.Exchange(dnstest.Query(fmt.Sprintf("more%d.example.", i), dns.TypeA, 0), addr); err == nil {
-						refused[i] = m.Rcode
-					}
-				}()
-			}
-			ewg.Wait()
+			refused, waitRefused := queryAll(addr, "more", tc.extra)
+			waitRefused()
 			close(release)
-			wg.Wait()
+			wait()
 			for i, rc := range refused {
 				if rc != dns.RcodeRefused {
 					t.Errorf("query %d beyond the limit: rcode %d, want REFUSED", i, rc)
@@ -208,6 +184,26 @@ func TestInFlightLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// queryAll sends n A queries (<prefix><i>.example.) to addr over UDP at
+// once, each from its own goroutine. After wait returns, rcodes holds each
+// reply's rcode, -1 where none came.
+func queryAll(addr, prefix string, n int) (rcodes []int, wait func()) {
+	rcodes = make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout}
+			rcodes[i] = -1
+			if m, _, err := c.Exchange(dnstest.Query(fmt.Sprintf("%s%d.example.", prefix, i), dns.TypeA, 0), addr); err == nil {
+				rcodes[i] = m.Rcode
+			}
+		}()
+	}
+	return rcodes, wg.Wait
 }
 
 func TestBadRepliesIgnored(t *testing.T) {
