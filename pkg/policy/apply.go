@@ -350,29 +350,39 @@ func (a *applier) setOptions(orig *corev1.PodDNSConfig, isNone bool) error {
 // None, so that equal configurations compare equal. It never changes the
 // dnsConfig in place (it may be shared, see applier.shared): it replaces it.
 func (s *state) normalize() {
-	dc := s.config
+	dc := CompactDNSConfig(s.config)
 	if dc == nil {
 		return
 	}
-	if dc.Nameservers != nil && len(dc.Nameservers) == 0 ||
-		dc.Searches != nil && len(dc.Searches) == 0 ||
-		dc.Options != nil && len(dc.Options) == 0 {
-		n := *dc
-		if len(n.Nameservers) == 0 {
-			n.Nameservers = nil
-		}
-		if len(n.Searches) == 0 {
-			n.Searches = nil
-		}
-		if len(n.Options) == 0 {
-			n.Options = nil
-		}
-		dc = &n
-		s.config = dc
-	}
+	s.config = dc
 	if s.policy != corev1.DNSNone && dc.Nameservers == nil && dc.Searches == nil && dc.Options == nil {
 		s.config = nil
 	}
+}
+
+// CompactDNSConfig makes dc's empty lists nil, so that [] and an omitted
+// list compare equal. It returns dc itself when no list is empty, else a
+// shallow copy: dc is never changed.
+func CompactDNSConfig(dc *corev1.PodDNSConfig) *corev1.PodDNSConfig {
+	if dc == nil {
+		return nil
+	}
+	if (dc.Nameservers == nil || len(dc.Nameservers) > 0) &&
+		(dc.Searches == nil || len(dc.Searches) > 0) &&
+		(dc.Options == nil || len(dc.Options) > 0) {
+		return dc // no empty list to drop
+	}
+	n := *dc
+	if len(n.Nameservers) == 0 {
+		n.Nameservers = nil
+	}
+	if len(n.Searches) == 0 {
+		n.Searches = nil
+	}
+	if len(n.Options) == 0 {
+		n.Options = nil
+	}
+	return &n
 }
 
 func (a *applier) expandAll(list []string) []string {

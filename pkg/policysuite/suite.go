@@ -228,7 +228,7 @@ func compare(e *Expect, r *render.Report) []Mismatch {
 	if e.DNSPolicy != nil && *e.DNSPolicy != pod.Spec.DNSPolicy {
 		ms = append(ms, Mismatch{Field: "dnsPolicy", Want: string(*e.DNSPolicy), Got: string(pod.Spec.DNSPolicy)})
 	}
-	if e.DNSConfig != nil && !reflect.DeepEqual(normalize(e.DNSConfig), normalize(pod.Spec.DNSConfig)) {
+	if e.DNSConfig != nil && !reflect.DeepEqual(policy.CompactDNSConfig(e.DNSConfig), policy.CompactDNSConfig(pod.Spec.DNSConfig)) {
 		ms = append(ms, Mismatch{Field: "dnsConfig", Want: toYAML(e.DNSConfig), Got: toYAML(pod.Spec.DNSConfig)})
 	}
 	if e.ResolvConf != nil {
@@ -243,24 +243,6 @@ func compare(e *Expect, r *render.Report) []Mismatch {
 	list("warnings", e.Warnings, pr.PolicyWarnings)
 	list("nodePools", e.NodePools, r.NodePools)
 	return ms
-}
-
-// normalize makes empty lists nil so that [] and an omitted list compare equal.
-func normalize(dc *corev1.PodDNSConfig) *corev1.PodDNSConfig {
-	if dc == nil {
-		return nil
-	}
-	c := dc.DeepCopy()
-	if len(c.Nameservers) == 0 {
-		c.Nameservers = nil
-	}
-	if len(c.Searches) == 0 {
-		c.Searches = nil
-	}
-	if len(c.Options) == 0 {
-		c.Options = nil
-	}
-	return c
 }
 
 func formatList(l []string) string {
