@@ -104,6 +104,11 @@ bench-dns: deps envtest-assets coredns ## dnsd vs CoreDNS vs unbound at a cluste
 	PODDNS_BENCH_OUT=$(CURDIR)/bench/results/dns-$$(date -u +%Y%m%dT%H%M%SZ).json KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) \
 		$(GO) test -count=1 -timeout $(or $(PODDNS_BENCH_TIMEOUT),150m) -v -run '^TestBenchDNS$$' ./test/bench
 
+.PHONY: bench-fill
+bench-fill: envtest-assets ## Only the fill of bench-dns's control plane (PODDNS_BENCH_SCALE, one scale): its rate, CPU and API latency in the log, no results file
+	PODDNS_BENCH_FILL=$(or $(PODDNS_BENCH_SCALE),default) KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) \
+		$(GO) test -count=1 -timeout $(or $(PODDNS_BENCH_TIMEOUT),150m) -v -run '^TestBenchFill$$' ./test/bench
+
 .PHONY: bench-webhook
 bench-webhook: ## HTTPS AdmissionReviews over loopback at 100/500/1000 req/s with 1/50/200 policies, 3 rounds; server and client pinned apart; JSON in bench/results/ (WEBHOOK_LOAD=5s per cell and round)
 	@mkdir -p bench/results

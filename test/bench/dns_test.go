@@ -23,7 +23,6 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/poddns/poddns/internal/benchresults"
 	"github.com/poddns/poddns/internal/testenv"
@@ -332,31 +331,11 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	rounds := envInt(t, RoundsEnv, 3, 1, 9)
 	dir := t.TempDir()
 
-	certDir := t.TempDir()
-	// etcd's data on tmpfs when there is one: the fill is bound by etcd's
-	// fsyncs on disk, and the data is thrown away at the end.
-	etcdDir, err := os.MkdirTemp("/dev/shm", "poddns-bench-etcd-")
-	if err != nil {
-		etcdDir = t.TempDir()
-	} else {
-		t.Cleanup(func() { _ = os.RemoveAll(etcdDir) }) // runs after the control plane stops
-	}
-	env := testenv.Start(t, testenv.Bulk(t), func(e *envtest.Environment) {
-		// Restartable in place (see test/integration/dns_apirestart_test.go).
-		e.ControlPlane.GetAPIServer().CertDir = certDir
-		// Long enough for a loaded machine to stop it with every watcher
-		// of the node-local step connected.
-		e.ControlPlaneStopTimeout = 20 * time.Second
-		if e.ControlPlane.Etcd == nil {
-			e.ControlPlane.Etcd = &envtest.Etcd{}
-		}
-		e.ControlPlane.Etcd.DataDir = etcdDir
-	})
-	cs := testenv.BulkClient(t, env.Config)
+	env, cs, certDir, etcdDir := startControlPlane(t)
 	fillCPU := fillCPUStart(t, certDir, etcdDir)
 	fl, fst := fill(t, cs, sc)
 	fst.CPUSeconds = fillCPU()
-	t.Logf("fill CPU: %v s (%.0f s on two idle cores)", fst.CPUSeconds, (fst.CPUSeconds["kube-apiserver"]+fst.CPUSeconds["etcd"]+fst.CPUSeconds["writers"])/2)
+	logFillCPU(t, fst)
 	if err := createPod(t.Context(), cs, walkerNS, "bench-walker", walkerIP, nodeLocalNode); err != nil {
 		t.Fatal(err)
 	}

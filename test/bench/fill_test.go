@@ -1,12 +1,19 @@
 package bench
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,9 +21,161 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/poddns/poddns/internal/testenv"
 )
+
+// FillEnv names a scale to fill and nothing else (TestBenchFill, `make
+// bench-fill`): the fill's time and where it goes, without the servers.
+const FillEnv = "PODDNS_BENCH_FILL"
+
+// TestBenchFill is `make bench-fill`: the control plane of `make bench-dns`
+// filled to the scale FillEnv names, then the fill's rate, the CPU time of
+// the API server, etcd and the writers, and the API server's mean request
+// latency per verb and resource logged. Nothing is written to
+// bench/results: a fill is not a benchmark of dnsd.
+func TestBenchFill(t *testing.T) {
+	name := os.Getenv(FillEnv)
+	if name == "" {
+		t.Skipf("a benchmark, not a test: run `make bench-fill` (sets %s)", FillEnv)
+	}
+	sc, ok := scales[name]
+	if !ok {
+		t.Fatalf("%s=%q: not a scale", FillEnv, name)
+	}
+	env, cs, certDir, etcdDir := startControlPlane(t)
+	fillCPU := fillCPUStart(t, certDir, etcdDir)
+	_, st := fill(t, cs, sc)
+	st.CPUSeconds = fillCPU()
+	logFillCPU(t, st)
+	logFillMetrics(t, env, cs)
+}
+
+// startControlPlane starts the benchmark's kube-apiserver and etcd with
+// testenv.Bulk, etcd's data on tmpfs when there is one (the data is thrown
+// away at the end), and returns the environment, a BulkClient, and the
+// API server's certificate and etcd's data directories (which find their
+// processes, and restart the API server in place).
+func startControlPlane(t *testing.T) (*testenv.Env, kubernetes.Interface, string, string) {
+	t.Helper()
+	certDir := t.TempDir()
+	etcdDir, err := os.MkdirTemp("/dev/shm", "poddns-bench-etcd-")
+	if err != nil {
+		etcdDir = t.TempDir()
+	} else {
+		t.Cleanup(func() { _ = os.RemoveAll(etcdDir) }) // runs after the control plane stops
+	}
+	env := testenv.Start(t, testenv.Bulk(t), func(e *envtest.Environment) {
+		// Restartable in place (see test/integration/dns_apirestart_test.go).
+		e.ControlPlane.GetAPIServer().CertDir = certDir
+		// Long enough for a loaded machine to stop it with every watcher
+		// of the node-local step connected.
+		e.ControlPlaneStopTimeout = 20 * time.Second
+		if e.ControlPlane.Etcd == nil {
+			e.ControlPlane.Etcd = &envtest.Etcd{}
+		}
+		e.ControlPlane.Etcd.DataDir = etcdDir
+	})
+	return env, testenv.BulkClient(t, env.Config), certDir, etcdDir
+}
+
+// logFillCPU logs the fill's CPU time per process and their sum over two
+// cores (the fill's time on an idle machine).
+func logFillCPU(t *testing.T, st fillStats) {
+	t.Helper()
+	c := st.CPUSeconds
+	t.Logf("fill CPU: %v s (%.0f s on two idle cores)", c, (c["kube-apiserver"]+c["etcd"]+c["writers"])/2)
+}
+
+// logFillMetrics logs, from the API server's /metrics, its mean request
+// latency and count per verb and resource (apiserver_request_duration_seconds)
+// and its etcd client's per operation and type (etcd_request_duration_seconds),
+// and from etcd's, its WAL fsync and backend commit latency: where a write
+// of the fill waits.
+func logFillMetrics(t *testing.T, env *testenv.Env, cs kubernetes.Interface) {
+	t.Helper()
+	b, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+	if err != nil {
+		t.Logf("API server metrics: %v", err)
+	}
+	logMeans(t, b, 100, "apiserver_request_duration_seconds", "etcd_request_duration_seconds")
+	u := *env.Environment.ControlPlane.Etcd.URL
+	u.Path = "/metrics"
+	resp, err := http.Get(u.String())
+	if err != nil {
+		t.Logf("etcd metrics: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ = io.ReadAll(resp.Body)
+	logMeans(t, b, 1, "etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds")
+}
+
+// logMeans logs the mean of each Prometheus summary or histogram of names
+// in the text exposition b, per verb, resource, subresource, operation and
+// type label (the others summed over), where it counted at least min
+// observations.
+func logMeans(t *testing.T, b []byte, min float64, names ...string) {
+	t.Helper()
+	type agg struct{ sum, count float64 }
+	m := map[string]*agg{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, ok := "", "", false
+		for _, n := range names {
+			if rest, ok = strings.CutPrefix(line, n); ok {
+				name = n
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		isSum := strings.HasPrefix(rest, "_sum")
+		if !isSum && !strings.HasPrefix(rest, "_count") {
+			continue
+		}
+		key := []string{strings.TrimSuffix(name, "_duration_seconds")}
+		labels, value := "", rest
+		if i, j := strings.IndexByte(rest, '{'), strings.LastIndexByte(rest, '}'); i >= 0 && j > i {
+			labels, value = rest[i+1:j], rest[j+1:]
+		} else {
+			value = strings.TrimLeft(rest, "_sumcount")
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(labels, ",") {
+			k, val, _ := strings.Cut(l, "=")
+			if val = strings.Trim(val, `"`); val != "" && (k == "verb" || k == "resource" || k == "subresource" || k == "operation" || k == "type") {
+				key = append(key, val)
+			}
+		}
+		k := strings.Join(key, " ")
+		if m[k] == nil {
+			m[k] = &agg{}
+		}
+		if isSum {
+			m[k].sum += v
+		} else {
+			m[k].count += v
+		}
+	}
+	keys := make([]string, 0, len(m))
+	for k, a := range m {
+		if a.count >= min {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t.Logf("latency %s: %.0f, mean %.3f ms", k, m[k].count, 1000*m[k].sum/m[k].count)
+	}
+}
 
 // scale is one cluster size of the benchmark.
 type scale struct {
@@ -29,13 +188,13 @@ type scale struct {
 
 // scales are the sizes PODDNS_BENCH_SCALE selects. default is issue 7's;
 // large is Kubernetes' published limits (issue 15: 10k Services, 1k of
-// them headless, and 150k Pods); small has 1k ClusterIP Services; tiny is
-// for trying the harness out.
+// them headless, so 9k ClusterIP Services, and 150k Pods); small has 1k
+// ClusterIP Services; tiny is for trying the harness out.
 var scales = map[string]scale{
 	"tiny":    {"tiny", 100, 10, 300, 4},
 	"small":   {"small", 1000, 100, 5000, 20},
 	"default": {"default", 10000, 1000, 50000, 100},
-	"large":   {"large", 10000, 1000, 150000, 100},
+	"large":   {"large", 9000, 1000, 150000, 100},
 }
 
 // Bench namespaces, Services and Pods are named so that the query files
@@ -101,7 +260,19 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) (filled, fillStats) {
 	}
 	async := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
 		wg.Add(1)
-		go func() { defer wg.Done(); step(what, n, workers, fn) }()
+		go func() {
+			defer wg.Done()
+			var done atomic.Int64
+			step(what, n, workers, func(ctx context.Context, i int) error {
+				err := fn(ctx, i)
+				if err == nil {
+					if d := done.Add(1); d%max(1000, int64(n)/fillProgressSteps) == 0 && d < int64(n) {
+						t.Logf("fill: %d/%d %s after %s; load %s", d, n, what, time.Since(start).Round(time.Second), loadAvg())
+					}
+				}
+				return err
+			})
+		}()
 	}
 	step("namespaces", sc.Namespaces, 8, func(ctx context.Context, i int) error {
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName(i)}}, metav1.CreateOptions{})
@@ -163,10 +334,15 @@ func createService(ctx context.Context, cs kubernetes.Interface, ns, name, ip st
 	return nil
 }
 
-// fillLimit bounds the fill. The large scale's 311k writes took over 40
-// minutes on this machine shared with other fills and benchmarks (load
-// 25-37 on 2 cores: ~115k of its 150k Pods in 40 minutes).
+// fillLimit bounds the fill. The large scale's 311k writes took 23 minutes
+// under nice on this machine shared with other fills and benchmarks (load
+// 17-25 on 2 cores), though only 816 s of CPU (408 s on two idle cores);
+// at load 25-37 they had not finished in 40 minutes.
 const fillLimit = 100 * time.Minute
+
+// fillProgressSteps is how many times in its course the fill logs how far
+// each kind got (at most: once per 1000 objects).
+const fillProgressSteps = 10
 
 // fillStats is how the fill went: its time, its rate (API objects, with
 // namespaces and EndpointSlices; writes, with each Pod's status update),
