@@ -27,6 +27,10 @@
 //     the datagrams of one read inline, and hands the others and the
 //     socket to another worker only when told (or, late, when a watcher
 //     notices).
+//   - A handler is done with w (and the addresses it gives) and with r
+//     when it returns: the server reuses its writers, and a handler's own
+//     writer wrapping w may be reused too. Work that goes on after (a
+//     cache's background refresh) copies what it needs first.
 //
 // Handlers never mutate a *dns.Msg they did not create: the request belongs
 // to the server and a reply may be shared (a cache keeps it); copy first

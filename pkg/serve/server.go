@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -225,8 +226,12 @@ func Handle(ctx context.Context, h Handler, w dns.ResponseWriter, r *dns.Msg) (i
 	if r.Response {
 		return dns.RcodeSuccess, nil // never answer a response (reflection loops)
 	}
-	proto := Proto(w)
-	rw := &responseWriter{ResponseWriter: w, req: r, proto: proto}
+	rw := writers.Get().(*responseWriter)
+	*rw = responseWriter{ResponseWriter: w, req: r, proto: Proto(w)}
+	defer func() {
+		*rw = responseWriter{}
+		writers.Put(rw)
+	}()
 	switch {
 	case r.Opcode != dns.OpcodeQuery:
 		return dns.RcodeNotImplemented, writeRcode(rw, r, dns.RcodeNotImplemented)
@@ -258,6 +263,10 @@ func Handle(ctx context.Context, h Handler, w dns.ResponseWriter, r *dns.Msg) (i
 	}
 	return rcode, err
 }
+
+// writers are Handle's writers: a handler is done with its writer when it
+// returns (the handler contract), so each is reused.
+var writers = sync.Pool{New: func() any { return new(responseWriter) }}
 
 // optPlacement reports whether r's OPT records are as RFC 6891 §6.1.1
 // wants: at most one, in the additional section, owned by the root. A

@@ -76,8 +76,25 @@ type udpBatch struct {
 	out  []ipv4.Message
 	outs int // replies waiting in out
 	bufs [][]byte
+	// The peers of in (on Linux, where the reads fill them in place) and
+	// of out: no address is allocated per datagram.
+	inAddrs, outAddrs [udpBatchSize]peerAddr
 	// rin and rout are the system calls' view of in and out (Linux).
 	rin, rout rawBatch
+}
+
+// peerAddr is a *net.UDPAddr with room for its IP: set fills it without
+// allocating.
+type peerAddr struct {
+	net.UDPAddr
+	ip [16]byte
+}
+
+// set makes a a copy of u and returns it as a *net.UDPAddr.
+func (a *peerAddr) set(u *net.UDPAddr) *net.UDPAddr {
+	a.IP = append(a.ip[:0], u.IP...)
+	a.Port, a.Zone = u.Port, u.Zone
+	return &a.UDPAddr
 }
 
 var udpBatches = sync.Pool{New: func() any {
@@ -101,6 +118,10 @@ type udpWorker struct {
 	// cur is the query in the handler chain (its datagram parsed), nil
 	// between queries.
 	cur atomic.Pointer[udpWriter]
+	// uw is the writer of the worker's query, reused for each: a handler
+	// does not keep its writer once it has returned, and the worker
+	// answers its next datagram only after that.
+	uw udpWriter
 	// The reply control message of the last query's local address: one
 	// listen address gives every query the same.
 	oobKey, oobReply []byte
@@ -278,10 +299,14 @@ func (l *udpLoop) answer(w *udpWorker, b *udpBatch) bool {
 // unknown opcode) without reaching the handler.
 func (l *udpLoop) serve(w *udpWorker, m *ipv4.Message) {
 	raddr, ok := m.Addr.(*net.UDPAddr)
-	if m.N < 12 || !ok {
+	if m.N < 12 || !ok || raddr == nil {
 		return
 	}
-	uw := &udpWriter{worker: w, raddr: raddr, oob: w.replyOOB(m.OOB[:m.NN])}
+	// The peer is copied: after a handoff, the batch's datagrams (and
+	// their addresses) are overwritten by the next read while this
+	// worker's handler may still be answering.
+	uw := &w.uw
+	uw.worker, uw.raddr, uw.oob = w, uw.addr.set(raddr), w.replyOOB(m.OOB[:m.NN])
 	dispatch(l.handler, uw, m.Buffers[0][:m.N])
 	w.cur.Store(nil)
 }
@@ -444,7 +469,8 @@ func replyOOB(oob []byte) []byte {
 // (or when it does not fit a batch's buffer).
 type udpWriter struct {
 	worker *udpWorker
-	raddr  *net.UDPAddr
+	raddr  *net.UDPAddr // &addr.UDPAddr
+	addr   peerAddr
 	oob    []byte
 }
 
@@ -473,7 +499,7 @@ func (w *udpWriter) Write(p []byte) (int, error) {
 		if b := wk.b; !wk.detached.Load() && b.outs < len(b.out) {
 			o := &b.out[b.outs]
 			o.Buffers[0] = append(b.bufs[b.outs][:0], p...)
-			o.OOB, o.Addr = w.oob, w.raddr
+			o.OOB, o.Addr = w.oob, b.outAddrs[b.outs].set(w.raddr)
 			b.outs++
 			l.mu.Unlock()
 			return len(p), nil

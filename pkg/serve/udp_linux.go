@@ -35,6 +35,14 @@ type rawBatch struct {
 	hs    [udpBatchSize]mmsghdr
 	iovs  [udpBatchSize]unix.Iovec
 	names [udpBatchSize]unix.RawSockaddrInet6
+	// The call in progress: its arguments and results, and run (the
+	// method value of r.syscall, made once) for RawConn's Read and Write.
+	// A closure per call, as call had, cost four allocations per query.
+	trap  uintptr
+	n     int
+	got   int
+	errno syscall.Errno
+	run   func(fd uintptr) bool
 }
 
 // batchIO reads and writes one socket's batches.
@@ -74,11 +82,11 @@ func (io *batchIO) read(b *udpBatch) (int, error) {
 		h.hdr.SetIovlen(1)
 		h.hdr.SetControllen(len(m.OOB))
 	}
-	n, err := io.call(io.rc.Read, unix.SYS_RECVMMSG, &r.hs[0], len(b.in), "recvmmsg")
+	n, err := io.call(r, false, unix.SYS_RECVMMSG, len(b.in), "recvmmsg")
 	for i := range n {
 		m, h := &b.in[i], &r.hs[i]
 		m.N, m.NN, m.Flags = int(h.len), int(h.hdr.Controllen), int(h.hdr.Flags)
-		m.Addr = udpAddr(&r.names[i])
+		m.Addr = udpAddr(&r.names[i], &b.inAddrs[i])
 	}
 	return n, err
 }
@@ -104,45 +112,52 @@ func (io *batchIO) write(b *udpBatch, ms []ipv4.Message) (int, error) {
 			h.hdr.SetControllen(len(m.OOB))
 		}
 	}
-	return io.call(io.rc.Write, unix.SYS_SENDMMSG, &r.hs[0], len(ms), "sendmmsg")
+	return io.call(r, true, unix.SYS_SENDMMSG, len(ms), "sendmmsg")
 }
 
-// call runs trap on hs until it does not return EAGAIN, waiting for the
-// socket with wait (RawConn.Read or Write) in between.
-func (io *batchIO) call(wait func(func(uintptr) bool) error, trap uintptr, hs *mmsghdr, n int, name string) (int, error) {
-	var got int
-	var errno syscall.Errno
-	err := wait(func(fd uintptr) bool {
-		for {
-			r1, _, e := syscall.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(hs)), uintptr(n), 0, 0, 0)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			got, errno = int(r1), e
-			return true
-		}
-	})
+// call runs trap on r's headers (the first n) until it does not return
+// EAGAIN, waiting for the socket with RawConn.Read (or Write) in between.
+func (io *batchIO) call(r *rawBatch, write bool, trap uintptr, n int, name string) (int, error) {
+	if r.run == nil {
+		r.run = r.syscall
+	}
+	r.trap, r.n = trap, n
+	var err error
+	if write {
+		err = io.rc.Write(r.run)
+	} else {
+		err = io.rc.Read(r.run)
+	}
 	if err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, os.NewSyscallError(name, errno)
+	if r.errno != 0 {
+		return 0, os.NewSyscallError(name, r.errno)
 	}
-	return got, nil
+	return r.got, nil
+}
+
+// syscall makes r's call on fd: false (wait and call again) on EAGAIN.
+func (r *rawBatch) syscall(fd uintptr) bool {
+	for {
+		r1, _, e := syscall.RawSyscall6(r.trap, fd, uintptr(unsafe.Pointer(&r.hs[0])), uintptr(r.n), 0, 0, 0)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		r.got, r.errno = int(r1), e
+		return true
+	}
 }
 
 // udpAddr is the peer address in raw (sockaddr_in or sockaddr_in6) as
-// package net gives it: 4-byte IPs from an AF_INET socket.
-func udpAddr(raw *unix.RawSockaddrInet6) *net.UDPAddr {
-	port := int(raw.Port>>8 | raw.Port<<8) // network byte order
-	a := &struct {
-		net.UDPAddr
-		ip [16]byte
-	}{}
-	a.Port = port
+// package net gives it (4-byte IPs from an AF_INET socket), in a; nil for
+// another family.
+func udpAddr(raw *unix.RawSockaddrInet6, a *peerAddr) net.Addr {
+	a.Port = int(raw.Port>>8 | raw.Port<<8) // network byte order
+	a.Zone = ""
 	switch raw.Family {
 	case unix.AF_INET:
 		in4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(raw))

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/miekg/dns"
 
@@ -104,9 +105,13 @@ func (a *ACL) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (i
 	if !a.Allowed(serve.NewRequest(w, r).IP()) {
 		return dns.RcodeRefused, nil
 	}
-	tw := &trackWriter{ResponseWriter: w}
+	tw := trackWriters.Get().(*trackWriter)
+	*tw = trackWriter{ResponseWriter: w}
 	rcode, err := serve.NextOrFailure(ctx, a.Name(), a.Next, tw, r)
-	if rcode == dns.RcodeServerFailure && !tw.written {
+	written := tw.written
+	*tw = trackWriter{}
+	trackWriters.Put(tw) // the handlers below are done with it (serve's handler contract)
+	if rcode == dns.RcodeServerFailure && !written {
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeServerFailure)
 		m.RecursionAvailable = true
@@ -116,6 +121,8 @@ func (a *ACL) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (i
 	}
 	return rcode, err
 }
+
+var trackWriters = sync.Pool{New: func() any { return new(trackWriter) }}
 
 // trackWriter remembers whether a reply was written through it.
 type trackWriter struct {

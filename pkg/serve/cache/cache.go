@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,8 +126,14 @@ type entry struct {
 	prefetching atomic.Bool
 }
 
-// key makes the cache key of r.
-func key(r *dns.Msg) string {
+// keyBuf fits the key of a name of any length (names are at most 255
+// octets in wire form; their text with escapes is longer).
+const keyBuf = 320
+
+// appendKey appends the cache key of r to dst: the question's name
+// lower-cased, its type and class, and the CD and DO bits. A hit looks
+// the key up as bytes (no string made per query); a miss makes it a string.
+func appendKey(dst []byte, r *dns.Msg) []byte {
 	q := r.Question[0]
 	var flags byte
 	if r.CheckingDisabled {
@@ -135,17 +142,14 @@ func key(r *dns.Msg) string {
 	if opt := r.IsEdns0(); opt != nil && opt.Do() {
 		flags |= 2
 	}
-	var b strings.Builder
-	b.Grow(len(q.Name) + 5)
 	for i := 0; i < len(q.Name); i++ {
 		ch := q.Name[i]
 		if 'A' <= ch && ch <= 'Z' {
 			ch += 'a' - 'A'
 		}
-		b.WriteByte(ch)
+		dst = append(dst, ch)
 	}
-	b.Write([]byte{byte(q.Qtype >> 8), byte(q.Qtype), byte(q.Qclass >> 8), byte(q.Qclass), flags})
-	return b.String()
+	return append(dst, byte(q.Qtype>>8), byte(q.Qtype), byte(q.Qclass>>8), byte(q.Qclass), flags)
 }
 
 // ServeDNS answers from the cache or hands on, caching the reply.
@@ -155,9 +159,10 @@ func (c *Cache) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		return serve.NextOrFailure(ctx, c.Name(), c.Next, w, r)
 	}
 	c.reqC.Inc()
-	k := key(r)
+	var kb [keyBuf]byte
+	kbytes := appendKey(kb[:0], r)
 	now := c.now()
-	e := c.get(k)
+	e := c.getBytes(kbytes)
 	if e != nil && now.Before(e.expires) {
 		if e.kind == kindSuccess {
 			c.hitS.Inc()
@@ -165,7 +170,7 @@ func (c *Cache) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 			c.hitD.Inc()
 		}
 		if c.prefetch > 0 && e.kind != kindServfail {
-			c.maybePrefetch(e, k, w, r, now)
+			c.maybePrefetch(e, kbytes, w, r, now)
 		}
 		if e.kind == kindServfail {
 			return dns.RcodeServerFailure, nil
@@ -177,6 +182,7 @@ func (c *Cache) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		return e.msg.Rcode, nil
 	}
 	c.missC.Inc()
+	k := string(kbytes)
 	if e != nil && e.kind != kindServfail && c.stale > 0 && now.Before(e.expires.Add(c.stale)) {
 		return c.serveStale(ctx, e, k, w, r)
 	}
@@ -472,9 +478,17 @@ func (c *Cache) get(k string) *entry {
 	return c.deny.get(k)
 }
 
+// getBytes is get of a key in bytes.
+func (c *Cache) getBytes(k []byte) *entry {
+	if e := c.succ.getBytes(k); e != nil {
+		return e
+	}
+	return c.deny.getBytes(k)
+}
+
 // maybePrefetch counts a hit on e and refreshes it in the background when
 // it is popular and about to expire.
-func (c *Cache) maybePrefetch(e *entry, k string, w dns.ResponseWriter, r *dns.Msg, now time.Time) {
+func (c *Cache) maybePrefetch(e *entry, kbytes []byte, w dns.ResponseWriter, r *dns.Msg, now time.Time) {
 	last := e.lastHit.Swap(now.UnixNano())
 	var n int32
 	if last == 0 || now.Sub(time.Unix(0, last)) > c.window {
@@ -500,8 +514,10 @@ func (c *Cache) maybePrefetch(e *entry, k string, w dns.ResponseWriter, r *dns.M
 		e.prefetching.Store(false)
 		return
 	}
-	q := r.Copy()
-	aw := &addrWriter{local: w.LocalAddr(), remote: w.RemoteAddr()}
+	q, k := r.Copy(), string(kbytes)
+	// The writer's addresses are the server's (reused after this query):
+	// the refresh outlives the query, so it gets copies.
+	aw := &addrWriter{local: cloneAddr(w.LocalAddr()), remote: cloneAddr(w.RemoteAddr())}
 	c.prefetchWG.Add(1)
 	go func() {
 		defer c.prefetchWG.Done()
@@ -523,6 +539,22 @@ func (c *Cache) maybePrefetch(e *entry, k string, w dns.ResponseWriter, r *dns.M
 type addrWriter struct {
 	dns.ResponseWriter
 	local, remote net.Addr
+}
+
+// cloneAddr copies a UDP or TCP address; other addresses are returned as
+// they are.
+func cloneAddr(a net.Addr) net.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		c := *a
+		c.IP = slices.Clone(a.IP)
+		return &c
+	case *net.TCPAddr:
+		c := *a
+		c.IP = slices.Clone(a.IP)
+		return &c
+	}
+	return a
 }
 
 func (a *addrWriter) LocalAddr() net.Addr  { return a.local }
@@ -553,7 +585,7 @@ func newTable(perShard int, size interface{ Add(float64) }) *table {
 func (s *table) shard(k string) *shard { return &s.shards[shardIndex(k)] }
 
 // shardIndex is the shard of key k (FNV-1a).
-func shardIndex(k string) uint32 {
+func shardIndex[K string | []byte](k K) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(k); i++ {
 		h ^= uint32(k[i])
@@ -566,6 +598,15 @@ func (s *table) get(k string) *entry {
 	sh := s.shard(k)
 	sh.mu.RLock()
 	e := sh.m[k]
+	sh.mu.RUnlock()
+	return e
+}
+
+// getBytes is get of a key in bytes, without making a string of it.
+func (s *table) getBytes(k []byte) *entry {
+	sh := &s.shards[shardIndex(k)]
+	sh.mu.RLock()
+	e := sh.m[string(k)]
 	sh.mu.RUnlock()
 	return e
 }

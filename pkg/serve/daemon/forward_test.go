@@ -2,7 +2,9 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,6 +249,73 @@ func TestForwardTLS(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), "TLS handshake with upstream failed") {
 				t.Errorf("log has no failed handshake:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// BenchmarkDaemonUDP is one query at a time over loopback UDP through dnsd
+// as the benchmark runs it (bench/README.md): the example cluster, the
+// default chain with completion on (a node profile; the client is no pod)
+// and a forwarder whose replies the cache holds. The client sends packed
+// queries and reads into one buffer, so allocs/op are the server's. Per
+// kind of name the bench's dnsperf scenarios ask.
+func BenchmarkDaemonUDP(b *testing.B) {
+	up, _ := dnstest.StartUpstream(b, "192.0.2.10")
+	profile := dnstest.WriteFile(b, "profile.yaml", completionProfile)
+	cfg, err := daemon.Load("", func(c *daemon.Config) error {
+		c.Source.File = exampleCluster
+		c.Forward.Upstreams = []string{up}
+		c.Completion.NodeProfile = profile
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := dnstest.StartDaemon(b, cfg, daemon.Options{})
+	conn, err := net.Dial("udp", d.DNSAddr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 4096)
+	exchange := func(b *testing.B, q []byte) {
+		if _, err := conn.Write(q); err != nil {
+			b.Fatal(err)
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n < 12 || binary.BigEndian.Uint16(buf) != binary.BigEndian.Uint16(q) || buf[3]&0xF != 0 {
+			b.Fatalf("bad reply %x", buf[:n])
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		qname string
+		qtype uint16
+	}{
+		{"cluster_A", "web.default.svc.cluster.local.", dns.TypeA},
+		{"cluster_SRV", "_http._tcp.web.default.svc.cluster.local.", dns.TypeSRV},
+		{"cluster_PTR", "20.0.96.10.in-addr.arpa.", dns.TypePTR},
+		{"headless_A", "db.default.svc.cluster.local.", dns.TypeA},
+		{"external_cached_A", "host-1.example.com.", dns.TypeA},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			q := dnstest.Query(c.qname, c.qtype, 0)
+			q.Id = 0x4242
+			p, err := q.Pack()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := conn.SetDeadline(time.Now().Add(time.Hour)); err != nil {
+				b.Fatal(err)
+			}
+			exchange(b, p) // fills the cache
+			b.ReportAllocs()
+			for b.Loop() {
+				exchange(b, p)
 			}
 		})
 	}

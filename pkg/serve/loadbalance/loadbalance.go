@@ -10,6 +10,7 @@ package loadbalance
 import (
 	"context"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/miekg/dns"
 
@@ -45,8 +46,18 @@ func (l *LoadBalance) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns
 	case dns.TypeAXFR, dns.TypeIXFR:
 		return serve.NextOrFailure(ctx, l.Name(), l.Next, w, r)
 	}
-	return serve.NextOrFailure(ctx, l.Name(), l.Next, &writer{ResponseWriter: w}, r)
+	sw := writers.Get().(*writer)
+	sw.ResponseWriter = w
+	defer func() {
+		sw.ResponseWriter = nil
+		writers.Put(sw)
+	}()
+	return serve.NextOrFailure(ctx, l.Name(), l.Next, sw, r)
 }
+
+// writers are the handler's writers, reused: the handlers below are done
+// with a writer when they return (serve's handler contract).
+var writers = sync.Pool{New: func() any { return new(writer) }}
 
 type writer struct{ dns.ResponseWriter }
 
@@ -62,14 +73,14 @@ func (w *writer) WriteMsg(m *dns.Msg) error {
 }
 
 // WritePacked has a packed NOERROR reply shuffled as WriteMsg shuffles a
-// message (by the cache, which keeps a few shuffled orders packed).
+// message (by the cache, which keeps a few shuffled orders packed). It
+// sets p's Shuffle: a Packed is one reply to one query, passed down the
+// writers.
 func (w *writer) WritePacked(p *serve.Packed) error {
-	if p.Rcode != dns.RcodeSuccess {
-		return serve.WritePacked(w.ResponseWriter, p)
+	if p.Rcode == dns.RcodeSuccess {
+		p.Shuffle = Shuffle
 	}
-	c := *p
-	c.Shuffle = Shuffle
-	return serve.WritePacked(w.ResponseWriter, &c)
+	return serve.WritePacked(w.ResponseWriter, p)
 }
 
 // Shuffle returns a new slice: rrs's CNAMEs in order, then the records

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -186,7 +187,12 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return h.m.requests.WithLabelValues(h.zoneLabel(zone), protos[proto], families[family], typeLabelAt(qtype))
 	}).Inc()
 
-	rec := &recorder{ResponseWriter: w, h: h, zone: zone, qtype: qtype, start: start}
+	rec := recorders.Get().(*recorder)
+	*rec = recorder{ResponseWriter: w, h: h, zone: zone, qtype: qtype, start: start}
+	defer func() {
+		*rec = recorder{}
+		recorders.Put(rec)
+	}()
 	rcode, err := serve.NextOrFailure(ctx, h.Name(), h.Next, rec, r)
 	if err != nil {
 		h.m.countError(err)
@@ -229,6 +235,10 @@ func (h *Handler) zoneLabel(i int) string {
 	}
 	return h.zones[i]
 }
+
+// recorders are the handler's writers, reused: the handlers below are done
+// with a writer when they return (serve's handler contract).
+var recorders = sync.Pool{New: func() any { return new(recorder) }}
 
 // recorder counts the reply and the time taken when the reply is written,
 // before it is sent: a client that has its answer finds it counted.
