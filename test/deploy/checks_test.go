@@ -105,6 +105,12 @@ func TestChecksCatchBreakage(t *testing.T) {
 		{"liveness probe on the metrics port", "base", checkProbes, func(r *rendering) {
 			dnsd(r).Containers[0].LivenessProbe.HTTPGet.Port = intstr.FromString("metrics")
 		}, "serves health on"},
+		{"dnsd readiness probe slower than its lameduck", "replace-coredns", checkLameduck, func(r *rendering) {
+			dnsd(r).Containers[0].ReadinessProbe.PeriodSeconds = 5
+		}, "to flush the conntrack entries"},
+		{"dnsd killed before its lameduck ends", "base", checkLameduck, func(r *rendering) {
+			dnsd(r).TerminationGracePeriodSeconds = ptr.To[int64](15)
+		}, "shorter than its lameduck"},
 		{"mounted ConfigMap missing", "base", checkVolumes, func(r *rendering) {
 			webhook(r).Volumes[1].ConfigMap.Name = "poddns-policy"
 		}, "not in the render"},

@@ -86,6 +86,7 @@ func TestDeploy(t *testing.T) {
 		{"serving certificate, CA injection and the webhook Service", checkServingCertificate},
 		{"Service selectors and target ports", checkServices},
 		{"probes", checkProbes},
+		{"dnsd lameduck outlasts its readiness probe", checkLameduck},
 		{"mounted ConfigMaps and Secrets exist", checkVolumes},
 		{"webhook configuration file", checkWebhookConfig},
 		{"dnsd configuration file", checkDNSDConfig},
@@ -539,6 +540,50 @@ func checkProbes(_ *testing.T, r *rendering, _ binaries) []string {
 	return msgs
 }
 
+// flushAllowance is what dnsd's lameduck must leave after its readiness
+// probe has failed for kubelet, the EndpointSlice controller and kube-proxy
+// to mark the endpoint not serving and delete the conntrack entries that
+// still send queries to the pod (deploy/base/dnsd/config.yaml says why; in
+// test/cluster's rig it took 0.1-0.6 s at load 17-20).
+const flushAllowance = 5 * time.Second
+
+// checkLameduck: after SIGTERM, dnsd keeps answering until its readiness
+// probe has failed (periodSeconds x failureThreshold) plus flushAllowance,
+// and the termination grace period covers the lameduck and the wait for
+// queries in flight, so that kubelet does not cut it short.
+func checkLameduck(_ *testing.T, r *rendering, _ binaries) []string {
+	d, c, cfg, err := dnsdContainer(r)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	p := c.ReadinessProbe
+	if p == nil {
+		return []string{"dnsd: no readiness probe"}
+	}
+	// The API server's defaults for fields left out.
+	period, threshold := p.PeriodSeconds, p.FailureThreshold
+	if period == 0 {
+		period = 10
+	}
+	if threshold == 0 {
+		threshold = 3
+	}
+	lameduck, unready := cfg.Lameduck.D(), time.Duration(period*threshold)*time.Second
+	var msgs []string
+	if lameduck < unready+flushAllowance {
+		msgs = append(msgs, fmt.Sprintf("dnsd: lameduck %s, but its readiness probe needs up to %s (periodSeconds %d x failureThreshold %d) to fail: "+
+			"want at least %s more for kube-proxy to flush the conntrack entries pointing at the pod", lameduck, unready, period, threshold, flushAllowance))
+	}
+	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	if need := lameduck + daemon.ShutdownWait; time.Duration(grace)*time.Second < need {
+		msgs = append(msgs, fmt.Sprintf("dnsd: terminationGracePeriodSeconds %d, shorter than its lameduck %s plus %s for queries in flight", grace, lameduck, daemon.ShutdownWait))
+	}
+	return msgs
+}
+
 // checkVolumes: every ConfigMap a pod mounts is in the render, and every
 // Secret is one a Certificate of the render writes.
 func checkVolumes(_ *testing.T, r *rendering, _ binaries) []string {
@@ -718,6 +763,17 @@ func readDNSDConfig(r *rendering, d *appsv1.Deployment, c *corev1.Container) (da
 	return cfg, nil
 }
 
+// dnsdContainer returns dnsd's Deployment, its container and its
+// configuration file, parsed.
+func dnsdContainer(r *rendering) (*appsv1.Deployment, *corev1.Container, daemon.Config, error) {
+	d, c, err := container(r, dnsdNamespace(r), dnsdName, "dnsd")
+	if err != nil {
+		return nil, nil, daemon.Config{}, err
+	}
+	cfg, err := readDNSDConfig(r, d, c)
+	return d, c, cfg, err
+}
+
 // validateDNSDConfig runs dnsd's own validation of its configuration. The
 // files it names are the pod's (the node's resolv.conf, the mounted node
 // profile), so they are replaced by stand-ins: a resolv.conf with one
@@ -753,11 +809,7 @@ func validateDNSDConfig(t *testing.T, r *rendering, d *appsv1.Deployment, c *cor
 // health and metrics ports are container ports, its node profile is mounted
 // and parses.
 func checkDNSDConfig(t *testing.T, r *rendering, _ binaries) []string {
-	d, c, err := container(r, dnsdNamespace(r), dnsdName, "dnsd")
-	if err != nil {
-		return []string{err.Error()}
-	}
-	cfg, err := readDNSDConfig(r, d, c)
+	d, c, cfg, err := dnsdContainer(r)
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -593,8 +593,13 @@ func storeHolds(n store.Counts) bool {
 	return n.Services+n.EndpointSlices+n.Pods+n.Namespaces > 0
 }
 
+// ShutdownWait is how long Shutdown waits, after the lameduck, for the
+// queries and requests in flight: a pod's termination grace period must
+// cover the lameduck plus this (test/deploy checks deploy/'s).
+const ShutdownWait = 5 * time.Second
+
 // Shutdown fails /ready, keeps serving for lameduck, then stops every
-// listener (waiting at most 5s for queries in flight).
+// listener (waiting at most ShutdownWait for queries in flight).
 func (d *Daemon) Shutdown(lameduck time.Duration) {
 	d.stopping.Store(true)
 	if d.nl != nil {
@@ -607,7 +612,7 @@ func (d *Daemon) Shutdown(lameduck time.Duration) {
 	if d.api != nil {
 		d.api.Shutdown()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownWait)
 	defer cancel()
 	if d.dns != nil {
 		if err := d.dns.Shutdown(ctx); err != nil {
