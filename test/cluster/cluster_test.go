@@ -88,6 +88,9 @@ type env struct {
 	token string
 	// objs is the installed render.
 	objs []*unstructured.Unstructured
+	// kubeDNS is CoreDNS's Service as it was before the takeover (README's
+	// kube-dns-backup.yaml), for the way back.
+	kubeDNS *corev1.Service
 }
 
 // start starts a rig with the images imported and cert-manager's CRDs
@@ -186,23 +189,38 @@ func (e *env) render(kustomization string) []*unstructured.Unstructured {
 // --server-side` does, in order.
 func (e *env) apply(objs []*unstructured.Unstructured) {
 	e.t.Helper()
-	ctx := context.Background()
-	for _, u := range objs {
-		err := e.cl.Apply(ctx, client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner("poddns-cluster-test"), client.ForceOwnership)
-		if err != nil {
-			e.t.Fatalf("apply %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
-		}
+	for k, err := range e.applyAll(objs) {
+		e.t.Fatalf("apply %s: %v", k, err)
 	}
 }
 
-// install applies a kustomization of deploy/, issues what cert-manager
-// would, and waits for every Deployment but the autoscaler's to be
-// Available.
+// applyAll applies objects in order as `kubectl apply` does, going on past
+// an object the API server refuses, and returns the refusals by "Kind
+// namespace/name".
+func (e *env) applyAll(objs []*unstructured.Unstructured) map[string]error {
+	refused := map[string]error{}
+	for _, u := range objs {
+		err := e.cl.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u.DeepCopy()), client.FieldOwner("poddns-cluster-test"), client.ForceOwnership)
+		if err != nil {
+			refused[u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName()] = err
+		}
+	}
+	return refused
+}
+
+// install applies a kustomization of deploy/, then settles it.
 func (e *env) install(kustomization string) {
 	e.t.Helper()
 	begin := time.Now()
 	e.objs = e.render(kustomization)
 	e.apply(e.objs)
+	e.settle(kustomization, begin)
+}
+
+// settle issues what cert-manager would for the applied render and waits
+// for every Deployment but the autoscaler's to be Available.
+func (e *env) settle(kustomization string, begin time.Time) {
+	e.t.Helper()
 	var res *certstandin.Result
 	err := e.poll("cert-manager's objects issued", 30*time.Second, func(ctx context.Context) (bool, error) {
 		var err error
@@ -282,9 +300,22 @@ func (e *env) waitRollout(ns, name string) {
 			s.Replicas != want || s.AvailableReplicas != want {
 			return false, nil
 		}
-		// No pod of an older revision left, terminating or not.
+		// No pod of an older revision left, terminating or not. The
+		// selector may match other pods too (CoreDNS's k8s-app: kube-dns
+		// is dnsd's too in replace-coredns): only the pods of this
+		// Deployment's ReplicaSets (<name>-<hash>) count.
 		l, err := e.c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
-		return err == nil && len(l.Items) == int(want), err
+		if err != nil {
+			return false, err
+		}
+		own := 0
+		for _, p := range l.Items {
+			if o := metav1.GetControllerOf(&p); o != nil && o.Kind == "ReplicaSet" && strings.HasPrefix(o.Name, name+"-") &&
+				!strings.Contains(strings.TrimPrefix(o.Name, name+"-"), "-") {
+				own++
+			}
+		}
+		return own == int(want), nil
 	})
 	if err != nil {
 		e.t.Fatalf("%v; status %+v", err, d.Status)
@@ -553,13 +584,15 @@ const (
 	nsNone = "rp-none" // opted in, switched to None by a policy added later
 )
 
-// TestDeploy installs deploy/overlays/replace-coredns (dnsd at the cluster
-// DNS address, so every pod resolves through it) on one rig and runs the
+// TestDeploy starts one rig with CoreDNS as kubeadm installs it, takes it
+// over with deploy/overlays/replace-coredns as a user would (dnsd at the
+// cluster DNS address, so every pod resolves through it) and runs the
 // scenarios in order; each leaves the cluster as the next expects. The
-// last ones take poddns away, then install it again beside CoreDNS.
+// last ones go back to CoreDNS and take poddns away, then install it again
+// beside CoreDNS.
 func TestDeploy(t *testing.T) {
 	e := start(t)
-	e.install("overlays/replace-coredns")
+	e.coreDNS()
 	e.metricsReader()
 	e.namespace(nsWeb, map[string]string{"poddns.io/enabled": "true", "poddns.io/single-request-reopen": "true"})
 	e.namespace(nsDNS, map[string]string{"poddns.io/enabled": "true"})
@@ -570,6 +603,7 @@ func TestDeploy(t *testing.T) {
 		name string
 		run  func(*testing.T, *env)
 	}{
+		{"Takeover", testTakeover},
 		{"Mutation", testMutation},
 		{"Resolution", testResolution},
 		{"Completion", testCompletion},
@@ -951,31 +985,88 @@ func testPolicyReload(t *testing.T, e *env) {
 	}
 }
 
-// testDNSRollout: a glibc and a musl client each look a Service's name up
-// 50 times a second while dnsd's Deployment rolls (`kubectl rollout
-// restart`); no lookup fails.
-func testDNSRollout(t *testing.T, e *env) {
-	const secs, intervalMS = 45, 20
+// Load clients: a glibc and a musl pod each looking the web Service's name
+// up every loadIntervalMS through their nameserver, the cluster DNS address
+// (test/e2e/testdata/gailoop.c).
+const loadIntervalMS = 20 // 50 lookups/s per client
+
+// load is a running pair of load clients (startLoad).
+type load struct {
+	e      *env
+	prefix string
+	secs   int
+}
+
+var loadClients = []struct {
+	name  string
+	image func(...string) container
+}{{"glibc", glibc}, {"musl", musl}}
+
+// startLoad starts the load clients, named prefix-glibc and prefix-musl in
+// nsDNS, for secs seconds, and returns once both run.
+func (e *env) startLoad(prefix string, secs int) *load {
+	e.t.Helper()
 	name := "web." + nsDNS + ".svc.cluster.local."
-	for _, lc := range []struct {
-		name  string
-		image func(...string) container
-	}{{"glibc", glibc}, {"musl", musl}} {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsDNS, Name: "load-" + lc.name},
-			Spec: podSpec(lc.image("/gailoop", name, strconv.Itoa(secs), strconv.Itoa(intervalMS)))}
+	for _, lc := range loadClients {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: nsDNS, Name: prefix + "-" + lc.name},
+			Spec: podSpec(lc.image("/gailoop", name, strconv.Itoa(secs), strconv.Itoa(loadIntervalMS)))}
 		e.create(p)
 	}
 	if err := e.poll("the load clients running", time.Minute, func(ctx context.Context) (bool, error) {
-		for _, lc := range []string{"glibc", "musl"} {
-			p, err := e.c.Client.CoreV1().Pods(nsDNS).Get(ctx, "load-"+lc, metav1.GetOptions{})
+		for _, lc := range loadClients {
+			p, err := e.c.Client.CoreV1().Pods(nsDNS).Get(ctx, prefix+"-"+lc.name, metav1.GetOptions{})
 			if err != nil || p.Status.Phase != corev1.PodRunning {
 				return false, err
 			}
 		}
 		return true, nil
 	}); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
+	return &load{e: e, prefix: prefix, secs: secs}
+}
+
+var loadSummary = regexp.MustCompile(`lookups (\d+) failed (\d+) slow (\d+) max_ms (\d+)`)
+
+// check waits for the clients to finish and fails the test if any lookup
+// failed or fewer than 90% of the lookups due were made. It logs each
+// client's summary: "slow" counts the lookups that took 900 ms or more,
+// which with resolv.conf's default timeout (5 s; musl resends after 2.5 s)
+// are the ones the resolver had to send again.
+func (l *load) check(t *testing.T, during string) {
+	t.Helper()
+	e := l.e
+	for _, lc := range loadClients {
+		pod := l.prefix + "-" + lc.name
+		if err := e.poll(pod+" finished", time.Duration(l.secs+60)*time.Second, func(ctx context.Context) (bool, error) {
+			p, err := e.c.Client.CoreV1().Pods(nsDNS).Get(ctx, pod, metav1.GetOptions{})
+			return err == nil && p.Status.Phase == corev1.PodSucceeded, err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out := e.logs(nsDNS, pod, "c0")
+		m := loadSummary.FindStringSubmatch(out)
+		if m == nil {
+			t.Errorf("%s: no summary in %q", lc.name, out)
+			continue
+		}
+		lookups, _ := strconv.Atoi(m[1])
+		t.Logf("%s: %s", lc.name, strings.TrimSpace(out))
+		if m[2] != "0" {
+			t.Errorf("%s: %s of %s lookups failed during %s: %s", lc.name, m[2], m[1], during, out)
+		}
+		if want := l.secs * 1000 / loadIntervalMS * 9 / 10; lookups < want {
+			t.Errorf("%s: %d lookups in %d s, want at least %d (50/s)", lc.name, lookups, l.secs, want)
+		}
+	}
+}
+
+// testDNSRollout: a glibc and a musl client each look a Service's name up
+// 50 times a second while dnsd's Deployment rolls (`kubectl rollout
+// restart`); no lookup fails.
+func testDNSRollout(t *testing.T, e *env) {
+	const secs = 45
+	l := e.startLoad("load", secs)
 	time.Sleep(3 * time.Second) // the load under way
 	begin := time.Now()
 	e.restart("kube-system", "poddns-dnsd")
@@ -984,30 +1075,7 @@ func testDNSRollout(t *testing.T, e *env) {
 	if rolled > (secs-5)*time.Second {
 		t.Errorf("the rollout took %s, longer than the load window", rolled)
 	}
-	summary := regexp.MustCompile(`lookups (\d+) failed (\d+) slow (\d+) max_ms (\d+)`)
-	for _, lc := range []string{"glibc", "musl"} {
-		var out string
-		if err := e.poll("load-"+lc+" finished", (secs+60)*time.Second, func(ctx context.Context) (bool, error) {
-			p, err := e.c.Client.CoreV1().Pods(nsDNS).Get(ctx, "load-"+lc, metav1.GetOptions{})
-			return err == nil && p.Status.Phase == corev1.PodSucceeded, err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		out = e.logs(nsDNS, "load-"+lc, "c0")
-		m := summary.FindStringSubmatch(out)
-		if m == nil {
-			t.Errorf("%s: no summary in %q", lc, out)
-			continue
-		}
-		lookups, _ := strconv.Atoi(m[1])
-		t.Logf("%s: %s", lc, strings.TrimSpace(out))
-		if m[2] != "0" {
-			t.Errorf("%s: %s of %s lookups failed during dnsd's rollout: %s", lc, m[2], m[1], out)
-		}
-		if want := secs * 1000 / intervalMS * 9 / 10; lookups < want {
-			t.Errorf("%s: %d lookups in %d s, want at least %d (50/s)", lc, lookups, secs, want)
-		}
-	}
+	l.check(t, "dnsd's rollout")
 }
 
 // restart restarts a Deployment as `kubectl rollout restart` does and waits
@@ -1093,7 +1161,8 @@ func testFailOpen(t *testing.T, e *env) {
 }
 
 // testUninstall follows docs/install.md: the MutatingWebhookConfiguration
-// first, then everything else; pods are created afterwards as before.
+// first, then back to CoreDNS as README ("Taking over from CoreDNS") says,
+// then everything else; pods are created afterwards as before.
 func testUninstall(t *testing.T, e *env) {
 	ctx := context.Background()
 	var webhookConfig *unstructured.Unstructured
@@ -1108,6 +1177,7 @@ func testUninstall(t *testing.T, e *env) {
 	if err := e.cl.Delete(ctx, webhookConfig.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
+	e.backToCoreDNS()
 	for i := len(e.objs) - 1; i >= 0; i-- {
 		if err := client.IgnoreNotFound(e.cl.Delete(ctx, e.objs[i].DeepCopy())); err != nil {
 			t.Errorf("delete %s %s: %v", e.objs[i].GetKind(), e.objs[i].GetName(), err)
@@ -1125,9 +1195,15 @@ func testUninstall(t *testing.T, e *env) {
 	}
 }
 
+// CoreDNS's pods, as kubeadm labels them (the Service kube-dns selects
+// k8s-app: kube-dns, which replace-coredns gives dnsd's pods too).
+const corednsPods = "k8s-app=kube-dns,app.kubernetes.io/name!=poddns-dnsd"
+
 // corednsObjects is a cluster's own CoreDNS as kubeadm installs it
-// (Service kube-dns at the cluster DNS address, k8s-app: kube-dns), from
-// bin/coredns packaged by `make images`.
+// (Deployment coredns of 2, Service kube-dns at the cluster DNS address,
+// k8s-app: kube-dns, kubeadm's Corefile), from bin/coredns packaged by
+// `make images`. It runs as root: the image's user cannot bind port 53
+// (kubeadm's NET_BIND_SERVICE is not raised for a non-root process).
 func corednsObjects() []client.Object {
 	labels := map[string]string{"k8s-app": "kube-dns"}
 	meta := func(name string) metav1.ObjectMeta {
@@ -1136,19 +1212,27 @@ func corednsObjects() []client.Object {
 	root := int64(0)
 	spec := corev1.PodSpec{
 		ServiceAccountName: "coredns",
+		PriorityClassName:  "system-cluster-critical",
 		DNSPolicy:          corev1.DNSDefault,
 		SecurityContext:    &corev1.PodSecurityContext{RunAsUser: &root},
 		Containers: []corev1.Container{{
 			Name: "coredns", Image: "ghcr.io/poddns/coredns:v0.1.0", ImagePullPolicy: corev1.PullNever,
 			Args:         []string{"-conf", "/etc/coredns/Corefile"},
-			VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/coredns"}},
-			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8181)}},
-				PeriodSeconds: 2},
+			VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: "/etc/coredns", ReadOnly: true}},
+			Ports: []corev1.ContainerPort{{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
+				{Name: "dns-tcp", ContainerPort: 53, Protocol: corev1.ProtocolTCP}, {Name: "metrics", ContainerPort: 9153, Protocol: corev1.ProtocolTCP}},
+			// kubeadm's probes: readiness every 10 s (the default).
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8181)}}},
+			LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/health", Port: intstr.FromInt32(8080)}},
+				InitialDelaySeconds: 60, TimeoutSeconds: 5, FailureThreshold: 5},
 		}},
 		Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: "coredns"}}}}},
 	}
-	dep := deployment("kube-system", "coredns", labels, 1, spec)
+	dep := deployment("kube-system", "coredns", labels, 2, spec)
+	one := intstr.FromInt32(1)
+	dep.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: &one}}
 	return []client.Object{
 		&corev1.ServiceAccount{ObjectMeta: meta("coredns")},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "system:coredns"}, Rules: []rbacv1.PolicyRule{
@@ -1160,14 +1244,26 @@ func corednsObjects() []client.Object {
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: "kube-system", Name: "coredns"}}},
 		&corev1.ConfigMap{ObjectMeta: meta("coredns"), Data: map[string]string{"Corefile": `.:53 {
     errors
-    health :8080
-    ready :8181
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
+    health {
+       lameduck 5s
     }
-    forward . /etc/resolv.conf
-    cache 30
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+    }
+    loop
+    reload
+    loadbalance
 }
 `}},
 		dep,
@@ -1176,23 +1272,195 @@ func corednsObjects() []client.Object {
 			Ports: []corev1.ServicePort{
 				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
 				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)},
+				{Name: "metrics", Port: 9153, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(9153)},
 			}}},
 	}
 }
 
-// testBesideCoreDNS starts over on the uninstalled cluster with CoreDNS as
-// its cluster DNS, installs deploy/overlays/beside-coredns and moves one
-// namespace to dnsd: its new pods get dnsPolicy None with dnsd's fixed
-// address, resolv.conf as annotated, and resolve through dnsd; a pod of a
-// namespace left alone resolves through CoreDNS.
-func testBesideCoreDNS(t *testing.T, e *env) {
+// coreDNS installs CoreDNS as kubeadm does, the cluster's DNS before
+// poddns, and keeps its Service as README's kube-dns-backup.yaml.
+func (e *env) coreDNS() {
+	e.t.Helper()
 	ctx := context.Background()
 	for _, o := range corednsObjects() {
 		if err := e.cl.Create(ctx, o); err != nil {
-			t.Fatalf("CoreDNS: %T %s: %v", o, o.GetName(), err)
+			e.t.Fatalf("CoreDNS: %T %s: %v", o, o.GetName(), err)
 		}
 	}
 	e.waitRollout("kube-system", "coredns")
+	var err error
+	if e.kubeDNS, err = e.c.Client.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// scale sets a Deployment's replicas, as `kubectl scale` does.
+func (e *env) scale(ns, name string, replicas int32) {
+	e.t.Helper()
+	ctx := context.Background()
+	sc, err := e.c.Client.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sc.Spec.Replicas = replicas
+	if _, err := e.c.Client.AppsV1().Deployments(ns).UpdateScale(ctx, name, sc, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// podIPs are the IPs of the running pods of a selector in kube-system.
+func (e *env) podIPs(selector string) []string {
+	var ips []string
+	for _, p := range e.pods("kube-system", selector) {
+		ips = append(ips, p.Status.PodIP)
+	}
+	slices.Sort(ips)
+	return ips
+}
+
+// waitEndpoints waits until the ready endpoints of a Service in kube-system
+// are exactly ips.
+func (e *env) waitEndpoints(svc string, ips []string) {
+	e.t.Helper()
+	var got []string
+	err := e.poll("Service kube-system/"+svc+"'s ready endpoints "+strings.Join(ips, ","), time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := e.c.Client.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + svc})
+		if err != nil {
+			return false, err
+		}
+		got = nil
+		for _, sl := range l.Items {
+			for _, ep := range sl.Endpoints {
+				if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+					got = append(got, ep.Addresses...)
+				}
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, ips), nil
+	})
+	if err != nil {
+		e.t.Fatalf("%v; ready endpoints %v", err, got)
+	}
+}
+
+// testTakeover switches the cluster from CoreDNS to dnsd as README ("Taking
+// over from CoreDNS") and docs/install.md tell a user to, while a glibc and
+// a musl client each look a Service's name up 50 times a second through
+// the cluster DNS address:
+//
+//  1. kubectl apply -k deploy/overlays/replace-coredns: everything applies
+//     but dnsd's Service, refused while kube-dns holds 10.96.0.10;
+//  2. dnsd's pods, once ready, are endpoints of kube-dns beside CoreDNS's;
+//  3. kube-dns's selector narrowed to dnsd's pods: CoreDNS's leave it while
+//     they still answer (kube-proxy deletes their conntrack entries at once);
+//  4. CoreDNS scaled to 0;
+//  5. kube-dns deleted and the overlay applied again: dnsd's own Service
+//     holds the address.
+//
+// No lookup fails, dnsd's query counter rises after each step, and
+// CoreDNS's Deployment (at 0) and ConfigMap are left for the way back.
+func testTakeover(t *testing.T, e *env) {
+	ctx := context.Background()
+	const secs = 35
+	const kustomization = "overlays/replace-coredns"
+	l := e.startLoad("takeover", secs)
+	begin := time.Now()
+	step := func(what string) { t.Logf("%s at %s", what, time.Since(begin).Round(time.Millisecond)) }
+
+	e.objs = e.render(kustomization)
+	refused := e.applyAll(e.objs)
+	const dnsdSvc = "Service kube-system/poddns-dnsd"
+	if err := refused[dnsdSvc]; len(refused) != 1 || err == nil || !strings.Contains(err.Error(), "already allocated") {
+		t.Fatalf("applying %s beside CoreDNS: refused %v, want only %s (the address is kube-dns's)", kustomization, refused, dnsdSvc)
+	}
+	e.settle(kustomization, begin)
+	step("1. applied (dnsd's Service refused), every Deployment Available")
+
+	dnsd, coredns := e.podIPs("app.kubernetes.io/name=poddns-dnsd"), e.podIPs(corednsPods)
+	if len(dnsd) == 0 || len(coredns) != 2 {
+		t.Fatalf("dnsd's pods %v, CoreDNS's %v", dnsd, coredns)
+	}
+	e.waitEndpoints("kube-dns", slices.Sorted(slices.Values(append(slices.Clone(dnsd), coredns...))))
+	step("2. dnsd's pods endpoints of kube-dns beside CoreDNS's")
+
+	patch := []byte(`{"spec":{"selector":{"app.kubernetes.io/name":"poddns-dnsd"}}}`)
+	if _, err := e.c.Client.CoreV1().Services("kube-system").Patch(ctx, "kube-dns", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitEndpoints("kube-dns", dnsd)
+	step("3. kube-dns's selector narrowed to dnsd's pods: CoreDNS's left it, still running")
+
+	e.scale("kube-system", "coredns", 0)
+	if err := e.poll("no CoreDNS pod left", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := e.c.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: corednsPods})
+		return err == nil && len(l.Items) == 0, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	step("4. CoreDNS scaled to 0")
+	queries := func() float64 { return e.dnsdMetric("kube-system", "poddns_dns_requests_total", nil) }
+	atScale := queries()
+
+	if err := e.c.Client.CoreV1().Services("kube-system").Delete(ctx, "kube-dns", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if refused := e.applyAll(e.objs); len(refused) != 0 {
+		t.Fatalf("applying %s again once kube-dns is deleted: refused %v", kustomization, refused)
+	}
+	svc, err := e.c.Client.CoreV1().Services("kube-system").Get(ctx, "poddns-dnsd", metav1.GetOptions{})
+	if err != nil || svc.Spec.ClusterIP != clusterDNS {
+		t.Fatalf("dnsd's Service: %v, ClusterIP %v; want %s", err, svc.Spec.ClusterIP, clusterDNS)
+	}
+	e.waitEndpoints("poddns-dnsd", dnsd)
+	step("5. kube-dns deleted, the overlay applied again: dnsd's Service at " + clusterDNS)
+	atHandOver := queries()
+	if atHandOver <= atScale {
+		t.Errorf("dnsd's queries did not rise while it served kube-dns alone: %v, then %v", atScale, atHandOver)
+	}
+	if took := time.Since(begin); took > (secs-5)*time.Second {
+		t.Errorf("the takeover took %s, longer than the load window", took.Round(time.Millisecond))
+	}
+	l.check(t, "the takeover")
+	// The clients looked up for at least 5 s more through dnsd's Service:
+	// 2 clients x 50 lookups/s x A and AAAA.
+	if got := queries() - atHandOver; got < 5*2*50*2*9/10 {
+		t.Errorf("dnsd's Service at %s: dnsd received %v queries in the load's last 5 s or more", clusterDNS, got)
+	}
+	var dep appsv1.Deployment
+	if err := e.cl.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "coredns"}, &dep); err != nil || dep.Spec.Replicas == nil || *dep.Spec.Replicas != 0 {
+		t.Errorf("CoreDNS's Deployment after the takeover: %v, replicas %v; want kept at 0", err, dep.Spec.Replicas)
+	}
+	if err := e.cl.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "coredns"}, &corev1.ConfigMap{}); err != nil {
+		t.Errorf("CoreDNS's ConfigMap after the takeover: %v", err)
+	}
+}
+
+// backToCoreDNS goes back from replace-coredns to CoreDNS as README
+// ("Taking over from CoreDNS") says: CoreDNS scaled up, dnsd's Service
+// deleted, kube-dns restored from its backup, CoreDNS rolled out.
+func (e *env) backToCoreDNS() {
+	e.t.Helper()
+	ctx := context.Background()
+	e.scale("kube-system", "coredns", 2)
+	if err := e.c.Client.CoreV1().Services("kube-system").Delete(ctx, "poddns-dnsd", metav1.DeleteOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	backup := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: e.kubeDNS.Namespace, Name: e.kubeDNS.Name,
+		Labels: e.kubeDNS.Labels, Annotations: e.kubeDNS.Annotations}, Spec: e.kubeDNS.Spec}
+	if _, err := e.c.Client.CoreV1().Services("kube-system").Create(ctx, backup, metav1.CreateOptions{}); err != nil {
+		e.t.Fatalf("kube-dns from its backup: %v", err)
+	}
+	e.waitRollout("kube-system", "coredns")
+}
+
+// testBesideCoreDNS starts over on the uninstalled cluster, back on
+// CoreDNS (testUninstall), installs deploy/overlays/beside-coredns and
+// moves one namespace to dnsd: its new pods get dnsPolicy None with dnsd's
+// fixed address, resolv.conf as annotated, and resolve through dnsd; a pod
+// of a namespace left alone resolves through CoreDNS.
+func testBesideCoreDNS(t *testing.T, e *env) {
+	ctx := context.Background()
 	e.install("overlays/beside-coredns")
 	const besideDNS = "10.96.0.53"
 	e.namespace("rp-beside", map[string]string{"poddns.io/enabled": "true", "poddns.io/dns-server": "dnsd"})
