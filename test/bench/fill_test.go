@@ -334,10 +334,10 @@ func createService(ctx context.Context, cs kubernetes.Interface, ns, name, ip st
 	return nil
 }
 
-// fillLimit bounds the fill. The large scale's 311k writes took 23 minutes
-// under nice on this machine shared with other fills and benchmarks (load
-// 17-25 on 2 cores), though only 816 s of CPU (408 s on two idle cores);
-// at load 25-37 they had not finished in 40 minutes.
+// fillLimit bounds the fill. The large scale's 311k writes took 12 to 23
+// minutes under nice on this machine shared with other fills and
+// benchmarks (load 12-25 on 2 cores), though only 678-816 s of CPU (339-408
+// s on two idle cores); at load 25-37 they had not finished in 40 minutes.
 const fillLimit = 100 * time.Minute
 
 // fillProgressSteps is how many times in its course the fill logs how far
