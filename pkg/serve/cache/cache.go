@@ -115,8 +115,8 @@ const (
 )
 
 type entry struct {
-	msg         *dns.Msg // never modified
-	packed      packedReply
+	msg         *dns.Msg     // never modified
+	packed      *serve.Wires // nil for a SERVFAIL
 	kind        int
 	ttl         uint32
 	stored      time.Time
@@ -441,7 +441,7 @@ func (c *Cache) add(k string, m *dns.Msg) *entry {
 	cp.Extra = deleteOPT(cp.Extra)
 	e := &entry{msg: cp, kind: kind, ttl: ttl, stored: now, expires: now.Add(time.Duration(ttl) * time.Second)}
 	if kind != kindServfail {
-		e.packed.base = packEntry(cp)
+		e.packed = serve.PackWires(cp, serve.WireOptions{ClearAA: true})
 	}
 	keep := time.Duration(0)
 	if kind != kindServfail {

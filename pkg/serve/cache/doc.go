@@ -48,7 +48,8 @@
 // (serve.PackedWriter: metrics, querylog, acl, loadbalance, the server's)
 // get the stored bytes with the client's ID, question spelling and
 // remaining TTLs patched in, no message copied or packed per query
-// (packed.go; loadbalance picks one of a few shuffled orders packed once).
+// (packed.go and serve.Wires; loadbalance picks one of a few shuffled
+// orders packed once).
 //
 // Metrics (namespace poddns, subsystem cache):
 //

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 
@@ -133,7 +134,8 @@ type Cluster struct {
 	store    Source
 	Next     serve.Handler
 	upstream serve.Handler
-	remote   serve.Handler // verified pod names the store lacks
+	remote   serve.Handler        // verified pod names the store lacks
+	memo     atomic.Pointer[memo] // the packed replies of the current snapshot (memo.go)
 }
 
 // New checks c and returns the handler.

@@ -39,6 +39,22 @@ func (c *Cluster) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return dns.RcodeServerFailure, nil
 	}
 	snap := c.store.Snapshot()
+	if !reverse && c.remotePod(snap, zone, qname) {
+		return c.remote.ServeDNS(ctx, w, r)
+	}
+	// A reply of this snapshot asked before is written packed (memo.go).
+	var mm *memo
+	mk := memoKey{name: qname, qtype: req.QType()}
+	if _, packed := w.(serve.PackedWriter); packed {
+		mm = c.memoFor(snap)
+		if e := mm.get(mk); e != nil {
+			serve.SetSource(ctx, serve.SourceCluster)
+			if err := writeMemo(w, e, r); err != nil {
+				return dns.RcodeServerFailure, err
+			}
+			return e.msg.Rcode, nil
+		}
+	}
 
 	var res result
 	if reverse {
@@ -47,9 +63,6 @@ func (c *Cluster) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 			return serve.NextOrFailure(ctx, c.Name(), c.Next, w, r)
 		}
 	} else {
-		if c.remotePod(snap, zone, qname) {
-			return c.remote.ServeDNS(ctx, w, r)
-		}
 		res = c.lookup(ctx, w, snap, zone, qname, req.QType(), req.QName(), 0)
 	}
 
@@ -63,6 +76,9 @@ func (c *Cluster) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		m.Ns = []dns.RR{c.soa(zone, snap)}
 	}
 	serve.SetSource(ctx, serve.SourceCluster)
+	if mm != nil {
+		c.put(mm, mk, m)
+	}
 	if err := w.WriteMsg(m); err != nil {
 		return dns.RcodeServerFailure, err
 	}

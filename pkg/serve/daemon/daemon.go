@@ -187,9 +187,11 @@ type building struct {
 //     the pod asks.
 //   - cluster answers the cluster zones and the reverse zones of cluster
 //     IPs from the store; it hands everything else on. Cluster answers are
-//     never cached: a change in the API shows at once. In node-local mode
-//     with verified pods, the pod names of other nodes' pods are asked of
-//     the central server (a forwarder of their own, remotePods).
+//     never cached: a change in the API shows at once (the handler keeps
+//     the replies of the store's current snapshot packed, and only those).
+//     In node-local mode with verified pods, the pod names of other nodes'
+//     pods are asked of the central server (a forwarder of their own,
+//     remotePods).
 //   - static (static blocks) answers inline and hosts-file records, CNAME
 //     targets it lacks through the chain; local data, answered to every
 //     client and never cached, so a hosts file's reload (its own, without
