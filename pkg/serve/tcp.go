@@ -333,7 +333,7 @@ func (c *tcpConn) answer(m []byte) {
 		c.wg.Done()
 	}()
 	w := &tcpWriter{c: c}
-	dispatch(c.l.handler, w, m)
+	dispatch(c.l.handler, w, m, nil)
 }
 
 // writeFrame writes one length-prefixed message within the write timeout;

@@ -122,6 +122,8 @@ type udpWorker struct {
 	// does not keep its writer once it has returned, and the worker
 	// answers its next datagram only after that.
 	uw udpWriter
+	// req is the worker's query, reused the same way.
+	req dns.Msg
 	// The reply control message of the last query's local address: one
 	// listen address gives every query the same.
 	oobKey, oobReply []byte
@@ -307,7 +309,7 @@ func (l *udpLoop) serve(w *udpWorker, m *ipv4.Message) {
 	// worker's handler may still be answering.
 	uw := &w.uw
 	uw.worker, uw.raddr, uw.oob = w, uw.addr.set(raddr), w.replyOOB(m.OOB[:m.NN])
-	dispatch(l.handler, uw, m.Buffers[0][:m.N])
+	dispatch(l.handler, uw, m.Buffers[0][:m.N], &w.req)
 	w.cur.Store(nil)
 }
 
