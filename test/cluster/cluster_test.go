@@ -1362,7 +1362,7 @@ func (e *env) waitEndpoints(svc string, ips []string) {
 // CoreDNS's Deployment (at 0) and ConfigMap are left for the way back.
 func testTakeover(t *testing.T, e *env) {
 	ctx := context.Background()
-	const secs = 35
+	const secs = 30
 	const kustomization = "overlays/replace-coredns"
 	l := e.startLoad("takeover", secs)
 	begin := time.Now()
