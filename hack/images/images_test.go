@@ -200,10 +200,7 @@ func compareDockerfile(text string, ts []target) ([]string, error) {
 
 func repoFile(t *testing.T, name string) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	b, err := os.ReadFile(filepath.Join(root, name))
 	if err != nil {
 		t.Fatal(err)
@@ -368,10 +365,7 @@ func TestArchive(t *testing.T) {
 // directory of the test's, and fixed names.
 func testOptions(t *testing.T) options {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	o := options{
 		root: root, out: t.TempDir(), registry: "poddns.test", tag: "t1",
 		arch: runtime.GOARCH, goCmd: "go", created: time.Unix(0, 0).UTC(),

@@ -33,10 +33,7 @@ import (
 // call leaves the Secrets alone.
 func TestIssueDeployBase(t *testing.T) {
 	ctx := context.Background()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	crds, err := CRDDir(ctx, "go", root)
 	if err != nil {
 		t.Fatal(err)

@@ -29,10 +29,7 @@ func TestImageName(t *testing.T) {
 // two programs' images mapped: the mapped containers get the new reference
 // and imagePullPolicy Never, and nothing else of any object differs.
 func TestRenderSetsOnlyImages(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	dir := filepath.Join(root, "deploy", "base")
 	plain, err := Render(dir, nil)
 	if err != nil {

@@ -159,6 +159,17 @@ func RepoRoot() (string, error) {
 	}
 }
 
+// Root is RepoRoot for a test: it fails tb when there is no go.mod at or
+// above the working directory.
+func Root(tb testing.TB) string {
+	tb.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return root
+}
+
 // InCI reports whether CI is set to a true value (CI=true, as CI systems do).
 func InCI() bool {
 	ci, _ := strconv.ParseBool(os.Getenv("CI"))

@@ -229,10 +229,7 @@ func dryRun(ctx context.Context, c client.Client, obj client.Object) error {
 // directory is what the chart is built from).
 func certManagerCRDs(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	crds, err := certstandin.CRDDir(context.Background(), goCmd(), root)
 	if err != nil {
 		t.Fatal(err)
@@ -294,10 +291,7 @@ type binaries struct{ webhookServeHelp, dnsdHelp string }
 // help.
 func buildBinaries(t *testing.T) binaries {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	dir := t.TempDir()
 	build := exec.Command(goCmd(), "build", "-o", dir+string(filepath.Separator), "./cmd/webhook", "./cmd/dnsd")
 	build.Dir = root

@@ -72,10 +72,7 @@ type target struct{ name, dir string }
 // new overlay is tested without editing this file.
 func targets(t *testing.T) []target {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	deploy := filepath.Join(root, "deploy")
 	ts := []target{{"base", filepath.Join(deploy, "base")}}
 	entries, err := os.ReadDir(filepath.Join(deploy, "overlays"))

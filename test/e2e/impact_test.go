@@ -117,10 +117,7 @@ func TestE2EImpactNdots2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	policies, err := policy.Load(filepath.Join(root, "testdata", "policies", "ndots.yaml"))
 	if err != nil {
 		t.Fatal(err)

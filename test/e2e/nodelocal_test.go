@@ -97,10 +97,7 @@ func TestE2ENodeLocal(t *testing.T) {
 	_, err := testenv.AssetsDir()
 	testenv.RequireOrSkip(t, fmt.Sprintf("the envtest binaries (%v); %s", err, testenv.FixHint), err == nil)
 	dir := t.TempDir()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	bin := map[string]string{
 		"ip": tools.ip, "mount": tools.mount, "unshare": tools.unshare, "getent": tools.getent,
 		"nsenter": p[0], "sleep": p[1], "nft": p[4], "conntrack": p[5], "dig": p[8],

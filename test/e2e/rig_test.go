@@ -82,10 +82,7 @@ func (r *rig) runHelper(helper, env string, params map[string]string, ran string
 // buildDNSD builds cmd/dnsd into dir.
 func buildDNSD(t *testing.T, goCmd, dir string) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	dnsd := filepath.Join(dir, "dnsd")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

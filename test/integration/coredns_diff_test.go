@@ -29,10 +29,7 @@ const CoreDNSHint = "run hack/coredns.sh (make test does): it builds CoreDNS fro
 // (fails with CI=true, skips otherwise) when it is missing.
 func coreDNSBinary(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	p := filepath.Join(root, "bin", "coredns")
 	fi, err := os.Stat(p)
 	testenv.RequireOrSkip(t, fmt.Sprintf("the CoreDNS binary %s (%v); %s", p, err, CoreDNSHint), err == nil && fi.Mode().Perm()&0o111 != 0)

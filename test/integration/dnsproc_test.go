@@ -75,10 +75,7 @@ func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.It
 // buildDnsd builds cmd/dnsd into a temporary directory and returns its path.
 func buildDnsd(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	bin := filepath.Join(t.TempDir(), "dnsd")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/dnsd")
 	cmd.Dir = root

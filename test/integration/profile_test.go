@@ -23,10 +23,7 @@ import (
 // testdata/pools/profiles.yaml, passes the node-pool suite (issue 16, item
 // 2). A pool whose nodes carry no annotation is said on stderr.
 func TestWebhookProfile(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	env := testenv.Start(t)
 	bin := rbacBuild(t, "webhook")
 	kubeconfig := env.AdminKubeconfig(t, "profile")

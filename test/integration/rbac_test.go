@@ -68,10 +68,7 @@ var rbacGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + 
 // accepted, each labelled as part of poddns, and no rule may use a wildcard.
 func rbacObjects(t *testing.T, path string) []client.Object {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	data, err := os.ReadFile(filepath.Join(root, path))
 	if err != nil {
 		t.Fatal(err)
@@ -247,10 +244,7 @@ func rbacKubeconfig(t *testing.T, env *testenv.Env, sa string) string {
 // rbacBuild builds ./cmd/<name> into a temporary directory.
 func rbacBuild(t *testing.T, name string) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	bin := filepath.Join(t.TempDir(), name)
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
 	cmd.Dir = root
@@ -443,10 +437,7 @@ func TestRBAC(t *testing.T) {
 // MutatingWebhookConfiguration and checks that pods in opted-in namespaces
 // come back mutated by the policies.
 func rbacWebhook(t *testing.T, env *testenv.Env, bin string) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	wio := &env.Environment.WebhookInstallOptions
 	health, metrics := loopback(testenv.FreeTCPPort(t)), loopback(testenv.FreeTCPPort(t))
 	proc := startProcess(t, "webhook", bin, "serve",

@@ -51,10 +51,7 @@ func reportPolicy(t *testing.T, ndots int) string {
 // installPolicyReportCRD installs deploy/'s PolicyReport CRD.
 func installPolicyReportCRD(t *testing.T, cfg *rest.Config) {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
 		Paths:              []string{filepath.Join(root, "deploy", "components", "policyreport-crd", "wgpolicyk8s.io_policyreports.yaml")},
 		ErrorIfPathMissing: true,

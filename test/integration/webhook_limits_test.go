@@ -40,10 +40,7 @@ func hasWarning(warns []string, prefix string) bool {
 }
 
 func TestWebhookLimits(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	policies := filepath.Join(root, "testdata", "policies")
 	w := startWebhook(t, policies)
 	w.namespace(t, "local", enabled("poddns.io/node-local-dns", "true"))

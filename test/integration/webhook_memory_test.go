@@ -95,10 +95,7 @@ func memReview(t *testing.T, i int, inAnnotations bool) []byte {
 func TestWebhookMemory(t *testing.T) {
 	env := testenv.Start(t)
 	bin := rbacBuild(t, "webhook")
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	kcPath := env.AdminKubeconfig(t, "poddns-webhook")
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tuned", Labels: enabled("poddns.io/ndots", "2")}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {

@@ -19,10 +19,7 @@ import (
 // pinned to general; the annotation shows the file of each pool the pod can
 // land on (issue 16, item 2).
 func TestWebhookPools(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	dir := filepath.Join(root, "testdata", "pools")
 	o := nodeprofile.Options{Profile: filepath.Join(dir, "profiles.yaml")}
 	_, pools, _, err := o.Profiles()

@@ -90,10 +90,7 @@ func loadEngine(t *testing.T, opts policy.EngineOptions, policyPaths ...string) 
 // at a webhook to be served on 127.0.0.1 (envtest's WebhookInstallOptions).
 func startWithWebhookConfig(t *testing.T) *testenv.Env {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	return testenv.Start(t, func(e *envtest.Environment) {
 		e.WebhookInstallOptions = envtest.WebhookInstallOptions{
 			Paths:            []string{filepath.Join(root, "deploy", "base", "webhook", "mutatingwebhookconfiguration.yaml")},
@@ -279,10 +276,7 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 func TestWebhookAcceptance(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	w := startWebhook(t, filepath.Join(root, "testdata", "policies"))
 	ctx := context.Background()
 
@@ -483,10 +477,7 @@ func TestWebhookAcceptance(t *testing.T) {
 // deploy/base/webhook/name into obj, strictly (an unknown field fails).
 func readWebhookManifest(t *testing.T, name string, obj any) {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	data, err := os.ReadFile(filepath.Join(root, "deploy", "base", "webhook", name))
 	if err != nil {
 		t.Fatal(err)
