@@ -36,14 +36,7 @@ func TestUDPBlockingHandlers(t *testing.T) {
 		}
 		return answerA(1)(ctx, w, r)
 	})
-	s, err := serve.NewServer(serve.Options{Addr: "127.0.0.1:0", Handler: h, UDPSockets: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	s := startServer(t, serve.Options{Handler: h})
 
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
