@@ -408,11 +408,7 @@ func checkServingCertificate(_ *testing.T, r *rendering, _ binaries) []string {
 		}
 	}
 	// The Secret is mounted where `webhook serve` reads tls.crt and tls.key.
-	d, c, err := container(r, systemNamespace, webhookName, "webhook")
-	if err != nil {
-		return append(msgs, err.Error())
-	}
-	cfg, err := readWebhookConfig(r, d, c)
+	d, c, cfg, err := webhookContainer(r)
 	if err != nil {
 		return append(msgs, err.Error())
 	}
@@ -656,6 +652,17 @@ func readWebhookConfig(r *rendering, d *appsv1.Deployment, c *corev1.Container) 
 	return cfg, nil
 }
 
+// webhookContainer returns the webhook's Deployment, its container and its
+// configuration file, parsed.
+func webhookContainer(r *rendering) (*appsv1.Deployment, *corev1.Container, webhookServeConfig, error) {
+	d, c, err := container(r, systemNamespace, webhookName, "webhook")
+	if err != nil {
+		return nil, nil, webhookServeConfig{}, err
+	}
+	cfg, err := readWebhookConfig(r, d, c)
+	return d, c, cfg, err
+}
+
 // webhookMode is the webhook's global mode: --mode, else the config file's.
 func webhookMode(r *rendering) (string, error) {
 	d, c, err := container(r, systemNamespace, webhookName, "webhook")
@@ -676,11 +683,7 @@ func webhookMode(r *rendering) (string, error) {
 // checkWebhookConfig: the files the configuration names are mounted, the
 // node profile parses, and the listen ports are container ports.
 func checkWebhookConfig(_ *testing.T, r *rendering, _ binaries) []string {
-	d, c, err := container(r, systemNamespace, webhookName, "webhook")
-	if err != nil {
-		return []string{err.Error()}
-	}
-	cfg, err := readWebhookConfig(r, d, c)
+	d, c, cfg, err := webhookContainer(r)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -949,11 +952,7 @@ func checkDNSAddress(_ *testing.T, r *rendering, _ binaries) []string {
 	if a := net.ParseIP(ip); a == nil || !cidr.Contains(a) {
 		msgs = append(msgs, fmt.Sprintf("dnsd clusterIP %s is outside %s (kubeadm's default service range)", ip, cidr))
 	}
-	d, c, err := container(r, systemNamespace, webhookName, "webhook")
-	if err != nil {
-		return append(msgs, err.Error())
-	}
-	cfg, err := readWebhookConfig(r, d, c)
+	d, c, cfg, err := webhookContainer(r)
 	if err != nil {
 		return append(msgs, err.Error())
 	}
