@@ -22,10 +22,7 @@ import (
 // before the killed run.
 func TestKilledRun(t *testing.T) {
 	testenv.RequireRoot(t)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	requireNode(t, root)
 	// The lock is held from before the helper's rig to after this test's,
 	// so that no other rig on the machine cleans up the killed one first.
@@ -144,10 +141,7 @@ func TestRigHelper(t *testing.T) {
 // machine (no difference reported, no state file left).
 func TestFailedRun(t *testing.T) {
 	testenv.RequireRoot(t)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	logs := filepath.Join(root, "bin/rig-logs/TestRigHelper")
 	_ = os.RemoveAll(logs)
 	// Held across the helper's run, so that the state file checked below

@@ -124,10 +124,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "unshare", "nsenter", "ip", "nft", "bash", "sleep")
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	assets, err := testenv.AssetsDir()
 	testenv.RequireOrSkip(t, fmt.Sprintf("the envtest binaries (%v); %s", err, testenv.FixHint), err == nil)
 	if !o.ControlPlaneOnly {

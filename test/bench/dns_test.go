@@ -138,10 +138,7 @@ func TestBenchDNS(t *testing.T) {
 	if _, err := testenv.AssetsDir(); err != nil {
 		testenv.RequireOrSkip(t, fmt.Sprintf("the envtest binaries (%v); %s", err, testenv.FixHint), false)
 	}
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	core := filepath.Join(root, "bin", "coredns")
 	if _, err := os.Stat(core); err != nil {
 		testenv.RequireOrSkip(t, fmt.Sprintf("CoreDNS at %s (%v); run `make coredns`", core, err), false)

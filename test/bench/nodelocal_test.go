@@ -58,10 +58,7 @@ type deployed struct {
 // the benchmark rather than being left out.
 func deployedNodeLocal(t *testing.T) deployed {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	dir := filepath.Join(root, "deploy", "overlays", "node-local")
 	var ds appsv1.DaemonSet
 	readYAML(t, filepath.Join(dir, "daemonset.yaml"), &ds)
@@ -87,10 +84,7 @@ func deployedNodeLocal(t *testing.T) deployed {
 // benchmark measures the memory and CPU of dnsd as shipped.
 func deployedCentralEnv(t *testing.T) []string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	var dep appsv1.Deployment
 	readYAML(t, filepath.Join(root, "deploy", "base", "dnsd", "deployment.yaml"), &dep)
 	if len(dep.Spec.Template.Spec.Containers) != 1 {

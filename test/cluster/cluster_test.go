@@ -97,10 +97,7 @@ type env struct {
 // installed.
 func start(t *testing.T) *env {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := testenv.Root(t)
 	var paths []string
 	for _, a := range archives {
 		p := filepath.Join(root, "bin", "images", a+".tar")
@@ -115,6 +112,7 @@ func start(t *testing.T) *env {
 	t.Logf("rig up with the images in %s", time.Since(begin).Round(time.Millisecond))
 	e := &env{t: t, c: c, root: root, warn: &testenv.WarningRecorder{}}
 	cfg := c.RESTConfig()
+	var err error
 	if e.cl, err = client.New(cfg, client.Options{Scheme: certstandin.Scheme}); err != nil {
 		t.Fatal(err)
 	}
