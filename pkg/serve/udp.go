@@ -308,7 +308,8 @@ func (l *udpLoop) serve(w *udpWorker, m *ipv4.Message) {
 	// their addresses) are overwritten by the next read while this
 	// worker's handler may still be answering.
 	uw := &w.uw
-	uw.worker, uw.raddr, uw.oob = w, uw.addr.set(raddr), w.replyOOB(m.OOB[:m.NN])
+	uw.addr.set(raddr)
+	uw.worker, uw.oob = w, w.replyOOB(m.OOB[:m.NN])
 	dispatch(l.handler, uw, m.Buffers[0][:m.N], &w.req)
 	w.cur.Store(nil)
 }
@@ -471,13 +472,12 @@ func replyOOB(oob []byte) []byte {
 // (or when it does not fit a batch's buffer).
 type udpWriter struct {
 	worker *udpWorker
-	raddr  *net.UDPAddr // &addr.UDPAddr
-	addr   peerAddr
+	addr   peerAddr // the client's
 	oob    []byte
 }
 
 func (w *udpWriter) LocalAddr() net.Addr  { return w.worker.l.conn.LocalAddr() }
-func (w *udpWriter) RemoteAddr() net.Addr { return w.raddr }
+func (w *udpWriter) RemoteAddr() net.Addr { return &w.addr.UDPAddr }
 
 func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 	bp := wirePool.Get().(*[]byte)
@@ -501,14 +501,14 @@ func (w *udpWriter) Write(p []byte) (int, error) {
 		if b := wk.b; !wk.detached.Load() && b.outs < len(b.out) {
 			o := &b.out[b.outs]
 			o.Buffers[0] = append(b.bufs[b.outs][:0], p...)
-			o.OOB, o.Addr = w.oob, b.outAddrs[b.outs].set(w.raddr)
+			o.OOB, o.Addr = w.oob, b.outAddrs[b.outs].set(&w.addr.UDPAddr)
 			b.outs++
 			l.mu.Unlock()
 			return len(p), nil
 		}
 		l.mu.Unlock()
 	}
-	n, _, err := wk.l.conn.WriteMsgUDP(p, w.oob, w.raddr)
+	n, _, err := wk.l.conn.WriteMsgUDP(p, w.oob, &w.addr.UDPAddr)
 	return n, err
 }
 
