@@ -12,8 +12,8 @@ import (
 	"github.com/poddns/poddns/internal/benchresults"
 )
 
-// The result files' schemas (the DNS run's rows are benchresults', which
-// the benchmark writes). Every number is a pointer: any field may be
+// The result files' schemas (the DNS run's rows and the whole webhook run
+// are benchresults', which the benchmarks write). Every number is a pointer: any field may be
 // missing, and a missing one renders as "—" (never as 0).
 
 // DNSRun is a bench/results/dns-*.json file (make bench).
@@ -123,36 +123,6 @@ func (s *Scale) RSS(server string) *float64 {
 	return nil
 }
 
-// WebhookRun is a bench/results/webhook-*.json file (make bench-webhook).
-type WebhookRun struct {
-	Kind     string            `json:"kind"`
-	Started  string            `json:"started"`
-	Machine  map[string]any    `json:"machine"`
-	Versions map[string]string `json:"versions"`
-	Setup    string            `json:"setup"`
-	Seconds  *float64          `json:"seconds_per_cell"`
-	Rounds   *float64          `json:"rounds"`
-	Results  []WebhookResult   `json:"results"`
-}
-
-// WebhookResult is one policy count at one rate.
-type WebhookResult struct {
-	Policies     *float64  `json:"policies"`
-	Matching     *float64  `json:"matching"`
-	Rate         *float64  `json:"rate"`
-	Requests     *float64  `json:"requests"`
-	Errors       *float64  `json:"errors"`
-	AchievedRate *float64  `json:"achieved_rate"`
-	P50          *float64  `json:"p50_ms"`
-	P99          *float64  `json:"p99_ms"`
-	P999         *float64  `json:"p999_ms"`
-	Max          *float64  `json:"max_ms"`
-	CPUPercent   *float64  `json:"cpu_percent"`
-	CPUPerReq    *float64  `json:"cpu_ms_per_request"`
-	RSSMB        *float64  `json:"rss_mb"`
-	P99Rounds    []float64 `json:"p99_rounds_ms"`
-}
-
 // Inputs are the result files a report is made from; a nil run is absent.
 type Inputs struct {
 	DNS     *DNSRun
@@ -160,7 +130,7 @@ type Inputs struct {
 	// Profiles are the summaries of the DNS run's profiles, by scale and
 	// kind.
 	Profiles    map[string]map[string]ProfileSummary
-	Webhook     *WebhookRun
+	Webhook     *benchresults.WebhookRun
 	WebhookFile string
 }
 
@@ -179,8 +149,8 @@ func parseDNS(data []byte) (run *DNSRun, ok bool, err error) {
 	return &r, true, nil
 }
 
-func parseWebhook(data []byte) (run *WebhookRun, ok bool, err error) {
-	var r WebhookRun
+func parseWebhook(data []byte) (run *benchresults.WebhookRun, ok bool, err error) {
+	var r benchresults.WebhookRun
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, false, err
 	}

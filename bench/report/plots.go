@@ -113,7 +113,7 @@ func dnsPlots(run *DNSRun) []PlotFile {
 
 // webhookPlot is p99 vs the number of policies, one line per rate, with the
 // 5 ms goal.
-func webhookPlot(run *WebhookRun) PlotFile {
+func webhookPlot(run *benchresults.WebhookRun) PlotFile {
 	p := Plot{Title: "Webhook p99 vs policies, per request rate", XLabel: "policies", YLabel: "p99 ms", YFromZero: true}
 	var rates []float64
 	for _, r := range run.Results {

@@ -296,7 +296,7 @@ func fillVerdict(sc *Scale) string {
 	return v
 }
 
-func webhookGoal(run *WebhookRun) (measured, verdict string) {
+func webhookGoal(run *benchresults.WebhookRun) (measured, verdict string) {
 	for _, r := range run.Results {
 		if r.Policies != nil && *r.Policies == goalWebhookPolices && r.Rate != nil && *r.Rate == goalWebhookRate && r.P99 != nil {
 			measured = fmt.Sprintf("p99 %s ms", ms(r.P99))
@@ -432,7 +432,7 @@ func times(v *float64) string {
 	return fmt.Sprintf("%.2f×", *v)
 }
 
-func writeWebhook(b *strings.Builder, run *WebhookRun, plotDir string) {
+func writeWebhook(b *strings.Builder, run *benchresults.WebhookRun, plotDir string) {
 	b.WriteString("## Webhook: AdmissionReviews over loopback HTTPS\n\n")
 	writeMachine(b, run.Machine, run.Versions)
 	if run.Setup != "" {
@@ -450,7 +450,7 @@ func writeWebhook(b *strings.Builder, run *WebhookRun, plotDir string) {
 	for _, r := range run.Results {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			count(r.Policies), count(r.Matching), count(r.Rate), count(r.Requests), count(r.Errors), num1(r.AchievedRate),
-			ms(r.P50), ms(r.P99), figures(r.P99Rounds, ms), ms(r.P999), ms(r.Max), num1(r.CPUPercent), fixed(r.CPUPerReq, 3), mb(r.RSSMB))
+			ms(r.P50), ms(r.P99), figures(r.P99Rounds, ms), ms(r.P999), ms(r.Max), num1(r.CPUPercent), fixed(r.CPUPerRequest, 3), mb(r.RSSMB))
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(b, "![Webhook p99 vs policies](%s/webhook-p99.svg)\n\n", plotDir)

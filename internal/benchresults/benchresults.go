@@ -1,7 +1,10 @@
-// Package benchresults holds the rows of the DNS benchmark's results file
-// (bench/results/dns-*.json, described in bench/README.md) that the
-// benchmark (test/bench) writes and the report (bench/report) reads, so
-// that both use one type with one set of field names. Every figure is a
+// Package benchresults holds the schemas of the benchmarks' results files
+// that the benchmarks write and the report (bench/report) reads, so that
+// both use one type with one set of field names: the rows of the DNS
+// benchmark's file (bench/results/dns-*.json, described in
+// bench/README.md), which test/bench writes, and the webhook's whole file
+// (bench/results/webhook-*.json), which pkg/policy/admission's load run
+// writes. Every figure is a
 // pointer: a figure not measured is absent from the file (never 0), and a
 // reader sees nil.
 package benchresults

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/poddns/poddns/internal/benchresults"
 	"github.com/poddns/poddns/internal/testenv"
 	padmission "github.com/poddns/poddns/pkg/policy/admission"
 	"github.com/poddns/poddns/pkg/policy/policytest"
@@ -188,46 +189,6 @@ const (
 	loadServeEnv = "PODDNS_BENCH_WEBHOOK_SERVE"
 )
 
-// loadResult is one cell of the run: the schema of bench/results/webhook-*.json,
-// which bench/report reads.
-type loadResult struct {
-	Policies     int     `json:"policies"`
-	Matching     int     `json:"matching"`
-	Rate         int     `json:"rate"`
-	Requests     int     `json:"requests"`
-	Errors       int     `json:"errors"`
-	AchievedRate float64 `json:"achieved_rate"`
-	P50          float64 `json:"p50_ms"`
-	P99          float64 `json:"p99_ms"`
-	P999         float64 `json:"p999_ms"`
-	Max          float64 `json:"max_ms"`
-	CPUPercent   float64 `json:"cpu_percent"`
-	// CPUPerRequest is the server's CPU time per request: less sensitive
-	// than latency to other work on a shared machine.
-	CPUPerRequest float64 `json:"cpu_ms_per_request"`
-	RSSMB         float64 `json:"rss_mb"`
-	// P99Rounds are the p99 of every round; the cell is the median one.
-	P99Rounds []float64 `json:"p99_rounds_ms"`
-}
-
-type loadReport struct {
-	Kind    string `json:"kind"`
-	Started string `json:"started"`
-	Machine struct {
-		CPUs    int    `json:"cpus"`
-		Kernel  string `json:"kernel"`
-		Go      string `json:"go"`
-		LoadAvg string `json:"loadavg"`
-	} `json:"machine"`
-	Versions struct {
-		Poddns string `json:"poddns"`
-	} `json:"versions"`
-	Setup   string       `json:"setup"`
-	Seconds float64      `json:"seconds_per_cell"`
-	Rounds  int          `json:"rounds"`
-	Results []loadResult `json:"results"`
-}
-
 // TestAdmissionLoadServer is the server process of TestAdmissionLoad, which
 // runs this test binary again with $PODDNS_BENCH_WEBHOOK_SERVE set to the
 // number of policies: it prints "LISTEN <url> <certificate file>" and serves
@@ -280,18 +241,22 @@ func TestAdmissionLoad(t *testing.T) {
 	rounds := intList(t, os.Getenv(LoadRoundsEnv), []int{3})[0]
 	counts := intList(t, os.Getenv(LoadPoliciesEnv), []int{1, 50, 200})
 
-	var rep loadReport
-	rep.Kind, rep.Started = "webhook", time.Now().UTC().Format(time.RFC3339)
-	rep.Machine.CPUs, rep.Machine.Go = runtime.NumCPU(), runtime.Version()
-	rep.Machine.Kernel = readTrim("/proc/sys/kernel/osrelease")
-	rep.Machine.LoadAvg = readTrim("/proc/loadavg")
+	loadAvg := readTrim("/proc/loadavg")
+	rep := benchresults.WebhookRun{
+		Kind: "webhook", Started: time.Now().UTC().Format(time.RFC3339),
+		Machine: map[string]any{
+			"cpus": runtime.NumCPU(), "go": runtime.Version(),
+			"kernel": readTrim("/proc/sys/kernel/osrelease"), "loadavg": loadAvg,
+		},
+		Versions: map[string]string{},
+		Seconds:  new(dur.Seconds()), Rounds: new(float64(rounds)),
+	}
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
-		rep.Versions.Poddns = strings.TrimSpace(string(out))
+		rep.Versions["poddns"] = strings.TrimSpace(string(out))
 		if st, err := exec.Command("git", "status", "--porcelain", "--", "../../../pkg/policy").Output(); err == nil && len(st) > 0 {
-			rep.Versions.Poddns += "+dirty"
+			rep.Versions["poddns"] += "+dirty"
 		}
 	}
-	rep.Seconds, rep.Rounds = dur.Seconds(), rounds
 
 	pin := false
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 && os.Getenv(LoadPinEnv) != "0" {
@@ -306,7 +271,7 @@ func TestAdmissionLoad(t *testing.T) {
 	if pin {
 		rep.Setup = "server process pinned to CPU 0 (GOMAXPROCS 1), load client pinned to CPU 1"
 	}
-	t.Logf("%s; %s per cell; load average %s", rep.Setup, dur, rep.Machine.LoadAvg)
+	t.Logf("%s; %s per cell; load average %s", rep.Setup, dur, loadAvg)
 
 	profileAt := slices.Max(counts)
 	for _, n := range counts {
@@ -314,33 +279,30 @@ func TestAdmissionLoad(t *testing.T) {
 		// Rounds go over all rates in turn, so that a burst of other work on
 		// the machine hits one round of a cell, not all of them; each cell
 		// reports its round with the median p99.
-		byRate := make([][]loadResult, len(rates))
+		byRate := make([][]benchresults.WebhookResult, len(rates))
 		for k := range rounds {
 			for i, rate := range rates {
-				r := measureCell(t, srv, n, rate, dur)
-				byRate[i] = append(byRate[i], r)
-				t.Logf("%3d policies (%2d matching), %4d req/s, round %d: %d requests (%.0f req/s), %d errors; p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; server CPU %.1f%% (%.3f ms per request), RSS %.1f MB",
-					n, r.Matching, rate, k+1, r.Requests, r.AchievedRate, r.Errors, r.P50, r.P99, r.P999, r.Max, r.CPUPercent, r.CPUPerRequest, r.RSSMB)
+				byRate[i] = append(byRate[i], measureCell(t, srv, n, rate, k+1, dur))
 			}
 		}
 		for i, rate := range rates {
 			rs := byRate[i]
 			var p99s []float64
 			for _, r := range rs {
-				p99s = append(p99s, r.P99)
+				p99s = append(p99s, *r.P99)
 			}
 			sorted := slices.Clone(rs)
-			slices.SortStableFunc(sorted, func(a, b loadResult) int { return cmp.Compare(a.P99, b.P99) })
+			slices.SortStableFunc(sorted, func(a, b benchresults.WebhookResult) int { return cmp.Compare(*a.P99, *b.P99) })
 			med := sorted[(len(sorted)-1)/2]
 			med.P99Rounds = p99s
 			rep.Results = append(rep.Results, med)
-			if med.Errors > 0 {
-				t.Logf("%3d policies, %4d req/s: %d of %d requests failed (timeouts: the server is overloaded or starved)", n, rate, med.Errors, med.Requests)
+			if *med.Errors > 0 {
+				t.Logf("%3d policies, %4d req/s: %.0f of %.0f requests failed (timeouts: the server is overloaded or starved)", n, rate, *med.Errors, *med.Requests)
 			}
 			if n == 200 && rate == 500 {
 				verdict := "met"
-				if med.P99 > 5 {
-					verdict = fmt.Sprintf("missed by %.2f ms", med.P99-5)
+				if *med.P99 > 5 {
+					verdict = fmt.Sprintf("missed by %.2f ms", *med.P99-5)
 				}
 				t.Logf("goal p99 ≤ 5 ms at 500 req/s with 200 policies: %s (median round; p99 of the rounds %v ms)", verdict, p99s)
 			}
@@ -360,36 +322,47 @@ func TestAdmissionLoad(t *testing.T) {
 }
 
 // measureCell runs one round of a cell: a second of warm-up at rate (the
-// connections, caches, the heap's size), then dur measured.
-func measureCell(t *testing.T, srv *loadProcess, n, rate int, dur time.Duration) loadResult {
+// connections, caches, the heap's size), then dur measured; it logs the
+// figures of round k.
+func measureCell(t *testing.T, srv *loadProcess, n, rate, k int, dur time.Duration) benchresults.WebhookResult {
 	t.Helper()
 	runLoad(srv.client, srv.url, rate, time.Second)
 	cpu0, wall0 := srv.cpu(t), time.Now()
 	lat, errs, elapsed := runLoad(srv.client, srv.url, rate, dur)
 	cpu1, wall1 := srv.cpu(t), time.Now()
-	r := loadResult{Policies: n, Matching: matching(n), Rate: rate, Requests: len(lat), AchievedRate: round(float64(len(lat))/elapsed.Seconds(), 1)}
 	var ok []time.Duration
+	failed := 0
 	for i, err := range errs {
 		if err != nil {
-			if r.Errors == 0 {
+			if failed == 0 {
 				t.Logf("%d policies, %d req/s: a request failed: %v", n, rate, err)
 			}
-			r.Errors++
+			failed++
 			continue
 		}
 		ok = append(ok, lat[i])
 	}
 	slices.Sort(ok)
 	ms := func(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 3) }
-	r.P50, r.P99, r.P999 = ms(percentile(ok, 0.50)), ms(percentile(ok, 0.99)), ms(percentile(ok, 0.999))
+	var maxMS, perRequest float64
 	if len(ok) > 0 {
-		r.Max = ms(ok[len(ok)-1])
+		maxMS = ms(ok[len(ok)-1])
 	}
-	r.CPUPercent = round(100*(cpu1-cpu0).Seconds()/wall1.Sub(wall0).Seconds(), 1)
 	if len(lat) > 0 {
-		r.CPUPerRequest = round(float64(cpu1-cpu0)/float64(time.Millisecond)/float64(len(lat)), 3)
+		perRequest = round(float64(cpu1-cpu0)/float64(time.Millisecond)/float64(len(lat)), 3)
 	}
-	r.RSSMB = round(srv.rssMB(t), 1)
+	r := benchresults.WebhookResult{
+		Policies: new(float64(n)), Matching: new(float64(matching(n))), Rate: new(float64(rate)),
+		Requests: new(float64(len(lat))), Errors: new(float64(failed)),
+		AchievedRate: new(round(float64(len(lat))/elapsed.Seconds(), 1)),
+		P50:          new(ms(percentile(ok, 0.50))), P99: new(ms(percentile(ok, 0.99))), P999: new(ms(percentile(ok, 0.999))),
+		Max:           new(maxMS),
+		CPUPercent:    new(round(100*(cpu1-cpu0).Seconds()/wall1.Sub(wall0).Seconds(), 1)),
+		CPUPerRequest: new(perRequest),
+		RSSMB:         new(round(srv.rssMB(t), 1)),
+	}
+	t.Logf("%3d policies (%2d matching), %4d req/s, round %d: %d requests (%.0f req/s), %d errors; p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; server CPU %.1f%% (%.3f ms per request), RSS %.1f MB",
+		n, matching(n), rate, k, len(lat), *r.AchievedRate, failed, *r.P50, *r.P99, *r.P999, *r.Max, *r.CPUPercent, *r.CPUPerRequest, *r.RSSMB)
 	return r
 }
 
