@@ -578,28 +578,14 @@ func metricSum(t *testing.T, ctx context.Context, addr, metric string) int {
 	return int(sum)
 }
 
-// upstream is the authoritative server of complZone; dnsd's loop probes
-// get an empty NOERROR and are not logged.
-type upstream struct {
-	log     *queryLog
-	servers listeners
-}
-
-func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+// answerCompl is the upstream: the authoritative server of complZone;
+// dnsd's loop probes get an empty NOERROR and are not logged.
+func answerCompl(r *dns.Msg, q dns.Question, name string) (*dns.Msg, bool) {
 	m := new(dns.Msg)
 	m.SetReply(r)
-	if len(r.Question) != 1 {
-		m.SetRcode(r, dns.RcodeFormatError)
-		_ = w.WriteMsg(m)
-		return
-	}
-	q := r.Question[0]
-	name := strings.ToLower(q.Name)
 	if dns.IsSubDomain("poddns-loop.", name) {
-		_ = w.WriteMsg(m)
-		return
+		return m, false
 	}
-	u.log.add(query{Name: name, Type: dns.TypeToString[q.Qtype], Proto: w.LocalAddr().Network()})
 	m.Authoritative = true
 	soa := mustRR(". 30 IN SOA ns.e2e.test. hostmaster.e2e.test. 1 7200 1800 86400 30")
 	addrs, ok := complZone[name]
@@ -614,17 +600,10 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(m.Answer) == 0 {
 		m.Ns = []dns.RR{soa}
 	}
-	_ = w.WriteMsg(m)
+	return m, true
 }
 
-func startUpstream(ctx context.Context, addr string) (*upstream, error) {
-	u := &upstream{log: &queryLog{}}
-	servers, err := serveDNS(ctx, addr, u)
-	if err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
-	}
-	u.servers = servers
-	return u, nil
+// startUpstream serves the upstream (answerCompl) on addr.
+func startUpstream(ctx context.Context, addr string) (*server, error) {
+	return startServer(ctx, "upstream", addr, answerCompl)
 }
-
-func (u *upstream) shutdown() { u.servers.shutdown() }

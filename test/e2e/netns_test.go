@@ -140,7 +140,7 @@ func child(specPath string) error {
 		return fmt.Errorf("/etc/resolv.conf after the bind mount reads %q, want %q", got, spec.WantResolvConf)
 	}
 
-	srv, err := startServer(ctx, net.JoinHostPort(serverIP, "53"))
+	srv, err := startServer(ctx, "DNS server", net.JoinHostPort(serverIP, "53"), answerZone)
 	if err != nil {
 		return err
 	}
@@ -272,22 +272,49 @@ func soaFor(name string) dns.RR {
 	return mustRR(apex + " 30 IN SOA ns.e2e.test. hostmaster.e2e.test. 1 7200 1800 86400 30")
 }
 
+// server is a DNS server of the tests, serving on UDP and TCP: answer
+// makes the reply to a query of one question (name is its name in lower
+// case) and says whether the question goes in log; a query of another
+// number of questions gets FORMERR.
 type server struct {
+	answer  func(r *dns.Msg, q dns.Question, name string) (reply *dns.Msg, logged bool)
 	log     *queryLog
 	servers listeners
 }
 
 func (s *server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	m := new(dns.Msg)
 	if len(r.Question) != 1 {
+		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeFormatError)
 		_ = w.WriteMsg(m)
 		return
 	}
 	q := r.Question[0]
 	name := strings.ToLower(q.Name)
-	s.log.add(query{Name: name, Type: dns.TypeToString[q.Qtype], Proto: w.LocalAddr().Network()})
+	m, logged := s.answer(r, q, name)
+	if logged {
+		s.log.add(query{Name: name, Type: dns.TypeToString[q.Qtype], Proto: w.LocalAddr().Network()})
+	}
+	_ = w.WriteMsg(m)
+}
 
+// startServer serves answer on addr over UDP and TCP; what names the
+// server in an error.
+func startServer(ctx context.Context, what, addr string, answer func(r *dns.Msg, q dns.Question, name string) (*dns.Msg, bool)) (*server, error) {
+	s := &server{answer: answer, log: &queryLog{}}
+	servers, err := serveDNS(ctx, addr, s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	s.servers = servers
+	return s, nil
+}
+
+func (s *server) shutdown() { s.servers.shutdown() }
+
+// answerZone answers from zone, every question logged.
+func answerZone(r *dns.Msg, q dns.Question, name string) (*dns.Msg, bool) {
+	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Authoritative = true
 	m.RecursionAvailable = true
@@ -295,8 +322,7 @@ func (s *server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if !ok {
 		m.Rcode = dns.RcodeNameError
 		m.Ns = []dns.RR{soaFor(name)}
-		_ = w.WriteMsg(m)
-		return
+		return m, true
 	}
 	for _, rr := range rrs {
 		if rr.Header().Rrtype == q.Qtype {
@@ -308,21 +334,8 @@ func (s *server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if len(m.Answer) == 0 {
 		m.Ns = []dns.RR{soaFor(name)}
 	}
-	_ = w.WriteMsg(m)
+	return m, true
 }
-
-// startServer serves the zone on addr over UDP and TCP.
-func startServer(ctx context.Context, addr string) (*server, error) {
-	s := &server{log: &queryLog{}}
-	servers, err := serveDNS(ctx, addr, s)
-	if err != nil {
-		return nil, fmt.Errorf("DNS server: %w", err)
-	}
-	s.servers = servers
-	return s, nil
-}
-
-func (s *server) shutdown() { s.servers.shutdown() }
 
 // listeners are the UDP and TCP servers of one handler.
 type listeners []*dns.Server

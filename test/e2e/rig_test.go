@@ -207,7 +207,7 @@ func requirePrivateNamespaces(t *testing.T, hostNet, hostMnt string) {
 // that ends before the helper's time does, dnsd's namespace set up
 // (setUpDNSDNamespace) and the upstream serving on complUpstreamIP. The
 // context and the upstream end with the test.
-func startHelper(t *testing.T, env string) (map[string]string, context.Context, *upstream) {
+func startHelper(t *testing.T, env string) (map[string]string, context.Context, *server) {
 	t.Helper()
 	p := helperParams(t, env)
 	if p == nil {
@@ -228,7 +228,7 @@ func startHelper(t *testing.T, env string) (map[string]string, context.Context, 
 // glibc's getent ahosts or musl's getaddrinfo program. It returns the run
 // and the queries up received meanwhile; a client that cannot be run ends
 // the test.
-func lookUp(t *testing.T, ctx context.Context, p map[string]string, up *upstream, inPod func(args ...string) []string, client, name string) (clientRun, []query) {
+func lookUp(t *testing.T, ctx context.Context, p map[string]string, up *server, inPod func(args ...string) []string, client, name string) (clientRun, []query) {
 	t.Helper()
 	argv := []string{p["getent"], "ahosts", name}
 	if client == "musl" {
