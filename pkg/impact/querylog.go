@@ -12,11 +12,13 @@ import (
 )
 
 // Entry is one line of dnsd's query log (package pkg/serve/querylog), or of a
-// capture in the same shape. Fields impact does not use (proto) are read
-// past.
+// capture in the same shape: every field of the line, so that
+// pkg/serve/querylog's tests decode the lines dnsd writes strictly into
+// this type, the one impact reads them with. Impact does not use Proto.
 type Entry struct {
 	Time      time.Time `json:"time"`
 	Client    string    `json:"client"`
+	Proto     string    `json:"proto"`
 	ID        uint16    `json:"id"`
 	Namespace string    `json:"namespace"`
 	Pod       string    `json:"pod"`

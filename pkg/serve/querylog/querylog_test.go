@@ -18,35 +18,22 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/poddns/poddns/internal/syncbuf"
+	"github.com/poddns/poddns/pkg/impact"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/querylog"
 	"github.com/poddns/poddns/pkg/serve/store"
 )
 
-// line is a query log line as a reader decodes it.
-type line struct {
-	Time      time.Time `json:"time"`
-	Client    string    `json:"client"`
-	Proto     string    `json:"proto"`
-	ID        uint16    `json:"id"`
-	Namespace string    `json:"namespace"`
-	Pod       string    `json:"pod"`
-	Name      string    `json:"name"`
-	Type      string    `json:"type"`
-	Rcode     string    `json:"rcode"`
-	Source    string    `json:"source"`
-	Duration  float64   `json:"duration"`
-}
-
 // lines decodes every line of out strictly (each must be one valid JSON
-// object of the documented fields).
-func lines(t *testing.T, out []byte) []line {
+// object of the documented fields) into the type webhook impact reads the
+// log with.
+func lines(t *testing.T, out []byte) []impact.Entry {
 	t.Helper()
-	var ls []line
+	var ls []impact.Entry
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		var l line
+		var l impact.Entry
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&l); err != nil {
@@ -173,7 +160,7 @@ func TestPodIdentity(t *testing.T) {
 		t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), out.String())
 	}
 	// Lines are written as replies complete; time is when each query came.
-	slices.SortStableFunc(got, func(a, b line) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(got, func(a, b impact.Entry) int { return a.Time.Compare(b.Time) })
 	for i, w := range want {
 		g := got[i]
 		if g.Client != w.client || g.Proto != w.proto || g.ID != uint16(100+i) || g.Namespace != w.ns || g.Pod != w.pod ||
@@ -195,7 +182,7 @@ func serveN(t *testing.T, l serve.Handler, names ...string) {
 	}
 }
 
-func names(ls []line) []string {
+func names(ls []impact.Entry) []string {
 	var ns []string
 	for _, l := range ls {
 		ns = append(ns, l.Name)
