@@ -3,8 +3,10 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,4 +50,69 @@ func ParallelCreate(ctx context.Context, n, workers int, fn func(ctx context.Con
 	wg.Wait()
 	close(errc)
 	return <-errc
+}
+
+// Fill creates a control plane's objects kind by kind, each kind with
+// ParallelCreate, for the tests and benchmarks that fill an API server:
+// Step creates one kind and returns when it is done, Go creates one
+// alongside the other kinds, and Wait waits for those and fails the test
+// with the error of every kind that failed. Each kind done is logged with
+// its count, time and rate.
+type Fill struct {
+	t   testing.TB
+	ctx context.Context
+	// Note, if set, is added to each kind's log line (the benchmark's load
+	// average).
+	Note func() string
+	// Failed, if set, is called when a kind fails (the benchmark cancels
+	// the other kinds).
+	Failed func()
+
+	mu   sync.Mutex
+	errs []string
+	wg   sync.WaitGroup
+}
+
+// NewFill returns a fill that creates with ctx.
+func NewFill(t testing.TB, ctx context.Context) *Fill {
+	return &Fill{t: t, ctx: ctx}
+}
+
+// Step creates n objects of one kind (what) with fn on workers goroutines.
+func (f *Fill) Step(what string, n, workers int, fn func(ctx context.Context, i int) error) {
+	f.t.Helper()
+	s := time.Now()
+	if err := ParallelCreate(f.ctx, n, workers, fn); err != nil {
+		f.mu.Lock()
+		f.errs = append(f.errs, fmt.Sprintf("fill %s: %v", what, err))
+		f.mu.Unlock()
+		if f.Failed != nil {
+			f.Failed()
+		}
+		return
+	}
+	note := ""
+	if f.Note != nil {
+		note = "; " + f.Note()
+	}
+	f.t.Logf("fill: %d %s in %s (%.0f/s%s)", n, what, time.Since(s).Round(time.Millisecond), float64(n)/time.Since(s).Seconds(), note)
+}
+
+// Go runs Step on a goroutine of its own.
+func (f *Fill) Go(what string, n, workers int, fn func(ctx context.Context, i int) error) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.Step(what, n, workers, fn)
+	}()
+}
+
+// Wait waits for the kinds started with Go and fails the test if any kind
+// failed.
+func (f *Fill) Wait() {
+	f.t.Helper()
+	f.wg.Wait()
+	if len(f.errs) > 0 {
+		f.t.Fatal(strings.Join(f.errs, "\n"))
+	}
 }

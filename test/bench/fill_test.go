@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -242,39 +241,23 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) (filled, fillStats) {
 	ctx, cancel := context.WithTimeout(t.Context(), fillLimit)
 	defer cancel()
 	start := time.Now()
-	var (
-		mu   sync.Mutex
-		errs []string
-		wg   sync.WaitGroup
-	)
-	step := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
-		s := time.Now()
-		if err := testenv.ParallelCreate(ctx, n, workers, fn); err != nil {
-			mu.Lock()
-			errs = append(errs, fmt.Sprintf("fill %s: %v", what, err))
-			mu.Unlock()
-			cancel() // the fill failed: stop the other kinds too
-			return
-		}
-		t.Logf("fill: %d %s in %s (%.0f/s; load %s)", n, what, time.Since(s).Round(time.Millisecond), float64(n)/time.Since(s).Seconds(), loadAvg())
-	}
+	kinds := testenv.NewFill(t, ctx)
+	kinds.Note = func() string { return "load " + loadAvg() }
+	kinds.Failed = cancel // the fill failed: stop the other kinds too
+	// async creates a kind alongside the others, logging its progress.
 	async := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var done atomic.Int64
-			step(what, n, workers, func(ctx context.Context, i int) error {
-				err := fn(ctx, i)
-				if err == nil {
-					if d := done.Add(1); d%max(1000, int64(n)/fillProgressSteps) == 0 && d < int64(n) {
-						t.Logf("fill: %d/%d %s after %s; load %s", d, n, what, time.Since(start).Round(time.Second), loadAvg())
-					}
+		var done atomic.Int64
+		kinds.Go(what, n, workers, func(ctx context.Context, i int) error {
+			err := fn(ctx, i)
+			if err == nil {
+				if d := done.Add(1); d%max(1000, int64(n)/fillProgressSteps) == 0 && d < int64(n) {
+					t.Logf("fill: %d/%d %s after %s; load %s", d, n, what, time.Since(start).Round(time.Second), loadAvg())
 				}
-				return err
-			})
-		}()
+			}
+			return err
+		})
 	}
-	step("namespaces", sc.Namespaces, 8, func(ctx context.Context, i int) error {
+	kinds.Step("namespaces", sc.Namespaces, 8, func(ctx context.Context, i int) error {
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsName(i)}}, metav1.CreateOptions{})
 		return err
 	})
@@ -294,10 +277,7 @@ func fill(t *testing.T, cs kubernetes.Interface, sc scale) (filled, fillStats) {
 	async("Pods (create, then status.podIP)", sc.Pods, 48, func(ctx context.Context, i int) error {
 		return createPod(ctx, cs, nsName(i%sc.Namespaces), fmt.Sprintf("pod-%d", i), podIP(i), podNode(sc, i))
 	})
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(strings.Join(errs, "\n"))
-	}
+	kinds.Wait()
 	took := time.Since(start)
 	objects := sc.Namespaces + sc.Services + 2*sc.Headless + sc.Pods
 	writes := objects + sc.Pods // every Pod is written twice

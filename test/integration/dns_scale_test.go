@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -242,45 +241,24 @@ func scaleFill(t *testing.T, cs kubernetes.Interface) {
 	// fills has been seen at 84 Pods/s.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	var errMu sync.Mutex
-	var errs []string
-	step := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
-		s := time.Now()
-		if err := testenv.ParallelCreate(ctx, n, workers, fn); err != nil {
-			errMu.Lock()
-			errs = append(errs, fmt.Sprintf("fill %s: %v", what, err))
-			errMu.Unlock()
-			return
-		}
-		t.Logf("fill: %d %s in %s (%.0f/s)", n, what, time.Since(s).Round(time.Millisecond), float64(n)/time.Since(s).Seconds())
-	}
-	// The kinds after the namespaces are filled at once: the Pods (two
-	// writes each) take longest.
-	async := func(what string, n, workers int, fn func(ctx context.Context, i int) error) {
-		wg.Add(1)
-		go func() { defer wg.Done(); step(what, n, workers, fn) }()
-	}
-	defer func() {
-		wg.Wait()
-		if len(errs) > 0 {
-			t.Fatal(strings.Join(errs, "\n"))
-		}
-	}()
-	step("namespaces", scaleNamespaces, 8, func(ctx context.Context, i int) error {
+	kinds := testenv.NewFill(t, ctx)
+	defer kinds.Wait()
+	kinds.Step("namespaces", scaleNamespaces, 8, func(ctx context.Context, i int) error {
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: scaleNS(i)}}, metav1.CreateOptions{})
 		return err
 	})
+	// The kinds after the namespaces are filled at once: the Pods (two
+	// writes each) take longest.
 	port := []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}
-	async("ClusterIP Services", scaleServices, 8, func(ctx context.Context, i int) error {
+	kinds.Go("ClusterIP Services", scaleServices, 8, func(ctx context.Context, i int) error {
 		_, err := cs.CoreV1().Services(scaleNS(i)).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i)},
 			Spec: corev1.ServiceSpec{ClusterIP: scaleServiceIP(i), Ports: port}}, metav1.CreateOptions{})
 		return err
 	})
-	async("headless Services and EndpointSlices", scaleHeadless, 8, func(ctx context.Context, i int) error {
+	kinds.Go("headless Services and EndpointSlices", scaleHeadless, 8, func(ctx context.Context, i int) error {
 		return testenv.CreateHeadless(ctx, cs, scaleNS(i), fmt.Sprintf("hl-%d", i), []string{scaleEndpointIP(i, 0), scaleEndpointIP(i, 1), scaleEndpointIP(i, 2)})
 	})
-	async("Pods (create, then status.podIP)", scalePods, 48, func(ctx context.Context, i int) error {
+	kinds.Go("Pods (create, then status.podIP)", scalePods, 48, func(ctx context.Context, i int) error {
 		return scaleCreatePod(ctx, cs, scaleNS(i), fmt.Sprintf("pod-%d", i), scalePodIP(i))
 	})
 }
