@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poddns/poddns/pkg/serve/aaaa"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
@@ -100,6 +101,31 @@ forward: {resolvConf: /etc/resolv.conf}
 	// Both source flags given is an error, as both in the file.
 	if _, err := loadArgs(t, "--config", file, "--source", "a", "--kubeconfig", "b"); err == nil || !strings.Contains(err.Error(), "not both") {
 		t.Errorf("--source and --kubeconfig: err = %v", err)
+	}
+}
+
+// TestSwitchFlags: --query-log turns the query log on (off by default)
+// and off over the file's queryLog block; --aaaa-filter sets the AAAA
+// filter's mode. (pkg/serve/daemon tests what the handlers do.)
+func TestSwitchFlags(t *testing.T) {
+	file := dnstest.WriteFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nqueryLog: {enabled: true}\n")
+	for _, tc := range []struct {
+		args     []string
+		queryLog bool
+		aaaa     aaaa.Mode
+	}{
+		{nil, false, aaaa.ModeNone},
+		{[]string{"--query-log"}, true, aaaa.ModeNone},
+		{[]string{"--config", file, "--query-log=false"}, false, aaaa.ModeNone},
+		{[]string{"--aaaa-filter", "ipv4Pods"}, false, aaaa.ModeIPv4Pods},
+	} {
+		c, err := loadArgs(t, append(tc.args, "--source", exampleCluster)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.QueryLog.Enabled != tc.queryLog || c.AAAA.Filter != tc.aaaa {
+			t.Errorf("%v: queryLog.enabled %v, aaaa.filter %q; want %v, %q", tc.args, c.QueryLog.Enabled, c.AAAA.Filter, tc.queryLog, tc.aaaa)
+		}
 	}
 }
 

@@ -1,37 +1,14 @@
 package daemon_test
 
 import (
-	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
 
-	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
-	"github.com/poddns/poddns/pkg/serve/loop"
 )
-
-// completionCluster is one default-namespace pod on 127.0.0.21 and one
-// service.
-const completionCluster = `apiVersion: v1
-kind: Namespace
-metadata: {name: default}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec: {type: ClusterIP, clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: default, uid: u1}
-spec: {dnsPolicy: ClusterFirst}
-status: {phase: Running, podIP: 127.0.0.21, podIPs: [{ip: 127.0.0.21}]}
-`
 
 const completionProfile = `apiVersion: poddns.io/v1alpha1
 kind: NodeProfile
@@ -46,18 +23,7 @@ resolvConfContent: |
 // an external name in one query (the upstream sees the names of the walk
 // outside the cluster zones once each); with enabled: false it does not.
 func TestCompletionWired(t *testing.T) {
-	var mu sync.Mutex
-	asked := map[string]int{}
-	up := dnstest.StartServer(t, serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-		q := r.Question[0]
-		m := new(dns.Msg)
-		m.SetReply(r)
-		if dns.IsSubDomain(loop.Zone, q.Name) {
-			return dns.RcodeSuccess, w.WriteMsg(m)
-		}
-		mu.Lock()
-		asked[strings.ToLower(q.Name)+" "+dns.TypeToString[q.Qtype]]++
-		mu.Unlock()
+	up, asked := countingUpstream(t, func(q dns.Question, m *dns.Msg) {
 		switch {
 		case strings.EqualFold(q.Name, "ext.example.") && q.Qtype == dns.TypeA:
 			m.Answer = dnstest.RRs("ext.example. 60 IN A 192.0.2.1")
@@ -66,9 +32,8 @@ func TestCompletionWired(t *testing.T) {
 			m.Rcode = dns.RcodeNameError
 			m.Ns = dnstest.RRs("example. 60 IN SOA ns.example. hostmaster.example. 1 3600 600 86400 30")
 		}
-		return dns.RcodeSuccess, w.WriteMsg(m)
-	}))
-	source := dnstest.WriteFile(t, "cluster.yaml", completionCluster)
+	})
+	source := dnstest.WriteFile(t, "cluster.yaml", podsCluster)
 	profile := dnstest.WriteFile(t, "profile.yaml", completionProfile)
 	for _, tc := range []struct {
 		name    string
@@ -83,47 +48,34 @@ func TestCompletionWired(t *testing.T) {
 		{name: "disabled", enabled: "  enabled: false\n", rcode: dns.RcodeNameError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mu.Lock()
-			clear(asked)
-			mu.Unlock()
+			asked.take()
 			cfg := dnstest.WriteFile(t, "dnsd.yaml", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nsource: {file: "+source+"}\n"+
 				"forward: {upstreams: [\""+up+"\"]}\ncompletion:\n  nodeProfile: "+profile+"\n"+tc.enabled)
 			d := start(t, cfg)
-			c := &dns.Client{Net: "udp", Timeout: dnstest.Timeout,
-				Dialer: &net.Dialer{Timeout: dnstest.Timeout, LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.0.21")}}}
-			r, _, err := c.Exchange(dnstest.Query("ext.example.default.svc.cluster.local.", dns.TypeA, 0), d.DNSAddr())
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := askFrom(t, "127.0.0.21", d.DNSAddr(), dnstest.Query("ext.example.default.svc.cluster.local.", dns.TypeA, 0))
 			if r.Rcode != tc.rcode {
 				t.Fatalf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
 			}
 			if diff := dnstest.Diff(r.Answer, dnstest.RRs(tc.want...)); diff != "" {
 				t.Errorf("answer:\n%s", diff)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			got := asked.take()
 			if tc.saved != "" {
 				// The walk's names outside cluster.local, A and AAAA once.
 				for _, q := range []string{"ext.example.corp.example. A", "ext.example.corp.example. AAAA", "ext.example. A", "ext.example. AAAA"} {
-					if asked[q] != 1 {
-						t.Errorf("upstream asked %q %d times, want 1 (all: %v)", q, asked[q], asked)
+					if got[q] != 1 {
+						t.Errorf("upstream asked %q %d times, want 1 (all: %v)", q, got[q], got)
 					}
 				}
-			} else if len(asked) != 0 {
-				t.Errorf("upstream asked %v without completion", asked)
+			} else if len(got) != 0 {
+				t.Errorf("upstream asked %v without completion", got)
 			}
-			clear(asked)
 			// A name that exists nowhere: the asked name's NXDOMAIN; the
 			// client's own walk after it is answered from the store and the
 			// negative cache, so the upstream sees each name once.
-			mu.Unlock()
 			nx := func(name string, qtype uint16) {
 				t.Helper()
-				r, _, err := c.Exchange(dnstest.Query(name, qtype, 0), d.DNSAddr())
-				if err != nil {
-					t.Fatal(err)
-				}
+				r := askFrom(t, "127.0.0.21", d.DNSAddr(), dnstest.Query(name, qtype, 0))
 				if r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
 					t.Fatalf("%s: %v, want NXDOMAIN", name, r)
 				}
@@ -132,10 +84,10 @@ func TestCompletionWired(t *testing.T) {
 				nx(name, dns.TypeA)
 				nx(name, dns.TypeAAAA)
 			}
-			mu.Lock()
+			got = asked.take()
 			for _, q := range []string{"nope.corp.example. A", "nope.corp.example. AAAA", "nope. A", "nope. AAAA"} {
-				if asked[q] != 1 {
-					t.Errorf("upstream asked %q %d times, want 1 (all: %v)", q, asked[q], asked)
+				if got[q] != 1 {
+					t.Errorf("upstream asked %q %d times, want 1 (all: %v)", q, got[q], got)
 				}
 			}
 			_, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")

@@ -1,6 +1,8 @@
 package daemon_test
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -11,14 +13,16 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/daemon"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
+	"github.com/poddns/poddns/pkg/serve/loop"
 )
 
-// start runs a daemon of the config file at path ("": none) changed by
-// mods, on loopback ports the kernel chooses, and stops it after the test.
-func start(t *testing.T, path string, mods ...func(*daemon.Config)) *daemon.Daemon {
+// load is the configuration of the config file at path ("": none)
+// changed by mods, as dnsd's flags change it (daemon.Load).
+func load(t *testing.T, path string, mods ...func(*daemon.Config)) daemon.Config {
 	t.Helper()
 	cfg, err := daemon.Load(path, func(c *daemon.Config) error {
 		for _, m := range mods {
@@ -29,7 +33,14 @@ func start(t *testing.T, path string, mods ...func(*daemon.Config)) *daemon.Daem
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dnstest.StartDaemon(t, cfg, daemon.Options{})
+	return cfg
+}
+
+// start runs a daemon of the config file at path ("": none) changed by
+// mods, on loopback ports the kernel chooses, and stops it after the test.
+func start(t *testing.T, path string, mods ...func(*daemon.Config)) *daemon.Daemon {
+	t.Helper()
+	return dnstest.StartDaemon(t, load(t, path, mods...), daemon.Options{})
 }
 
 // source serves the objects file.
@@ -40,6 +51,99 @@ func source(file string) func(*daemon.Config) {
 // upstreams forwards to addrs.
 func upstreams(addrs ...string) func(*daemon.Config) {
 	return func(c *daemon.Config) { c.Forward.Upstreams = addrs }
+}
+
+// podsCluster are the objects of the tests that ask as a pod (askFrom): the
+// dual-stack Service web of namespace shop, and pods on loopback aliases:
+// client (namespace default, 127.0.0.21), cart-7f9c (shop, 127.0.0.41),
+// v4 (shop, IPv4 only, 127.0.0.51) and dual (shop, dual-stack, 127.0.0.52).
+const podsCluster = `apiVersion: v1
+kind: Namespace
+metadata: {name: default}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {type: ClusterIP, clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20, "fd00:96::20"], ipFamilies: [IPv4, IPv6]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default, uid: u1}
+spec: {dnsPolicy: ClusterFirst}
+status: {phase: Running, podIP: 127.0.0.21, podIPs: [{ip: 127.0.0.21}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cart-7f9c, namespace: shop, uid: u2}
+spec: {dnsPolicy: ClusterFirst}
+status: {phase: Running, podIP: 127.0.0.41, podIPs: [{ip: 127.0.0.41}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: v4, namespace: shop, uid: u3}
+status: {phase: Running, podIP: 127.0.0.51, podIPs: [{ip: 127.0.0.51}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dual, namespace: shop, uid: u4}
+status: {phase: Running, podIP: 127.0.0.52, podIPs: [{ip: 127.0.0.52}, {ip: "fd00::52"}]}
+`
+
+// podsSource serves podsCluster.
+func podsSource(t *testing.T) func(*daemon.Config) {
+	return source(dnstest.WriteFile(t, "cluster.yaml", podsCluster))
+}
+
+// askFrom sends m to the DNS server at addr over UDP from the address
+// from (a pod's IP in podsCluster) and returns the reply.
+func askFrom(t *testing.T, from, addr string, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Timeout: dnstest.Timeout, Dialer: &net.Dialer{Timeout: dnstest.Timeout, LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// questions are the questions an upstream got, as "name TYPE" with the
+// name lowercased, and how often each.
+type questions struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// take returns the questions counted since the last take.
+func (q *questions) take() map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.n
+	q.n = map[string]int{}
+	return n
+}
+
+// countingUpstream starts an upstream that fills in the reply to each
+// query by answer and counts the questions; dnsd's loop probes are neither
+// counted nor answered (an empty reply).
+func countingUpstream(t *testing.T, answer func(q dns.Question, m *dns.Msg)) (string, *questions) {
+	asked := &questions{n: map[string]int{}}
+	addr := dnstest.StartServer(t, serve.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		q := r.Question[0]
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if !dns.IsSubDomain(loop.Zone, q.Name) {
+			asked.mu.Lock()
+			asked.n[strings.ToLower(q.Name)+" "+dns.TypeToString[q.Qtype]]++
+			asked.mu.Unlock()
+			answer(q, m)
+		}
+		return dns.RcodeSuccess, w.WriteMsg(m)
+	}))
+	return addr, asked
 }
 
 // TestQuickStart is the README's quick start: the example cluster served,
