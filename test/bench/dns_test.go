@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -546,7 +547,10 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	// Latency and CPU per query at a fixed rate below saturation: half the
 	// slowest server's median QPS in that scenario, the same rate for every
 	// server; each server's load of loadSeconds is split into 3 scenarios
-	// and, within a scenario, into rounds run A B A B.
+	// and, within a scenario, into rounds run A B A B. The trivial server
+	// runs beside them at the same rate (its rate does not count): a Go UDP
+	// loop that parses nothing, the floor of what a Go server pays per
+	// query here for the runtime's wake-ups and the socket calls.
 	per := max(loadSeconds/3, 1)
 	perRound := max(per/rounds, 1)
 	fixedCPU := map[string][]float64{} // server/scenario -> µs per query, per round
@@ -565,8 +569,9 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 			rate = max(int(low/2), 100)
 		}
 		lats := map[string][]float64{}
+		fixed := append(slices.Clip(sn.servers), triv)
 		for r := range rounds {
-			for _, s := range sn.servers {
+			for _, s := range fixed {
 				warm(s, sn.name)
 				cpu0 := procCPUSeconds(s.p.pid())
 				pr := runDnsperf(t, tl, s.ip, qf[sn.name], perRound, rate, true, 0)
@@ -580,7 +585,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 					r+1, sn.name, s.name, rate, perRound, pr.completed, pr.lost, secs)
 			}
 		}
-		for _, s := range sn.servers {
+		for _, s := range fixed {
 			lat := lats[s.name]
 			sort.Float64s(lat)
 			rw := row(s.name, sn.name)
@@ -706,7 +711,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	}
 	// CPU per query at the fixed rate: dnsd / each peer, per round.
 	for _, sn := range []string{"cluster", "external-cached", "negative"} {
-		for _, other := range []string{"coredns", "coredns-autopath", "unbound"} {
+		for _, other := range []string{"coredns", "coredns-autopath", "unbound", "trivial"} {
 			ratios["cpu_fixed_"+strings.ReplaceAll(sn, "-", "_")+"_vs_"+strings.ReplaceAll(other, "-", "_")] = medianRatio(fixedCPU["dnsd/"+sn], fixedCPU[other+"/"+sn])
 		}
 	}
