@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve/aaaa"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/daemon"
@@ -175,24 +178,42 @@ func startDaemonArgs(t *testing.T, args ...string) *daemon.Daemon {
 	return dnstest.StartDaemon(t, cfg, daemon.Options{})
 }
 
+// TestRun: exit status 2 for a bad command line, 1 with one clear error
+// line when the daemon cannot start (pkg/serve/daemon tests why it
+// refuses), 0 after SIGHUP then SIGTERM.
 func TestRun(t *testing.T) {
-	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"--bogus"}, &stderr, nil); code != 2 {
-		t.Errorf("bad flag: exit %d, want 2", code)
-	}
-	stderr.Reset()
-	if code := run(context.Background(), []string{"--kubeconfig", "/nonexistent"}, &stderr, nil); code != 1 || !strings.Contains(stderr.String(), "kubeconfig /nonexistent") {
-		t.Errorf("--kubeconfig: exit %d, stderr %q", code, stderr.String())
-	}
-	stderr.Reset()
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	if code := run(context.Background(), nil, &stderr, nil); code != 1 || !strings.Contains(stderr.String(), "in-cluster") {
-		t.Errorf("no source outside a cluster: exit %d, stderr %q", code, stderr.String())
+	self := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreeDNSPort(t)))
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr []string
+	}{
+		{"bad flag", []string{"--bogus"}, 2, nil},
+		{"--kubeconfig", []string{"--kubeconfig", "/nonexistent"}, 1, []string{"kubeconfig /nonexistent"}},
+		{"no source outside a cluster", nil, 1, []string{"in-cluster"}},
+		{"forwarding loop", []string{"--source", exampleCluster, "--listen", self, "--upstream", self,
+			"--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, 1, []string{`"msg":"cannot start"`, "forwarding loop through upstream " + self}},
+	} {
+		var stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stderr, nil)
+		if code != tc.code {
+			t.Errorf("%s: exit %d, want %d; stderr:\n%s", tc.name, code, tc.code, stderr.String())
+		}
+		for _, want := range tc.stderr {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("%s: stderr has no %s:\n%s", tc.name, want, stderr.String())
+			}
+		}
+		if n := strings.Count(stderr.String(), "\n"); tc.code == 1 && n > 2 {
+			t.Errorf("%s: %d log lines, want a short, clear error:\n%s", tc.name, n, stderr.String())
+		}
 	}
 	sigs := make(chan os.Signal, 2)
 	sigs <- syscall.SIGHUP
 	sigs <- syscall.SIGTERM
-	stderr.Reset()
+	var stderr bytes.Buffer
 	code := run(context.Background(), []string{"--source", exampleCluster, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
 		"--metrics-listen", "127.0.0.1:0", "--lameduck", "0s"}, &stderr, sigs)
 	if code != 0 {

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/poddns/poddns/internal/syncbuf"
+	"github.com/poddns/poddns/internal/testenv"
 	"github.com/poddns/poddns/pkg/serve"
 	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/daemon"
@@ -350,6 +353,42 @@ func TestNoLoopStarts(t *testing.T) {
 	defer mu.Unlock()
 	if len(probes) != 1 || !strings.Contains(probes[0], ".poddns-loop.\tIN\t HINFO") {
 		t.Errorf("upstream saw %q, want one loop probe", probes)
+	}
+}
+
+// TestLoopRefusesToStart: a dnsd whose upstream is itself does not start;
+// Start fails within the probe's bound with an error naming the upstream,
+// and logs nothing else but the objects it loaded. (cmd/dnsd tests the
+// exit status and the message.)
+func TestLoopRefusesToStart(t *testing.T) {
+	self := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreeDNSPort(t)))
+	cfg := load(t, "", source(exampleCluster), upstreams(self), func(c *daemon.Config) {
+		c.Listen, c.HealthListen, c.MetricsListen = self, "127.0.0.1:0", "127.0.0.1:0"
+	})
+	var logs syncbuf.Buffer
+	d, err := daemon.New(cfg, daemon.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() { done <- d.Start() }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("dnsd with itself as upstream still starting after 10s")
+	}
+	if err == nil {
+		t.Cleanup(func() { d.Shutdown(0) })
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("refused to start after %s, want within the 3s probe bound (+ slack)", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "forwarding loop through upstream "+self) {
+		t.Errorf("Start error %v, want one naming the loop and the upstream %s", err, self)
+	}
+	if n := strings.Count(logs.String(), "\n"); n > 1 {
+		t.Errorf("%d log lines, want only the objects loaded:\n%s", n, logs.String())
 	}
 }
 
