@@ -71,7 +71,8 @@ source: {file: objects.yaml}
 
 // TestLoadStrict: case-sensitive fields, unknown and duplicate fields,
 // extra documents, wrong types and identities are errors naming the file,
-// the line and the field.
+// the line and the field; invalid values are errors of the validation
+// that follows.
 func TestLoadStrict(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"field case", header + "LISTEN: 127.0.0.1:53\n", "line 3: LISTEN: unknown field"},
@@ -85,7 +86,11 @@ func TestLoadStrict(t *testing.T) {
 		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: WebhookConfig\n", `line 2: kind: unsupported value "WebhookConfig": want "DNSDConfig"`},
 		{"empty", "# nothing\n", "no document: expected one DNSDConfig"},
 		{"not a mapping", "- a\n", "not a mapping"},
-		{"invalid value", header + "cache: {capacity: 10}\n", "capacity 10 is below 1024"},
+		{"invalid value", header + "cache: {capacity: 10}\n", "invalid configuration: cache: capacity 10 is below 1024"},
+		{"query log class", header + "queryLog: {classes: [denials]}\n", "invalid configuration: queryLog: class"},
+		{"query log sample", header + "queryLog: {sample: 0}\n", "invalid configuration: queryLog: sample"},
+		{"query log field", header + "queryLog: {enabld: true}\n", "line 3: queryLog.enabld: unknown field"},
+		{"errors pattern", header + "errors: {patterns: ['(']}\n", "invalid configuration: errors: pattern"},
 		{"tls field case", header + "forward:\n  upstreams: [tls://127.0.0.1]\n  tlsServername: dns.example\n", "line 5: forward.tlsServername: unknown field"},
 		{"stub tls field", header + "forward:\n  stubs:\n  - zone: a.example\n    upstreams: [tls://127.0.0.1]\n    tlsCa: ca.pem\n", "line 7: forward.stubs[0].tlsCa: unknown field"},
 		{"tls field type", header + "forward:\n  upstreams: [tls://127.0.0.1]\n  tlsServerName: [a]\n", "line 5: forward.tlsServerName: cannot unmarshal"},
@@ -93,7 +98,7 @@ func TestLoadStrict(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := dnstest.WriteFile(t, "dnsd.yaml", tc.body)
 			_, err := daemon.Load(file, nil)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file) && !strings.Contains(tc.want, "below") {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), file) && !strings.HasPrefix(tc.want, "invalid configuration: ") {
 				t.Errorf("error %v, want one naming %s and containing %q", err, file, tc.want)
 			}
 		})

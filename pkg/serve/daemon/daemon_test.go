@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,6 +312,42 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:5353" || cfg.Source.File != "../../../testdata/cluster.yaml" || cfg.Pods != cluster.PodsInsecure || cfg.TTL != 30 {
 		t.Errorf("testdata/dnsd.yaml: %+v", cfg)
+	}
+}
+
+// TestExampleSwitchBlocks: the commented-out queryLog, errors, static, aaaa
+// and rewrite blocks of testdata/dnsd.yaml, uncommented, load.
+func TestExampleSwitchBlocks(t *testing.T) {
+	b, err := os.ReadFile("../../../testdata/dnsd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
+	blocks := map[string]bool{}
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "# ")
+		switch {
+		case ok && !in && slices.Contains([]string{"queryLog:", "errors:", "static:", "aaaa:", "rewrite:"}, rest):
+			in = true
+			blocks[rest] = true
+		case ok && in && (strings.HasPrefix(rest, "  ") || strings.HasPrefix(rest, "- ")):
+		default:
+			in = false
+		}
+		if in {
+			out += rest + "\n"
+		}
+	}
+	if len(blocks) != 5 {
+		t.Fatalf("found the blocks %v in testdata/dnsd.yaml, want 5", blocks)
+	}
+	cfg, err := daemon.Load(dnstest.WriteFile(t, "dnsd.yaml", out), nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !cfg.QueryLog.Enabled || !cfg.Errors.Enabled || len(cfg.Static) != 2 || cfg.AAAA.Filter != "none" || len(cfg.Rewrite) != 3 {
+		t.Errorf("loaded %+v", cfg)
 	}
 }
 
