@@ -132,50 +132,29 @@ func TestSwitchFlags(t *testing.T) {
 	}
 }
 
+// TestConfigErrors: flag values the configuration's validation refuses
+// are errors. (pkg/serve/daemon's TestLoadStrict tests the file's.)
 func TestConfigErrors(t *testing.T) {
-	header := "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
 	for _, tc := range []struct {
 		name string
-		file string // config file content, "" for none
 		args []string
 		want string
 	}{
-		{"unknown field", header + "lissten: x\n", nil, "unknown field"},
-		{"wrong kind", "apiVersion: poddns.io/v1alpha1\nkind: Policy\n", nil, "kind"},
-		{"empty file", "\n", nil, "no document"},
-		{"field case", header + "Listen: x\n", nil, "unknown field"},
-		{"second document", header + "---\n" + header, nil, "2 documents"},
-		{"both sources", header + "source: {file: a, kubeconfig: b}\n", nil, "not both"},
-		{"pods", "", []string{"--source", "x", "--pods", "maybe"}, "pods"},
-		{"ttl", "", []string{"--source", "x", "--ttl", "4000"}, "ttl"},
-		{"listen", "", []string{"--source", "x", "--listen", "nope"}, "listen"},
-		{"log level", "", []string{"--source", "x", "--log-level", "loud"}, "logLevel"},
-		{"pprof listen", "", []string{"--source", "x", "--pprof-listen", "nohost"}, "pprofListen"},
-		{"upstream", "", []string{"--source", "x", "--upstream", "nope"}, "nope"},
-		{"upstream and resolv.conf", "", []string{"--source", "x", "--upstream", "127.0.0.1", "--upstream-resolv-conf", "/etc/resolv.conf"}, "not both"},
-		{"zone", "", []string{"--source", "x", "--zone", "a..b"}, "zone"},
+		{"pods", []string{"--source", "x", "--pods", "maybe"}, "pods"},
+		{"ttl", []string{"--source", "x", "--ttl", "4000"}, "ttl"},
+		{"listen", []string{"--source", "x", "--listen", "nope"}, "listen"},
+		{"log level", []string{"--source", "x", "--log-level", "loud"}, "logLevel"},
+		{"pprof listen", []string{"--source", "x", "--pprof-listen", "nohost"}, "pprofListen"},
+		{"upstream", []string{"--source", "x", "--upstream", "nope"}, "nope"},
+		{"upstream and resolv.conf", []string{"--source", "x", "--upstream", "127.0.0.1", "--upstream-resolv-conf", "/etc/resolv.conf"}, "not both"},
+		{"zone", []string{"--source", "x", "--zone", "a..b"}, "zone"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := tc.args
-			if tc.file != "" {
-				args = append(args, "--config", dnstest.WriteFile(t, "c.yaml", tc.file))
-			}
-			if _, err := loadArgs(t, args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := loadArgs(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
 	}
-}
-
-// startDaemonArgs runs a daemon with args on loopback ports chosen by the
-// kernel.
-func startDaemonArgs(t *testing.T, args ...string) *daemon.Daemon {
-	t.Helper()
-	cfg, err := loadArgs(t, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dnstest.StartDaemon(t, cfg, daemon.Options{})
 }
 
 // TestRun: exit status 2 for a bad command line, 1 with one clear error
