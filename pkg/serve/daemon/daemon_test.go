@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,13 +321,14 @@ func TestExampleSwitchBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\n"
+	out := header
+	names := map[string]bool{"queryLog:": true, "errors:": true, "static:": true, "aaaa:": true, "rewrite:": true}
 	blocks := map[string]bool{}
 	in := false
 	for _, line := range strings.Split(string(b), "\n") {
 		rest, ok := strings.CutPrefix(line, "# ")
 		switch {
-		case ok && !in && slices.Contains([]string{"queryLog:", "errors:", "static:", "aaaa:", "rewrite:"}, rest):
+		case ok && !in && names[rest]:
 			in = true
 			blocks[rest] = true
 		case ok && in && (strings.HasPrefix(rest, "  ") || strings.HasPrefix(rest, "- ")):
