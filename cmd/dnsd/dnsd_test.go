@@ -175,8 +175,12 @@ func TestRun(t *testing.T) {
 		{"forwarding loop", []string{"--source", exampleCluster, "--listen", self, "--upstream", self,
 			"--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, 1, []string{`"msg":"cannot start"`, "forwarding loop through upstream " + self}},
 	} {
+		// Bounded: a daemon that starts after all serves until ctx ends
+		// (exit 0).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var stderr bytes.Buffer
-		code := run(context.Background(), tc.args, &stderr, nil)
+		code := run(ctx, tc.args, &stderr, nil)
+		cancel()
 		if code != tc.code {
 			t.Errorf("%s: exit %d, want %d; stderr:\n%s", tc.name, code, tc.code, stderr.String())
 		}
