@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +61,7 @@ kind: List
 	}
 	swap(config(7))
 	addr, waitLog := runForLogs(t, filepath.Join(dir, "dnsd.yaml"))
+	metrics := waitLog(`"msg":"serving DNS".*"metrics":"([^"]+)"`, 1)[1]
 	ttl := func() uint32 {
 		r := dnstest.Exchange(t, addr, "udp", dnstest.Query("web.shop.svc.cluster.local.", dns.TypeA, 0))
 		if len(r.Answer) != 1 {
@@ -98,6 +102,41 @@ kind: List
 			t.Errorf("after invalid version %d: ttl %d, want the last good 3", i, got)
 		}
 	}
+	// poddns_config_reloads_total counts what the log says: every reload
+	// applied and every one refused (nothing changes any more: the counts
+	// are final).
+	logs := waitLog(`(?s).+`, 1)[0] // the whole log so far
+	for result, line := range map[string]string{"applied": `"msg":"reloaded"`, "refused": `"msg":"reload failed, keeping the last good configuration"`} {
+		want := len(regexp.MustCompile(line).FindAllString(logs, -1))
+		if got := scrapeCounter(t, metrics, `poddns_config_reloads_total{result="`+result+`"}`); got != float64(want) || want < map[string]int{"applied": 2, "refused": 3}[result] {
+			t.Errorf("poddns_config_reloads_total{result=%q} = %v, the log has %d such reloads", result, got, want)
+		}
+	}
+}
+
+// scrapeCounter reads one series from the metrics endpoint at addr.
+func scrapeCounter(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in the metrics:\n%s", series, body)
+	return 0
 }
 
 // TestCAWatch: a change of a tls:// upstream's CA file (tlsCA) reloads the
