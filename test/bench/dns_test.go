@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -740,12 +741,18 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		"dnsd/cluster", "dnsd-querylog/cluster", "coredns/cluster", "coredns-autopath/cluster", "unbound/cluster",
 		"dnsd/external-cached", "dnsd-querylog/external-cached", "coredns/external-cached", "coredns-autopath/external-cached", "unbound/external-cached",
 		"dnsd/negative", "dnsd-querylog/negative", "coredns/negative", "coredns-autopath/negative", "unbound/negative",
+		"trivial/cluster", "trivial/external-cached", "trivial/negative",
 		"dnsd/search-walk", "coredns-autopath/search-walk", "coredns/search-walk",
 		"dnsd-nodelocal/cluster", "dnsd-nodelocal/external-cached", "dnsd-nodelocal/search-walk",
 		"dnsd-nodelocal/pod-cluster", "dnsd-dnat/pod-cluster", "dnsd-nodelocal/pod-external-cached", "dnsd-dnat/pod-external-cached"} {
 		if rows[k] != nil {
 			list = append(list, rows[k])
+			delete(rows, k)
 		}
+	}
+	// A row the order above does not name yet is kept, after the others.
+	for _, k := range slices.Sorted(maps.Keys(rows)) {
+		list = append(list, rows[k])
 	}
 	b, _ := json.Marshal(ratios)
 	t.Logf("%s scale done in %s (fill %.0fs; load %s); ratios %s", sc.Name, time.Since(scaleStart).Round(time.Second), fst.Seconds, loadAvg(), b)
