@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,35 +105,10 @@ kind: List
 	logs := waitLog(`(?s).+`, 1)[0] // the whole log so far
 	for result, line := range map[string]string{"applied": `"msg":"reloaded"`, "refused": `"msg":"reload failed, keeping the last good configuration"`} {
 		want := len(regexp.MustCompile(line).FindAllString(logs, -1))
-		if got := scrapeCounter(t, metrics, `poddns_config_reloads_total{result="`+result+`"}`); got != float64(want) || want < map[string]int{"applied": 2, "refused": 3}[result] {
+		if got := dnstest.MetricValue(t, metrics, `poddns_config_reloads_total{result="`+result+`"}`); got != float64(want) || want < map[string]int{"applied": 2, "refused": 3}[result] {
 			t.Errorf("poddns_config_reloads_total{result=%q} = %v, the log has %d such reloads", result, got, want)
 		}
 	}
-}
-
-// scrapeCounter reads one series from the metrics endpoint at addr.
-func scrapeCounter(t *testing.T, addr, series string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(l, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", l, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s in the metrics:\n%s", series, body)
-	return 0
 }
 
 // TestCAWatch: a change of a tls:// upstream's CA file (tlsCA) reloads the

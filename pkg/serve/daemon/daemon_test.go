@@ -242,11 +242,11 @@ metadata: {resourceVersion: ""}
 			if err := os.WriteFile(src, []byte(tc.body), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			before := metricValue(t, d, `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`)
+			before := dnstest.MetricValue(t, d.HTTPAddr("metrics"), `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`)
 			if err := d.Reload(cfg); err == nil {
 				t.Error("reload succeeded")
 			}
-			if after := metricValue(t, d, `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`); after != before+1 {
+			if after := dnstest.MetricValue(t, d.HTTPAddr("metrics"), `poddns_source_reloads_refused_total{reason="`+tc.reason+`"}`); after != before+1 {
 				t.Errorf("reloads_refused_total{reason=%q}: %v then %v, want one more", tc.reason, before, after)
 			}
 			dnstest.Check(t, q, dnstest.Exchange(t, d.DNSAddr(), "udp", q.Msg()))
@@ -255,23 +255,6 @@ metadata: {resourceVersion: ""}
 			}
 		})
 	}
-}
-
-// metricValue is the value of the sample line of /metrics that starts with
-// series, or 0 without one.
-func metricValue(t *testing.T, d *daemon.Daemon, series string) float64 {
-	t.Helper()
-	_, body := dnstest.HTTPGet(t, "http://"+d.HTTPAddr("metrics")+"/metrics")
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return f
-		}
-	}
-	return 0
 }
 
 func TestLameduck(t *testing.T) {

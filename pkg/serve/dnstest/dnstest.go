@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -382,6 +383,24 @@ func HTTPGet(t testing.TB, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// MetricValue is the value of the sample line that starts with series
+// (a metric name with its labels, as exposed) in the Prometheus text
+// at http://addr/metrics, or 0 without one.
+func MetricValue(t testing.TB, addr, series string) float64 {
+	t.Helper()
+	_, body := HTTPGet(t, "http://"+addr+"/metrics")
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 // Forward returns a forwarder (package forward) to upstreams, with
