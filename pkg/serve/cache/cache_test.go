@@ -279,6 +279,15 @@ func TestPrefetch(t *testing.T) {
 	if n := up.n.Load(); n != 2 {
 		t.Fatalf("upstream asked %d times, want 2 (one prefetch)", n)
 	}
+	// The upstream has answered the refresh; the cache stores the answer
+	// just after. Until then a query still hits the old entry (TTL 0 or 1,
+	// its refresh in flight: no second one).
+	for m := query(t, addr, "hot.example.", dns.TypeA); len(m.Answer) != 1 || m.Answer[0].Header().Ttl < 9; m = query(t, addr, "hot.example.", dns.TypeA) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refreshed entry was not stored: answer %v", m.Answer)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	clk.Advance(time.Second) // the old entry would have expired
 	m := query(t, addr, "hot.example.", dns.TypeA)
 	if len(m.Answer) != 1 || m.Answer[0].Header().Ttl < 9 {
