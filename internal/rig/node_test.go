@@ -51,11 +51,7 @@ func waitReady(t *testing.T, c *Cluster, ns, name string) *corev1.Pod {
 // Service's ClusterIP reaches a pod (dnsd) through kube-proxy's nftables
 // rules; the network stays the rig's own.
 func TestNode(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := Start(t, Options{Images: []string{filepath.Join(root, "bin/images/dnsd.tar")}})
+	c := Start(t, Options{Images: []string{filepath.Join(testenv.Root(t), "bin/images/dnsd.tar")}})
 	ctx := context.Background()
 	pods := c.Client.CoreV1().Pods("default")
 	checkProfile(t, c)

@@ -149,8 +149,7 @@ func TestDeploy(t *testing.T) {
 	})
 
 	t.Run("shipped policy suite", func(t *testing.T) {
-		root, _ := testenv.RepoRoot()
-		res, err := policysuite.Run(filepath.Join(root, "deploy", "policies", "suite"))
+		res, err := policysuite.Run(filepath.Join(testenv.Root(t), "deploy", "policies", "suite"))
 		if err != nil {
 			t.Fatalf("webhook test deploy/policies/suite: %v", err)
 		}
