@@ -15,30 +15,42 @@ import (
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
-// TestConfigWatch: a ConfigMap-style ..data swap of the config file
-// applies without a signal; an invalid or empty version is refused (logged)
-// and the last good configuration keeps serving.
+// TestConfigWatch: a ConfigMap-style ..data swap of the config file and of
+// the objects file (the source) applies without a signal; an invalid or
+// empty config, and an empty, truncated or malformed objects file, are
+// refused (logged and counted) and the last good state keeps serving.
 func TestConfigWatch(t *testing.T) {
 	dir := t.TempDir()
 	// One List, kind after items (kubectl get -o yaml): reloads accept it.
-	src := dnstest.WriteFile(t, "cluster.yaml", `apiVersion: v1
+	const web = `apiVersion: v1
 items:
 - apiVersion: v1
   kind: Service
   metadata: {name: web, namespace: shop}
   spec: {type: ClusterIP, clusterIP: 10.96.0.20, clusterIPs: [10.96.0.20]}
 kind: List
-`)
+`
+	webAndAPI := strings.Replace(web, "kind: List\n", `- apiVersion: v1
+  kind: Service
+  metadata: {name: api, namespace: shop}
+  spec: {type: ClusterIP, clusterIP: 10.96.0.21, clusterIPs: [10.96.0.21]}
+kind: List
+`, 1)
 	gen := 0
-	swap := func(content string) { // kubelet's atomic update of a ConfigMap volume
+	// swap is kubelet's atomic update of a ConfigMap volume holding both
+	// files: a new timestamped directory, ..data switched to it by rename,
+	// the files' own names symlinks through ..data.
+	swap := func(config, objects string) {
 		t.Helper()
 		gen++
 		ts := filepath.Join(dir, "..gen"+strings.Repeat("x", gen))
 		if err := os.Mkdir(ts, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(ts, "dnsd.yaml"), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
+		for name, content := range map[string]string{"dnsd.yaml": config, "cluster.yaml": objects} {
+			if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data_tmp")); err != nil {
 			t.Fatal(err)
@@ -46,19 +58,24 @@ kind: List
 		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Lstat(filepath.Join(dir, "dnsd.yaml")); err != nil {
-			if err := os.Symlink("..data/dnsd.yaml", filepath.Join(dir, "dnsd.yaml")); err != nil {
-				t.Fatal(err)
+		for _, name := range []string{"dnsd.yaml", "cluster.yaml"} {
+			if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+				if err := os.Symlink("..data/"+name, filepath.Join(dir, name)); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
 	config := func(ttl int) string {
-		return "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nreload: 20ms\nttl: " + string(rune('0'+ttl)) + "\nsource: {file: " + src + "}\n" +
+		return "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nreload: 20ms\nttl: " + string(rune('0'+ttl)) + "\nsource: {file: " + filepath.Join(dir, "cluster.yaml") + "}\n" +
 			"listen: 127.0.0.1:0\nhealthListen: 127.0.0.1:0\nmetricsListen: 127.0.0.1:0\nlameduck: 0s\n"
 	}
-	swap(config(7))
+	swap(config(7), web)
 	addr, waitLog := runForLogs(t, filepath.Join(dir, "dnsd.yaml"))
 	metrics := waitLog(`"msg":"serving DNS".*"metrics":"([^"]+)"`, 1)[1]
+	answers := func(name string) int {
+		return len(dnstest.Exchange(t, addr, "udp", dnstest.Query(name, dns.TypeA, 0)).Answer)
+	}
 	ttl := func() uint32 {
 		r := dnstest.Exchange(t, addr, "udp", dnstest.Query("web.shop.svc.cluster.local.", dns.TypeA, 0))
 		if len(r.Answer) != 1 {
@@ -69,34 +86,45 @@ kind: List
 	if got := ttl(); got != 7 {
 		t.Fatalf("ttl %d, want 7", got)
 	}
-	swap(config(3))
-	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, 1)
+	applied, refused := 0, 0
+	swap(config(3), web)
+	applied++
+	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, applied)
 	if got := ttl(); got != 3 {
 		t.Errorf("after the swap: ttl %d, want 3", got)
 	}
-	// The objects file is watched too.
-	objs, _ := os.ReadFile(src)
-	more := strings.Replace(string(objs), "kind: List\n", `- apiVersion: v1
-  kind: Service
-  metadata: {name: api, namespace: shop}
-  spec: {type: ClusterIP, clusterIP: 10.96.0.21, clusterIPs: [10.96.0.21]}
-kind: List
-`, 1)
-	if err := os.WriteFile(src+".tmp", []byte(more), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(src+".tmp", src); err != nil {
-		t.Fatal(err)
-	}
-	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, 2)
-	if r := dnstest.Exchange(t, addr, "udp", dnstest.Query("api.shop.svc.cluster.local.", dns.TypeA, 0)); len(r.Answer) != 1 {
-		t.Errorf("a Service added to the objects file: %v", r)
+	// The objects file, swapped the same way.
+	swap(config(3), webAndAPI)
+	applied++
+	waitLog(`"msg":"reloaded".*"trigger":"file changed"`, applied)
+	if n := answers("api.shop.svc.cluster.local."); n != 1 {
+		t.Errorf("a Service added to the objects file: %d answers, want 1", n)
 	}
 	for i, bad := range []string{"", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nttl: 9999\n", "apiVersion: poddns.io/v1alpha1\nkind: DNSDConfig\nttl: [\n"} {
-		swap(bad)
-		waitLog(`"msg":"reload failed, keeping the last good configuration","trigger":"file changed"`, i+1)
+		swap(bad, webAndAPI)
+		refused++
+		waitLog(`"msg":"reload failed, keeping the last good configuration","trigger":"file changed"`, refused)
 		if got := ttl(); got != 3 {
-			t.Errorf("after invalid version %d: ttl %d, want the last good 3", i, got)
+			t.Errorf("after invalid config %d: ttl %d, want the last good 3", i, got)
+		}
+	}
+	// Bad objects files under the good config: the last good objects keep
+	// serving, and each refusal is counted with its reason.
+	for _, bad := range []struct{ name, objects, reason string }{
+		{"empty", "", "incomplete"},
+		{"truncated before kind", webAndAPI[:strings.Index(webAndAPI, "kind: List")], "parse"},
+		{"malformed", "kind: [\n", "parse"},
+	} {
+		key := `poddns_source_reloads_refused_total{reason="` + bad.reason + `"}`
+		before := dnstest.MetricValue(t, metrics, key)
+		swap(config(3), bad.objects)
+		refused++
+		waitLog(`"msg":"reload failed, keeping the last good configuration","trigger":"file changed"`, refused)
+		if n := answers("api.shop.svc.cluster.local."); n != 1 {
+			t.Errorf("after a %s objects file: api has %d answers, want the last good 1", bad.name, n)
+		}
+		if after := dnstest.MetricValue(t, metrics, key); after != before+1 {
+			t.Errorf("after a %s objects file: %s went %v -> %v, want one more", bad.name, key, before, after)
 		}
 	}
 	// poddns_config_reloads_total counts what the log says: every reload
@@ -105,7 +133,7 @@ kind: List
 	logs := waitLog(`(?s).+`, 1)[0] // the whole log so far
 	for result, line := range map[string]string{"applied": `"msg":"reloaded"`, "refused": `"msg":"reload failed, keeping the last good configuration"`} {
 		want := len(regexp.MustCompile(line).FindAllString(logs, -1))
-		if got := dnstest.MetricValue(t, metrics, `poddns_config_reloads_total{result="`+result+`"}`); got != float64(want) || want < map[string]int{"applied": 2, "refused": 3}[result] {
+		if got := dnstest.MetricValue(t, metrics, `poddns_config_reloads_total{result="`+result+`"}`); got != float64(want) || want < map[string]int{"applied": applied, "refused": refused}[result] {
 			t.Errorf("poddns_config_reloads_total{result=%q} = %v, the log has %d such reloads", result, got, want)
 		}
 	}
