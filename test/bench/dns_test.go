@@ -428,6 +428,8 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		home[s.name].RSSAfterFill = mb(rss)
 		t.Logf("%s RSS after fill: %d KiB", s.name, rss)
 	}
+	logMemory(t, "dnsd after fill", dnsdS.p.pid(), dp)
+	logMemory(t, "dnsd-nodelocal after fill", nl.p.pid(), nlp)
 
 	// Query files.
 	qf := map[string]string{}
@@ -605,6 +607,8 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 		home[s.name].RSSAfterLoad = mb(rss)
 		t.Logf("%s RSS after load: %d KiB", s.name, rss)
 	}
+	logMemory(t, "dnsd after load", dnsdS.p.pid(), dp)
+	logMemory(t, "dnsd-nodelocal after load", nl.p.pid(), nlp)
 	// Every line the query log counted is in its file.
 	time.Sleep(500 * time.Millisecond) // the writer flushes every 100 ms
 	qlEnd := readQueryLogCounts(t, qlh, queryLogCounts{})
@@ -638,6 +642,7 @@ func runScale(t *testing.T, tl *tools, sc scale) scaleResult {
 	rss, _ = procMemKB(nl.p.pid())
 	home["dnsd-nodelocal"].RSSAfterLoad = mb(rss) // after the search walks too
 	t.Logf("dnsd-nodelocal RSS after load and search walks: %d KiB", rss)
+	logMemory(t, "dnsd-nodelocal after load and search walks", nl.p.pid(), nlp)
 	// What the node-local dnsd's memory holds then (no forced GC).
 	if name := saveProfile(t, tl, nlp, sc.Name, "heap-nodelocal", "heap"); name != "" {
 		profiles["heap-nodelocal"] = name

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,6 +119,38 @@ func procMemKB(pid int) (rss, hwm int64) {
 		}
 	}
 	return rss, hwm
+}
+
+// logMemory logs what pid's resident memory is made of, for reading a
+// memory figure rather than for the report: the kernel's split of its RSS
+// (/proc/PID/status: anonymous, file-backed) and, when pprofAddr serves
+// Go's /debug/pprof, the runtime's own accounts (heap in use, idle and
+// returned to the OS, stacks, total obtained from the OS).
+func logMemory(t *testing.T, name string, pid int, pprofAddr string) {
+	t.Helper()
+	var kernel []string
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if fs := strings.Fields(l); len(fs) >= 2 && slices.Contains([]string{"VmRSS:", "RssAnon:", "RssFile:", "VmHWM:", "Threads:"}, fs[0]) {
+				kernel = append(kernel, fs[0]+fs[1])
+			}
+		}
+	}
+	var goMem []string
+	if pprofAddr != "" {
+		if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + pprofAddr + "/debug/pprof/heap?debug=1"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				for _, k := range []string{"# Sys = ", "# HeapAlloc = ", "# HeapInuse = ", "# HeapIdle = ", "# HeapReleased = ", "# StackInuse = ", "# NumGC = "} {
+					if v, ok := strings.CutPrefix(l, k); ok {
+						goMem = append(goMem, strings.TrimSuffix(strings.TrimPrefix(k, "# "), " = ")+"="+v)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%s memory: kernel (KiB) %s; Go runtime (bytes) %s", name, strings.Join(kernel, " "), strings.Join(goMem, " "))
 }
 
 // procCPUSeconds is the CPU time pid has used (user + system, from
