@@ -188,7 +188,7 @@ var migrateDifferences = []migrateDiff{
 // unobservable are the translated directives no query can reach, with the
 // reason; every other translated directive must be reached.
 var unobservable = map[string]string{
-	"reload": "CoreDNS checks its Corefile every 30s (with jitter); the reload of dnsd's configuration, hosts files and source is tested by cmd/dnsd's TestWatch* and pkg/serve/static's tests",
+	"reload": "CoreDNS checks its Corefile every 30s (with jitter); the reload of dnsd's configuration, hosts files and source is tested by cmd/dnsd's TestConfigWatch and TestCAWatch and pkg/serve/static's TestHostsFileReload",
 }
 
 // TestMigrateDifferential translates each configuration of the corpus in
