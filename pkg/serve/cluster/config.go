@@ -122,6 +122,9 @@ type Deps struct {
 	// of another node exists all the same (dnsd: a forwarder to the central
 	// server, which holds every pod). Its reply is the client's as it is.
 	RemotePods serve.Handler
+	// MemoSize is the most replies of one snapshot kept packed (memo.go);
+	// 0 is DefaultMemoSize, and a negative size keeps none.
+	MemoSize int
 }
 
 // Cluster is the cluster-records handler.
@@ -136,6 +139,7 @@ type Cluster struct {
 	upstream serve.Handler
 	remote   serve.Handler        // verified pod names the store lacks
 	memo     atomic.Pointer[memo] // the packed replies of the current snapshot (memo.go)
+	memoSize int                  // at most this many (none when 0)
 }
 
 // New checks c and returns the handler.
@@ -148,7 +152,10 @@ func New(c Config, d Deps) (*Cluster, error) {
 	}
 	zones, _ := c.FQDNs()
 	h := &Cluster{zones: zones, primary: zones[0], ttl: c.TTL, pods: c.Pods, revFall: c.ReverseFallthrough,
-		store: d.Store, Next: d.Next, upstream: d.Upstream, remote: d.RemotePods}
+		store: d.Store, Next: d.Next, upstream: d.Upstream, remote: d.RemotePods, memoSize: max(d.MemoSize, 0)}
+	if d.MemoSize == 0 {
+		h.memoSize = DefaultMemoSize
+	}
 	// Longest zone first, so that a zone inside another wins.
 	sortLongestFirst(h.zones)
 	return h, nil

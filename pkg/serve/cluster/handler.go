@@ -45,7 +45,7 @@ func (c *Cluster) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	// A reply of this snapshot asked before is written packed (memo.go).
 	var mm *memo
 	mk := memoKey{name: qname, qtype: req.QType()}
-	if _, packed := w.(serve.PackedWriter); packed {
+	if _, packed := w.(serve.PackedWriter); packed && c.memoSize > 0 {
 		mm = c.memoFor(snap)
 		if e := mm.get(mk); e != nil {
 			serve.SetSource(ctx, serve.SourceCluster)

@@ -21,12 +21,13 @@ import (
 // no records made, no packing. A new snapshot starts an empty memo, so an
 // API change shows at once, as before. Replies with a CNAME (ExternalName
 // Services, whose targets may be asked upstream) are not kept. At most
-// maxMemo replies are (a new one replaces one at random): a few MB.
+// Deps.MemoSize replies are (a new one replaces one at random), about
+// 800 bytes each: 3.2 MB at the default.
 //
 // Only writers that take packed replies use the memo; the others, and a
 // reply the client's size makes the server truncate, get the message
 // (memoHit.Msg), the same reply as before.
-const maxMemo = 4096
+const DefaultMemoSize = 4096
 
 // memo is the packed replies of one snapshot.
 type memo struct {
@@ -86,7 +87,7 @@ func (c *Cluster) put(m *memo, k memoKey, reply *dns.Msg) {
 		return
 	}
 	m.mu.Lock()
-	if len(m.m) >= maxMemo {
+	if len(m.m) >= c.memoSize {
 		for victim := range m.m { // one, in the map's random order
 			delete(m.m, victim)
 			break

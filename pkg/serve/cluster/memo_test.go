@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/poddns/poddns/pkg/serve"
+	"github.com/poddns/poddns/pkg/serve/cluster"
 	"github.com/poddns/poddns/pkg/serve/dnstest"
 	"github.com/poddns/poddns/pkg/serve/filesource"
 	"github.com/poddns/poddns/pkg/serve/loadbalance"
@@ -163,5 +164,37 @@ func TestMemoShuffled(t *testing.T) {
 	}
 	if len(orders) < 2 {
 		t.Errorf("32 replies came in one order %v: not shuffled", orders)
+	}
+}
+
+// TestMemoSize: the memo keeps at most Deps.MemoSize replies (of names
+// asked twice, no more than that many are answered from it the second
+// time, and a name asked again at once is), and a negative size keeps none.
+func TestMemoSize(t *testing.T) {
+	names := []string{web, db, "nosuch.default.svc.cluster.local.", "20.0.96.10.in-addr.arpa.", "cluster.local."}
+	for _, tc := range []struct {
+		size, most int
+		again      bool // a name asked twice in a row comes from the memo
+	}{{0, len(names), true}, {2, 2, true}, {-1, 0, false}} {
+		st := newStore(t, fixture)
+		var packed atomic.Int32
+		h := newHandler(t, st, func(_ *cluster.Config, d *cluster.Deps) { d.MemoSize = tc.size })
+		addr := dnstest.StartServer(t, packedCount{Handler: h, n: &packed})
+		ask := func(n string) { dnstest.Exchange(t, addr, "udp", dnstest.Query(n, dns.TypeA, 0)) }
+		for _, n := range names {
+			ask(n)
+		}
+		for _, n := range names {
+			ask(n)
+		}
+		if got := int(packed.Load()); got > tc.most || (tc.size == 0 && got != len(names)) {
+			t.Errorf("MemoSize %d: %d of the %d names asked again came from the memo, want at most %d (all with the default)", tc.size, got, len(names), tc.most)
+		}
+		before := packed.Load()
+		ask(web)
+		ask(web)
+		if got := packed.Load() > before; got != tc.again {
+			t.Errorf("MemoSize %d: a name asked twice in a row came from the memo: %v, want %v", tc.size, got, tc.again)
+		}
 	}
 }

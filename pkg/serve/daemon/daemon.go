@@ -265,6 +265,9 @@ var chain = []link{
 	}},
 	{"cluster", func(cfg *Config, b *building, next serve.Handler) (serve.Handler, error) {
 		d := cluster.Deps{Store: b.store, Next: next, Upstream: b.upstream}
+		if cfg.NodeLocal != nil {
+			d.MemoSize = nodeLocalMemoSize
+		}
 		if cfg.NodeLocal != nil && cfg.Pods == cluster.PodsVerified {
 			f, err := remotePods(cfg, b)
 			if err != nil {
