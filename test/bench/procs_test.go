@@ -125,7 +125,7 @@ func procMemKB(pid int) (rss, hwm int64) {
 // memory figure rather than for the report: the kernel's split of its RSS
 // (/proc/PID/status: anonymous, file-backed) and, when pprofAddr serves
 // Go's /debug/pprof, the runtime's own accounts (heap in use, idle and
-// returned to the OS, stacks, total obtained from the OS).
+// returned to the OS, stacks in use/obtained, total obtained from the OS).
 func logMemory(t *testing.T, name string, pid int, pprofAddr string) {
 	t.Helper()
 	var kernel []string
@@ -142,9 +142,9 @@ func logMemory(t *testing.T, name string, pid int, pprofAddr string) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			for _, l := range strings.Split(string(b), "\n") {
-				for _, k := range []string{"# Sys = ", "# HeapAlloc = ", "# HeapInuse = ", "# HeapIdle = ", "# HeapReleased = ", "# StackInuse = ", "# NumGC = "} {
+				for _, k := range []string{"# Sys = ", "# HeapAlloc = ", "# HeapInuse = ", "# HeapIdle = ", "# HeapReleased = ", "# Stack = ", "# NumGC = "} {
 					if v, ok := strings.CutPrefix(l, k); ok {
-						goMem = append(goMem, strings.TrimSuffix(strings.TrimPrefix(k, "# "), " = ")+"="+v)
+						goMem = append(goMem, strings.TrimSuffix(strings.TrimPrefix(k, "# "), " = ")+"="+strings.ReplaceAll(v, " ", ""))
 					}
 				}
 			}
