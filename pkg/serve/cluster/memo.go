@@ -27,6 +27,9 @@ import (
 // Only writers that take packed replies use the memo; the others, and a
 // reply the client's size makes the server truncate, get the message
 // (memoHit.Msg), the same reply as before.
+
+// DefaultMemoSize is the most replies the memo keeps when Deps.MemoSize is
+// 0: the central server's.
 const DefaultMemoSize = 4096
 
 // memo is the packed replies of one snapshot.
