@@ -28,6 +28,7 @@ import (
 
 	"github.com/poddns/poddns/internal/benchresults"
 	"github.com/poddns/poddns/internal/testenv"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
 // Environment of the benchmark. OutEnv gates it: `go test ./...` skips it.
@@ -805,19 +806,9 @@ func metricSums(t *testing.T, addr string, names ...string) []float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sums := make([]float64, len(names))
-	for line := range strings.SplitSeq(string(body), "\n") {
-		for i, n := range names {
-			if !strings.HasPrefix(line, n+"{") && !strings.HasPrefix(line, n+" ") {
-				continue
-			}
-			fs := strings.Fields(line)
-			v, err := strconv.ParseFloat(fs[len(fs)-1], 64)
-			if err != nil {
-				t.Fatalf("metrics line %q: %v", line, err)
-			}
-			sums[i] += v
-		}
+	sums, err := dnstest.SumMetrics(string(body), names...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return sums
 }

@@ -13,7 +13,6 @@ package e2e
 // there; that helper does nothing when run any other way.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -35,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/poddns/poddns/pkg/resolvconf"
+	"github.com/poddns/poddns/pkg/serve/dnstest"
 )
 
 // completionEnv carries the helper's parameters, as "KEY=VALUE;..." pairs;
@@ -558,24 +558,15 @@ func metricSum(t *testing.T, ctx context.Context, addr, metric string) int {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		sum += v
-	}
-	if err := sc.Err(); err != nil {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return int(sum)
+	sums, err := dnstest.SumMetrics(string(body), metric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(sums[0])
 }
 
 // answerCompl is the upstream: the authoritative server of complZone;

@@ -1239,30 +1239,6 @@ func (nc *nodeCache) stop() {
 	n.must(b["ip"], "link", "del", "nodelocaldns")
 }
 
-// metricSum sums the samples of metric at addr's /metrics.
-func (n *simNode) metricSum(addr, metric string) int {
-	n.t.Helper()
-	resp, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + addr + "/metrics")
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if !strings.HasPrefix(line, metric+"{") && !strings.HasPrefix(line, metric+" ") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			n.t.Fatalf("metrics line %q: %v", line, err)
-		}
-		sum += v
-	}
-	return int(sum)
-}
-
 // takeOverNodeCache: NodeLocal DNSCache serves the node on the link-local
 // and the cluster DNS IP; under load, dnsd starts on the same IPs (both
 // bind with SO_REUSEPORT as root, so they share the queries), then
@@ -1277,7 +1253,7 @@ func (n *simNode) takeOverNodeCache(kubeconfig string) {
 	if l.run.ExitCode != 0 || !slices.Equal(l.addrs, []string{nlWebIP}) {
 		t.Fatalf("node-cache: glibc web: exit %d %q (%s)\n%s", l.run.ExitCode, l.addrs, l.run.Stderr, nc.proc.out)
 	}
-	if k := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total"); k == 0 {
+	if k := metricSum(t, n.ctx, nodeCacheMetrics, "coredns_dns_requests_total"); k == 0 {
 		t.Fatalf("node-cache answered no query: the stand-in does not serve the node")
 	}
 	if hits := n.conntrackOf(); len(hits) > 0 {
@@ -1291,9 +1267,9 @@ func (n *simNode) takeOverNodeCache(kubeconfig string) {
 	d, dM := n.nodeLocalInstance(10, kubeconfig, "")
 	took := n.waitReady(d, 30*time.Second)
 	t.Logf("dnsd ready beside node-cache %s after its start (%s into the load)", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	cBefore, dBefore := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total"), dnsRequestsAt(t, n.ctx, dM)
+	cBefore, dBefore := metricSum(t, n.ctx, nodeCacheMetrics, "coredns_dns_requests_total"), dnsRequestsAt(t, n.ctx, dM)
 	time.Sleep(2 * time.Second)
-	cShared, dShared := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total")-cBefore, dnsRequestsAt(t, n.ctx, dM)-dBefore
+	cShared, dShared := metricSum(t, n.ctx, nodeCacheMetrics, "coredns_dns_requests_total")-cBefore, dnsRequestsAt(t, n.ctx, dM)-dBefore
 	t.Logf("side by side for 2s: node-cache answered %d queries, dnsd %d", cShared, dShared)
 	if dShared == 0 {
 		t.Errorf("dnsd got no query beside node-cache")
@@ -1302,7 +1278,7 @@ func (n *simNode) takeOverNodeCache(kubeconfig string) {
 		time.Sleep(8*time.Second - since)
 	}
 	stopAt := time.Since(start)
-	cLast := n.metricSum(nodeCacheMetrics, "coredns_dns_requests_total")
+	cLast := metricSum(t, n.ctx, nodeCacheMetrics, "coredns_dns_requests_total")
 	nc.stop()
 	t.Logf("node-cache stopped and torn down %s into the load (%s)", stopAt.Round(time.Millisecond), (time.Since(start) - stopAt).Round(time.Millisecond))
 	dAfter := dnsRequestsAt(t, n.ctx, dM)

@@ -403,6 +403,26 @@ func MetricValue(t testing.TB, addr, series string) float64 {
 	return 0
 }
 
+// SumMetrics are the sums over all series of each named metric in a
+// Prometheus text exposition (a /metrics body), 0 for a metric it lacks.
+func SumMetrics(exposition string, names ...string) ([]float64, error) {
+	sums := make([]float64, len(names))
+	for line := range strings.SplitSeq(exposition, "\n") {
+		for i, n := range names {
+			if !strings.HasPrefix(line, n+"{") && !strings.HasPrefix(line, n+" ") {
+				continue
+			}
+			fs := strings.Fields(line)
+			v, err := strconv.ParseFloat(fs[len(fs)-1], 64)
+			if err != nil {
+				return nil, fmt.Errorf("metrics line %q: %w", line, err)
+			}
+			sums[i] += v
+		}
+	}
+	return sums, nil
+}
+
 // Forward returns a forwarder (package forward) to upstreams, with
 // forward's defaults changed by mods and the dependencies d; it is closed
 // when the test ends.
