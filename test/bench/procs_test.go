@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,26 +97,31 @@ func waitDNS(addr string, q *dns.Msg, ok func(*dns.Msg) bool, limit time.Duratio
 	}
 }
 
-// procMemKB reads VmRSS and VmHWM of pid.
-func procMemKB(pid int) (rss, hwm int64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// procStatus is pid's /proc/PID/status as numbers, by field name (VmRSS,
+// RssAnon, Threads, ...; sizes in KiB); empty when it cannot be read.
+func procStatus(pid int) map[string]int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return nil
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fs := strings.Fields(s.Text())
-		if len(fs) >= 2 && (fs[0] == "VmRSS:" || fs[0] == "VmHWM:") {
-			v, _ := strconv.ParseInt(fs[1], 10, 64)
-			if fs[0] == "VmRSS:" {
-				rss = v
-			} else {
-				hwm = v
-			}
+	fields := map[string]int64{}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		name, rest, ok := strings.Cut(l, ":")
+		fs := strings.Fields(rest)
+		if !ok || len(fs) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
+			fields[name] = v
 		}
 	}
-	return rss, hwm
+	return fields
+}
+
+// procMemKB reads VmRSS and VmHWM of pid.
+func procMemKB(pid int) (rss, hwm int64) {
+	s := procStatus(pid)
+	return s["VmRSS"], s["VmHWM"]
 }
 
 // logMemory logs what pid's resident memory is made of, for reading a
@@ -129,11 +132,10 @@ func procMemKB(pid int) (rss, hwm int64) {
 func logMemory(t *testing.T, name string, pid int, pprofAddr string) {
 	t.Helper()
 	var kernel []string
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if fs := strings.Fields(l); len(fs) >= 2 && slices.Contains([]string{"VmRSS:", "RssAnon:", "RssFile:", "VmHWM:", "Threads:"}, fs[0]) {
-				kernel = append(kernel, fs[0]+fs[1])
-			}
+	status := procStatus(pid)
+	for _, k := range []string{"VmHWM", "VmRSS", "RssAnon", "RssFile", "Threads"} {
+		if v, ok := status[k]; ok {
+			kernel = append(kernel, k+":"+strconv.FormatInt(v, 10))
 		}
 	}
 	var goMem []string
