@@ -267,14 +267,14 @@ var chain = []link{
 		d := cluster.Deps{Store: b.store, Next: next, Upstream: b.upstream}
 		if cfg.NodeLocal != nil {
 			d.MemoSize = nodeLocalMemoSize
-		}
-		if cfg.NodeLocal != nil && cfg.Pods == cluster.PodsVerified {
-			f, err := remotePods(cfg, b)
-			if err != nil {
-				return nil, err
+			if cfg.Pods == cluster.PodsVerified {
+				f, err := remotePods(cfg, b)
+				if err != nil {
+					return nil, err
+				}
+				b.closers = append(b.closers, f.Close)
+				d.RemotePods = f
 			}
-			b.closers = append(b.closers, f.Close)
-			d.RemotePods = f
 		}
 		return cluster.New(cfg.ClusterConfig, d)
 	}},
